@@ -1,0 +1,62 @@
+"""Shared fixtures: generated random checkpoints (built once per session) and a CLI runner."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parents[1]
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory):
+    """checkpoint(config, **constants) → path of a random .pth, generated once per session."""
+    from yolact_edge_cli.steps import random_weights
+
+    cache: dict[tuple, Path] = {}
+    folder = tmp_path_factory.mktemp("checkpoints")
+
+    def make(config: str = "yolact_edge_resnet50_config", **constants) -> Path:
+        key = (config, tuple(sorted(constants.items())))
+        if key not in cache:
+            path = folder / f"{config}_{len(cache)}.pth"
+            random_weights.run(path, config=config, **constants)
+            cache[key] = path
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def r50_model(checkpoint):
+    from yolact_edge_cli.model.checkpoint import load_model
+
+    return load_model(checkpoint(), "yolact_edge_resnet50_config")
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m yolact_edge_cli ARGS` as a user would, capturing text output."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "yolact_edge_cli", *map(str, args)], cwd=cwd,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def assert_clean_failure(proc: subprocess.CompletedProcess, *fragments: str, code: int | None = None):
+    """A user error: non-zero exit, one 'error:' line naming what is wrong, no traceback."""
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    if code is not None:
+        assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]

@@ -1,0 +1,47 @@
+"""Access to the compact goldens in tests/data/golden (see tests/tools/compact_goldens.py)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .conftest import DATA
+
+IMAGES = ("astronaut", "coffee")
+
+
+class Golden:
+    def __init__(self, image: str):
+        self.image = image
+        self.path = DATA / f"{image}.png"
+        self.data = np.load(DATA / "golden" / f"r50_seed0_{image}.npz")
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.data[name]
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.data[f"{name}__shape"])
+
+    def check(self, name: str, ours: np.ndarray, rtol: float = 1e-3, atol: float = 1e-4) -> None:
+        """Our full tensor against the golden's sampled values."""
+        assert tuple(ours.shape) == self.shape(name), name
+        got = np.asarray(ours).reshape(-1)[self.data[f"{name}__idx"]]
+        np.testing.assert_allclose(got, self.data[f"{name}__val"], rtol=rtol, atol=atol, err_msg=name)
+
+    def masks(self) -> np.ndarray:
+        shape = tuple(self.data["out0_masks__shape"])
+        bits = np.unpackbits(self.data["out0_masks__bits"], axis=1)[:, : shape[1] * shape[2]]
+        return bits.reshape(shape)
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def assert_detections_match(result, golden: Golden) -> None:
+    """Same count and classes in order, scores within 1e-4, boxes within 1 px, mask IoU ≥ 0.99."""
+    assert len(result) == int(golden["out0_classes"].shape[0])
+    np.testing.assert_array_equal(result.classes, golden["out0_classes"])
+    np.testing.assert_allclose(result.scores, golden["out0_scores"], atol=1e-4)
+    assert np.abs(result.boxes - golden["out0_boxes"]).max() <= 1
+    for ours, theirs in zip(result.masks, golden.masks()):
+        assert mask_iou(ours, theirs) >= 0.99

@@ -1,0 +1,100 @@
+"""Loading, renaming, validating and generating checkpoints."""
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+from yolact_edge_cli.errors import InputError
+from yolact_edge_cli.model import checkpoint as ck
+from yolact_edge_cli.model.config import CONFIGS, MOBILENETV2, RESNET50
+
+
+def test_random_checkpoint_follows_the_rule():
+    state = ck.random_state_dict(RESNET50, seed=3, conf_gain=2.0, mask_bias=0.3, bg_bias=7.0)
+
+    def n(key, shape):
+        return np.random.default_rng(3 + zlib.crc32(key.encode())).standard_normal(size=shape)
+
+    key = "backbone.layers.1.0.conv2.weight"  # [128, 128, 3, 3]
+    np.testing.assert_array_equal(state[key].numpy(),
+                                  (n(key, (128, 128, 3, 3)) * np.sqrt(2 / (128 * 9))).astype(np.float32))
+    key = "prediction_layers.0.conf_layer.weight"
+    np.testing.assert_array_equal(state[key].numpy(),
+                                  (n(key, (243, 256, 3, 3)) * np.sqrt(2 / (256 * 9)) * 2).astype(np.float32))
+    key = "prediction_layers.0.conf_layer.bias"
+    expected = 0.01 * n(key, (243,)) + 7.0 * (np.arange(243) % 81 == 0)
+    np.testing.assert_array_equal(state[key].numpy(), expected.astype(np.float32))
+    key = "prediction_layers.0.mask_layer.bias"
+    np.testing.assert_array_equal(state[key].numpy(), (0.01 * n(key, (96,)) + 0.3).astype(np.float32))
+    np.testing.assert_array_equal(state["backbone.bn1.running_var"].numpy(),
+                                  (1 + np.abs(n("backbone.bn1.running_var", (64,)))).astype(np.float32))
+    np.testing.assert_array_equal(state["backbone.bn1.weight"].numpy(),
+                                  (0.5 + 0.1 * n("backbone.bn1.weight", (64,))).astype(np.float32))
+    assert state["backbone.bn1.num_batches_tracked"].dtype == torch.int64
+    assert int(state["backbone.bn1.num_batches_tracked"]) == 0
+    # depthwise conv: fan-in is 1·3·3
+    mb = ck.random_state_dict(MOBILENETV2, seed=0)
+    key = "backbone.layers.1.0.conv.0.0.weight"
+    np.testing.assert_array_equal(mb[key].numpy(),
+                                  (np.random.default_rng(zlib.crc32(key.encode())).standard_normal((32, 1, 3, 3))
+                                   * np.sqrt(2 / 9)).astype(np.float32))
+
+
+def test_random_checkpoint_is_deterministic_and_seeded():
+    a = ck.random_state_dict(MOBILENETV2, seed=0)
+    b = ck.random_state_dict(MOBILENETV2, seed=0)
+    c = ck.random_state_dict(MOBILENETV2, seed=1)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["proto_net.0.weight"], c["proto_net.0.weight"])
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_auto_config_picks_the_matching_one(name, checkpoint):
+    state = ck.normalize_keys(ck.read_state_dict(checkpoint(name)))
+    assert ck.match_config(state, "auto", "x.pth").name == name
+
+
+def test_old_yolact_key_names_load_to_the_same_model(checkpoint, tmp_path, r50_model):
+    state = ck.read_state_dict(checkpoint())
+    old = {}
+    for key, value in state.items():
+        key = key.replace("fpn_phase_1.", "fpn.").replace("fpn_phase_2.", "fpn.")
+        old[key] = value
+    # old checkpoints can carry a third downsample layer and no semantic-seg conv
+    old["fpn.downsample_layers.2.weight"] = torch.zeros(256, 256, 3, 3)
+    old = {k: v for k, v in old.items() if not k.startswith("semantic_seg_conv")}
+    path = tmp_path / "yolact_old.pth"
+    torch.save(old, path)
+    net = ck.load_model(path, "auto")
+    x = torch.randn(1, 3, 550, 550, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours, ref = net.features(x), r50_model.features(x)
+    for a, b in zip(ours[0], ref[0]):
+        assert torch.equal(a, b)
+    assert torch.equal(ours[1], ref[1])
+
+
+def test_missing_and_misshaped_keys_are_errors_naming_keys(checkpoint, tmp_path):
+    state = ck.read_state_dict(checkpoint())
+    del state["proto_net.0.weight"]
+    state["fpn_phase_2.pred_layers.0.bias"] = torch.zeros(3)
+    path = tmp_path / "broken.pth"
+    torch.save(state, path)
+    with pytest.raises(InputError) as info:
+        ck.load_model(path, "yolact_edge_resnet50_config")
+    message = info.value.one_line()
+    assert "missing proto_net.0.weight" in message
+    assert "shape of fpn_phase_2.pred_layers.0.bias" in message
+    with pytest.raises(InputError, match="matches no YolactEdge config"):
+        ck.load_model(path, "auto")
+
+
+def test_nested_state_dict_and_fp16_weights_load(checkpoint, tmp_path):
+    state = {k: (v.half() if v.is_floating_point() else v)
+             for k, v in ck.read_state_dict(checkpoint("yolact_edge_mobilenetv2_config")).items()}
+    path = tmp_path / "nested.pth"
+    torch.save({"model": state}, path)
+    net = ck.load_model(path)
+    assert net.cfg.name == "yolact_edge_mobilenetv2_config"
+    assert net.proto_net[0].weight.dtype == torch.float32

@@ -1,0 +1,70 @@
+"""`export` for every config, both layouts, static and dynamic batch: the ONNX runs in
+onnxruntime, has the documented contract, and matches PyTorch."""
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from yolact_edge_cli.data.preprocess import preprocess, read_image
+from yolact_edge_cli.model.checkpoint import load_model
+from yolact_edge_cli.model.config import CONFIGS
+from yolact_edge_cli.model.yolact import export_module
+from yolact_edge_cli.steps import export
+from yolact_edge_cli.workspace import Workspace
+
+from .conftest import DATA
+
+FPN_SHAPES = [[256, 69, 69], [256, 35, 35], [256, 18, 18], [256, 9, 9], [256, 5, 5], [138, 138, 32]]
+HEAD_SHAPES = [[19248, 4], [19248, 81], [19248, 32], [138, 138, 32]]
+
+
+def _inputs(batch: int) -> np.ndarray:
+    images = [preprocess(read_image(DATA / f"{name}.png")) for name in ("astronaut", "coffee")]
+    rng = np.random.default_rng(0)
+    while len(images) < batch:
+        images.append(rng.standard_normal((3, 550, 550)).astype(np.float32))
+    return np.stack(images[:batch])
+
+
+@pytest.mark.parametrize("batch", ["1", "2", "dynamic"])
+@pytest.mark.parametrize("layout", ["fpn", "head"])
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_export_matches_pytorch(config, layout, batch, checkpoint, tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    dynamic = batch == "dynamic"
+    result = export.run(ws, checkpoint(config), config="auto", layout=layout,
+                        batch_size=1 if dynamic else int(batch), dynamic_batch=dynamic)
+    path = ws.default_onnx
+    assert result.onnx == str(path) and path.exists()
+    assert result.config == config
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary leftovers
+
+    model = onnx.load(str(path))
+    assert model.opset_import[0].version == 11
+    names = ["output0", "output1", "output2", "output3", "output4", "output5"] if layout == "fpn" \
+        else ["loc", "conf", "mask", "proto"]
+    assert [o.name for o in model.graph.output] == names
+    expected_batch = "batch" if dynamic else int(batch)
+    assert result.inputs == [{"name": "image", "shape": [expected_batch, 3, 550, 550], "dtype": "float32"}]
+    shapes = FPN_SHAPES if layout == "fpn" else HEAD_SHAPES
+    assert [o["shape"] for o in result.outputs] == [[expected_batch, *s] for s in shapes]
+
+    run_batch = 3 if dynamic else int(batch)
+    x = _inputs(run_batch)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(names, {"image": x})
+    module = export_module(load_model(checkpoint(config)), layout)
+    with torch.no_grad():
+        want = [t.numpy() for t in module(torch.from_numpy(x))]
+    for name, g, w in zip(names, got, want):
+        assert g.shape == w.shape
+        assert np.abs(g - w).max() <= 1e-4, name
+
+    entry = json.loads(ws.manifest_path.read_text())["steps"]["export"]
+    assert entry["options"]["layout"] == layout and entry["options"]["config"] == config
+    assert entry["outputs"]["onnx"] == "models/yolact_edge.onnx"
+    assert set(entry["max_abs_diff"]) == set(names)
+    assert all(d <= 1e-4 for d in entry["max_abs_diff"].values())
+    assert len(entry["outputs"]["onnx_sha256"]) == 64

@@ -1,0 +1,36 @@
+"""The reference's BaseTransform (COCO-eval path): BGR → float32 → 550×550 INTER_LINEAR resize
+(aspect ignored) → (x − mean)/std in BGR → RGB → CHW."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..model.config import INPUT_SIZE, MEANS_BGR, STD_BGR
+
+_MEANS = np.array(MEANS_BGR, dtype=np.float32)
+_STD = np.array(STD_BGR, dtype=np.float32)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """cv2.imread(path) as the reference does (3-channel BGR uint8, EXIF orientation applied)."""
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("image not found", path=path, hint="check the image path")
+    image = cv2.imread(str(path))
+    if image is None:
+        raise InputError("cannot decode image (corrupt or unsupported format)", path=path,
+                         hint="replace the file or skip it")
+    return image
+
+
+def preprocess(image_bgr: np.ndarray) -> np.ndarray:
+    """HWC BGR uint8 → [3, 550, 550] float32 normalised RGB, C-contiguous."""
+    import cv2
+
+    resized = cv2.resize(image_bgr.astype(np.float32), (INPUT_SIZE, INPUT_SIZE))
+    normalised = (resized - _MEANS) / _STD
+    return np.ascontiguousarray(normalised[:, :, ::-1].transpose(2, 0, 1), dtype=np.float32)

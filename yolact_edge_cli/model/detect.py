@@ -1,0 +1,134 @@
+"""Box decoding and Detect: confidence filtering, then fast NMS (the Ascend recipe's choice) or
+traditional greedy NMS (yolact_edge's own default), capped at 100 detections per image.
+
+The arithmetic follows docs/reference-model.md §4 and §6 operation by operation, quirks
+included, so detections match the reference's bit for bit where the float ops allow.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .config import ModelConfig
+
+NMS_METHODS = ("fast", "traditional")
+VARIANCES = (0.1, 0.2)
+
+
+@dataclass
+class Detections:
+    """Detect's output for one image: relative x1y1x2y2 boxes, mask coefficients, classes 0..79."""
+
+    boxes: torch.Tensor
+    coefs: torch.Tensor
+    classes: torch.Tensor
+    scores: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+
+def decode(loc: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
+    """(cx, cy, w, h) priors + offsets → x1y1x2y2, with x2 computed as x1 + w like the reference."""
+    centers = priors[:, :2] + loc[:, :2] * VARIANCES[0] * priors[:, 2:]
+    sizes = priors[:, 2:] * torch.exp(loc[:, 2:] * VARIANCES[1])
+    top_left = centers - sizes / 2
+    return torch.cat([top_left, top_left + sizes], dim=1)
+
+
+def jaccard(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Batched IoU [n, A, B] of x1y1x2y2 boxes, no +1 on widths."""
+    max_xy = torch.min(a[:, :, None, 2:], b[:, None, :, 2:])
+    min_xy = torch.max(a[:, :, None, :2], b[:, None, :, :2])
+    wh = torch.clamp(max_xy - min_xy, min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = ((a[:, :, 2] - a[:, :, 0]) * (a[:, :, 3] - a[:, :, 1]))[:, :, None]
+    area_b = ((b[:, :, 2] - b[:, :, 0]) * (b[:, :, 3] - b[:, :, 1]))[:, None, :]
+    return inter / (area_a + area_b - inter)
+
+
+def fast_nms(boxes, coefs, scores, cfg: ModelConfig) -> Detections:
+    """Per-class fast NMS: a candidate is dropped when any higher-scored candidate of its class
+    overlaps it by more than the threshold, suppressed or not."""
+    scores, idx = scores.sort(1, descending=True)
+    idx = idx[:, : cfg.top_k].contiguous()
+    scores = scores[:, : cfg.top_k]
+    num_classes, k = idx.shape
+    cls_boxes = boxes[idx.view(-1)].view(num_classes, k, 4)
+    cls_coefs = coefs[idx.view(-1)].view(num_classes, k, -1)
+    iou = jaccard(cls_boxes, cls_boxes).triu_(diagonal=1)
+    iou_max, _ = iou.max(dim=1)
+    keep = iou_max <= cfg.nms_thresh
+    classes = torch.arange(num_classes)[:, None].expand_as(keep)[keep]
+    cls_boxes, cls_coefs, scores = cls_boxes[keep], cls_coefs[keep], scores[keep]
+    scores, order = scores.sort(0, descending=True)
+    order = order[: cfg.max_num_detections]
+    return Detections(cls_boxes[order], cls_coefs[order], classes[order],
+                      scores[: cfg.max_num_detections])
+
+
+def greedy_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Indices (ascending) kept by classic greedy NMS in float32 with +1 areas, as the reference's
+    Cython `cnms`: a box is suppressed by a kept, higher-scored one when IoU >= threshold."""
+    x1, y1, x2, y2 = (boxes[:, i] for i in range(4))
+    areas = (x2 - x1 + np.float32(1)) * (y2 - y1 + np.float32(1))
+    order = scores.argsort()[::-1]
+    suppressed = np.zeros(len(scores), dtype=bool)
+    one, zero = np.float32(1), np.float32(0)
+    for pos, i in enumerate(order):
+        if suppressed[i]:
+            continue
+        rest = order[pos + 1:]
+        rest = rest[~suppressed[rest]]
+        if rest.size == 0:
+            break
+        w = np.maximum(zero, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + one)
+        h = np.maximum(zero, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + one)
+        inter = w * h
+        overlap = inter / (areas[i] + areas[rest] - inter)
+        suppressed[rest[overlap >= np.float32(threshold)]] = True
+    return np.flatnonzero(~suppressed)
+
+
+def traditional_nms(boxes, coefs, scores, cfg: ModelConfig) -> Detections:
+    """Per-class greedy NMS over candidates whose class score passes conf_thresh, at pixel scale."""
+    pixel_boxes = (boxes * cfg.max_size).numpy()
+    scores_np = scores.numpy()
+    kept_idx, kept_cls, kept_scores = [], [], []
+    for cls in range(scores_np.shape[0]):
+        candidates = np.flatnonzero(scores_np[cls] > cfg.conf_thresh)
+        if candidates.size == 0:
+            continue
+        keep = candidates[greedy_nms(pixel_boxes[candidates], scores_np[cls, candidates],
+                                     cfg.nms_thresh)]
+        kept_idx.append(keep)
+        kept_cls.append(np.full(keep.size, cls, dtype=np.int64))
+        kept_scores.append(scores_np[cls, keep])
+    if not kept_idx:
+        empty = torch.zeros(0)
+        return Detections(empty.view(0, 4), coefs[:0], empty.long(), empty)
+    idx = torch.from_numpy(np.concatenate(kept_idx))
+    classes = torch.from_numpy(np.concatenate(kept_cls))
+    all_scores = torch.from_numpy(np.concatenate(kept_scores))
+    all_scores, order = all_scores.sort(0, descending=True)
+    order = order[: cfg.max_num_detections]
+    idx = idx[order]
+    box_out = torch.from_numpy(pixel_boxes)[idx] / cfg.max_size
+    return Detections(box_out, coefs[idx], classes[order], all_scores[: cfg.max_num_detections])
+
+
+def detect_image(loc, conf, coefs, priors, cfg: ModelConfig, nms: str = "fast") -> Detections | None:
+    """Detect for one image: loc [P,4], conf [P,81] (softmaxed), coefs [P,32], priors [P,4].
+
+    Returns None when no prior's best foreground score passes conf_thresh (as the reference)."""
+    decoded = decode(loc, priors)
+    cur_scores = conf.t()[1:, :]
+    best, _ = cur_scores.max(dim=0)
+    keep = best > cfg.conf_thresh
+    scores = cur_scores[:, keep]
+    if scores.shape[1] == 0:
+        return None
+    method = fast_nms if nms == "fast" else traditional_nms
+    return method(decoded[keep], coefs[keep], scores, cfg)

@@ -1,0 +1,95 @@
+"""The YolactEdge network, split where the deployment splits it.
+
+`Yolact.features` is what runs on the accelerator in the `fpn` layout (P3–P7 + prototypes);
+`Yolact.heads` is the host part the Ascend recipe runs afterwards. `export_module` wraps either
+layout as the module that `torch.onnx.export` traces.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .backbone import build_backbone
+from .config import FPN_SIZES, PROTO_SIZE, ModelConfig
+from .fpn import FPNPhase1, FPNPhase2
+from .head import PredictionHead, run_heads
+from .protonet import build_protonet, prototypes
+
+LAYOUTS = ("fpn", "head")
+FPN_OUTPUT_NAMES = ("output0", "output1", "output2", "output3", "output4", "output5")
+HEAD_OUTPUT_NAMES = ("loc", "conf", "mask", "proto")
+
+
+def output_names(layout: str) -> tuple[str, ...]:
+    return FPN_OUTPUT_NAMES if layout == "fpn" else HEAD_OUTPUT_NAMES
+
+
+def output_shapes(cfg: ModelConfig, layout: str) -> dict[str, tuple[int, ...]]:
+    """Per-sample shape (batch dimension left out) of every output of a layout."""
+    proto = (PROTO_SIZE, PROTO_SIZE, cfg.mask_dim)
+    if layout == "fpn":
+        maps = [(cfg.fpn_channels, s, s) for s in FPN_SIZES]
+        return dict(zip(FPN_OUTPUT_NAMES, [*maps, proto]))
+    p = cfg.num_priors
+    return dict(zip(HEAD_OUTPUT_NAMES, [(p, 4), (p, cfg.num_classes), (p, cfg.mask_dim), proto]))
+
+
+class Yolact(nn.Module):
+    """Modules are registered in the reference's order so `state_dict()` keys line up."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        channels = cfg.fpn_channels
+        self.backbone = build_backbone(cfg.backbone)
+        self.proto_net = build_protonet(channels, cfg.mask_dim)
+        self.fpn_phase_1 = FPNPhase1(cfg.backbone.out_channels, channels)
+        self.fpn_phase_2 = FPNPhase2(channels, len(cfg.backbone.out_channels), cfg.num_downsample)
+        self.prediction_layers = nn.ModuleList([PredictionHead(cfg)])
+        # Trained with a semantic-segmentation loss; unused at inference but part of the checkpoint.
+        self.semantic_seg_conv = nn.Conv2d(channels, cfg.num_classes - 1, 1)
+
+    @property
+    def head(self) -> PredictionHead:
+        return self.prediction_layers[0]
+
+    def features(self, image: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """image [B,3,550,550] normalised RGB → ([P3..P7], proto [B,138,138,32])."""
+        maps = self.fpn_phase_2(self.fpn_phase_1(self.backbone(image)))
+        return maps, prototypes(self.proto_net, maps[0])
+
+    def heads(self, maps: list[torch.Tensor]):
+        """[P3..P7] → loc [B,P,4], conf [B,P,81] (softmax), mask coefficients [B,P,32] (tanh)."""
+        return run_heads(self.head, maps)
+
+    def forward(self, image: torch.Tensor):
+        maps, proto = self.features(image)
+        loc, conf, coef = self.heads(maps)
+        return loc, conf, coef, proto
+
+
+class FpnLayout(nn.Module):
+    """Six outputs: P3..P7 and proto (the Ascend recipe's contract)."""
+
+    def __init__(self, net: Yolact):
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor):
+        maps, proto = self.net.features(image)
+        return (*maps, proto)
+
+
+class HeadLayout(nn.Module):
+    """loc, conf (softmax), mask (tanh), proto: the heads run on the device too."""
+
+    def __init__(self, net: Yolact):
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor):
+        return self.net(image)
+
+
+def export_module(net: Yolact, layout: str) -> nn.Module:
+    return FpnLayout(net) if layout == "fpn" else HeadLayout(net)

@@ -1,0 +1,146 @@
+"""`yedge export`: checkpoint → ONNX in the `fpn` (Ascend recipe) or `head` layout, then proof
+that the file is valid and computes what PyTorch computes on a real image."""
+from __future__ import annotations
+
+import resource
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..console import stage
+from ..errors import AccuracyError, UsageError
+from ..workspace import Workspace, atomic_path, sha256_file
+
+SAMPLE_IMAGE = Path(__file__).resolve().parent.parent / "assets" / "sample.jpg"
+DEFAULT_OPSET = 11
+# Outputs may differ by this much times max(1, |largest reference value|).
+PARITY_TOLERANCE = 1e-4
+
+
+@dataclass
+class ExportResult:
+    onnx: str
+    config: str
+    layout: str
+    batch: int | str
+    opset: int
+    inputs: list[dict] = field(default_factory=list)
+    outputs: list[dict] = field(default_factory=list)
+    op_types: list[str] = field(default_factory=list)
+    max_abs_diff: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _io_contract(model) -> tuple[list[dict], list[dict]]:
+    from onnx import helper
+
+    def describe(value) -> dict:
+        tensor = value.type.tensor_type
+        dims = [d.dim_param or d.dim_value for d in tensor.shape.dim]
+        return {"name": value.name, "shape": dims,
+                "dtype": str(helper.tensor_dtype_to_np_dtype(tensor.elem_type))}
+
+    return [describe(v) for v in model.graph.input], [describe(v) for v in model.graph.output]
+
+
+def _declare_output_shapes(model, shapes: dict[str, tuple[int, ...]], dynamic: bool) -> None:
+    """The tracer leaves made-up symbolic names on dynamic-batch outputs; write the real contract."""
+    for value in model.graph.output:
+        dims = value.type.tensor_type.shape.dim
+        batch = dims[0].dim_param if dynamic else dims[0].dim_value
+        del dims[:]
+        first = dims.add()
+        if dynamic:
+            first.dim_param = batch or "batch"
+        else:
+            first.dim_value = batch
+        for size in shapes[value.name]:
+            dims.add().dim_value = size
+
+
+def _check_batch(image: np.ndarray, batch: int) -> np.ndarray:
+    return np.ascontiguousarray(np.repeat(image[None], batch, axis=0))
+
+
+def run(ws: Workspace, weights: Path, *, config: str = "auto", batch_size: int = 1,
+        dynamic_batch: bool = False, opset: int = DEFAULT_OPSET, layout: str = "fpn",
+        output: Path | None = None, check_image: Path | None = None) -> ExportResult:
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from ..data.preprocess import preprocess, read_image
+    from ..model.checkpoint import load_model
+    from ..model.yolact import LAYOUTS, export_module, output_names, output_shapes
+
+    if layout not in LAYOUTS:
+        raise UsageError(f"unknown layout {layout!r}", hint="use --layout fpn or --layout head")
+    if batch_size < 1:
+        raise UsageError(f"batch size must be ≥ 1, got {batch_size}", hint="pass --batch-size 1 or more")
+    if opset < 11:
+        raise UsageError(f"opset {opset} is too old", hint="use --opset 11 (the Ascend default) or higher")
+    started = time.perf_counter()
+    output = Path(output) if output else ws.default_onnx
+    image = preprocess(read_image(check_image or SAMPLE_IMAGE))
+
+    with atomic_path(output) as tmp:
+        with stage(f"loading {weights}"):
+            net = load_model(weights, config)
+        module = export_module(net, layout).eval()
+        names = list(output_names(layout))
+        dynamic_axes = {n: {0: "batch"} for n in ["image", *names]} if dynamic_batch else None
+        trace_batch = 1 if dynamic_batch else batch_size
+        with stage(f"exporting {net.cfg.name} ({layout} layout, opset {opset})"), \
+                warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module, (torch.from_numpy(_check_batch(image, trace_batch)),), str(tmp),
+                dynamo=False, opset_version=opset, input_names=["image"], output_names=names,
+                dynamic_axes=dynamic_axes, do_constant_folding=True,
+            )
+        with stage("checking the ONNX graph"):
+            model = onnx.load(str(tmp))
+            _declare_output_shapes(model, output_shapes(net.cfg, layout), dynamic_batch)
+            onnx.save(model, str(tmp))
+            onnx.checker.check_model(str(tmp))
+            inputs, outputs = _io_contract(model)
+            op_types = sorted({node.op_type for node in model.graph.node})
+        check_batch = 2 if dynamic_batch else batch_size
+        batch = _check_batch(image, check_batch)
+        with stage(f"comparing onnxruntime with PyTorch on a real image (batch {check_batch})"):
+            session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+            got = session.run(names, {"image": batch})
+            with torch.no_grad():
+                want = [t.numpy() for t in module(torch.from_numpy(batch))]
+        diffs = {n: float(np.abs(g - w).max()) for n, g, w in zip(names, got, want)}
+        worst = {n: d / max(1.0, float(np.abs(w).max())) for (n, d), w in zip(diffs.items(), want)}
+        bad = {n: d for n, d in diffs.items() if worst[n] > PARITY_TOLERANCE}
+        if bad:
+            raise AccuracyError(
+                "ONNX output differs from PyTorch beyond tolerance: "
+                + ", ".join(f"{n} max|Δ|={d:.2e}" for n, d in bad.items()),
+                path=output, hint="try another --opset; nothing was written")
+
+    result = ExportResult(
+        onnx=str(output), config=net.cfg.name, layout=layout,
+        batch="dynamic" if dynamic_batch else batch_size, opset=opset, inputs=inputs,
+        outputs=outputs, op_types=op_types, max_abs_diff=diffs,
+        seconds=round(time.perf_counter() - started, 2),
+        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    )
+    ws.record("export", {
+        "inputs": {"weights": str(Path(weights).absolute()), "weights_sha256": sha256_file(weights)},
+        "options": {"config": net.cfg.name, "layout": layout, "batch": result.batch,
+                    "opset": opset, "input_dtype": "float32"},
+        "outputs": {"onnx": ws.relative(output), "onnx_sha256": sha256_file(output)},
+        "io": {"inputs": inputs, "outputs": outputs}, "op_types": op_types,
+        "max_abs_diff": diffs,
+    })
+    return result

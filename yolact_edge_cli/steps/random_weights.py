@@ -1,0 +1,24 @@
+"""`yedge random-weights`: the deterministic random checkpoint, for demos and tests."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..model.checkpoint import DEFAULT_BG_BIAS, DEFAULT_CONF_GAIN, DEFAULT_MASK_BIAS
+from ..workspace import atomic_path, sha256_file
+
+
+def run(output: Path, *, config: str = "yolact_edge_resnet50_config", seed: int = 0,
+        conf_gain: float = DEFAULT_CONF_GAIN, mask_bias: float = DEFAULT_MASK_BIAS,
+        bg_bias: float = DEFAULT_BG_BIAS) -> dict:
+    import torch
+
+    from ..model.checkpoint import random_state_dict
+    from ..model.config import get_config
+
+    cfg = get_config(config)
+    state = random_state_dict(cfg, seed, conf_gain, mask_bias, bg_bias)
+    with atomic_path(output) as tmp:
+        torch.save(state, tmp)
+    return {"path": str(output), "config": cfg.name, "seed": seed, "conf_gain": conf_gain,
+            "mask_bias": mask_bias, "bg_bias": bg_bias, "keys": len(state),
+            "sha256": sha256_file(output)}

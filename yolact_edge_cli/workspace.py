@@ -1,0 +1,123 @@
+"""The workspace folder every step shares, and its manifest `yedge.json`.
+
+The manifest records, per step, what went in, with which options, and what came out (with
+sha256 of model files), so later steps find their inputs with no arguments.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import __version__
+from .errors import EnvironmentProblem, InputError
+
+MANIFEST_NAME = "yedge.json"
+DEFAULT_WORKSPACE = "workspace"
+ONNX_NAME = "yolact_edge.onnx"
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; rename it over `target` only if the block succeeds."""
+    target = Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except (FileExistsError, NotADirectoryError):
+        raise EnvironmentProblem("cannot write here: a parent of this path is a file, not a folder",
+                                 path=target, hint="choose another output path") from None
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write here ({exc.strerror})", path=target,
+                                 hint="choose a writable location or fix the permissions") from None
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(target: str | Path, text: str) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    """Versions of what computed a step's outputs, for the manifest."""
+    found = {"yedge": __version__, "python": platform.python_version()}
+    for module in ("torch", "onnx", "onnxruntime", "numpy", "cv2"):
+        with contextlib.suppress(ImportError):
+            found[module] = __import__(module).__version__
+    return found
+
+
+class Workspace:
+    def __init__(self, root: str | Path = DEFAULT_WORKSPACE):
+        self.root = Path(root)
+
+    models_dir = property(lambda self: self.root / "models")
+    inputs_dir = property(lambda self: self.root / "inputs")
+    outputs_dir = property(lambda self: self.root / "outputs")
+    results_dir = property(lambda self: self.root / "results")
+    logs_dir = property(lambda self: self.root / "logs")
+    manifest_path = property(lambda self: self.root / MANIFEST_NAME)
+    default_onnx = property(lambda self: self.models_dir / ONNX_NAME)
+
+    def manifest(self) -> dict[str, Any]:
+        if not self.manifest_path.exists():
+            return {"steps": {}}
+        try:
+            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"manifest is unreadable ({exc})", path=self.manifest_path,
+                             hint="delete it and rerun the steps, or pick another --workspace") from None
+        data.setdefault("steps", {})
+        return data
+
+    def step(self, name: str) -> dict[str, Any] | None:
+        return self.manifest()["steps"].get(name)
+
+    def require(self, name: str, what: str, command: str) -> dict[str, Any]:
+        """The manifest entry of an earlier step, or an error saying which step to run first."""
+        entry = self.step(name)
+        if entry is None:
+            raise InputError(f"no {what} in this workspace", path=self.root,
+                             hint=f"run `{command}` first (or pass the file explicitly)")
+        return entry
+
+    def record(self, name: str, entry: dict[str, Any]) -> dict[str, Any]:
+        """Store a step's entry (atomically), stamped with versions and time."""
+        data = self.manifest()
+        entry = {**entry, "versions": versions(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        data["steps"][name] = entry
+        atomic_write_text(self.manifest_path, json.dumps(data, indent=2) + "\n")
+        return entry
+
+    def relative(self, path: str | Path) -> str:
+        """Paths inside the workspace are stored relative to it, so the folder can move."""
+        path = Path(path).absolute()
+        try:
+            return str(path.relative_to(self.root.absolute()))
+        except ValueError:
+            return str(path)
+
+    def resolve(self, stored: str) -> Path:
+        path = Path(stored)
+        return path if path.is_absolute() else self.root / path
