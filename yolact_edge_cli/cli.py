@@ -133,6 +133,108 @@ def export(
     out.print(f"exported in {result.seconds:.1f} s, peak memory {result.peak_rss_mb:.0f} MB")
 
 
+@app.command()
+@handles_errors
+def prep(
+    ctx: typer.Context,
+    images: Path = typer.Option(..., "--images", help="Folder of COCO images (e.g. val2017)."),
+    annotations: Path = typer.Option(..., "--annotations", help="COCO instances_*.json."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes [default: CPU count]."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 (the recipe's .bin) or uint8 "
+                              "(4× smaller; export with --input-dtype uint8)."),
+    all_images: bool = typer.Option(False, "--all-images", help="Also images without annotations."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Leave out unreadable images instead of failing."),
+) -> None:
+    """Preprocess COCO images into inputs/bin_file/<pos>.bin + inputs/ids.json (resumable)."""
+    from .steps import prep as step
+
+    settings: Settings = ctx.obj
+    result = step.run(settings.workspace, images, annotations, limit=limit, workers=workers,
+                      dtype=dtype, all_images=all_images, skip_bad=skip_bad)
+    if settings.json:
+        print_json(result.to_dict())
+        return
+    rows = {"images": result.images, "written": result.written,
+            "already there": result.skipped_existing, "dtype": result.dtype,
+            "rate": f"{result.images_per_second} img/s", "folder": result.bin_dir}
+    if result.bad:
+        rows["left out (unreadable)"] = ", ".join(b["file"] for b in result.bad)
+    out.print(_kv_table("prep", rows))
+
+
+@app.command()
+@handles_errors
+def infer(
+    ctx: typer.Context,
+    backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime or torch."),
+    model: Optional[Path] = typer.Option(None, "--model", help="ONNX file (onnxruntime) or .pth "
+                                         "(torch) [default: what export recorded]."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    half: bool = typer.Option(False, "--half", help="fp16 (torch backend)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b",
+                                             help="Batch for dynamic-batch models and torch."),
+    run_name: Optional[str] = typer.Option(None, "--run", help="Output folder name under "
+                                           "outputs/ [default: the backend's name]."),
+) -> None:
+    """Run the model over the prepared inputs, writing ais_bench-style outputs (resumable)."""
+    from .steps import infer as step
+
+    settings: Settings = ctx.obj
+    result = step.run(settings.workspace, backend=backend, model=model, device=device, half=half,
+                      batch_size=batch_size, run_name=run_name)
+    if settings.json:
+        print_json(result.to_dict())
+        return
+    out.print(_kv_table("infer", {
+        "run": result.run_dir, "backend": f"{result.backend} ({result.device})",
+        "model": result.model, "layout": result.layout, "batch": result.batch_size,
+        "samples": f"{result.samples} ({result.computed} computed, {result.skipped_existing} already done)",
+        "throughput": f"{result.throughput} img/s"}))
+
+
+@app.command("eval")
+@handles_errors
+def evaluate(
+    ctx: typer.Context,
+    outputs: Optional[Path] = typer.Option(None, "--outputs", help="Run folder [default: the last infer run]."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="[default: what prep used]"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Checkpoint for the host heads "
+                                           "(fpn layout) [default: what export used]."),
+    nms: str = typer.Option("fast", "--nms", help="fast (the recipe's) or traditional (yolact_edge's default)."),
+    score_threshold: float = typer.Option(0.0, "--score-threshold", help="Keep detections scoring above this."),
+    max_images: Optional[int] = typer.Option(None, "--max-images", help="Only the first N images."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes [default: CPU count]."),
+    fast_eval: bool = typer.Option(False, "--fast-eval", help="Use faster-coco-eval if installed."),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Evaluate only images that have outputs."),
+) -> None:
+    """Post-process outputs on the host, write COCO results, and report box and mask mAP."""
+    from .metrics.coco_eval import STAT_NAMES
+    from .metrics.yolact_ap import format_table
+    from .steps import evaluate as step
+
+    settings: Settings = ctx.obj
+    result = step.run(settings.workspace, outputs=outputs, annotations=annotations, weights=weights,
+                      nms=nms, score_threshold=score_threshold, max_images=max_images,
+                      workers=workers, fast_eval=fast_eval, allow_missing=allow_missing)
+    if settings.json:
+        print_json(result.to_dict())
+        return
+    table = Table(title=f"COCOeval on {result.images} images ({result.nms} NMS)", title_justify="left")
+    table.add_column("metric")
+    table.add_column("box", justify="right")
+    table.add_column("mask", justify="right")
+    for i, name in enumerate(STAT_NAMES):
+        table.add_row(name, f"{result.coco['bbox']['stats'][i]:.3f}", f"{result.coco['segm']['stats'][i]:.3f}")
+    out.print(table)
+    out.print("YOLACT mAP (the Ascend recipe's metric):")
+    out.print(format_table(result.yolact_ap), markup=False, soft_wrap=True)
+    if result.missing:
+        out.print(f"left out {len(result.missing)} image(s) without outputs")
+    out.print(f"host post-processing {result.host_ms_per_image['wall']:.1f} ms/image; "
+              f"results in {result.results_dir}")
+
+
 @app.command("random-weights")
 @handles_errors
 def random_weights(

@@ -4,9 +4,11 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
 
 err = Console(stderr=True)
 out = Console(highlight=False)
@@ -18,6 +20,23 @@ def stage(message: str) -> Iterator[None]:
     with err.status(message, spinner="dots"):
         yield
     err.print(f"[green]✓[/] {message}")
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, description: str) -> Iterator[Callable[[int], None]]:
+    """A bar with count, rate and ETA on stderr; yields `advance(n)`."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task(description, total=total, rate="")
+
+        def advance(n: int = 1) -> None:
+            progress.advance(task, n)
+            speed = progress.tasks[0].speed
+            if speed:
+                progress.update(task, rate=f"{speed:.1f}/s")
+
+        yield advance
 
 
 def print_json(data: Any) -> None:

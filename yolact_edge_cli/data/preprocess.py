@@ -34,3 +34,20 @@ def preprocess(image_bgr: np.ndarray) -> np.ndarray:
     resized = cv2.resize(image_bgr.astype(np.float32), (INPUT_SIZE, INPUT_SIZE))
     normalised = (resized - _MEANS) / _STD
     return np.ascontiguousarray(normalised[:, :, ::-1].transpose(2, 0, 1), dtype=np.float32)
+
+
+INPUT_DTYPES = ("float32", "uint8")
+
+
+def preprocess_uint8(image_bgr: np.ndarray) -> np.ndarray:
+    """HWC BGR uint8 → [3, 550, 550] uint8 RGB pixels, resized like `preprocess`; the model (or
+    AIPP on Ascend) does the normalisation."""
+    import cv2
+
+    resized = cv2.resize(image_bgr.astype(np.float32), (INPUT_SIZE, INPUT_SIZE))
+    pixels = np.clip(np.rint(resized), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(pixels[:, :, ::-1].transpose(2, 0, 1))
+
+
+def prepare(image_bgr: np.ndarray, dtype: str) -> np.ndarray:
+    return preprocess_uint8(image_bgr) if dtype == "uint8" else preprocess(image_bgr)

@@ -71,29 +71,32 @@ def _check_batch(image: np.ndarray, batch: int) -> np.ndarray:
 
 def run(ws: Workspace, weights: Path, *, config: str = "auto", batch_size: int = 1,
         dynamic_batch: bool = False, opset: int = DEFAULT_OPSET, layout: str = "fpn",
-        output: Path | None = None, check_image: Path | None = None) -> ExportResult:
+        output: Path | None = None, check_image: Path | None = None,
+        input_dtype: str = "float32") -> ExportResult:
     import onnx
     import onnxruntime as ort
     import torch
 
-    from ..data.preprocess import preprocess, read_image
+    from ..data.preprocess import INPUT_DTYPES, prepare, read_image
     from ..model.checkpoint import load_model
     from ..model.yolact import LAYOUTS, export_module, output_names, output_shapes
 
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r}", hint="use --layout fpn or --layout head")
+    if input_dtype not in INPUT_DTYPES:
+        raise UsageError(f"unknown input dtype {input_dtype!r}", hint="use float32 or uint8")
     if batch_size < 1:
         raise UsageError(f"batch size must be ≥ 1, got {batch_size}", hint="pass --batch-size 1 or more")
     if opset < 11:
         raise UsageError(f"opset {opset} is too old", hint="use --opset 11 (the Ascend default) or higher")
     started = time.perf_counter()
     output = Path(output) if output else ws.default_onnx
-    image = preprocess(read_image(check_image or SAMPLE_IMAGE))
+    image = prepare(read_image(check_image or SAMPLE_IMAGE), input_dtype)
 
     with atomic_path(output) as tmp:
         with stage(f"loading {weights}"):
             net = load_model(weights, config)
-        module = export_module(net, layout).eval()
+        module = export_module(net, layout, input_dtype).eval()
         names = list(output_names(layout))
         dynamic_axes = {n: {0: "batch"} for n in ["image", *names]} if dynamic_batch else None
         trace_batch = 1 if dynamic_batch else batch_size
@@ -107,7 +110,7 @@ def run(ws: Workspace, weights: Path, *, config: str = "auto", batch_size: int =
             )
         with stage("checking the ONNX graph"):
             model = onnx.load(str(tmp))
-            _declare_output_shapes(model, output_shapes(net.cfg, layout), dynamic_batch)
+            _declare_output_shapes(model, output_shapes(layout, net.cfg), dynamic_batch)
             onnx.save(model, str(tmp))
             onnx.checker.check_model(str(tmp))
             inputs, outputs = _io_contract(model)
@@ -138,7 +141,7 @@ def run(ws: Workspace, weights: Path, *, config: str = "auto", batch_size: int =
     ws.record("export", {
         "inputs": {"weights": str(Path(weights).absolute()), "weights_sha256": sha256_file(weights)},
         "options": {"config": net.cfg.name, "layout": layout, "batch": result.batch,
-                    "opset": opset, "input_dtype": "float32"},
+                    "opset": opset, "input_dtype": input_dtype},
         "outputs": {"onnx": ws.relative(output), "onnx_sha256": sha256_file(output)},
         "io": {"inputs": inputs, "outputs": outputs}, "op_types": op_types,
         "max_abs_diff": diffs,

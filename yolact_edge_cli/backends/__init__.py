@@ -1,0 +1,62 @@
+"""Inference backends behind one small interface: `open_session(...)` → a Session whose
+`run(batch)` returns the model's outputs as float32 numpy arrays, in output order."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import EnvironmentProblem, UsageError
+
+BACKENDS = ("auto", "onnxruntime", "torch")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a loaded model takes and gives, independent of the backend."""
+
+    batch_size: int | None  # None: dynamic batch
+    input_dtype: str        # "float32" or "uint8"
+    layout: str             # "fpn" or "head"
+    output_names: tuple[str, ...]
+
+
+class Session(Protocol):
+    info: ModelInfo
+    device: str
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]: ...
+
+
+def resolve_backend(name: str) -> str:
+    if name not in BACKENDS:
+        raise UsageError(f"unknown backend {name!r}", hint="use auto, onnxruntime or torch")
+    return "onnxruntime" if name == "auto" else name
+
+
+def open_session(backend: str, *, onnx: Path | None = None, weights: Path | None = None,
+                 layout: str = "fpn", input_dtype: str = "float32", device: str = "cpu",
+                 half: bool = False, batch_size: int | None = None, config: str = "auto") -> Session:
+    backend = resolve_backend(backend)
+    if device not in ("cpu", "cuda"):
+        raise UsageError(f"unknown device {device!r}", hint="use --device cpu or --device cuda")
+    if backend == "onnxruntime":
+        from .onnxruntime import OrtSession
+
+        if half:
+            raise UsageError("--half applies to the torch backend", hint="drop --half or use --backend torch")
+        return OrtSession(onnx, device)
+    from .torch import TorchSession
+
+    return TorchSession(weights, config=config, layout=layout, input_dtype=input_dtype,
+                        device=device, half=half, batch_size=batch_size)
+
+
+def require_cuda() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise EnvironmentProblem("CUDA is not available on this machine",
+                                 hint="use --device cpu, or install a CUDA build of torch on a GPU host")

@@ -1,0 +1,106 @@
+"""ais_bench's file rules, so every backend reads inputs and writes outputs exactly as the Ascend
+tool does (docs: ascend-contracts.md §1.2–1.3): natural-sort order, N files concatenated per
+batch, the last batch padded with copies of its own first file, outputs `<stem>_<k>.bin` where
+the stem is the input's basename cut at the first dot, and `<run>_summary.json` beside the run."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+INPUT_SUFFIXES = (".bin", ".BIN", ".npy", ".NPY")
+
+
+def natural_key(name: str) -> list:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def list_input_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise InputError("input folder not found", path=folder,
+                         hint="run `yedge prep` first, or pass the folder of .bin files")
+    files = [p for p in folder.iterdir() if p.is_file() and p.name.endswith(INPUT_SUFFIXES)]
+    if not files:
+        raise InputError("no .bin or .npy inputs in this folder", path=folder,
+                         hint="run `yedge prep` first")
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+@dataclass(frozen=True)
+class Batch:
+    files: tuple[Path, ...]  # real files, in order
+    size: int                # the model's batch; files are padded to it with files[0]
+
+    @property
+    def padded(self) -> tuple[Path, ...]:
+        return self.files + (self.files[0],) * (self.size - len(self.files))
+
+
+def group(files: list[Path], per_batch: int) -> list[Batch]:
+    return [Batch(tuple(files[i:i + per_batch]), per_batch) for i in range(0, len(files), per_batch)]
+
+
+def output_stem(infile: Path) -> str:
+    return os.path.basename(str(infile)).split(".")[0]
+
+
+def output_path(run_dir: Path, infile: Path, k: int) -> Path:
+    return run_dir / f"{output_stem(infile)}_{k}.bin"
+
+
+def read_batch(batch: Batch, dtype: np.dtype, sample_shape: tuple[int, ...]) -> np.ndarray:
+    """Concatenate the raw files (padding included) into one [size, *sample_shape] tensor."""
+    expected = int(np.prod(sample_shape)) * np.dtype(dtype).itemsize
+    parts = []
+    for path in batch.padded:
+        raw = np.load(path).tobytes() if path.suffix.lower() == ".npy" else path.read_bytes()
+        if len(raw) != expected:
+            raise InputError(
+                f"input has {len(raw)} bytes, the model takes {expected} "
+                f"({np.dtype(dtype).name} {list(sample_shape)})", path=path,
+                hint="prepare inputs with the dtype the model was exported for (prep --dtype)")
+        parts.append(np.frombuffer(raw, dtype=dtype))
+    return np.concatenate(parts).reshape(batch.size, *sample_shape)
+
+
+def timing_stats(times_ms: list[float]) -> dict:
+    if not times_ms:
+        return {"min": 0.0, "max": 0.0, "mean": 0.0, "median": 0.0, "percentile(99%)": 0.0, "count": 0}
+    arr = np.asarray(times_ms, dtype=np.float64)
+    return {"min": float(arr.min()), "max": float(arr.max()), "mean": float(arr.mean()),
+            "median": float(np.median(arr)), "percentile(99%)": float(np.percentile(arr, 99)),
+            "count": int(arr.size)}
+
+
+def summary(filesinfo: dict, compute_ms: list[float], batch_size: int,
+            h2d_ms: list[float] | None = None, d2h_ms: list[float] | None = None) -> dict:
+    """ais_bench's `<run>_summary.json` structure, keys in its order."""
+    compute = timing_stats(compute_ms)
+    mean = compute["mean"]
+    return {
+        "filesinfo": filesinfo,
+        "args": list(sys.argv),
+        "NPU_compute_time": compute,
+        "H2D_latency": timing_stats(h2d_ms or []),
+        "D2H_latency": timing_stats(d2h_ms or []),
+        "npu_compute_time_list": [float(t) for t in compute_ms],
+        "throughput": 1000 * batch_size / mean if mean else 0,
+        "pid": os.getpid(),
+    }
+
+
+def summary_path(run_dir: Path) -> Path:
+    return run_dir.parent / f"{run_dir.name}_summary.json"
+
+
+def write_json(path: Path, data) -> None:
+    from ..workspace import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")

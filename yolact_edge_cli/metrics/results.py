@@ -1,0 +1,31 @@
+"""COCO result entries written exactly as the reference's eval.py `Detections` writes them."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..model.config import COCO_CATEGORY_IDS
+from ..model.masks import ImageResult
+
+
+def coco_entries(image_id: int, result: ImageResult) -> tuple[list[dict], list[dict]]:
+    """bbox and mask entries for one image; boxes of zero area are skipped, as the reference does."""
+    from pycocotools import mask as mask_utils
+
+    boxes, bbox_entries, mask_entries = result.boxes, [], []
+    keep = [i for i in range(len(result))
+            if (boxes[i, 3] - boxes[i, 1]) * (boxes[i, 2] - boxes[i, 0]) > 0]
+    if not keep:
+        return [], []
+    rles = mask_utils.encode(np.asfortranarray(result.masks[keep].transpose(1, 2, 0)))
+    for i, rle in zip(keep, rles):
+        x1, y1, x2, y2 = (int(v) for v in boxes[i])
+        category = COCO_CATEGORY_IDS[int(result.classes[i])]
+        score = float(result.scores[i])
+        bbox_entries.append({"image_id": int(image_id), "category_id": category,
+                             "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)],
+                             "score": score})
+        mask_entries.append({"image_id": int(image_id), "category_id": category,
+                             "segmentation": {"size": [int(s) for s in rle["size"]],
+                                              "counts": rle["counts"].decode("ascii")},
+                             "score": score})
+    return bbox_entries, mask_entries

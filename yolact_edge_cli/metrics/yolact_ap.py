@@ -1,0 +1,140 @@
+"""YOLACT's own mAP (eval.py prep_metrics / APDataObject / calc_map): the metric the Ascend
+recipe reports. Reproduced with its quirks: an image without detections adds no ground truth;
+crowd annotations get class −1 and so never excuse a false positive; a class is averaged when it
+has ground truth or predictions."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..model.config import COCO_LABEL_MAP
+from ..model.masks import ImageResult
+
+IOU_THRESHOLDS = tuple(x / 100 for x in range(50, 100, 5))
+IOU_TYPES = ("box", "mask")
+
+
+@dataclass
+class GroundTruth:
+    boxes: np.ndarray    # [G, 4] float32 pixel x1y1x2y2, crowds excluded
+    classes: list[int]   # 0..79
+    masks: np.ndarray    # [G, H*W] float32
+    num_crowd: int
+
+
+def ground_truth(coco, image_id: int, width: int, height: int) -> GroundTruth:
+    anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
+    plain = [a for a in anns if not a.get("iscrowd")]
+    crowd = [a for a in anns if a.get("iscrowd")]
+    scale = np.array([width, height, width, height], dtype=np.float64)
+    boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
+                       a["bbox"][1] + a["bbox"][3]] for a in plain], dtype=np.float64).reshape(-1, 4)
+    # The reference stores boxes relative to the image, then scales back in float32.
+    boxes = (boxes / scale).astype(np.float32) * np.array(scale, dtype=np.float32)
+    masks = np.stack([coco.annToMask(a).reshape(-1) for a in plain]).astype(np.float32) \
+        if plain else np.zeros((0, width * height), np.float32)
+    classes = [COCO_LABEL_MAP[a["category_id"]] - 1 for a in plain]
+    return GroundTruth(boxes, classes, masks, len(crowd))
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None]
+    area_b = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[None, :]
+    return inter / (area_a + area_b - inter)
+
+
+def _mask_iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    inter = pred @ gt.T
+    union = pred.sum(1)[:, None] + gt.sum(1)[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return inter / union
+
+
+# One image's contribution: (iou_type, threshold index, class) → (num_gt, [(score, is_tp), ...]).
+ImageMatches = dict
+
+
+def match_image(result: ImageResult, gt: GroundTruth) -> ImageMatches:
+    if len(result) == 0:
+        return {}
+    classes = [int(c) for c in result.classes]
+    scores = [float(s) for s in result.scores]
+    ious = {"box": _box_iou(result.boxes.astype(np.float32), gt.boxes),
+            "mask": _mask_iou(result.masks.reshape(len(result), -1).astype(np.float32), gt.masks)}
+    out: ImageMatches = {}
+    for cls in set(classes + gt.classes):
+        num_gt = sum(1 for c in gt.classes if c == cls)
+        preds = [i for i in range(len(classes)) if classes[i] == cls]
+        gts = [j for j in range(len(gt.classes)) if gt.classes[j] == cls]
+        for t, threshold in enumerate(IOU_THRESHOLDS):
+            for kind in IOU_TYPES:
+                iou = ious[kind]
+                used: set[int] = set()
+                points = []
+                for i in preds:
+                    best, match = threshold, -1
+                    for j in gts:
+                        if j not in used and iou[i, j] > best:
+                            best, match = iou[i, j], j
+                    if match >= 0:
+                        used.add(match)
+                    points.append((scores[i], match >= 0))
+                out[(kind, t, cls)] = (num_gt, points)
+    return out
+
+
+class APAccumulator:
+    def __init__(self):
+        self.num_gt: dict = defaultdict(int)
+        self.points: dict = defaultdict(list)
+
+    def add(self, matches: ImageMatches) -> None:
+        for key, (num_gt, points) in matches.items():
+            self.num_gt[key] += num_gt
+            self.points[key].extend(points)
+
+    @staticmethod
+    def _ap(num_gt: int, points: list) -> float:
+        if num_gt == 0:
+            return 0.0
+        points = sorted(points, key=lambda p: -p[0])  # stable, like the reference
+        tp = np.cumsum([p[1] for p in points])
+        count = np.arange(1, len(points) + 1)
+        precisions = list(tp / count)
+        recalls = tp / num_gt
+        for i in range(len(precisions) - 1, 0, -1):
+            if precisions[i] > precisions[i - 1]:
+                precisions[i - 1] = precisions[i]
+        indices = np.searchsorted(recalls, np.array([x / 100 for x in range(101)]), side="left")
+        return sum(precisions[i] if i < len(precisions) else 0 for i in indices) / 101
+
+    def table(self) -> dict[str, dict[str, float]]:
+        """{'box'|'mask': {'all': …, '50': …, …, '95': …}} in percent."""
+        table = {}
+        for kind in IOU_TYPES:
+            row = {}
+            for t, threshold in enumerate(IOU_THRESHOLDS):
+                aps = [self._ap(self.num_gt[key], self.points[key])
+                       for key in sorted(set(self.num_gt) | set(self.points))
+                       if key[0] == kind and key[1] == t and (self.num_gt[key] or self.points[key])]
+                row[str(int(round(threshold * 100)))] = sum(aps) / len(aps) * 100 if aps else 0.0
+            table[kind] = {"all": sum(row.values()) / len(row), **row}
+        return table
+
+
+def format_table(table: dict[str, dict[str, float]]) -> str:
+    """The reference's printed table (the one the Ascend recipe's 27.96 comes from)."""
+    header = ["", "all", *(str(int(round(t * 100))) for t in IOU_THRESHOLDS)]
+    header = [h if i < 2 else "." + h for i, h in enumerate(header)]
+    lines = [("|".join(f" {h:>5} " for h in header) + "|").rstrip(), "-------+" * 12]
+    for kind in IOU_TYPES:
+        values = [kind, *(f"{table[kind][k]:.2f}" for k in table[kind])]
+        lines.append(("|".join(f" {v:>5} " for v in values) + "|"))
+    lines.append("-------+" * 12)
+    return "\n".join(lines)

@@ -1,0 +1,253 @@
+"""`yedge eval`: host-side heads (fpn layout) + Detect + masks at each image's size → COCO
+results, pycocotools box/mask mAP, and YOLACT's own mAP table (the recipe's metric)."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..console import progress_bar
+from ..errors import InputError, UsageError
+from ..model.config import CONFIGS, DEFAULT_CONFIG
+from ..model.detect import NMS_METHODS
+from ..model.yolact import output_bytes, output_shapes
+from ..workspace import Workspace, atomic_write_text, file_size, sha256_file
+from . import prep
+
+STAGES = ("read", "heads", "detect", "masks", "json", "match")
+BBOX_RESULTS = "bbox_detections.json"
+MASK_RESULTS = "mask_detections.json"
+
+
+@dataclass
+class EvalResult:
+    images: int
+    layout: str
+    nms: str
+    output_dtype: str
+    coco: dict = field(default_factory=dict)
+    yolact_ap: dict = field(default_factory=dict)
+    host_ms_per_image: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    results_dir: str = ""
+    missing: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """What each worker needs to post-process images on its own."""
+
+    run_dir: str
+    layout: str
+    output_dtype: str
+    weights: str | None
+    config: str
+    annotations: str
+    nms: str
+    score_threshold: float
+    threads: int
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(job: EvalJob) -> None:
+    """Load once per worker: head weights, priors, the annotations."""
+    import torch
+
+    from ..data.coco import load_coco
+    from ..model.head import priors_tensor
+
+    torch.set_num_threads(job.threads)
+    cfg = CONFIGS[job.config]
+    head = None
+    if job.layout == "fpn":
+        from ..model.checkpoint import load_model
+
+        head = load_model(job.weights, job.config).head
+    _WORKER.update(job=job, cfg=cfg, head=head, priors=priors_tensor(cfg),
+                   coco=load_coco(job.annotations), shapes=[(1, *s) for s in output_shapes(job.layout).values()])
+
+
+def _process(task: tuple[int, int]):
+    """One image: read outputs → heads → Detect → masks → COCO entries → YOLACT matches."""
+    import torch
+
+    from ..data.coco import image_info
+    from ..metrics.results import coco_entries
+    from ..metrics.yolact_ap import ground_truth, match_image
+    from ..model.detect import detect_image
+    from ..model.head import run_heads
+    from ..model.masks import postprocess
+
+    pos, image_id = task
+    job: EvalJob = _WORKER["job"]
+    times = {}
+    t = time.perf_counter()
+    arrays = [torch.from_numpy(np.fromfile(Path(job.run_dir) / f"{pos}_{k}.bin", dtype=job.output_dtype)
+                               .astype(np.float32, copy=False).reshape(shape))
+              for k, shape in enumerate(_WORKER["shapes"])]
+    times["read"] = time.perf_counter() - t
+    t = time.perf_counter()
+    with torch.inference_mode():
+        if job.layout == "fpn":
+            loc, conf, coef = run_heads(_WORKER["head"], arrays[:5])
+        else:
+            loc, conf, coef = arrays[0], arrays[1], arrays[2]
+        proto = arrays[-1]
+        times["heads"] = time.perf_counter() - t
+        t = time.perf_counter()
+        dets = detect_image(loc[0], conf[0], coef[0], _WORKER["priors"], _WORKER["cfg"], job.nms)
+        times["detect"] = time.perf_counter() - t
+        t = time.perf_counter()
+        info = image_info(_WORKER["coco"], image_id)
+        result = postprocess(dets, proto[0], info.width, info.height, job.score_threshold)
+    times["masks"] = time.perf_counter() - t
+    t = time.perf_counter()
+    bbox, mask = coco_entries(image_id, result)
+    times["json"] = time.perf_counter() - t
+    t = time.perf_counter()
+    matches = match_image(result, ground_truth(_WORKER["coco"], image_id, info.width, info.height))
+    times["match"] = time.perf_counter() - t
+    return pos, bbox, mask, matches, times
+
+
+def _detect_dtype(run_dir: Path, layout: str) -> str:
+    """float32, or float16 for an .om built with --output_type FP16, from the first file's size."""
+    first = run_dir / "0_0.bin"
+    if not first.exists():
+        return "float32"
+    size = first.stat().st_size
+    for dtype in ("float32", "float16"):
+        if size == output_bytes(layout, np.dtype(dtype).itemsize)[0]:
+            return dtype
+    raise InputError(f"output has {size} bytes, expected {output_bytes(layout, 4)[0]} (float32) "
+                     f"or {output_bytes(layout, 2)[0]} (float16)", path=first,
+                     hint="were these outputs produced by a model exported with yedge?")
+
+
+def _detect_layout(run_dir: Path) -> str:
+    count = len(list(run_dir.glob("0_*.bin")))
+    return "head" if count == 4 else "fpn"
+
+
+def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None = None,
+        weights: Path | None = None, config: str | None = None, nms: str = "fast",
+        score_threshold: float = 0.0, max_images: int | None = None, workers: int | None = None,
+        fast_eval: bool = False, allow_missing: bool = False) -> EvalResult:
+    if nms not in NMS_METHODS:
+        raise UsageError(f"unknown NMS {nms!r}", hint="use --nms fast or --nms traditional")
+    started = time.perf_counter()
+    infer_entry = ws.step("infer")
+    if outputs is None:
+        if infer_entry is None:
+            ws.require("infer", "inference outputs", "yedge infer")
+        outputs = ws.resolve(infer_entry["outputs"]["run_dir"])
+    run_dir = Path(outputs)
+    if not run_dir.is_dir():
+        raise InputError("outputs folder not found", path=run_dir, hint="run `yedge infer` first")
+    prep_entry = ws.require("prep", "prepared inputs", "yedge prep --images DIR --annotations FILE")
+    annotations = Path(annotations or prep_entry["inputs"]["annotations"])
+    ids = prep.read_ids(ws)[: max_images if max_images else None]
+    layout = _detect_layout(run_dir)
+    export_entry = ws.step("export") or {}
+    if layout == "fpn" and weights is None:
+        if "inputs" not in export_entry:
+            raise InputError("the fpn layout needs the checkpoint for the host-side heads",
+                             hint="pass --weights X.pth (or run `yedge export` in this workspace)")
+        weights = Path(export_entry["inputs"]["weights"])
+    config = config or export_entry.get("options", {}).get("config", "auto")
+    if layout == "fpn":
+        from ..model.checkpoint import match_config, normalize_keys, read_state_dict
+
+        config = match_config(normalize_keys(read_state_dict(weights)), config, weights).name
+    elif config == "auto":
+        config = DEFAULT_CONFIG
+    output_dtype = _detect_dtype(run_dir, layout)
+    expected = output_bytes(layout, np.dtype(output_dtype).itemsize)
+    present = [all(file_size(run_dir / f"{pos}_{k}.bin") == n for k, n in enumerate(expected))
+               for pos in range(len(ids))]
+    missing = [ids[pos] for pos, ok in enumerate(present) if not ok]
+    if missing and not allow_missing:
+        listed = ", ".join(map(str, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise InputError(f"outputs missing or incomplete for {len(missing)} image(s): ids {listed}",
+                         path=run_dir, hint="rerun `yedge infer` (it resumes), or pass --allow-missing")
+    tasks = [(pos, ids[pos]) for pos, ok in enumerate(present) if ok]
+    if not tasks:
+        raise InputError("no complete outputs to evaluate", path=run_dir, hint="run `yedge infer` first")
+    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    job = EvalJob(str(run_dir), layout, output_dtype, str(weights) if weights else None, config,
+                  str(annotations), nms, score_threshold,
+                  threads=max(1, (os.cpu_count() or 1) // workers))
+
+    from ..metrics.yolact_ap import APAccumulator
+
+    accumulator = APAccumulator()
+    per_image: dict[int, tuple[list, list]] = {}
+    totals = dict.fromkeys(STAGES, 0.0)
+    with progress_bar(len(tasks), f"eval {len(tasks)} images ({layout} layout, {nms} NMS)") as advance:
+        advance(0)
+        if workers == 1:
+            _init_worker(job)
+            results = map(_process, tasks)
+            _collect(results, per_image, accumulator, totals, advance)
+        else:
+            with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(job,)) as pool:
+                _collect(pool.map(_process, tasks, chunksize=1), per_image, accumulator, totals, advance)
+    host_seconds = time.perf_counter() - started
+
+    bbox_entries = [e for pos in sorted(per_image) for e in per_image[pos][0]]
+    mask_entries = [e for pos in sorted(per_image) for e in per_image[pos][1]]
+    results_paths = {"bbox": ws.results_dir / BBOX_RESULTS, "segm": ws.results_dir / MASK_RESULTS}
+    atomic_write_text(results_paths["bbox"], json.dumps(bbox_entries))
+    atomic_write_text(results_paths["segm"], json.dumps(mask_entries))
+    from ..metrics import coco_eval
+
+    evaluated_ids = [image_id for _, image_id in tasks]
+    coco = coco_eval.evaluate(annotations, results_paths, evaluated_ids, fast=fast_eval)
+    result = EvalResult(
+        images=len(tasks), layout=layout, nms=nms, output_dtype=output_dtype, coco=coco,
+        yolact_ap=accumulator.table(),
+        host_ms_per_image={k: round(v / len(tasks) * 1000, 2) for k, v in totals.items()}
+        | {"wall": round(host_seconds / len(tasks) * 1000, 2)},
+        seconds=round(time.perf_counter() - started, 2), results_dir=str(ws.results_dir),
+        missing=missing)
+    infer_options = (infer_entry or {}).get("options", {})
+    metrics = {**result.to_dict(), "provenance": {
+        "backend": infer_options.get("backend"), "device": infer_options.get("device"),
+        "model_sha256": (infer_entry or {}).get("inputs", {}).get("model_sha256"),
+        "weights": str(weights) if weights else None, "config": config,
+        "outputs": str(run_dir), "annotations": str(annotations), "image_ids": evaluated_ids,
+        "score_threshold": score_threshold, "workers": workers}}
+    atomic_write_text(ws.results_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    ws.record("eval", {
+        "inputs": {"outputs": str(run_dir), "annotations": str(annotations),
+                   "weights": str(weights) if weights else None},
+        "options": {"nms": nms, "score_threshold": score_threshold, "images": len(tasks),
+                    "layout": layout, "config": config},
+        "outputs": {"bbox": ws.relative(results_paths["bbox"]),
+                    "segm": ws.relative(results_paths["segm"]),
+                    "metrics": ws.relative(ws.results_dir / "metrics.json"),
+                    "bbox_sha256": sha256_file(results_paths["bbox"])},
+        "summary": {"box_all": result.yolact_ap["box"]["all"], "mask_all": result.yolact_ap["mask"]["all"],
+                    "coco_bbox_AP": coco["bbox"]["stats"][0], "coco_segm_AP": coco["segm"]["stats"][0]},
+    })
+    return result
+
+
+def _collect(results, per_image, accumulator, totals, advance) -> None:
+    for pos, bbox, mask, matches, times in results:
+        per_image[pos] = (bbox, mask)
+        accumulator.add(matches)
+        for key, value in times.items():
+            totals[key] += value
+        advance(1)
+
