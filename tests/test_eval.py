@@ -1,0 +1,146 @@
+"""`eval` on the reference's two-image COCO set: the same COCO results, the same YOLACT mAP
+table and the same COCOeval stats as the reference's eval.py."""
+import json
+import shutil
+from collections import defaultdict
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+
+from yolact_edge_cli.metrics.results import coco_entries
+from yolact_edge_cli.model.masks import ImageResult
+from yolact_edge_cli.steps import evaluate, export, infer, prep
+from yolact_edge_cli.workspace import Workspace
+
+from .conftest import DATA, assert_clean_failure, run_cli
+from .golden import IMAGES, Golden
+
+MINI = DATA / "golden" / "eval_mini"
+
+
+def _by_image(entries):
+    grouped = defaultdict(list)
+    for entry in entries:
+        grouped[entry["image_id"]].append(entry)
+    return grouped
+
+
+def assert_results_match(ours: list[dict], theirs: list[dict], kind: str) -> None:
+    """Same entries per image in order: category equal, score within 1e-4, boxes within 1 px,
+    mask IoU ≥ 0.99."""
+    ours, theirs = _by_image(ours), _by_image(theirs)
+    assert ours.keys() == theirs.keys()
+    for image_id in ours:
+        assert len(ours[image_id]) == len(theirs[image_id]), image_id
+        for a, b in zip(ours[image_id], theirs[image_id]):
+            assert a["category_id"] == b["category_id"]
+            assert abs(a["score"] - b["score"]) <= 1e-4
+            if kind == "bbox":
+                assert np.abs(np.array(a["bbox"]) - np.array(b["bbox"])).max() <= 1
+            else:
+                rle_b = {"size": b["segmentation"]["size"], "counts": b["segmentation"]["counts"].encode()}
+                rle_a = {"size": a["segmentation"]["size"], "counts": a["segmentation"]["counts"].encode()}
+                if mask_utils.area(rle_a) + mask_utils.area(rle_b) > 0:
+                    assert mask_utils.iou([rle_a], [rle_b], [0])[0, 0] >= 0.99
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_coco_entries_equal_the_reference_json(image):
+    golden = Golden(image)
+    result = ImageResult(golden["out0_classes"], golden["out0_scores"], golden["out0_boxes"],
+                         golden.masks())
+    bbox, mask = coco_entries(0, result)
+    assert bbox == json.loads((DATA / "golden" / f"r50_seed0_{image}_bbox.json").read_text())
+    assert mask == json.loads((DATA / "golden" / f"r50_seed0_{image}_mask.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, checkpoint):
+    root = tmp_path_factory.mktemp("eval")
+    images = root / "images"
+    images.mkdir()
+    for name in ("astronaut.png", "coffee.png"):
+        shutil.copy(DATA / name, images / name)
+    ws = Workspace(root / "ws")
+    export.run(ws, checkpoint())
+    prep.run(ws, images, MINI / "instances_mini.json", workers=1)
+    infer.run(ws)
+    return ws
+
+
+@pytest.mark.parametrize("nms", ["fast", "trad"])
+def test_eval_matches_the_reference(workspace, nms):
+    result = evaluate.run(workspace, nms="fast" if nms == "fast" else "traditional", workers=2)
+    assert result.images == 2
+    bbox = json.loads((workspace.results_dir / "bbox_detections.json").read_text())
+    mask = json.loads((workspace.results_dir / "mask_detections.json").read_text())
+    assert_results_match(bbox, json.loads((MINI / f"{nms}_bbox.json").read_text()), "bbox")
+    assert_results_match(mask, json.loads((MINI / f"{nms}_mask.json").read_text()), "segm")
+    reference_ap = json.loads((MINI / f"{nms}_yolact_ap.json").read_text())
+    for kind in ("box", "mask"):
+        for key, value in reference_ap[kind].items():
+            assert result.yolact_ap[kind][key] == pytest.approx(value, abs=1e-6), (kind, key)
+    stats = json.loads((MINI / "cocoeval_stats.json").read_text())[nms]
+    np.testing.assert_allclose(result.coco["bbox"]["stats"], stats["bbox"], atol=1e-6)
+    np.testing.assert_allclose(result.coco["segm"]["stats"], stats["segm"], atol=1e-6)
+    metrics = json.loads((workspace.results_dir / "metrics.json").read_text())
+    assert metrics["provenance"]["backend"] == "onnxruntime"
+    assert metrics["provenance"]["image_ids"] == [2, 1]
+    assert len(metrics["provenance"]["model_sha256"]) == 64
+
+
+def test_single_worker_gives_identical_files(workspace):
+    evaluate.run(workspace, workers=2)
+    two = (workspace.results_dir / "mask_detections.json").read_bytes()
+    evaluate.run(workspace, workers=1)
+    assert (workspace.results_dir / "mask_detections.json").read_bytes() == two
+
+
+def test_subset_of_ids(workspace):
+    result = evaluate.run(workspace, max_images=1, workers=1)
+    assert result.images == 1
+    bbox = json.loads((workspace.results_dir / "bbox_detections.json").read_text())
+    assert {e["image_id"] for e in bbox} == {2}
+    assert json.loads((workspace.results_dir / "metrics.json").read_text())["provenance"]["image_ids"] == [2]
+
+
+def test_missing_outputs_are_listed_unless_allowed(workspace, tmp_path):
+    run_dir = workspace.outputs_dir / "onnxruntime"
+    moved = tmp_path / "1_3.bin"
+    shutil.move(run_dir / "1_3.bin", moved)
+    try:
+        proc = run_cli("-w", workspace.root, "eval")
+        assert_clean_failure(proc, "missing or incomplete for 1 image(s): ids 1", "--allow-missing", code=3)
+        result = evaluate.run(workspace, allow_missing=True, workers=1)
+        assert result.images == 1 and result.missing == [1]
+    finally:
+        shutil.move(moved, run_dir / "1_3.bin")
+
+
+def test_zero_detections_and_images_without_ground_truth(tmp_path, checkpoint):
+    """Background wins everywhere with a huge BG bias: Detect returns nothing for every image,
+    the results files are empty lists, and the metrics say so instead of failing."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("astronaut.png", "coffee.png"):
+        shutil.copy(DATA / name, images / name)
+    annotations = json.loads((MINI / "instances_mini.json").read_text())
+    annotations["images"].append({"id": 7, "file_name": "astronaut.png", "width": 512, "height": 512})
+    ann_path = tmp_path / "ann.json"
+    ann_path.write_text(json.dumps(annotations))
+    ws = Workspace(tmp_path / "ws")
+    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config", bg_bias=1000.0))
+    prep.run(ws, images, ann_path, workers=1, all_images=True)
+    assert prep.read_ids(ws) == [2, 1, 7]
+    infer.run(ws)
+    result = evaluate.run(ws, workers=1)
+    assert result.images == 3
+    assert json.loads((ws.results_dir / "bbox_detections.json").read_text()) == []
+    assert result.coco["bbox"]["stats"] == [-1.0] * 12
+    assert result.yolact_ap["box"]["all"] == 0.0
+
+
+def test_eval_before_infer(tmp_path):
+    proc = run_cli("-w", tmp_path, "eval")
+    assert_clean_failure(proc, "no inference outputs", "yedge infer", code=3)
