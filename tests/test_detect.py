@@ -1,5 +1,6 @@
 """Detect's quirks, checked on constructed inputs."""
 import numpy as np
+import pytest
 import torch
 
 from yolact_edge_cli.model.config import RESNET50
@@ -98,3 +99,30 @@ def test_decode_x2_is_x1_plus_w():
     w = 0.1 * np.exp(0.5 * 0.2)
     x1 = 0.3 + 1.0 * 0.1 * 0.1 - w / 2
     assert abs(float(box[0]) - x1) < 1e-6 and abs(float(box[2] - box[0]) - w) < 1e-6
+
+
+def reference_fast_nms(boxes, coefs, scores, cfg):
+    """The reference's batched formulation, as the oracle for our early-stopping one."""
+    from yolact_edge_cli.model.detect import jaccard
+
+    scores, idx = scores.sort(1, descending=True)
+    idx, scores = idx[:, : cfg.top_k], scores[:, : cfg.top_k]
+    c, k = idx.shape
+    cls_boxes = boxes[idx.reshape(-1)].view(c, k, 4)
+    keep = jaccard(cls_boxes, cls_boxes).triu_(diagonal=1).max(dim=1).values <= cfg.nms_thresh
+    classes = torch.arange(c)[:, None].expand_as(keep)[keep]
+    scores, order = scores[keep].sort(0, descending=True)
+    return classes[order][: cfg.max_num_detections], scores[: cfg.max_num_detections]
+
+
+@pytest.mark.parametrize("n, spread", [(50, 1.0), (3000, 1.0), (3000, 0.02)])
+def test_fast_nms_equals_the_reference_formulation(n, spread):
+    """Including the dense case (all boxes overlap), which takes the per-class fallback."""
+    g = torch.Generator().manual_seed(n)
+    xy = 0.5 + (torch.rand(n, 2, generator=g) - 0.5) * spread
+    boxes = torch.cat([xy, xy + 0.05 + torch.rand(n, 2, generator=g) * 0.3], 1)
+    scores = torch.softmax(torch.randn(80, n, generator=g) * 2, 0)
+    det = fast_nms(boxes, torch.zeros(n, 32), scores, RESNET50)
+    classes, ref_scores = reference_fast_nms(boxes, torch.zeros(n, 32), scores, RESNET50)
+    assert det.classes.tolist() == classes.tolist()
+    assert torch.equal(det.scores, ref_scores)

@@ -235,6 +235,62 @@ def evaluate(
               f"results in {result.results_dir}")
 
 
+@app.command()
+@handles_errors
+def bench(
+    ctx: typer.Context,
+    backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime or torch."),
+    model: Optional[Path] = typer.Option(None, "--model", help="[default: what export recorded]"),
+    batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Comma list, e.g. "
+                                              "1,4,8,16,32,64 [default: the model's static batch, "
+                                              "or that list for a dynamic-batch model]."),
+    loop: int = typer.Option(100, "--loop", help="Timed runs per batch size."),
+    warmup: int = typer.Option(10, "--warmup", help="Untimed runs first."),
+    max_seconds: float = typer.Option(60.0, "--max-seconds", help="Stop a batch size's loop after this long."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    half: bool = typer.Option(False, "--half", help="fp16 (torch backend)."),
+    stages: bool = typer.Option(False, "--stages", help="Time the whole path per image on prepared "
+                                "inputs: read, inference, heads, Detect, masks, RLE/JSON."),
+    images: int = typer.Option(10, "--images", help="With --stages: how many prepared images."),
+) -> None:
+    """Measure throughput and latency per batch size (results appended to results/bench.json)."""
+    from .steps import bench as step
+
+    settings: Settings = ctx.obj
+    sizes = _parse_sizes(batch_sizes) if batch_sizes else None
+    result = step.run(settings.workspace, backend=backend, model=model, device=device, half=half,
+                      batch_sizes=sizes, loop=loop, warmup=warmup, max_seconds=max_seconds,
+                      stages=stages, images=images)
+    if settings.json:
+        print_json(result.to_dict())
+        return
+    if stages:
+        out.print(_kv_table(f"ms per image — {result.backend} ({result.device})",
+                            {k: f"{v:.1f}" for k, v in result.stages_ms.items()}))
+        return
+    table = Table(title=f"{result.backend} ({result.device}) — {result.model}", title_justify="left")
+    for column in ("batch", "loops", "img/s", "mean ms", "p50 ms", "p90 ms", "p99 ms"):
+        table.add_column(column, justify="right")
+    for row in result.rows:
+        table.add_row(str(row.batch_size), str(row.loops), f"{row.throughput:.1f}",
+                      f"{row.latency_mean_ms:.1f}", f"{row.latency_p50_ms:.1f}",
+                      f"{row.latency_p90_ms:.1f}", f"{row.latency_p99_ms:.1f}")
+    out.print(table)
+    for line in result.skipped:
+        err.print(f"[yellow]skipped[/] {line}")
+
+
+def _parse_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise typer.BadParameter(f"{text!r} is not a comma list of positive integers",
+                                 param_hint="--batch-sizes")
+    return sizes
+
+
 @app.command("random-weights")
 @handles_errors
 def random_weights(

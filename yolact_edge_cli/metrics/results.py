@@ -7,17 +7,24 @@ from ..model.config import COCO_CATEGORY_IDS
 from ..model.masks import ImageResult
 
 
-def coco_entries(image_id: int, result: ImageResult) -> tuple[list[dict], list[dict]]:
-    """bbox and mask entries for one image; boxes of zero area are skipped, as the reference does."""
+def encode_masks(result: ImageResult) -> list[dict]:
+    """COCO RLEs of every mask (no copy when masks come from `resize_masks`)."""
     from pycocotools import mask as mask_utils
 
+    if len(result) == 0:
+        return []
+    return mask_utils.encode(np.asfortranarray(result.masks.transpose(1, 2, 0)))
+
+
+def coco_entries(image_id: int, result: ImageResult, rles: list[dict] | None = None,
+                 ) -> tuple[list[dict], list[dict]]:
+    """bbox and mask entries for one image; boxes of zero area are skipped, as the reference does."""
+    rles = encode_masks(result) if rles is None else rles
     boxes, bbox_entries, mask_entries = result.boxes, [], []
     keep = [i for i in range(len(result))
             if (boxes[i, 3] - boxes[i, 1]) * (boxes[i, 2] - boxes[i, 0]) > 0]
-    if not keep:
-        return [], []
-    rles = mask_utils.encode(np.asfortranarray(result.masks[keep].transpose(1, 2, 0)))
-    for i, rle in zip(keep, rles):
+    for i in keep:
+        rle = rles[i]
         x1, y1, x2, y2 = (int(v) for v in boxes[i])
         category = COCO_CATEGORY_IDS[int(result.classes[i])]
         score = float(result.scores[i])

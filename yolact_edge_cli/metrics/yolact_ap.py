@@ -20,7 +20,7 @@ IOU_TYPES = ("box", "mask")
 class GroundTruth:
     boxes: np.ndarray    # [G, 4] float32 pixel x1y1x2y2, crowds excluded
     classes: list[int]   # 0..79
-    masks: np.ndarray    # [G, H*W] float32
+    masks: list          # [G] COCO RLEs
     num_crowd: int
 
 
@@ -33,8 +33,7 @@ def ground_truth(coco, image_id: int, width: int, height: int) -> GroundTruth:
                        a["bbox"][1] + a["bbox"][3]] for a in plain], dtype=np.float64).reshape(-1, 4)
     # The reference stores boxes relative to the image, then scales back in float32.
     boxes = (boxes / scale).astype(np.float32) * np.array(scale, dtype=np.float32)
-    masks = np.stack([coco.annToMask(a).reshape(-1) for a in plain]).astype(np.float32) \
-        if plain else np.zeros((0, width * height), np.float32)
+    masks = [coco.annToRLE(a) for a in plain]
     classes = [COCO_LABEL_MAP[a["category_id"]] - 1 for a in plain]
     return GroundTruth(boxes, classes, masks, len(crowd))
 
@@ -49,24 +48,27 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / (area_a + area_b - inter)
 
 
-def _mask_iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    inter = pred @ gt.T
-    union = pred.sum(1)[:, None] + gt.sum(1)[None, :] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return inter / union
+def _mask_iou(pred: list, gt: list) -> np.ndarray:
+    """intersection / union of binary masks, computed on their RLEs."""
+    from pycocotools import mask as mask_utils
+
+    if not pred or not gt:
+        return np.zeros((len(pred), len(gt)))
+    return np.asarray(mask_utils.iou(pred, gt, [0] * len(gt))).reshape(len(pred), len(gt))
 
 
 # One image's contribution: (iou_type, threshold index, class) → (num_gt, [(score, is_tp), ...]).
 ImageMatches = dict
 
 
-def match_image(result: ImageResult, gt: GroundTruth) -> ImageMatches:
+def match_image(result: ImageResult, rles: list, gt: GroundTruth) -> ImageMatches:
+    """Greedy per-class matching of one image's detections (with their mask RLEs)."""
     if len(result) == 0:
         return {}
     classes = [int(c) for c in result.classes]
     scores = [float(s) for s in result.scores]
     ious = {"box": _box_iou(result.boxes.astype(np.float32), gt.boxes),
-            "mask": _mask_iou(result.masks.reshape(len(result), -1).astype(np.float32), gt.masks)}
+            "mask": _mask_iou(rles, gt.masks)}
     out: ImageMatches = {}
     for cls in set(classes + gt.classes):
         num_gt = sum(1 for c in gt.classes if c == cls)

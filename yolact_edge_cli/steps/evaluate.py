@@ -59,7 +59,7 @@ class EvalJob:
 _WORKER: dict = {}
 
 
-def _init_worker(job: EvalJob) -> None:
+def init_worker(job: EvalJob) -> None:
     """Load once per worker: head weights, priors, the annotations."""
     import torch
 
@@ -77,47 +77,61 @@ def _init_worker(job: EvalJob) -> None:
                    coco=load_coco(job.annotations), shapes=[(1, *s) for s in output_shapes(job.layout).values()])
 
 
-def _process(task: tuple[int, int]):
-    """One image: read outputs → heads → Detect → masks → COCO entries → YOLACT matches."""
+def read_outputs(run_dir: Path, pos: int, dtype: str) -> list:
+    """One sample's output files as float32 tensors with a batch dimension of 1."""
+    import torch
+
+    return [torch.from_numpy(np.fromfile(run_dir / f"{pos}_{k}.bin", dtype=dtype)
+                             .astype(np.float32, copy=False).reshape(shape))
+            for k, shape in enumerate(_WORKER["shapes"])]
+
+
+def host_postprocess(arrays: list, image_id: int) -> tuple[list, list, dict, dict]:
+    """Model outputs of one image → heads (fpn layout) → Detect → masks at the image's size →
+    COCO entries and YOLACT matches, with the seconds each stage took."""
     import torch
 
     from ..data.coco import image_info
-    from ..metrics.results import coco_entries
+    from ..metrics.results import coco_entries, encode_masks
     from ..metrics.yolact_ap import ground_truth, match_image
     from ..model.detect import detect_image
     from ..model.head import run_heads
     from ..model.masks import postprocess
 
-    pos, image_id = task
     job: EvalJob = _WORKER["job"]
     times = {}
-    t = time.perf_counter()
-    arrays = [torch.from_numpy(np.fromfile(Path(job.run_dir) / f"{pos}_{k}.bin", dtype=job.output_dtype)
-                               .astype(np.float32, copy=False).reshape(shape))
-              for k, shape in enumerate(_WORKER["shapes"])]
-    times["read"] = time.perf_counter() - t
     t = time.perf_counter()
     with torch.inference_mode():
         if job.layout == "fpn":
             loc, conf, coef = run_heads(_WORKER["head"], arrays[:5])
         else:
             loc, conf, coef = arrays[0], arrays[1], arrays[2]
-        proto = arrays[-1]
         times["heads"] = time.perf_counter() - t
         t = time.perf_counter()
         dets = detect_image(loc[0], conf[0], coef[0], _WORKER["priors"], _WORKER["cfg"], job.nms)
         times["detect"] = time.perf_counter() - t
         t = time.perf_counter()
         info = image_info(_WORKER["coco"], image_id)
-        result = postprocess(dets, proto[0], info.width, info.height, job.score_threshold)
+        result = postprocess(dets, arrays[-1][0], info.width, info.height, job.score_threshold)
     times["masks"] = time.perf_counter() - t
     t = time.perf_counter()
-    bbox, mask = coco_entries(image_id, result)
+    rles = encode_masks(result)
+    bbox, mask = coco_entries(image_id, result, rles)
     times["json"] = time.perf_counter() - t
     t = time.perf_counter()
-    matches = match_image(result, ground_truth(_WORKER["coco"], image_id, info.width, info.height))
+    matches = match_image(result, rles, ground_truth(_WORKER["coco"], image_id, info.width, info.height))
     times["match"] = time.perf_counter() - t
-    return pos, bbox, mask, matches, times
+    return bbox, mask, matches, times
+
+
+def _process(task: tuple[int, int]):
+    pos, image_id = task
+    job: EvalJob = _WORKER["job"]
+    t = time.perf_counter()
+    arrays = read_outputs(Path(job.run_dir), pos, job.output_dtype)
+    read = time.perf_counter() - t
+    bbox, mask, matches, times = host_postprocess(arrays, image_id)
+    return pos, bbox, mask, matches, {"read": read, **times}
 
 
 def _detect_dtype(run_dir: Path, layout: str) -> str:
@@ -139,6 +153,30 @@ def _detect_layout(run_dir: Path) -> str:
     return "head" if count == 4 else "fpn"
 
 
+def resolve_annotations(ws: Workspace, annotations: Path | None) -> Path:
+    if annotations is not None:
+        return Path(annotations)
+    entry = ws.require("prep", "prepared inputs", "yedge prep --images DIR --annotations FILE")
+    return Path(entry["inputs"]["annotations"])
+
+
+def resolve_host_model(ws: Workspace, layout: str, weights: Path | None,
+                       config: str | None) -> tuple[Path | None, str]:
+    """The checkpoint and config for the host part: the fpn layout needs the head weights."""
+    export_entry = ws.step("export") or {}
+    config = config or export_entry.get("options", {}).get("config", "auto")
+    if layout != "fpn":
+        return weights, DEFAULT_CONFIG if config == "auto" else config
+    if weights is None:
+        if "inputs" not in export_entry:
+            raise InputError("the fpn layout needs the checkpoint for the host-side heads",
+                             hint="pass --weights X.pth (or run `yedge export` in this workspace)")
+        weights = Path(export_entry["inputs"]["weights"])
+    from ..model.checkpoint import match_config, normalize_keys, read_state_dict
+
+    return weights, match_config(normalize_keys(read_state_dict(weights)), config, weights).name
+
+
 def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None = None,
         weights: Path | None = None, config: str | None = None, nms: str = "fast",
         score_threshold: float = 0.0, max_images: int | None = None, workers: int | None = None,
@@ -154,23 +192,10 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     run_dir = Path(outputs)
     if not run_dir.is_dir():
         raise InputError("outputs folder not found", path=run_dir, hint="run `yedge infer` first")
-    prep_entry = ws.require("prep", "prepared inputs", "yedge prep --images DIR --annotations FILE")
-    annotations = Path(annotations or prep_entry["inputs"]["annotations"])
+    annotations = resolve_annotations(ws, annotations)
     ids = prep.read_ids(ws)[: max_images if max_images else None]
     layout = _detect_layout(run_dir)
-    export_entry = ws.step("export") or {}
-    if layout == "fpn" and weights is None:
-        if "inputs" not in export_entry:
-            raise InputError("the fpn layout needs the checkpoint for the host-side heads",
-                             hint="pass --weights X.pth (or run `yedge export` in this workspace)")
-        weights = Path(export_entry["inputs"]["weights"])
-    config = config or export_entry.get("options", {}).get("config", "auto")
-    if layout == "fpn":
-        from ..model.checkpoint import match_config, normalize_keys, read_state_dict
-
-        config = match_config(normalize_keys(read_state_dict(weights)), config, weights).name
-    elif config == "auto":
-        config = DEFAULT_CONFIG
+    weights, config = resolve_host_model(ws, layout, weights, config)
     output_dtype = _detect_dtype(run_dir, layout)
     expected = output_bytes(layout, np.dtype(output_dtype).itemsize)
     present = [all(file_size(run_dir / f"{pos}_{k}.bin") == n for k, n in enumerate(expected))
@@ -196,11 +221,11 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     with progress_bar(len(tasks), f"eval {len(tasks)} images ({layout} layout, {nms} NMS)") as advance:
         advance(0)
         if workers == 1:
-            _init_worker(job)
+            init_worker(job)
             results = map(_process, tasks)
             _collect(results, per_image, accumulator, totals, advance)
         else:
-            with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(job,)) as pool:
+            with ProcessPoolExecutor(workers, initializer=init_worker, initargs=(job,)) as pool:
                 _collect(pool.map(_process, tasks, chunksize=1), per_image, accumulator, totals, advance)
     host_seconds = time.perf_counter() - started
 

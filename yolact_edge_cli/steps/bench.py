@@ -1,0 +1,166 @@
+"""`yedge bench`: pure inference speed per batch size on synthetic input (like
+`ais_bench --loop`), or with --stages the whole path per image on prepared inputs."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..backends import open_session, resolve_backend
+from ..console import progress_bar
+from ..errors import InputError, UsageError
+from ..model.config import INPUT_SIZE
+from ..workspace import Workspace, atomic_write_text, sha256_file, versions
+from . import prep
+from .infer import model_source
+
+DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32, 64)
+
+
+@dataclass
+class BenchRow:
+    batch_size: int
+    loops: int
+    throughput: float  # images per second
+    latency_mean_ms: float
+    latency_p50_ms: float
+    latency_p90_ms: float
+    latency_p99_ms: float
+
+
+@dataclass
+class BenchResult:
+    backend: str
+    device: str
+    model: str
+    model_sha256: str
+    mode: str  # "inference" or "stages"
+    rows: list[BenchRow] = field(default_factory=list)
+    stages_ms: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def row_from_times(batch: int, times_ms: list[float]) -> BenchRow:
+    t = np.asarray(times_ms)
+    return BenchRow(batch_size=batch, loops=len(times_ms),
+                    throughput=round(1000 * batch / float(t.mean()), 2),
+                    latency_mean_ms=round(float(t.mean()), 2),
+                    latency_p50_ms=round(float(np.percentile(t, 50)), 2),
+                    latency_p90_ms=round(float(np.percentile(t, 90)), 2),
+                    latency_p99_ms=round(float(np.percentile(t, 99)), 2))
+
+
+def _synthetic(batch: int, dtype: str) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    shape = (batch, 3, INPUT_SIZE, INPUT_SIZE)
+    if dtype == "uint8":
+        return rng.integers(0, 256, shape, dtype=np.uint8)
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
+def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, device: str = "cpu",
+        half: bool = False, batch_sizes: tuple[int, ...] | None = None, loop: int = 100,
+        warmup: int = 10, max_seconds: float = 60.0, stages: bool = False,
+        images: int = 10) -> BenchResult:
+    backend = resolve_backend(backend)
+    if loop < 1 or warmup < 0:
+        raise UsageError("--loop must be ≥ 1 and --warmup ≥ 0", hint="e.g. --loop 100 --warmup 10")
+    source, export = model_source(ws, backend, model)
+    options = export.get("options", {})
+    result = BenchResult(backend=backend, device=device, model=str(source),
+                         model_sha256=sha256_file(source) if source.is_file() else "",
+                         mode="stages" if stages else "inference")
+
+    def session_for(batch: int | None):
+        return open_session(backend, onnx=source, weights=source, device=device, half=half,
+                            layout=options.get("layout", "fpn"),
+                            input_dtype=options.get("input_dtype", "float32"),
+                            batch_size=batch, config=options.get("config", "auto"))
+
+    if stages:
+        result.stages_ms = _stages(ws, session_for(1), images)
+    else:
+        session = session_for(None)
+        static = session.info.batch_size
+        sizes = tuple(batch_sizes) if batch_sizes else ((static,) if static else DEFAULT_BATCH_SIZES)
+        for batch in sizes:
+            if static is not None and batch != static:
+                result.skipped.append(f"batch {batch}: the model has a static batch of {static} "
+                                      "(export with --dynamic-batch to sweep)")
+                continue
+            result.rows.append(_time_batch(session, batch, loop, warmup, max_seconds))
+        if not result.rows:
+            raise UsageError(result.skipped[0], hint=f"use --batch-sizes {static}")
+    _append(ws, result)
+    return result
+
+
+def _time_batch(session, batch: int, loop: int, warmup: int, max_seconds: float) -> BenchRow:
+    data = _synthetic(batch, session.info.input_dtype)
+    times: list[float] = []
+    with progress_bar(warmup + loop, f"bench batch {batch}") as advance:
+        for _ in range(warmup):
+            session.run(data)
+            advance(1)
+        budget_end = time.perf_counter() + max_seconds
+        for _ in range(loop):
+            t0 = time.perf_counter()
+            session.run(data)
+            times.append((time.perf_counter() - t0) * 1000)
+            advance(1)
+            if time.perf_counter() > budget_end:
+                break
+    return row_from_times(batch, times)
+
+
+def _stages(ws: Workspace, session, images: int) -> dict[str, float]:
+    """Per-image milliseconds of each stage of the whole path, on the first prepared inputs."""
+    import os
+
+    from ..data import binio
+    from . import evaluate
+
+    ids = prep.read_ids(ws)[:images]
+    if not ids:
+        raise InputError("no prepared inputs", path=prep.ids_path(ws), hint="run `yedge prep` first")
+    dtype = (ws.step("prep") or {}).get("options", {}).get("dtype", "float32")
+    weights, config = evaluate.resolve_host_model(ws, session.info.layout, None, None)
+    job = evaluate.EvalJob("", session.info.layout, "float32", str(weights) if weights else None,
+                           config, str(evaluate.resolve_annotations(ws, None)), "fast", 0.0,
+                           threads=os.cpu_count() or 1)
+    evaluate.init_worker(job)
+    import torch
+
+    totals: dict[str, float] = {}
+    files = binio.list_input_files(prep.bin_dir(ws))
+    with progress_bar(len(ids), "bench stages") as advance:
+        for pos, image_id in enumerate(ids):
+            t = time.perf_counter()
+            data = binio.read_batch(binio.group([files[pos]], 1)[0], np.dtype(dtype), (3, INPUT_SIZE, INPUT_SIZE))
+            read = time.perf_counter() - t
+            t = time.perf_counter()
+            outputs = session.run(data)
+            inference = time.perf_counter() - t
+            _, _, _, times = evaluate.host_postprocess([torch.from_numpy(o) for o in outputs], image_id)
+            times.pop("match")
+            for key, value in {"read": read, "inference": inference, **times}.items():
+                totals[key] = totals.get(key, 0.0) + value
+            advance(1)
+    stages = {k: round(v / len(ids) * 1000, 2) for k, v in totals.items()}
+    stages["host_total"] = round(sum(stages[k] for k in ("heads", "detect", "masks", "json")), 2)
+    return stages
+
+
+def _append(ws: Workspace, result: BenchResult) -> None:
+    """Each run is appended to results/bench.json, with what produced it."""
+    path = ws.results_dir / "bench.json"
+    runs = json.loads(path.read_text()) if path.exists() else []
+    runs.append({**result.to_dict(), "versions": versions(),
+                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    atomic_write_text(path, json.dumps(runs, indent=2) + "\n")
