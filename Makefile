@@ -10,10 +10,19 @@ WS ?= workspace
 CONFIG ?= auto
 LAYOUT ?= fpn
 BATCH ?= 1
+COCO ?=
+IMAGES ?= $(COCO)/val2017
+ANNOTATIONS ?= $(COCO)/annotations/instances_val2017.json
+BACKEND ?= auto
+DEVICE ?= cpu
+BATCH_SIZES ?=
+LOOP ?= 100
+# The demo: the two sample photos with their COCO annotations, and a random checkpoint.
 DEMO_WS ?= demo-workspace
-DEMO_WEIGHTS := $(DEMO_WS)/random_r50_seed0.pth
+DEMO_WEIGHTS = $(DEMO_WS)/random_r50_seed0.pth
+DEMO_DATA := tests/data
 
-.PHONY: install test demo export clean
+.PHONY: install test demo export prep infer eval bench clean
 
 install: $(VENV)/.installed
 
@@ -30,13 +39,30 @@ test: install
 	$(BIN)/python -m pytest -q
 
 demo: install
-	$(YEDGE) -w $(DEMO_WS) random-weights -o $(DEMO_WEIGHTS)
-	$(YEDGE) -w $(DEMO_WS) export --weights $(DEMO_WEIGHTS) --layout $(LAYOUT) --batch-size $(BATCH)
-	@echo "Demo weights are random (mAP ≈ 0). For real numbers: make export WEIGHTS=yolact_edge_resnet50_54_800000.pth"
+	$(YEDGE) -w "$(DEMO_WS)" random-weights -o "$(DEMO_WEIGHTS)"
+	$(MAKE) --no-print-directory export prep infer eval bench WS="$(DEMO_WS)" WEIGHTS="$(DEMO_WEIGHTS)" \
+		IMAGES="$(DEMO_DATA)" ANNOTATIONS="$(DEMO_DATA)/golden/eval_mini/instances_mini.json" LOOP=5
+	@echo
+	@echo "The weights are RANDOM (mAP ≈ 0 on real data); the two sample photos were annotated from"
+	@echo "this random model's own detections, so the numbers above only show the workflow runs."
+	@echo "Real numbers: make export prep infer eval bench WEIGHTS=yolact_edge_resnet50_54_800000.pth COCO=/data/coco"
 
 export: install
-	@test -n "$(WEIGHTS)" || { echo "usage: make export WEIGHTS=path/to/checkpoint.pth [CONFIG=auto] [LAYOUT=fpn] [BATCH=1]"; exit 2; }
-	$(YEDGE) -w $(WS) export --weights $(WEIGHTS) --config $(CONFIG) --layout $(LAYOUT) --batch-size $(BATCH)
+	@test -n "$(WEIGHTS)" || { echo "usage: make export WEIGHTS=checkpoint.pth [CONFIG=auto] [LAYOUT=fpn] [BATCH=1]"; exit 2; }
+	$(YEDGE) -w "$(WS)" export --weights "$(WEIGHTS)" --config $(CONFIG) --layout $(LAYOUT) --batch-size $(BATCH)
+
+prep: install
+	$(YEDGE) -w "$(WS)" prep --images "$(IMAGES)" --annotations "$(ANNOTATIONS)"
+
+infer: install
+	$(YEDGE) -w "$(WS)" infer --backend $(BACKEND) --device $(DEVICE)
+
+eval: install
+	$(YEDGE) -w "$(WS)" eval
+
+bench: install
+	$(YEDGE) -w "$(WS)" bench --backend $(BACKEND) --device $(DEVICE) --loop $(LOOP) --warmup 1 \
+		$(if $(BATCH_SIZES),--batch-sizes $(BATCH_SIZES),)
 
 clean:
-	rm -rf $(DEMO_WS) .pytest_cache
+	rm -rf "$(DEMO_WS)" .pytest_cache
