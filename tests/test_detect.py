@@ -49,7 +49,7 @@ def _candidates():
     scores = torch.zeros(80, 3)
     scores[0] = torch.tensor([0.9, 0.8, 0.7])
     scores[5] = torch.tensor([0.01, 0.02, 0.03])  # below conf_thresh, still a candidate
-    return boxes, torch.zeros(3, 32), scores
+    return boxes, torch.zeros(3, 32), scores.t().contiguous()  # [priors, classes]
 
 
 def test_fast_nms_suppression_uses_suppressed_boxes_and_keeps_low_scores():
@@ -122,7 +122,7 @@ def test_fast_nms_equals_the_reference_formulation(n, spread):
     xy = 0.5 + (torch.rand(n, 2, generator=g) - 0.5) * spread
     boxes = torch.cat([xy, xy + 0.05 + torch.rand(n, 2, generator=g) * 0.3], 1)
     scores = torch.softmax(torch.randn(80, n, generator=g) * 2, 0)
-    det = fast_nms(boxes, torch.zeros(n, 32), scores, RESNET50)
+    det = fast_nms(boxes, torch.zeros(n, 32), scores.t().contiguous(), RESNET50)
     classes, ref_scores = reference_fast_nms(boxes, torch.zeros(n, 32), scores, RESNET50)
     assert det.classes.tolist() == classes.tolist()
     assert torch.equal(det.scores, ref_scores)

@@ -144,3 +144,17 @@ def test_zero_detections_and_images_without_ground_truth(tmp_path, checkpoint):
 def test_eval_before_infer(tmp_path):
     proc = run_cli("-w", tmp_path, "eval")
     assert_clean_failure(proc, "no inference outputs", "yedge infer", code=3)
+
+
+@pytest.mark.parametrize("nms", ["fast", "trad"])
+def test_faster_coco_eval_equals_pycocotools(nms):
+    pytest.importorskip("faster_coco_eval")
+    from yolact_edge_cli.metrics import coco_eval
+
+    results = {"bbox": MINI / f"{nms}_bbox.json", "segm": MINI / f"{nms}_mask.json"}
+    slow = coco_eval.evaluate(MINI / "instances_mini.json", results, [2, 1])
+    fast = coco_eval.evaluate(MINI / "instances_mini.json", results, [2, 1], fast=True)
+    for kind in results:
+        np.testing.assert_allclose(fast[kind]["stats"], slow[kind]["stats"], atol=1e-4)
+    reference = json.loads((MINI / "cocoeval_stats.json").read_text())[nms]
+    np.testing.assert_allclose(slow["bbox"]["stats"], reference["bbox"], atol=1e-9)

@@ -108,6 +108,8 @@ def export(
                                           "[default: WORKSPACE/models/yolact_edge.onnx]."),
     check_image: Optional[Path] = typer.Option(None, "--check-image", help="Image for the "
                                                "onnxruntime-vs-PyTorch check [default: bundled photo]."),
+    input_dtype: str = typer.Option("float32", "--input-dtype", help="float32 (normalised, the "
+                                    "recipe's) or uint8 (RGB pixels; normalised in the graph)."),
 ) -> None:
     """Export a checkpoint to ONNX, check it, and compare it with PyTorch on a real image."""
     from .steps import export as step
@@ -115,7 +117,7 @@ def export(
     settings: Settings = ctx.obj
     result = step.run(settings.workspace, weights, config=config, batch_size=batch_size,
                       dynamic_batch=dynamic_batch, opset=opset, layout=layout, output=output,
-                      check_image=check_image)
+                      check_image=check_image, input_dtype=input_dtype)
     if settings.json:
         print_json(result.to_dict())
         return

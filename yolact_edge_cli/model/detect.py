@@ -52,20 +52,20 @@ def jaccard(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def fast_nms(boxes, coefs, scores, cfg: ModelConfig) -> Detections:
-    """Per-class fast NMS: a candidate is dropped when any higher-scored candidate of its class
-    overlaps it by more than the threshold, suppressed or not; the 100 best survivors are kept.
+    """Per-class fast NMS over scores [n, 80]: a class's candidates are its top_k priors; one is
+    dropped when a higher-scored candidate of its class overlaps it by more than the threshold,
+    suppressed or not; the 100 best survivors are kept.
 
-    A candidate's fate depends only on higher-scored candidates of its class, so we walk the
+    A candidate's fate depends only on higher-scored candidates of its class, so we walk all
     candidates in global score order and stop as soon as 100 have survived, instead of building
     the reference's [80, 200, 200] IoU tensor (same result; exact score ties may order differently).
     """
-    num_classes, n = scores.shape
+    n, num_classes = scores.shape
     k = min(cfg.top_k, n)
-    top_scores, top_idx = scores.topk(k, dim=1)
-    flat_scores = top_scores.reshape(-1)
-    order = flat_scores.argsort(descending=True)
-    classes_all = order // k
-    priors_all = top_idx.reshape(-1)[order]
+    class_scores, class_idx = scores.topk(k, dim=0)  # [k, 80], best first
+    flat_scores, order = class_scores.reshape(-1).sort(descending=True)
+    classes_all = order % num_classes
+    priors_all = class_idx.reshape(-1)[order]
     m = min(order.numel(), 4 * cfg.max_num_detections)
     while m <= FAST_NMS_WINDOW:
         classes, priors = classes_all[:m], priors_all[:m]
@@ -78,13 +78,13 @@ def fast_nms(boxes, coefs, scores, cfg: ModelConfig) -> Detections:
             break
         m = min(order.numel(), 4 * m)
     else:  # few survivors among many candidates: the reference's per-class computation
-        cls_boxes = boxes[top_idx.reshape(-1)].view(num_classes, k, 4)
-        per_class = jaccard(cls_boxes, cls_boxes).triu_(diagonal=1).max(dim=1).values
-        keep = (per_class <= cfg.nms_thresh).reshape(-1)[order]
+        cls_boxes = boxes[class_idx.t().reshape(-1)].view(num_classes, k, 4)
+        per_class = jaccard(cls_boxes, cls_boxes).triu_(diagonal=1).max(dim=1).values  # [80, k]
+        keep = (per_class.t() <= cfg.nms_thresh).reshape(-1)[order]
         classes, priors = classes_all, priors_all
     chosen = keep.nonzero().squeeze(1)[: cfg.max_num_detections]
     picked = priors[chosen]
-    return Detections(boxes[picked], coefs[picked], classes[chosen], flat_scores[order[chosen]])
+    return Detections(boxes[picked], coefs[picked], classes[chosen], flat_scores[chosen])
 
 
 def greedy_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -113,7 +113,7 @@ def greedy_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.nd
 def traditional_nms(boxes, coefs, scores, cfg: ModelConfig) -> Detections:
     """Per-class greedy NMS over candidates whose class score passes conf_thresh, at pixel scale."""
     pixel_boxes = (boxes * cfg.max_size).numpy()
-    scores_np = scores.numpy()
+    scores_np = scores.numpy().T
     kept_idx, kept_cls, kept_scores = [], [], []
     for cls in range(scores_np.shape[0]):
         candidates = np.flatnonzero(scores_np[cls] > cfg.conf_thresh)
@@ -142,11 +142,10 @@ def detect_image(loc, conf, coefs, priors, cfg: ModelConfig, nms: str = "fast") 
 
     Returns None when no prior's best foreground score passes conf_thresh (as the reference)."""
     decoded = decode(loc, priors)
-    cur_scores = conf.t()[1:, :]
-    best, _ = cur_scores.max(dim=0)
-    keep = best > cfg.conf_thresh
-    scores = cur_scores[:, keep]
-    if scores.shape[1] == 0:
+    foreground = conf[:, 1:]
+    keep = foreground.amax(dim=1) > cfg.conf_thresh
+    scores = foreground[keep]  # [kept priors, 80]
+    if scores.shape[0] == 0:
         return None
     method = fast_nms if nms == "fast" else traditional_nms
     return method(decoded[keep], coefs[keep], scores, cfg)
