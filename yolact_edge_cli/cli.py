@@ -11,7 +11,7 @@ from rich.table import Table
 
 from . import __version__
 from .console import err, out, print_json
-from .errors import EXIT_FAILED, YedgeError
+from .errors import EXIT_FAILED, UsageError, YedgeError
 from .workspace import DEFAULT_WORKSPACE, Workspace
 
 app = typer.Typer(
@@ -288,8 +288,8 @@ def _parse_sizes(text: str) -> tuple[int, ...]:
     except ValueError:
         sizes = ()
     if not sizes or min(sizes) < 1:
-        raise typer.BadParameter(f"{text!r} is not a comma list of positive integers",
-                                 param_hint="--batch-sizes")
+        raise UsageError(f"--batch-sizes {text!r} is not a comma list of positive integers",
+                         hint="e.g. --batch-sizes 1,4,8")
     return sizes
 
 
