@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,14 @@ def r50_model(checkpoint):
     from yolact_edge_cli.model.checkpoint import load_model
 
     return load_model(checkpoint(), "yolact_edge_resnet50_config")
+
+
+def copy_sample_images(folder: Path) -> Path:
+    """The two sample photos (the eval_mini set's images) in a folder of their own."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("astronaut.png", "coffee.png"):
+        shutil.copy(DATA / name, folder / name)
+    return folder
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,

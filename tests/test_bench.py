@@ -1,13 +1,12 @@
 """`bench`: every field in the table and JSON, the batch sweep, --stages, and the run log."""
 import json
-import shutil
 
 import pytest
 
 from yolact_edge_cli.steps import export, prep
 from yolact_edge_cli.workspace import Workspace
 
-from .conftest import DATA, assert_clean_failure, run_cli
+from .conftest import DATA, assert_clean_failure, copy_sample_images, run_cli
 
 ROW_FIELDS = {"batch_size", "loops", "throughput", "latency_mean_ms", "latency_p50_ms",
               "latency_p90_ms", "latency_p99_ms"}
@@ -16,10 +15,7 @@ ROW_FIELDS = {"batch_size", "loops", "throughput", "latency_mean_ms", "latency_p
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, checkpoint):
     root = tmp_path_factory.mktemp("bench")
-    images = root / "images"
-    images.mkdir()
-    for name in ("astronaut.png", "coffee.png"):
-        shutil.copy(DATA / name, images / name)
+    images = copy_sample_images(root / "images")
     ws = Workspace(root / "ws")
     export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"), dynamic_batch=True)
     prep.run(ws, images, DATA / "golden" / "eval_mini" / "instances_mini.json", workers=1)

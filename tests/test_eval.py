@@ -13,7 +13,7 @@ from yolact_edge_cli.model.masks import ImageResult
 from yolact_edge_cli.steps import evaluate, export, infer, prep
 from yolact_edge_cli.workspace import Workspace
 
-from .conftest import DATA, assert_clean_failure, run_cli
+from .conftest import DATA, assert_clean_failure, copy_sample_images, run_cli
 from .golden import IMAGES, Golden
 
 MINI = DATA / "golden" / "eval_mini"
@@ -58,10 +58,7 @@ def test_coco_entries_equal_the_reference_json(image):
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, checkpoint):
     root = tmp_path_factory.mktemp("eval")
-    images = root / "images"
-    images.mkdir()
-    for name in ("astronaut.png", "coffee.png"):
-        shutil.copy(DATA / name, images / name)
+    images = copy_sample_images(root / "images")
     ws = Workspace(root / "ws")
     export.run(ws, checkpoint())
     prep.run(ws, images, MINI / "instances_mini.json", workers=1)
@@ -121,10 +118,7 @@ def test_missing_outputs_are_listed_unless_allowed(workspace, tmp_path):
 def test_zero_detections_and_images_without_ground_truth(tmp_path, checkpoint):
     """Background wins everywhere with a huge BG bias: Detect returns nothing for every image,
     the results files are empty lists, and the metrics say so instead of failing."""
-    images = tmp_path / "images"
-    images.mkdir()
-    for name in ("astronaut.png", "coffee.png"):
-        shutil.copy(DATA / name, images / name)
+    images = copy_sample_images(tmp_path / "images")
     annotations = json.loads((MINI / "instances_mini.json").read_text())
     annotations["images"].append({"id": 7, "file_name": "astronaut.png", "width": 512, "height": 512})
     ann_path = tmp_path / "ann.json"

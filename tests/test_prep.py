@@ -1,6 +1,5 @@
 """`prep`: the recipe's .bin files and ids.json, resumable, and clear about bad input."""
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from yolact_edge_cli.errors import InputError
 from yolact_edge_cli.steps import prep
 from yolact_edge_cli.workspace import Workspace
 
-from .conftest import DATA, assert_clean_failure, run_cli
+from .conftest import DATA, assert_clean_failure, copy_sample_images, run_cli
 from .golden import Golden
 
 MINI = DATA / "golden" / "eval_mini" / "instances_mini.json"
@@ -22,11 +21,7 @@ MINI = DATA / "golden" / "eval_mini" / "instances_mini.json"
 
 @pytest.fixture
 def images(tmp_path):
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for name in ("astronaut.png", "coffee.png"):
-        shutil.copy(DATA / name, folder / name)
-    return folder
+    return copy_sample_images(tmp_path / "images")
 
 
 def test_bins_equal_the_golden_input_and_ids_follow_annotation_order(tmp_path, images):

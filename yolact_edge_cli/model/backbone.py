@@ -10,6 +10,18 @@ from torch import nn
 from .config import BackboneConfig
 
 
+def selected_outputs(layers: nn.ModuleList, selected: tuple[int, ...], x: torch.Tensor) -> list[torch.Tensor]:
+    """Run the stages in order and keep the outputs of the selected ones. The reference also runs
+    the stages after the last selected one (MobileNetV2's 320/1280-channel tail), whose output
+    nobody reads; we stop there (identical outputs, less work)."""
+    outs = []
+    for index, layer in enumerate(layers[: max(selected) + 1]):
+        x = layer(x)
+        if index in selected:
+            outs.append(x)
+    return outs
+
+
 class Bottleneck(nn.Module):
     """ResNet bottleneck with the stride on the 3×3 conv."""
 
@@ -58,12 +70,7 @@ class ResNetBackbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        outs = []
-        for index, layer in enumerate(self.layers[: max(self.selected_layers) + 1]):
-            x = layer(x)
-            if index in self.selected_layers:
-                outs.append(x)
-        return outs
+        return selected_outputs(self.layers, self.selected_layers, x)
 
 
 def _conv_bn_relu6(inp: int, oup: int, kernel: int, stride: int, groups: int = 1) -> nn.Sequential:
@@ -113,14 +120,7 @@ class MobileNetV2Backbone(nn.Module):
         self.layers.append(_conv_bn_relu6(inp, 1280, 1, 1))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        # The reference also runs the 320/1280-channel tail, whose output nobody reads; we stop
-        # after the last selected layer (identical outputs, less work).
-        outs = []
-        for index, layer in enumerate(self.layers[: max(self.selected_layers) + 1]):
-            x = layer(x)
-            if index in self.selected_layers:
-                outs.append(x)
-        return outs
+        return selected_outputs(self.layers, self.selected_layers, x)
 
 
 def build_backbone(cfg: BackboneConfig) -> nn.Module:
