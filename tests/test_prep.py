@@ -52,17 +52,18 @@ def test_rerun_skips_complete_files_and_redoes_partial_ones(tmp_path, images):
 def test_killed_prep_resumes_with_identical_files(tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
-    annotations = _many_images(folder, 24)
+    annotations = _many_images(folder, 60)
     ws = tmp_path / "ws"
     proc = subprocess.Popen([sys.executable, "-m", "yolact_edge_cli", "-w", str(ws), "prep",
                              "--images", str(folder), "--annotations", str(annotations), "--workers", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     bins = ws / "inputs" / "bin_file"
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(bins.glob("*.bin"))) < 3:
-        time.sleep(0.05)
+    while time.time() < deadline and len(list(bins.glob("*.bin"))) < 2:
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert proc.returncode == -signal.SIGKILL
     assert not (ws / "inputs" / "ids.json").exists()
     assert all(p.stat().st_size == 3_630_000 for p in bins.glob("*.bin"))  # no partial .bin
     proc = run_cli("-w", ws, "prep", "--images", folder, "--annotations", annotations, "--workers", "2")
@@ -71,7 +72,7 @@ def test_killed_prep_resumes_with_identical_files(tmp_path):
     fresh = Workspace(tmp_path / "fresh")
     prep.run(fresh, folder, annotations, workers=1)
     assert resumed == {p.name: p.read_bytes() for p in (fresh.inputs_dir / "bin_file").glob("*.bin")}
-    assert len(resumed) == 24
+    assert len(resumed) == 60
     assert not list(bins.glob(".*.tmp"))
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import shlex
 import sys
 from pathlib import Path
 from typing import Optional
@@ -105,9 +106,9 @@ def export(
     layout: str = typer.Option("fpn", "--layout", help="'fpn': P3–P7 + proto, the Ascend recipe's "
                                "six outputs; 'head': loc/conf/mask/proto, heads on the device too."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write the ONNX "
-                                          "[default: WORKSPACE/models/yolact_edge.onnx]."),
+                                          "\\[default: WORKSPACE/models/yolact_edge.onnx]."),
     check_image: Optional[Path] = typer.Option(None, "--check-image", help="Image for the "
-                                               "onnxruntime-vs-PyTorch check [default: bundled photo]."),
+                                               "onnxruntime-vs-PyTorch check \\[default: bundled photo]."),
     input_dtype: str = typer.Option("float32", "--input-dtype", help="float32 (normalised, the "
                                     "recipe's) or uint8 (RGB pixels; normalised in the graph)."),
 ) -> None:
@@ -142,7 +143,7 @@ def prep(
     images: Path = typer.Option(..., "--images", help="Folder of COCO images (e.g. val2017)."),
     annotations: Path = typer.Option(..., "--annotations", help="COCO instances_*.json."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Processes [default: CPU count]."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes \\[default: CPU count]."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 (the recipe's .bin) or uint8 "
                               "(4× smaller; export with --input-dtype uint8)."),
     all_images: bool = typer.Option(False, "--all-images", help="Also images without annotations."),
@@ -167,24 +168,67 @@ def prep(
 
 @app.command()
 @handles_errors
+def convert(
+    ctx: typer.Context,
+    model: Optional[Path] = typer.Option(None, "--model", help="ONNX \\[default: what export wrote]."),
+    soc_version: str = typer.Option("auto", "--soc-version", help="auto (from npu-smi) or e.g. Ascend310P3."),
+    batch_size: str = typer.Option("1", "--batch-size", "-b", help="Comma list: one .om per batch size."),
+    dynamic_batch: Optional[str] = typer.Option(None, "--dynamic-batch", help="Comma list, e.g. "
+                                                "1,2,4,8: one dynamic-batch .om instead."),
+    precision_mode: Optional[str] = typer.Option(None, "--precision-mode", help="atc's "
+                                                 "--precision_mode \\[atc's default: force_fp16]."),
+    atc_arg: list[str] = typer.Option([], "--atc-arg", help="Extra argument passed to atc as is "
+                                      "(repeat it), e.g. --atc-arg=--output_type=FP16."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the atc command lines; run nothing."),
+) -> None:
+    """Convert the ONNX to .om with atc (soc_version from npu-smi), one model per batch size."""
+    from .steps import convert as step
+
+    settings: Settings = ctx.obj
+    result = step.run(settings.workspace, model=model, soc_version=soc_version,
+                      batch_sizes=_parse_sizes(batch_size, "--batch-size"),
+                      dynamic_batch=_parse_sizes(dynamic_batch, "--dynamic-batch") if dynamic_batch else (),
+                      precision_mode=precision_mode, atc_args=tuple(atc_arg), dry_run=dry_run)
+    if settings.json:
+        print_json(result.to_dict())
+        return
+    if dry_run:
+        for argv in result.argv:
+            out.print(shlex.join(argv), markup=False, highlight=False, soft_wrap=True)
+        return
+    table = Table(title=f"atc → {result.soc_version}", title_justify="left")
+    for column in ("model", "batch", "precision", "CANN"):
+        table.add_column(column)
+    for entry in result.models:
+        batch = str(entry["batch_size"]) if entry["batch_size"] else "dynamic " + ",".join(map(str, entry["dynamic_batch"]))
+        table.add_row(entry["om"], batch, entry["precision_mode"], entry["cann_version"] or "?")
+    out.print(table)
+
+
+@app.command()
+@handles_errors
 def infer(
     ctx: typer.Context,
-    backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime or torch."),
-    model: Optional[Path] = typer.Option(None, "--model", help="ONNX file (onnxruntime) or .pth "
-                                         "(torch) [default: what export recorded]."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    backend: str = typer.Option("auto", "--backend", help="auto (ascend where an NPU and ais_bench "
+                                "are present, else onnxruntime), onnxruntime, torch or ascend."),
+    model: Optional[Path] = typer.Option(None, "--model", help="ONNX file (onnxruntime), .pth "
+                                         "(torch) or .om (ascend) \\[default: what export/convert recorded]."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda; for ascend NPU ids, e.g. 0 or 0,1 "
+                               "(inputs are split across them)."),
     half: bool = typer.Option(False, "--half", help="fp16 (torch backend)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b",
                                              help="Batch for dynamic-batch models and torch."),
     run_name: Optional[str] = typer.Option(None, "--run", help="Output folder name under "
-                                           "outputs/ [default: the backend's name]."),
+                                           "outputs/ \\[default: the backend's name]."),
+    ais_bench: str = typer.Option("auto", "--ais-bench", help="ascend: 'api' (InferSession, "
+                                  "in-process), 'cli' (python3 -m ais_bench) or 'auto' (api if importable)."),
 ) -> None:
     """Run the model over the prepared inputs, writing ais_bench-style outputs (resumable)."""
     from .steps import infer as step
 
     settings: Settings = ctx.obj
     result = step.run(settings.workspace, backend=backend, model=model, device=device, half=half,
-                      batch_size=batch_size, run_name=run_name)
+                      batch_size=batch_size, run_name=run_name, ais_bench=ais_bench)
     if settings.json:
         print_json(result.to_dict())
         return
@@ -199,14 +243,14 @@ def infer(
 @handles_errors
 def evaluate(
     ctx: typer.Context,
-    outputs: Optional[Path] = typer.Option(None, "--outputs", help="Run folder [default: the last infer run]."),
-    annotations: Optional[Path] = typer.Option(None, "--annotations", help="[default: what prep used]"),
+    outputs: Optional[Path] = typer.Option(None, "--outputs", help="Run folder \\[default: the last infer run]."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="\\[default: what prep used]"),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Checkpoint for the host heads "
-                                           "(fpn layout) [default: what export used]."),
+                                           "(fpn layout) \\[default: what export used]."),
     nms: str = typer.Option("fast", "--nms", help="fast (the recipe's) or traditional (yolact_edge's default)."),
     score_threshold: float = typer.Option(0.0, "--score-threshold", help="Keep detections scoring above this."),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Only the first N images."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Processes [default: CPU count]."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes \\[default: CPU count]."),
     fast_eval: bool = typer.Option(False, "--fast-eval", help="Use faster-coco-eval if installed."),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Evaluate only images that have outputs."),
 ) -> None:
@@ -231,6 +275,8 @@ def evaluate(
     out.print(table)
     out.print("YOLACT mAP (the Ascend recipe's metric):")
     out.print(format_table(result.yolact_ap), markup=False, soft_wrap=True)
+    if result.output_dtype != "float32":
+        out.print(f"outputs are {result.output_dtype} (an .om built with --output_type FP16); read as such")
     if result.missing:
         out.print(f"left out {len(result.missing)} image(s) without outputs")
     out.print(f"host post-processing {result.host_ms_per_image['wall']:.1f} ms/image; "
@@ -241,19 +287,20 @@ def evaluate(
 @handles_errors
 def bench(
     ctx: typer.Context,
-    backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime or torch."),
-    model: Optional[Path] = typer.Option(None, "--model", help="[default: what export recorded]"),
+    backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime, torch or ascend."),
+    model: Optional[Path] = typer.Option(None, "--model", help="\\[default: what export/convert recorded]"),
     batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Comma list, e.g. "
-                                              "1,4,8,16,32,64 [default: the model's static batch, "
+                                              "1,4,8,16,32,64 \\[default: the model's static batch, "
                                               "or that list for a dynamic-batch model]."),
     loop: int = typer.Option(100, "--loop", help="Timed runs per batch size."),
     warmup: int = typer.Option(10, "--warmup", help="Untimed runs first."),
     max_seconds: float = typer.Option(60.0, "--max-seconds", help="Stop a batch size's loop after this long."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda; for ascend an NPU id."),
     half: bool = typer.Option(False, "--half", help="fp16 (torch backend)."),
     stages: bool = typer.Option(False, "--stages", help="Time the whole path per image on prepared "
                                 "inputs: read, inference, heads, Detect, masks, RLE/JSON."),
     images: int = typer.Option(10, "--images", help="With --stages: how many prepared images."),
+    ais_bench: str = typer.Option("auto", "--ais-bench", help="ascend: api, cli or auto."),
 ) -> None:
     """Measure throughput and latency per batch size (results appended to results/bench.json)."""
     from .steps import bench as step
@@ -262,7 +309,7 @@ def bench(
     sizes = _parse_sizes(batch_sizes) if batch_sizes else None
     result = step.run(settings.workspace, backend=backend, model=model, device=device, half=half,
                       batch_sizes=sizes, loop=loop, warmup=warmup, max_seconds=max_seconds,
-                      stages=stages, images=images)
+                      stages=stages, images=images, ais_bench=ais_bench)
     if settings.json:
         print_json(result.to_dict())
         return
@@ -276,20 +323,21 @@ def bench(
     for row in result.rows:
         table.add_row(str(row.batch_size), str(row.loops), f"{row.throughput:.1f}",
                       f"{row.latency_mean_ms:.1f}", f"{row.latency_p50_ms:.1f}",
-                      f"{row.latency_p90_ms:.1f}", f"{row.latency_p99_ms:.1f}")
+                      "—" if row.latency_p90_ms is None else f"{row.latency_p90_ms:.1f}",
+                      f"{row.latency_p99_ms:.1f}")
     out.print(table)
     for line in result.skipped:
         err.print(f"[yellow]skipped[/] {line}")
 
 
-def _parse_sizes(text: str) -> tuple[int, ...]:
+def _parse_sizes(text: str, option: str = "--batch-sizes") -> tuple[int, ...]:
     try:
         sizes = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         sizes = ()
     if not sizes or min(sizes) < 1:
-        raise UsageError(f"--batch-sizes {text!r} is not a comma list of positive integers",
-                         hint="e.g. --batch-sizes 1,4,8")
+        raise UsageError(f"{option} {text!r} is not a comma list of positive integers",
+                         hint=f"e.g. {option} 1,4,8")
     return sizes
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import EnvironmentProblem, UsageError
 
-BACKENDS = ("auto", "onnxruntime", "torch")
+BACKENDS = ("auto", "onnxruntime", "torch", "ascend")
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class ModelInfo:
     input_dtype: str        # "float32" or "uint8"
     layout: str             # "fpn" or "head"
     output_names: tuple[str, ...]
+    output_dtype: str = "float32"  # an .om built with --output_type FP16 gives float16
 
 
 class Session(Protocol):
@@ -31,9 +32,16 @@ class Session(Protocol):
 
 
 def resolve_backend(name: str) -> str:
+    """`auto` is ascend where an NPU (npu-smi) and ais_bench are present, else onnxruntime."""
     if name not in BACKENDS:
-        raise UsageError(f"unknown backend {name!r}", hint="use auto, onnxruntime or torch")
-    return "onnxruntime" if name == "auto" else name
+        raise UsageError(f"unknown backend {name!r}", hint="use auto, onnxruntime, torch or ascend")
+    if name != "auto":
+        return name
+    import shutil
+
+    from ..ascend.aisbench import api_available
+
+    return "ascend" if shutil.which("npu-smi") and api_available() else "onnxruntime"
 
 
 def open_session(backend: str, *, onnx: Path | None = None, weights: Path | None = None,

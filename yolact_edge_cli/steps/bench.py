@@ -27,7 +27,7 @@ class BenchRow:
     throughput: float  # images per second
     latency_mean_ms: float
     latency_p50_ms: float
-    latency_p90_ms: float
+    latency_p90_ms: float | None  # None where only ais_bench's printed summary was available
     latency_p99_ms: float
 
 
@@ -67,10 +67,16 @@ def _synthetic(batch: int, dtype: str) -> np.ndarray:
 def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, device: str = "cpu",
         half: bool = False, batch_sizes: tuple[int, ...] | None = None, loop: int = 100,
         warmup: int = 10, max_seconds: float = 60.0, stages: bool = False,
-        images: int = 10) -> BenchResult:
+        images: int = 10, ais_bench: str = "auto") -> BenchResult:
     backend = resolve_backend(backend)
     if loop < 1 or warmup < 0:
         raise UsageError("--loop must be ≥ 1 and --warmup ≥ 0", hint="e.g. --loop 100 --warmup 10")
+    if backend == "ascend":
+        if stages:
+            raise UsageError("--stages runs on the host backends", hint="use --backend onnxruntime or torch")
+        result = _ascend(ws, model, device, batch_sizes, loop, warmup, max_seconds, ais_bench)
+        _append(ws, result)
+        return result
     source, export = model_source(ws, backend, model)
     options = export.get("options", {})
     result = BenchResult(backend=backend, device=device, model=str(source),
@@ -117,6 +123,60 @@ def _time_batch(session, batch: int, loop: int, warmup: int, max_seconds: float)
             if time.perf_counter() > budget_end:
                 break
     return row_from_times(batch, times)
+
+
+def _ascend(ws: Workspace, model: Path | None, device: str, batch_sizes, loop: int, warmup: int,
+            max_seconds: float, mode: str) -> BenchResult:
+    """Each batch size on its own .om (or the dynamic one with --dymBatch), through an
+    InferSession loop or `python3 -m ais_bench --loop`."""
+    from ..ascend import aisbench
+    from .infer import parse_devices, select_om
+
+    device_id = parse_devices(device)[0]
+    mode = aisbench.resolve_mode(mode)
+    models = (ws.step("convert") or {}).get("outputs", {}).get("models", [])
+    sizes = tuple(batch_sizes) if batch_sizes else tuple(
+        sorted({m["batch_size"] for m in models if m["batch_size"]}) or DEFAULT_BATCH_SIZES[:1])
+    first, _ = select_om(ws, model, sizes[0])
+    result = BenchResult(backend="ascend", device=f"npu:{device_id}", model=str(first),
+                         model_sha256=sha256_file(first), mode="inference")
+    for batch in sizes:
+        om, entry = select_om(ws, model, batch)
+        aisbench.check_model(om)
+        dynamic = not entry.get("batch_size")
+        if mode == "api":
+            from ..backends.ascend import AscendApiSession
+
+            session = AscendApiSession(om, device_id)
+            try:
+                result.rows.append(_time_batch(session, batch, loop, warmup, max_seconds))
+            finally:
+                session.close()
+            continue
+        dirname = f"bench_bs{batch}"
+        out_dir = ws.logs_dir / "ais_bench_bench"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        argv = aisbench.cli_argv(om.absolute(), output=out_dir.absolute(), dirname=dirname,
+                                 device=device_id, loop=loop, batch_size=batch,
+                                 dym_batch=batch if dynamic else None, warmup=warmup)
+        stdout = aisbench.run_cli(argv, cwd=out_dir, log_path=ws.logs_dir / f"ais_bench_{dirname}.log")
+        result.rows.append(_row_from_aisbench(batch, loop, stdout, out_dir / f"{dirname}_summary.json"))
+    return result
+
+
+def _row_from_aisbench(batch: int, loop: int, stdout: str, summary_file: Path) -> BenchRow:
+    """From the summary JSON's per-run times when ais_bench wrote one, else its printed block."""
+    from ..ascend import aisbench
+
+    if summary_file.exists():
+        times = json.loads(summary_file.read_text()).get("npu_compute_time_list") or []
+        if times:
+            return row_from_times(batch, [float(t) for t in times])
+    printed = aisbench.parse_summary(stdout)["NPU_compute_time"]
+    mean = printed["mean"]
+    return BenchRow(batch_size=batch, loops=loop, throughput=round(1000 * batch / mean, 2) if mean else 0.0,
+                    latency_mean_ms=round(mean, 2), latency_p50_ms=round(printed["median"], 2),
+                    latency_p90_ms=None, latency_p99_ms=round(printed["percentile(99%)"], 2))
 
 
 def _stages(ws: Workspace, session, images: int) -> dict[str, float]:

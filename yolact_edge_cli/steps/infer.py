@@ -1,8 +1,12 @@
 """`yedge infer`: run the model over `inputs/bin_file` with ais_bench's grouping and file naming,
-so `eval` reads every backend's outputs the same way."""
+so `eval` reads every backend's outputs the same way. On Ascend, ais_bench itself runs it
+(through its Python API, or `python3 -m ais_bench`)."""
 from __future__ import annotations
 
+import json
+import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -10,12 +14,14 @@ import numpy as np
 
 from ..backends import open_session, resolve_backend
 from ..console import progress_bar
+from ..data import binio
 from ..errors import InputError, UsageError
 from ..model.config import INPUT_SIZE
 from ..model.yolact import output_bytes
 from ..workspace import Workspace, atomic_path, file_size, sha256_file
-from ..data import binio
 from . import prep
+
+SAMPLE_SHAPE = (3, INPUT_SIZE, INPUT_SIZE)
 
 
 @dataclass
@@ -39,29 +45,116 @@ class InferResult:
 
 def model_source(ws: Workspace, backend: str, model: Path | None) -> tuple[Path, dict]:
     """The model file for a backend: --model, else what `export` recorded."""
-    export = ws.step("export") or {}
     if model is not None:
-        return Path(model), export
-    if not export:
-        ws.require("export", "exported model", "yedge export --weights X.pth")
-    key = "onnx" if backend == "onnxruntime" else "weights"
-    stored = export["outputs"]["onnx"] if key == "onnx" else export["inputs"]["weights"]
+        return Path(model), ws.step("export") or {}
+    export = ws.require("export", "exported model", "yedge export --weights X.pth")
+    stored = export["outputs"]["onnx"] if backend == "onnxruntime" else export["inputs"]["weights"]
     return ws.resolve(stored), export
+
+
+def select_om(ws: Workspace, model: Path | None, batch_size: int | None) -> tuple[Path, dict]:
+    """The .om for a batch size: --model, else the converted model of that batch (or a dynamic
+    one that allows it), else the first one converted."""
+    models = (ws.step("convert") or {}).get("outputs", {}).get("models", [])
+    if model is not None:
+        entry = next((m for m in models if ws.resolve(m["om"]).resolve() == Path(model).resolve()), {})
+        return Path(model), entry
+    if not models:
+        ws.require("convert", "converted .om model", "yedge convert")
+    for entry in models:
+        if batch_size in (None, entry["batch_size"]) or batch_size in entry["dynamic_batch"]:
+            return ws.resolve(entry["om"]), entry
+    raise InputError(f"no converted .om for batch {batch_size}", path=ws.models_dir,
+                     hint=f"run `yedge convert --batch-size {batch_size}`")
+
+
+def parse_devices(device: str) -> list[int]:
+    value = "0" if device == "cpu" else device
+    try:
+        devices = [int(part) for part in value.split(",")]
+    except ValueError:
+        raise UsageError(f"--device {device!r} is not an NPU id list", hint="e.g. --device 0 or --device 0,1") from None
+    if not devices or min(devices) < 0 or len(set(devices)) != len(devices):
+        raise UsageError(f"--device {device!r} is not an NPU id list", hint="e.g. --device 0 or --device 0,1")
+    return devices
 
 
 def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, device: str = "cpu",
         half: bool = False, batch_size: int | None = None, run_name: str | None = None,
-        inputs: Path | None = None) -> InferResult:
+        inputs: Path | None = None, ais_bench: str = "auto") -> InferResult:
     backend = resolve_backend(backend)
-    source, export = model_source(ws, backend, model)
-    options = export.get("options", {})
     prep_entry = ws.step("prep") or {}
     input_dtype = prep_entry.get("options", {}).get("dtype", "float32")
+    if model is None and backend == "ascend":
+        ws.require("convert", "converted .om model", "yedge convert")
+    elif model is None:
+        ws.require("export", "exported model", "yedge export --weights X.pth")
+    in_dir = Path(inputs) if inputs else prep.bin_dir(ws)
+    files = binio.list_input_files(in_dir)
+    run_name = run_name or backend
+    run_dir = ws.outputs_dir / run_name
+    started = time.perf_counter()
+    if backend == "ascend":
+        outcome = _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dtype, ais_bench)
+    else:
+        outcome = _run_host(ws, backend, model, device, half, batch_size, files, run_dir, input_dtype)
+    source, layout, per_batch, device_label, computed, times, extra = outcome
+    seconds = time.perf_counter() - started
+    count = len(output_bytes(layout))
+    filesinfo = {str(i): {"infiles": [str(f)],
+                          "outfiles": [str(binio.output_path(run_dir, f, k)) for k in range(count)]}
+                 for i, f in enumerate(files)}
+    summary = binio.summary(filesinfo, times, per_batch)
+    binio.write_json(binio.summary_path(run_dir), summary)
+    result = InferResult(run=run_name, run_dir=str(run_dir), backend=backend, device=device_label,
+                         model=str(source), layout=layout, batch_size=per_batch, samples=len(files),
+                         computed=computed, skipped_existing=len(files) - computed,
+                         seconds=round(seconds, 2), throughput=round(summary["throughput"], 2))
+    ws.record("infer", {
+        "inputs": {"bin_dir": ws.relative(in_dir), "model": str(source.absolute()),
+                   "model_sha256": sha256_file(source)},
+        "options": {"backend": backend, "device": device_label, "half": half, "batch_size": per_batch,
+                    "layout": layout, **extra},
+        "outputs": {"run": run_name, "run_dir": ws.relative(run_dir),
+                    "summary": ws.relative(binio.summary_path(run_dir))},
+    })
+    return result
+
+
+def _split(items: list, parts: int) -> list[list]:
+    """Contiguous, nearly equal shares (one per device)."""
+    size, extra = divmod(len(items), parts)
+    bounds = [i * size + min(i, extra) for i in range(parts + 1)]
+    return [items[bounds[i]:bounds[i + 1]] for i in range(parts)]
+
+
+def _pending(files: list[Path], run_dir: Path, layout: str, per_batch: int, itemsizes=(4,)):
+    """Batches with at least one sample whose outputs are missing or of the wrong size."""
+    sizes = {itemsize: output_bytes(layout, itemsize) for itemsize in itemsizes}
+
+    def complete(path: Path) -> bool:
+        return any(all(file_size(binio.output_path(run_dir, path, k)) == n for k, n in enumerate(expected))
+                   for expected in sizes.values())
+
+    return [b for b in binio.group(files, per_batch) if not all(complete(f) for f in b.files)]
+
+
+def _run_host(ws, backend, model, device, half, batch_size, files, run_dir, input_dtype):
+    source, export = model_source(ws, backend, model)
+    options = export.get("options", {})
     session = open_session(backend, onnx=source, weights=source, device=device, half=half,
                            layout=options.get("layout", "fpn"),
                            input_dtype=options.get("input_dtype", input_dtype),
                            batch_size=batch_size, config=options.get("config", "auto"))
-    info = session.info
+    per_batch = _check_session(session.info, source, input_dtype, batch_size)
+    todo = _pending(files, run_dir, session.info.layout, per_batch)
+    times = _run_batches([session], todo, len(files), run_dir, input_dtype,
+                         f"infer {backend} ({device}, batch {per_batch})")
+    return (source, session.info.layout, per_batch, device, sum(len(b.files) for b in todo), times,
+            {"config": options.get("config", "auto")})
+
+
+def _check_session(info, source: Path, input_dtype: str, batch_size: int | None) -> int:
     if info.input_dtype != input_dtype:
         raise InputError(f"the model takes {info.input_dtype} input but the inputs were prepared as "
                          f"{input_dtype}", path=source,
@@ -69,54 +162,112 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
                               f"--input-dtype {input_dtype}")
     if info.batch_size is not None and batch_size not in (None, info.batch_size):
         raise UsageError(f"the model has a static batch of {info.batch_size}, not {batch_size}",
-                         hint="drop --batch-size, or export with --dynamic-batch")
-    per_batch = info.batch_size or batch_size or 1
-    in_dir = Path(inputs) if inputs else prep.bin_dir(ws)
-    files = binio.list_input_files(in_dir)
-    run_name = run_name or backend
-    run_dir = ws.outputs_dir / run_name
+                         hint="drop --batch-size, or export (or convert) with dynamic batch")
+    return info.batch_size or batch_size or 1
+
+
+def _run_batches(sessions, todo, total: int, run_dir: Path, input_dtype: str, label: str) -> list[float]:
+    """Run pending batches, split in contiguous shares over the sessions (one per device), and
+    write each real sample's outputs atomically; padding outputs are dropped."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    sizes = output_bytes(info.layout)
-    sample_shape = (3, INPUT_SIZE, INPUT_SIZE)
-
-    def complete(path: Path) -> bool:
-        return all(file_size(binio.output_path(run_dir, path, k)) == size for k, size in enumerate(sizes))
-
-    batches = binio.group(files, per_batch)
-    todo = [b for b in batches if not all(complete(f) for f in b.files)]
+    shares = _split(todo, len(sessions))
     times: list[float] = []
-    started = time.perf_counter()
-    with progress_bar(len(files), f"infer {backend} ({device}, batch {per_batch})") as advance:
-        advance(len(files) - sum(len(b.files) for b in todo))
-        for batch in todo:
-            data = binio.read_batch(batch, np.dtype(input_dtype), sample_shape)
-            t0 = time.perf_counter()
-            outputs = session.run(data)
-            times.append((time.perf_counter() - t0) * 1000)
-            for k, output in enumerate(outputs):
-                for j, part in enumerate(np.array_split(output, per_batch, axis=0)[: len(batch.files)]):
-                    with atomic_path(binio.output_path(run_dir, batch.files[j], k)) as tmp:
-                        np.ascontiguousarray(part, dtype=np.float32).tofile(tmp)
-            advance(len(batch.files))
-    seconds = time.perf_counter() - started
-    filesinfo = {str(i): {"infiles": [str(f)],
-                          "outfiles": [str(binio.output_path(run_dir, f, k)) for k in range(len(sizes))]}
-                 for i, f in enumerate(files)}
-    summary = binio.summary(filesinfo, times, per_batch)
-    binio.write_json(binio.summary_path(run_dir), summary)
-    computed = sum(len(b.files) for b in todo)
-    result = InferResult(run=run_name, run_dir=str(run_dir), backend=backend, device=device,
-                         model=str(source), layout=info.layout, batch_size=per_batch,
-                         samples=len(files), computed=computed,
-                         skipped_existing=len(files) - computed, seconds=round(seconds, 2),
-                         throughput=round(summary["throughput"], 2))
-    ws.record("infer", {
-        "inputs": {"bin_dir": ws.relative(in_dir), "model": str(source.absolute()),
-                   "model_sha256": sha256_file(source)},
-        "options": {"backend": backend, "device": device, "half": half, "batch_size": per_batch,
-                    "layout": info.layout, "config": options.get("config", "auto")},
-        "outputs": {"run": run_name, "run_dir": ws.relative(run_dir),
-                    "summary": ws.relative(binio.summary_path(run_dir))},
-    })
-    return result
+    with progress_bar(total, label) as advance:
+        advance(total - sum(len(b.files) for b in todo))
 
+        def work(session, batches) -> list[float]:
+            spent = []
+            for batch in batches:
+                data = binio.read_batch(batch, np.dtype(input_dtype), SAMPLE_SHAPE)
+                t0 = time.perf_counter()
+                outputs = session.run(data)
+                spent.append((time.perf_counter() - t0) * 1000)
+                for k, output in enumerate(outputs):
+                    for j, part in enumerate(np.array_split(output, batch.size, axis=0)[: len(batch.files)]):
+                        with atomic_path(binio.output_path(run_dir, batch.files[j], k)) as tmp:
+                            np.ascontiguousarray(part).tofile(tmp)
+                advance(len(batch.files))
+            return spent
+
+        with ThreadPoolExecutor(len(sessions)) as pool:
+            for spent in pool.map(work, sessions, shares):
+                times += spent
+    return times
+
+
+def _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dtype, ais_bench_mode):
+    from ..ascend import aisbench, npu_smi
+
+    om, entry = select_om(ws, model, batch_size)
+    aisbench.check_model(om)
+    aisbench.check_inputs(in_dir, files)
+    if entry.get("soc_version"):
+        here = npu_smi.detect_soc()
+        if here != entry["soc_version"]:
+            raise InputError(f"this .om was built for {entry['soc_version']} but this machine's NPU "
+                             f"is {here}", path=om, hint=f"run `yedge convert --soc-version {here}`")
+    devices = parse_devices(device)
+    mode = aisbench.resolve_mode(ais_bench_mode)
+    label = "npu:" + ",".join(map(str, devices))
+    extra = {"ais_bench": mode, "soc_version": entry.get("soc_version")}
+    if mode == "api":
+        from ..backends.ascend import AscendApiSession
+
+        sessions = [AscendApiSession(om, d) for d in devices]
+        try:
+            per_batch = _check_session(sessions[0].info, om, input_dtype, batch_size)
+            todo = _pending(files, run_dir, sessions[0].info.layout, per_batch, itemsizes=(4, 2))
+            times = _run_batches(sessions, todo, len(files), run_dir, input_dtype,
+                                 f"infer ascend ({label}, batch {per_batch})")
+        finally:
+            for session in sessions:
+                session.close()
+        return om, sessions[0].info.layout, per_batch, label, sum(len(b.files) for b in todo), times, extra
+    layout = entry.get("layout", "fpn")
+    if entry.get("input_dtype", input_dtype) != input_dtype:
+        raise InputError(f"the model takes {entry['input_dtype']} input but the inputs were prepared "
+                         f"as {input_dtype}", path=om, hint=f"rerun `yedge prep --dtype {entry['input_dtype']}`")
+    per_batch = entry.get("batch_size") or batch_size or 1
+    todo = _pending(files, run_dir, layout, per_batch, itemsizes=(4, 2))
+    pending = [f for b in todo for f in b.files]
+    times = _run_aisbench_cli(ws, om, pending, devices, run_dir,
+                              dym_batch=None if entry.get("batch_size") else per_batch,
+                              total=len(files), label=f"infer ascend ({label}, batch {per_batch})")
+    return om, layout, per_batch, label, len(pending), times, extra
+
+
+def _run_aisbench_cli(ws, om, pending: list[Path], devices: list[int], run_dir: Path,
+                      dym_batch: int | None, total: int, label: str) -> list[float]:
+    """One `python3 -m ais_bench` per device on its share of the pending inputs, each into its own
+    folder; the outputs then move into the run folder (ais_bench writes them in place)."""
+    from ..ascend import aisbench
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(d, share) for d, share in zip(devices, _split(pending, len(devices))) if share]
+
+    def work(job) -> list[float]:
+        device_id, share = job
+        dirname = f"{run_dir.name}_device{device_id}"
+        staging = run_dir.parent / dirname
+        shutil.rmtree(staging, ignore_errors=True)
+        argv = aisbench.cli_argv(om.absolute(), inputs=[p.absolute() for p in share],
+                                 output=run_dir.parent.absolute(), dirname=dirname, device=device_id,
+                                 dym_batch=dym_batch)
+        aisbench.run_cli(argv, cwd=run_dir.parent, log_path=ws.logs_dir / f"ais_bench_{dirname}.log")
+        for produced in staging.glob("*.bin"):
+            shutil.move(str(produced), run_dir / produced.name)
+        summary_file = binio.summary_path(staging)
+        spent = json.loads(summary_file.read_text()).get("npu_compute_time_list", []) \
+            if summary_file.exists() else []
+        summary_file.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        return spent
+
+    times: list[float] = []
+    with progress_bar(total, label) as advance:
+        advance(total - len(pending))
+        with ThreadPoolExecutor(max(1, len(jobs))) as pool:
+            for (device_id, share), spent in zip(jobs, pool.map(work, jobs)):
+                times += [float(t) for t in spent]
+                advance(len(share))
+    return times

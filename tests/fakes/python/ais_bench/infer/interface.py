@@ -1,0 +1,59 @@
+"""Emulated `ais_bench.infer.interface.InferSession` (API_GUIDE.md's surface)."""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._model import OfflineModel
+
+
+@dataclass
+class tensor_desc:  # noqa: N801 - aclruntime's name
+    name: str
+    datatype: str
+    format: int
+    shape: list
+    size: int
+    realsize: int
+
+
+class _Summary:
+    def __init__(self, times):
+        self.exec_time_list = list(times)
+
+
+class InferSession:
+    def __init__(self, device_id: int, model_path: str, acl_json_path=None, debug=False, loop=1):
+        if not str(model_path).endswith(".om"):
+            raise RuntimeError("model path must end with .om")
+        self._model = OfflineModel(model_path, device_id)
+        self.loop = loop
+
+    def get_inputs(self):
+        m = self._model
+        shape = [m.batch, *m.sample_shape]
+        size = abs(m.batch) * m.sample_bytes()
+        return [tensor_desc(m.input_name, f"dtype.{m.input_dtype.name}", 0, shape, size, size)]
+
+    def get_outputs(self):
+        m = self._model
+        return [tensor_desc(o.name, f"dtype.{m.output_dtype.name}", 0, [m.batch, *o.shape[1:]], 0, 0)
+                for o in m.outputs]
+
+    def infer(self, feeds, mode="static", custom_sizes=100000, out_array=True):
+        if mode not in ("static", "dymbatch"):
+            raise RuntimeError(f"mode {mode} is not emulated")
+        if mode == "static" and self._model.batch == -1:
+            raise RuntimeError("[ERROR] dynamic batch model needs mode='dymbatch'")
+        data = np.asarray(feeds[0])
+        for _ in range(self.loop):
+            outputs = self._model.run(data)
+        return outputs
+
+    def summary(self):
+        return _Summary(self._model.exec_times)
+
+    def reset_summaryinfo(self):
+        self._model.exec_times.clear()
+
+    def free_resource(self):
+        self._model = None

@@ -1,0 +1,291 @@
+"""Ascend: npu-smi parsing, atc driving, and the whole workflow through ais_bench — all against
+the faithful emulators in tests/fakes (test-only; they wrap onnxruntime)."""
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from yolact_edge_cli.ascend import aisbench, npu_smi
+from yolact_edge_cli.ascend.atc import AtcJob
+from yolact_edge_cli.errors import EnvironmentProblem, InputError
+from yolact_edge_cli.steps import bench, convert, evaluate, export, infer, prep
+from yolact_edge_cli.workspace import Workspace
+
+from .conftest import DATA, assert_clean_failure, copy_sample_images, run_cli
+
+FAKES = Path(__file__).parent / "fakes"
+MINI = DATA / "golden" / "eval_mini" / "instances_mini.json"
+
+
+def fake_env(**extra) -> dict:
+    """PATH with the fake npu-smi/atc (and this interpreter for their shebang), PYTHONPATH with
+    the fake ais_bench package."""
+    path = os.pathsep.join([str(FAKES / "bin"), str(Path(sys.executable).parent), os.environ["PATH"]])
+    return {"PATH": path, "PYTHONPATH": str(FAKES / "python"), "FAKE_NPU_SMI": "310P3", **extra}
+
+
+@pytest.fixture
+def ascend(monkeypatch):
+    for key, value in fake_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.syspath_prepend(str(FAKES / "python"))
+    monkeypatch.delenv("ASCEND_TOOLKIT_HOME", raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("variant, soc", [
+    ("310P3", "Ascend310P3"), ("310P3-duo", "Ascend310P3"), ("310", "Ascend310"),
+    ("310-narrow", "Ascend310"), ("310B4", "Ascend310B4"), ("910B3", "Ascend910B3"),
+    ("910B", "Ascend910B4"), ("A3", "Ascend910_9392"),
+])
+def test_soc_from_every_npu_smi_table(ascend, variant, soc):
+    ascend.setenv("FAKE_NPU_SMI", variant)
+    assert npu_smi.detect_soc() == soc
+
+
+def test_npu_smi_table_details():
+    duo = npu_smi.parse_info((FAKES / "npu_smi" / "310P3-duo.txt").read_text())
+    assert [(c.npu, c.chip, c.device) for c in duo] == [(1, 0, 0), (1, 1, 1), (2, 0, 2), (2, 1, 3)]
+    b3 = npu_smi.parse_info((FAKES / "npu_smi" / "910B3.txt").read_text())
+    assert [(c.npu, c.chip, c.device, c.name) for c in b3] == [(0, 0, None, "910B3")]
+    assert npu_smi.parse_info((FAKES / "npu_smi" / "310.txt").read_text())[0].health == "OK"
+    assert npu_smi.soc_from_name("910 B4") == "Ascend910B4"
+
+
+@pytest.mark.parametrize("variant, fragment", [
+    ("mixed", "different NPUs (Ascend310, Ascend310P3)"),
+    ("garbage", "could not read any NPU"),
+    ("fail", "npu-smi info failed (exit 255"),
+])
+def test_npu_smi_problems(ascend, variant, fragment):
+    ascend.setenv("FAKE_NPU_SMI", variant)
+    with pytest.raises(EnvironmentProblem, match=fragment.replace("(", r"\(").replace(")", r"\)")) as info:
+        npu_smi.detect_soc()
+    assert "--soc-version" in info.value.hint
+
+
+def test_no_npu_smi_asks_for_soc_version(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(EnvironmentProblem, match="npu-smi not found"):
+        npu_smi.detect_soc()
+
+
+@pytest.mark.parametrize("batch", [1, 4, 8])
+def test_atc_argv_is_the_recipes_command(batch):
+    job = AtcJob(Path("yolact_edge.onnx"), Path("models/yolact_edge_bs%d" % batch), "Ascend310P3", batch_size=batch)
+    assert job.argv() == ["atc", "--model", "yolact_edge.onnx", "--framework", "5", "--output",
+                          f"models/yolact_edge_bs{batch}", "--log", "error", "--soc_version", "Ascend310P3",
+                          "--input_shape", f"image:{batch},3,550,550"]
+
+
+def test_atc_argv_dynamic_batch():
+    job = AtcJob(Path("m.onnx"), Path("out"), "Ascend910B3", dynamic_batch=(1, 2, 4, 8))
+    assert job.argv()[-4:] == ["--input_shape", "image:-1,3,550,550", "--dynamic_batch_size", "1,2,4,8"]
+
+
+@pytest.fixture(scope="module")
+def onnx_workspace(tmp_path_factory, checkpoint):
+    """A workspace with a dynamic-batch export of the seed-0 ResNet-50 and the two sample images
+    prepared and run through onnxruntime."""
+    root = tmp_path_factory.mktemp("ascend")
+    ws = Workspace(root / "ws")
+    export.run(ws, checkpoint(), dynamic_batch=True)
+    prep.run(ws, copy_sample_images(root / "images"), MINI, workers=1)
+    infer.run(ws, backend="onnxruntime")
+    return ws
+
+
+def _clone(onnx_workspace, tmp_path) -> Workspace:
+    import shutil
+
+    shutil.copytree(onnx_workspace.root, tmp_path / "ws", symlinks=False)
+    ws = Workspace(tmp_path / "ws")
+    manifest = json.loads(ws.manifest_path.read_text())
+    ws.manifest_path.write_text(json.dumps(manifest).replace(str(onnx_workspace.root), str(ws.root)))
+    return ws
+
+
+def test_convert_dry_run_needs_no_npu(onnx_workspace, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = convert.run(onnx_workspace, soc_version="Ascend310P3", batch_sizes=(1, 4, 8), dry_run=True)
+    assert [argv[argv.index("--input_shape") + 1] for argv in result.argv] == \
+        ["image:1,3,550,550", "image:4,3,550,550", "image:8,3,550,550"]
+    assert onnx_workspace.step("convert") is None
+
+
+def test_convert_detects_the_soc_and_records_models(ascend, onnx_workspace, tmp_path):
+    ws = _clone(onnx_workspace, tmp_path)
+    result = convert.run(ws, batch_sizes=(1, 4))
+    assert result.soc_version == "Ascend310P3"
+    models = ws.step("convert")["outputs"]["models"]
+    assert [m["om"] for m in models] == ["models/yolact_edge_bs1.om", "models/yolact_edge_bs4.om"]
+    assert all(m["soc_version"] == "Ascend310P3" and len(m["onnx_sha256"]) == 64 for m in models)
+    assert "ATC run success" in (ws.logs_dir / "atc_bs4.log").read_text()
+    dynamic = convert.run(ws, soc_version="Ascend310P3", dynamic_batch=(1, 2, 4))
+    om = dynamic.models[0]["om"]
+    assert om.startswith("models/yolact_edge_dynamic_linux_") and om.endswith(".om")
+    assert len(ws.step("convert")["outputs"]["models"]) == 3
+
+
+@pytest.mark.parametrize("mode, fragment", [
+    ("fail", "E19999: Internal Error!"),
+    ("no-success", "never printed 'ATC run success'"),
+    ("no-om", "wrote no yolact_edge_bs1*.om"),
+])
+def test_atc_failures_record_nothing(ascend, onnx_workspace, tmp_path, mode, fragment):
+    ws = _clone(onnx_workspace, tmp_path)
+    proc = run_cli("-w", ws.root, "convert", env={**fake_env(FAKE_ATC_MODE=mode)})
+    line = assert_clean_failure(proc, fragment)
+    assert "atc_bs1.log" in line or "models" in line
+    assert ws.step("convert") is None
+
+
+def test_atc_not_installed(onnx_workspace, tmp_path):
+    env = {"PATH": str(Path(sys.executable).parent), "ASCEND_TOOLKIT_HOME": str(tmp_path / "none")}
+    proc = run_cli("-w", onnx_workspace.root, "convert", "--soc-version", "Ascend310P3", env=env)
+    assert_clean_failure(proc, "atc (the Ascend model compiler) was not found", "set_env.sh", code=4)
+
+
+def test_atc_rejects_unknown_soc(ascend, onnx_workspace, tmp_path):
+    ws = _clone(onnx_workspace, tmp_path)
+    proc = run_cli("-w", ws.root, "convert", "--soc-version", "Ascend999", env=fake_env())
+    assert_clean_failure(proc, "E10001", "soc_version")
+
+
+def _outputs(run_dir: Path) -> dict:
+    return {p.name: np.fromfile(p, dtype=np.float32) for p in sorted(run_dir.glob("*.bin"))}
+
+
+def _assert_same_outputs(a: Path, b: Path) -> None:
+    ours, theirs = _outputs(a), _outputs(b)
+    assert ours.keys() == theirs.keys() and len(ours) == 12
+    for name in ours:
+        assert np.abs(ours[name] - theirs[name]).max() <= 1e-4, name
+
+
+@pytest.mark.parametrize("mode", ["api", "cli"])
+def test_workflow_through_ais_bench_equals_onnxruntime(ascend, onnx_workspace, tmp_path, mode):
+    ws = _clone(onnx_workspace, tmp_path)
+    convert.run(ws, batch_sizes=(1, 4))
+    result = infer.run(ws, backend="ascend", device="0", run_name="npu", ais_bench=mode, batch_size=4)
+    assert result.backend == "ascend" and result.batch_size == 4 and result.computed == 2
+    _assert_same_outputs(ws.outputs_dir / "npu", ws.outputs_dir / "onnxruntime")
+    summary = json.loads((ws.outputs_dir / "npu_summary.json").read_text())
+    assert summary["NPU_compute_time"]["count"] == 1  # two images, one padded batch of 4
+    assert ws.step("infer")["options"]["ais_bench"] == mode
+    assert not list(ws.outputs_dir.glob("npu_device*"))  # staging folders are gone
+    ours = evaluate.run(ws, workers=1)
+    reference = json.loads((DATA / "golden" / "eval_mini" / "fast_yolact_ap.json").read_text())
+    for kind in ("box", "mask"):
+        assert ours.yolact_ap[kind]["all"] == pytest.approx(reference[kind]["all"], abs=1e-4)
+    theirs = evaluate.run(ws, outputs=ws.outputs_dir / "onnxruntime", workers=1)
+    assert ours.coco["bbox"]["stats"] == pytest.approx(theirs.coco["bbox"]["stats"], abs=1e-6)
+    rows = bench.run(ws, backend="ascend", batch_sizes=(1, 4), loop=3, warmup=1, ais_bench=mode).rows
+    assert [r.batch_size for r in rows] == [1, 4] and all(r.throughput > 0 for r in rows)
+    assert all(r.latency_p90_ms is not None for r in rows)  # from per-run times (API or summary JSON)
+
+
+@pytest.mark.parametrize("mode", ["api", "cli"])
+def test_multi_device_run_merges_into_one_folder(ascend, onnx_workspace, tmp_path, mode):
+    ascend.setenv("FAKE_NPU_DEVICES", "0,1")
+    ws = _clone(onnx_workspace, tmp_path)
+    convert.run(ws, batch_sizes=(1,))
+    result = infer.run(ws, backend="ascend", device="0,1", run_name="multi", ais_bench=mode)
+    assert result.device == "npu:0,1" and result.computed == 2
+    _assert_same_outputs(ws.outputs_dir / "multi", ws.outputs_dir / "onnxruntime")
+    summary = json.loads((ws.outputs_dir / "multi_summary.json").read_text())
+    assert summary["NPU_compute_time"]["count"] == 2
+
+
+def test_soc_mismatch_is_refused(ascend, onnx_workspace, tmp_path):
+    ws = _clone(onnx_workspace, tmp_path)
+    convert.run(ws, soc_version="Ascend910B3")
+    proc = run_cli("-w", ws.root, "infer", "--backend", "ascend", env=fake_env())
+    assert_clean_failure(proc, "built for Ascend910B3", "Ascend310P3", "--soc-version Ascend310P3", code=3)
+
+
+def test_ais_bench_constraints_are_checked_first(ascend, onnx_workspace, tmp_path):
+    ws = _clone(onnx_workspace, tmp_path)
+    convert.run(ws)
+    (ws.inputs_dir / "bin_file" / "0.bin").chmod(0o666)
+    with pytest.raises(InputError, match="writable by group or others"):
+        infer.run(ws, backend="ascend")
+    (ws.inputs_dir / "bin_file" / "0.bin").chmod(0o644)
+    spaced = Workspace(tmp_path / "a space")
+    import shutil
+
+    shutil.copytree(ws.root, spaced.root)
+    with pytest.raises(InputError, match="only A-Z a-z 0-9"):
+        infer.run(spaced, backend="ascend", model=spaced.models_dir / "yolact_edge_bs1.om")
+
+
+def test_fp16_outputs_are_read_by_eval(ascend, onnx_workspace, tmp_path):
+    ws = _clone(onnx_workspace, tmp_path)
+    convert.run(ws, atc_args=("--output_type=FP16",))
+    infer.run(ws, backend="ascend", run_name="fp16", ais_bench="cli")
+    assert (ws.outputs_dir / "fp16" / "0_0.bin").stat().st_size == 256 * 69 * 69 * 2
+    result = evaluate.run(ws, workers=1)
+    assert result.output_dtype == "float16" and result.images == 2
+    reference = evaluate.run(ws, outputs=ws.outputs_dir / "onnxruntime", workers=1)
+    assert abs(result.yolact_ap["mask"]["all"] - reference.yolact_ap["mask"]["all"]) < 5
+
+
+def test_bench_parses_the_printed_summary_alone(tmp_path):
+    stdout = """[INFO] -----------------Performance Summary------------------
+[INFO] NPU_compute_time (ms): min = 2.4560000896453857, max = 2.4560000896453857, mean = 2.4560000896453857, median = 2.4560000896453857, percentile(99%) = 2.4560000896453857
+[INFO] throughput 1000*batchsize.mean(1)/NPU_compute_time.mean(2.4560000896453857): 407.16610891670894
+"""
+    parsed = aisbench.parse_summary(stdout)
+    assert parsed["throughput"] == pytest.approx(407.16610891670894)
+    row = bench._row_from_aisbench(1, 100, stdout, tmp_path / "absent_summary.json")
+    assert row.throughput == pytest.approx(407.17, abs=0.01) and row.latency_p90_ms is None
+    assert row.latency_p99_ms == pytest.approx(2.46, abs=0.01)
+    with pytest.raises(EnvironmentProblem):
+        aisbench.parse_summary("[INFO] nothing here")
+
+
+def test_cli_convert_and_ascend_infer_end_to_end(onnx_workspace, tmp_path):
+    ws = _clone(onnx_workspace, tmp_path)
+    env = fake_env()
+    proc = run_cli("-w", ws.root, "convert", "--batch-size", "1", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Ascend310P3" in proc.stdout
+    proc = run_cli("-w", ws.root, "--json", "infer", "--backend", "ascend", "--ais-bench", "cli", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["device"] == "npu:0"
+    proc = run_cli("-w", ws.root, "--json", "bench", "--backend", "ascend", "--loop", "2", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["rows"][0]["batch_size"] == 1
+
+
+def test_atc_found_in_the_toolkit_with_its_environment_and_version(onnx_workspace, tmp_path):
+    """No atc on PATH: $ASCEND_TOOLKIT_HOME/bin/atc is used, set_env.sh is applied for it, and
+    the CANN version from version.cfg is recorded."""
+    import shutil
+
+    ws = _clone(onnx_workspace, tmp_path)
+    home = tmp_path / "Ascend" / "ascend-toolkit" / "latest"
+    (home / "bin").mkdir(parents=True)
+    shutil.copy(FAKES / "bin" / "atc", home / "bin" / "atc")
+    (home / "version.cfg").write_text("runtime_running_version=[7.6.0.1.220:8.0.0]\n")
+    (home.parent / "set_env.sh").write_text(f"export ASCEND_OPP_PATH={home}/opp\n")
+    wrapper = home / "bin" / "atc"
+    # The toolkit's atc is a copy, so it finds fakeom through an absolute path instead.
+    # It also reports the variable set_env.sh exports, to show atc ran in that environment.
+    wrapper.write_text(wrapper.read_text().replace(
+        "Path(__file__).resolve().parent.parent", repr(str(FAKES))).replace(
+        'print("ATC start working now, please wait for a moment.")',
+        'print("ATC start working now, please wait for a moment.")\n'
+        '    print("opp=" + os.environ.get("ASCEND_OPP_PATH", ""))'))
+    env = {"PATH": str(Path(sys.executable).parent), "ASCEND_TOOLKIT_HOME": str(home),
+           "FAKE_NPU_SMI": "310P3"}
+    proc = run_cli("-w", ws.root, "convert", "--soc-version", "Ascend310P3", env=env)
+    assert proc.returncode == 0, proc.stderr
+    model = ws.step("convert")["outputs"]["models"][0]
+    assert model["cann_version"] == "8.0.0"
+    log = (ws.logs_dir / "atc_bs1.log").read_text()
+    assert log.startswith(str(home / "bin" / "atc"))
+    assert f"opp={home}/opp" in log

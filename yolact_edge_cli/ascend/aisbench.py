@@ -1,0 +1,132 @@
+"""Driving ais_bench (docs/ascend-contracts.md §1): its Python API in-process when importable,
+else `python3 -m ais_bench`; its own constraints checked first so users get a clear message
+instead of an ais_bench traceback; its console summary parsed."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from ..errors import EnvironmentProblem, InputError
+
+MODES = ("auto", "api", "cli")
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9_/.\-]+$")
+_TIMES = re.compile(r"(NPU_compute_time|H2D_latency|D2H_latency) \(ms\): min = (\S+), max = (\S+), "
+                    r"mean = (\S+), median = (\S+), percentile\((\d+)%\) = (\S+)")
+_THROUGHPUT = re.compile(r"throughput 1000\*batchsize\.mean\(([^)]*)\)/NPU_compute_time\.mean\(([^)]*)\): "
+                         r"([-+0-9.eE]+)")
+INSTALL_HINT = ("install ais_bench and aclruntime (pip3 install aclruntime-*.whl ais_bench-*.whl) "
+                "after sourcing CANN's set_env.sh")
+
+
+def api_available() -> bool:
+    return importlib.util.find_spec("ais_bench") is not None and \
+        importlib.util.find_spec("ais_bench.infer.interface") is not None
+
+
+def resolve_mode(mode: str) -> str:
+    if mode == "auto":
+        return "api" if api_available() else "cli"
+    if mode == "api" and not api_available():
+        raise EnvironmentProblem("ais_bench's Python API is not importable", hint=INSTALL_HINT)
+    return mode
+
+
+def check_path(path: Path, what: str) -> None:
+    """ais_bench's path security rules: [A-Za-z0-9_/.-] only, no symlinks, not writable by
+    group or others."""
+    absolute = str(Path(path).absolute())
+    if not _SAFE_PATH.match(absolute):
+        raise InputError(f"ais_bench refuses this {what} path (only A-Z a-z 0-9 _ / . - are allowed)",
+                         path=absolute, hint="move the workspace to a path without spaces or other characters")
+    if Path(path).is_symlink():
+        raise InputError(f"ais_bench refuses a symlinked {what}", path=absolute,
+                         hint="pass the real path (readlink -f)")
+    if Path(path).exists() and os.stat(path).st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise InputError(f"ais_bench refuses a {what} writable by group or others", path=absolute,
+                         hint=f"chmod go-w '{absolute}'")
+
+
+def check_model(om: Path) -> None:
+    if Path(om).suffix != ".om":
+        raise InputError("ais_bench only runs .om models", path=om, hint="run `yedge convert` first")
+    if not Path(om).is_file():
+        raise InputError(".om model not found", path=om, hint="run `yedge convert` first")
+    check_path(om, "model")
+
+
+def check_inputs(folder: Path, files: list[Path]) -> None:
+    check_path(folder, "input folder")
+    for path in files:
+        check_path(path, "input file")
+
+
+def python_for_cli() -> str:
+    """The interpreter for `python3 -m ais_bench`: ours if it has ais_bench, else python3 on PATH."""
+    if api_available() or importlib.util.find_spec("ais_bench") is not None:
+        return sys.executable
+    return shutil.which("python3") or sys.executable
+
+
+def cli_argv(om: Path, *, inputs: list[Path] | Path | None = None, output: Path | None = None,
+             dirname: str | None = None, device: int = 0, loop: int | None = None,
+             batch_size: int | None = None, dym_batch: int | None = None,
+             warmup: int | None = None) -> list[str]:
+    argv = [python_for_cli(), "-m", "ais_bench", "--model", str(om)]
+    if inputs is not None:
+        value = str(inputs) if isinstance(inputs, Path) else ",".join(str(p) for p in inputs)
+        argv += ["--input", value]
+    if output is not None:
+        argv += ["--output", str(output)]
+    if dirname is not None:
+        argv += ["--output_dirname", dirname]
+    argv += ["--device", str(device)]
+    if loop is not None:
+        argv += ["--loop", str(loop)]
+    if batch_size is not None:
+        argv += ["--batchsize", str(batch_size)]
+    if dym_batch is not None:
+        argv += ["--dymBatch", str(dym_batch)]
+    if warmup is not None:
+        argv += ["--warmup_count", str(warmup)]
+    return argv
+
+
+def run_cli(argv: list[str], cwd: Path, log_path: Path) -> str:
+    """Run `python3 -m ais_bench`, keep its stdout in a log, and fail clearly on a non-zero exit."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, errors="replace")
+    except OSError as exc:
+        raise EnvironmentProblem(f"could not run ais_bench ({exc.strerror})", hint=INSTALL_HINT) from None
+    log_path.write_text(" ".join(argv) + "\n" + proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        text = (proc.stdout + proc.stderr).strip().splitlines()
+        if any("No module named ais_bench" in line for line in text):
+            raise EnvironmentProblem("ais_bench is not installed for python3", hint=INSTALL_HINT)
+        errors = [line for line in text if "[ERROR]" in line or "Error" in line] or text[-1:] or ["no output"]
+        raise EnvironmentProblem(f"ais_bench failed (exit {proc.returncode}): {errors[-1][:200]}",
+                                 path=log_path, hint="read the log")
+    return proc.stdout
+
+
+def parse_summary(stdout: str) -> dict:
+    """The performance block ais_bench prints: timing stats (ms) and throughput."""
+    out: dict = {}
+    for match in _TIMES.finditer(stdout):
+        name, lo, hi, mean, median, pct, p = match.groups()
+        out[name] = {"min": float(lo), "max": float(hi), "mean": float(mean), "median": float(median),
+                     f"percentile({pct}%)": float(p)}
+    match = _THROUGHPUT.search(stdout)
+    if match:
+        out["batchsize"] = float(match.group(1))
+        out["throughput"] = float(match.group(3))
+    if "NPU_compute_time" not in out:
+        raise EnvironmentProblem("ais_bench printed no NPU_compute_time summary",
+                                 hint="check the ais_bench log for errors")
+    return out

@@ -1,0 +1,77 @@
+"""Driving `atc`: the recipe's argv, a streamed log, success detection and the produced `.om`
+(docs/ascend-contracts.md §2)."""
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import EnvironmentProblem, YedgeError
+from ..model.config import INPUT_SIZE
+
+SUCCESS_LINE = "ATC run success"
+PRECISION_MODES = ("force_fp16", "force_fp32", "cube_fp16in_fp32out", "allow_mix_precision",
+                   "allow_fp32_to_fp16", "must_keep_origin_dtype", "allow_mix_precision_fp16",
+                   "allow_mix_precision_bf16", "allow_fp32_to_bf16")
+
+
+class AtcFailed(YedgeError):
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class AtcJob:
+    onnx: Path
+    output: Path          # without the .om suffix
+    soc_version: str
+    batch_size: int | None = None           # static batch
+    dynamic_batch: tuple[int, ...] = ()     # or these batch sizes
+    precision_mode: str | None = None
+    extra: tuple[str, ...] = ()
+
+    def argv(self, atc: str | Path = "atc") -> list[str]:
+        """Exactly the recipe's command, plus what the options ask for."""
+        batch = -1 if self.dynamic_batch else self.batch_size
+        argv = [str(atc), "--model", str(self.onnx), "--framework", "5", "--output", str(self.output),
+                "--log", "error", "--soc_version", self.soc_version,
+                "--input_shape", f"image:{batch},3,{INPUT_SIZE},{INPUT_SIZE}"]
+        if self.dynamic_batch:
+            argv += ["--dynamic_batch_size", ",".join(map(str, self.dynamic_batch))]
+        if self.precision_mode:
+            argv += ["--precision_mode", self.precision_mode]
+        return argv + list(self.extra)
+
+
+def run(job: AtcJob, atc: Path, env: dict[str, str], log_path: Path, cwd: Path) -> Path:
+    """Run atc, streaming its output to `log_path`; return the `.om` it wrote."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    before = {p: p.stat().st_mtime_ns for p in job.output.parent.glob(f"{job.output.name}*.om")}
+    try:
+        with open(log_path, "w", encoding="utf-8") as log:
+            log.write(" ".join(job.argv(atc)) + "\n")
+            log.flush()
+            proc = subprocess.Popen(job.argv(atc), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    env=env, cwd=cwd, text=True, errors="replace")
+            lines = []
+            for line in proc.stdout:
+                log.write(line)
+                lines.append(line.rstrip("\n"))
+            code = proc.wait()
+    except OSError as exc:
+        raise EnvironmentProblem(f"could not run atc ({exc.strerror})", path=atc,
+                                 hint="check that it is executable and CANN is installed") from None
+    errors = [line.strip() for line in lines if line.strip()[:1] == "E" and ":" in line[:8]]
+    detail = "; ".join(errors[:3]) or (lines[-1] if lines else "no output")
+    if code != 0:
+        raise AtcFailed(f"atc failed (exit {code}): {detail}", path=log_path,
+                        hint="read the log; nothing was recorded")
+    if not any(SUCCESS_LINE in line for line in lines):
+        raise AtcFailed(f"atc exited 0 but never printed '{SUCCESS_LINE}': {detail}", path=log_path,
+                        hint="read the log; nothing was recorded")
+    # `<output>.om`, or `<output>_linux_<cpu>.om` for dynamic-shape graphs (§2.4)
+    produced = sorted(p for p in job.output.parent.glob(f"{job.output.name}*.om")
+                      if before.get(p) != p.stat().st_mtime_ns)
+    if not produced:
+        raise AtcFailed(f"atc reported success but wrote no {job.output.name}*.om", path=job.output.parent,
+                        hint="check the log and free disk space")
+    return produced[0]

@@ -1,0 +1,101 @@
+"""`yedge convert`: the exported ONNX → `.om` files through atc, one per batch size (or one
+dynamic-batch model), with the soc_version read from npu-smi."""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..console import stage
+from ..errors import InputError, UsageError
+from ..workspace import Workspace, sha256_file
+
+OM_STEM = "yolact_edge"
+
+
+@dataclass
+class ConvertResult:
+    soc_version: str
+    argv: list[list[str]] = field(default_factory=list)
+    models: list[dict] = field(default_factory=list)
+    dry_run: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def om_output(ws: Workspace, batch_size: int | None) -> Path:
+    """models/yolact_edge_bs{N} (atc adds .om), or models/yolact_edge_dynamic."""
+    return ws.models_dir / (f"{OM_STEM}_bs{batch_size}" if batch_size else f"{OM_STEM}_dynamic")
+
+
+def _onnx_batch(onnx: Path) -> int | None:
+    import onnx as onnx_lib
+
+    model = onnx_lib.load(str(onnx), load_external_data=False)
+    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    return dim.dim_value if dim.HasField("dim_value") else None
+
+
+def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
+        batch_sizes: tuple[int, ...] = (1,), dynamic_batch: tuple[int, ...] = (),
+        precision_mode: str | None = None, atc_args: tuple[str, ...] = (),
+        dry_run: bool = False) -> ConvertResult:
+    from ..ascend import atc as atc_driver
+    from ..ascend import cann, npu_smi
+
+    export = ws.step("export") or {}
+    if model is None:
+        export = ws.require("export", "exported ONNX model", "yedge export --weights X.pth")
+        model = ws.resolve(export["outputs"]["onnx"])
+    onnx = Path(model)
+    if not onnx.is_file():
+        raise InputError("ONNX model not found", path=onnx, hint="run `yedge export` first")
+    if precision_mode and precision_mode not in atc_driver.PRECISION_MODES:
+        raise UsageError(f"unknown precision mode {precision_mode!r}",
+                         hint="one of " + ", ".join(atc_driver.PRECISION_MODES))
+    if any(b < 1 for b in (*batch_sizes, *dynamic_batch)):
+        raise UsageError("batch sizes must be ≥ 1", hint="e.g. --batch-size 1,4,8")
+    static = _onnx_batch(onnx)
+    wanted = set(dynamic_batch or batch_sizes)
+    if static is not None and wanted != {static}:
+        raise UsageError(f"{onnx.name} has a static batch of {static}, atc cannot build batch "
+                         f"{sorted(wanted)} from it",
+                         hint="re-export with `yedge export --dynamic-batch` (what the recipe does)")
+    if soc_version == "auto":
+        soc_version = npu_smi.detect_soc()
+    elif not re.fullmatch(r"Ascend[0-9A-Za-z_-]+", soc_version):
+        raise UsageError(f"--soc-version {soc_version!r} is not an Ascend SoC name",
+                         hint="e.g. Ascend310P3, Ascend910B3 (npu-smi's Name column with 'Ascend' before it)")
+    jobs = [atc_driver.AtcJob(onnx.absolute(), om_output(ws, None).absolute(), soc_version,
+                              dynamic_batch=tuple(dynamic_batch), precision_mode=precision_mode,
+                              extra=tuple(atc_args))] if dynamic_batch else \
+        [atc_driver.AtcJob(onnx.absolute(), om_output(ws, b).absolute(), soc_version, batch_size=b,
+                           precision_mode=precision_mode, extra=tuple(atc_args)) for b in batch_sizes]
+    result = ConvertResult(soc_version=soc_version, dry_run=dry_run)
+    if dry_run:
+        result.argv = [job.argv() for job in jobs]
+        return result
+    atc = cann.find_atc()
+    env = cann.child_env(atc)
+    version = cann.cann_version(env)
+    ws.models_dir.mkdir(parents=True, exist_ok=True)
+    onnx_sha = sha256_file(onnx)
+    options = export.get("options", {})
+    for job in jobs:
+        result.argv.append(job.argv(atc))
+        label = f"bs{job.batch_size}" if job.batch_size else "dynamic"
+        with stage(f"atc: {job.output.name} ({soc_version}) — log in logs/atc_{label}.log"):
+            om = atc_driver.run(job, atc, env, ws.logs_dir / f"atc_{label}.log", cwd=ws.logs_dir)
+        result.models.append({
+            "om": ws.relative(om), "soc_version": soc_version, "batch_size": job.batch_size,
+            "dynamic_batch": list(job.dynamic_batch), "precision_mode": precision_mode or "force_fp16",
+            "input_dtype": options.get("input_dtype", "float32"), "layout": options.get("layout", "fpn"),
+            "onnx": str(onnx.absolute()), "onnx_sha256": onnx_sha, "om_sha256": sha256_file(om),
+            "cann_version": version, "atc_args": list(atc_args)})
+    previous = (ws.step("convert") or {}).get("outputs", {}).get("models", [])
+    merged = [m for m in previous if m["om"] not in {n["om"] for n in result.models}] + result.models
+    ws.record("convert", {"inputs": {"onnx": str(onnx.absolute()), "onnx_sha256": onnx_sha},
+                          "options": {"soc_version": soc_version, "precision_mode": precision_mode},
+                          "outputs": {"models": merged}})
+    return result
