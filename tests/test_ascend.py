@@ -289,3 +289,34 @@ def test_atc_found_in_the_toolkit_with_its_environment_and_version(onnx_workspac
     log = (ws.logs_dir / "atc_bs1.log").read_text()
     assert log.startswith(str(home / "bin" / "atc"))
     assert f"opp={home}/opp" in log
+
+
+@pytest.mark.parametrize("mode", ["api", "cli"])
+def test_aipp_model_takes_uint8_hwc_pixels(ascend, onnx_workspace, tmp_path, mode):
+    """--aipp: the .om normalises on the device; fed `prep --dtype uint8 --layout nhwc` pixels it
+    gives what the float32 ONNX gives on those pixels normalised on the host."""
+    import onnxruntime as ort
+
+    from yolact_edge_cli.model.config import MEANS_BGR, STD_BGR
+
+    ws = _clone(onnx_workspace, tmp_path)
+    result = convert.run(ws, aipp=True)
+    assert "--insert_op_conf" in result.argv[0]
+    config = (ws.models_dir / "aipp.cfg").read_text()
+    assert "input_format : RGB888_U8" in config and "min_chn_0 : 123.68" in config
+    model = ws.step("convert")["outputs"]["models"][0]
+    assert (model["input_dtype"], model["input_layout"], model["aipp"]) == ("uint8", "nhwc", True)
+    with pytest.raises(InputError, match="takes uint8 nhwc inputs but they were prepared as float32 nchw"):
+        infer.run(ws, backend="ascend", ais_bench=mode)
+    prep.run(ws, copy_sample_images(tmp_path / "images"),
+             MINI, workers=1, dtype="uint8", layout="nhwc")
+    infer.run(ws, backend="ascend", run_name="aipp", ais_bench=mode)
+    pixels = np.fromfile(ws.inputs_dir / "bin_file" / "1.bin", np.uint8).reshape(550, 550, 3)
+    normalised = ((pixels.astype(np.float32) - np.float32(MEANS_BGR[::-1])) / np.float32(STD_BGR[::-1]))
+    session = ort.InferenceSession(str(ws.default_onnx), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"image": np.ascontiguousarray(normalised.transpose(2, 0, 1)[None])})
+    for k, want in enumerate(expected):
+        got = np.fromfile(ws.outputs_dir / "aipp" / f"1_{k}.bin", np.float32).reshape(want.shape)
+        assert np.abs(got - want).max() <= 1e-3
+    with pytest.raises(InputError, match="only an .om converted with --aipp takes"):
+        infer.run(ws, backend="onnxruntime")

@@ -34,7 +34,7 @@ def test_bins_equal_the_golden_input_and_ids_follow_annotation_order(tmp_path, i
     Golden("astronaut").check("input", astronaut.reshape(1, 3, 550, 550), rtol=0, atol=1e-4)
     coffee = np.fromfile(ws.inputs_dir / "bin_file" / "0.bin", dtype=np.float32)
     Golden("coffee").check("input", coffee.reshape(1, 3, 550, 550), rtol=0, atol=1e-4)
-    assert ws.step("prep")["options"] == {"dtype": "float32", "count": 2}
+    assert ws.step("prep")["options"] == {"dtype": "float32", "layout": "nchw", "count": 2}
 
 
 def test_rerun_skips_complete_files_and_redoes_partial_ones(tmp_path, images):

@@ -146,6 +146,8 @@ def prep(
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes \\[default: CPU count]."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 (the recipe's .bin) or uint8 "
                               "(4× smaller; export with --input-dtype uint8)."),
+    layout: str = typer.Option("nchw", "--layout", help="nchw (the model's), or nhwc: uint8 HWC "
+                               "pixels for an .om converted with --aipp."),
     all_images: bool = typer.Option(False, "--all-images", help="Also images without annotations."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Leave out unreadable images instead of failing."),
 ) -> None:
@@ -154,12 +156,12 @@ def prep(
 
     settings: Settings = ctx.obj
     result = step.run(settings.workspace, images, annotations, limit=limit, workers=workers,
-                      dtype=dtype, all_images=all_images, skip_bad=skip_bad)
+                      dtype=dtype, all_images=all_images, skip_bad=skip_bad, layout=layout)
     if settings.json:
         print_json(result.to_dict())
         return
     rows = {"images": result.images, "written": result.written,
-            "already there": result.skipped_existing, "dtype": result.dtype,
+            "already there": result.skipped_existing, "dtype": f"{result.dtype} {result.layout}",
             "rate": f"{result.images_per_second} img/s", "folder": result.bin_dir}
     if result.bad:
         rows["left out (unreadable)"] = ", ".join(b["file"] for b in result.bad)
@@ -179,6 +181,8 @@ def convert(
                                                  "--precision_mode \\[atc's default: force_fp16]."),
     atc_arg: list[str] = typer.Option([], "--atc-arg", help="Extra argument passed to atc as is "
                                       "(repeat it), e.g. --atc-arg=--output_type=FP16."),
+    aipp: bool = typer.Option(False, "--aipp", help="Normalise on the device with AIPP: the .om then "
+                              "takes uint8 RGB HWC pixels (prep --dtype uint8 --layout nhwc)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the atc command lines; run nothing."),
 ) -> None:
     """Convert the ONNX to .om with atc (soc_version from npu-smi), one model per batch size."""
@@ -188,7 +192,7 @@ def convert(
     result = step.run(settings.workspace, model=model, soc_version=soc_version,
                       batch_sizes=_parse_sizes(batch_size, "--batch-size"),
                       dynamic_batch=_parse_sizes(dynamic_batch, "--dynamic-batch") if dynamic_batch else (),
-                      precision_mode=precision_mode, atc_args=tuple(atc_arg), dry_run=dry_run)
+                      precision_mode=precision_mode, atc_args=tuple(atc_arg), aipp=aipp, dry_run=dry_run)
     if settings.json:
         print_json(result.to_dict())
         return

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EnvironmentProblem, YedgeError
-from ..model.config import INPUT_SIZE
+from ..model.config import INPUT_SIZE, MEANS_BGR, STD_BGR
 
 SUCCESS_LINE = "ATC run success"
 PRECISION_MODES = ("force_fp16", "force_fp32", "cube_fp16in_fp32out", "allow_mix_precision",
@@ -27,6 +27,7 @@ class AtcJob:
     batch_size: int | None = None           # static batch
     dynamic_batch: tuple[int, ...] = ()     # or these batch sizes
     precision_mode: str | None = None
+    aipp_config: Path | None = None
     extra: tuple[str, ...] = ()
 
     def argv(self, atc: str | Path = "atc") -> list[str]:
@@ -39,7 +40,21 @@ class AtcJob:
             argv += ["--dynamic_batch_size", ",".join(map(str, self.dynamic_batch))]
         if self.precision_mode:
             argv += ["--precision_mode", self.precision_mode]
+        if self.aipp_config:
+            argv += ["--insert_op_conf", str(self.aipp_config)]
         return argv + list(self.extra)
+
+
+def aipp_config() -> str:
+    """Static AIPP that does BaseTransform's normalisation on the device: the .om then takes
+    uint8 RGB pixels, HWC (`prep --dtype uint8 --layout nhwc`), and computes
+    (pixel − min_chn) · var_reci_chn per channel (RGB order) into the model's float input."""
+    lines = ["aipp_op {", "    aipp_mode : static", "    input_format : RGB888_U8",
+             f"    src_image_size_w : {INPUT_SIZE}", f"    src_image_size_h : {INPUT_SIZE}",
+             "    csc_switch : false", "    rbuv_swap_switch : false"]
+    for i, (mean, std) in enumerate(zip(MEANS_BGR[::-1], STD_BGR[::-1])):
+        lines += [f"    min_chn_{i} : {mean}", f"    var_reci_chn_{i} : {1 / std:.15f}"]
+    return "\n".join(lines + ["}"]) + "\n"
 
 
 def run(job: AtcJob, atc: Path, env: dict[str, str], log_path: Path, cwd: Path) -> Path:

@@ -22,6 +22,7 @@ class ModelInfo:
     layout: str             # "fpn" or "head"
     output_names: tuple[str, ...]
     output_dtype: str = "float32"  # an .om built with --output_type FP16 gives float16
+    sample_shape: tuple[int, ...] = (3, 550, 550)  # one sample's input (HWC for an AIPP .om)
 
 
 class Session(Protocol):

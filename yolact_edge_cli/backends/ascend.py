@@ -30,7 +30,8 @@ class AscendApiSession:
         self.info = ModelInfo(batch_size=batch if batch > 0 else None,
                               input_dtype=_dtype_name(first.datatype), layout=layout,
                               output_names=FPN_OUTPUT_NAMES if layout == "fpn" else HEAD_OUTPUT_NAMES,
-                              output_dtype=_dtype_name(outputs[0].datatype))
+                              output_dtype=_dtype_name(outputs[0].datatype),
+                              sample_shape=tuple(int(d) for d in first.shape[1:]))
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         return [np.asarray(o) for o in self._session.infer([batch], mode=self._mode)]

@@ -37,6 +37,12 @@ def preprocess(image_bgr: np.ndarray) -> np.ndarray:
 
 
 INPUT_DTYPES = ("float32", "uint8")
+# Channel layouts of prepared inputs: the model's CHW, or HWC pixels for Ascend AIPP.
+INPUT_LAYOUTS = ("nchw", "nhwc")
+
+
+def sample_shape(layout: str = "nchw") -> tuple[int, int, int]:
+    return (INPUT_SIZE, INPUT_SIZE, 3) if layout == "nhwc" else (3, INPUT_SIZE, INPUT_SIZE)
 
 
 def preprocess_uint8(image_bgr: np.ndarray) -> np.ndarray:
@@ -49,5 +55,6 @@ def preprocess_uint8(image_bgr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(pixels[:, :, ::-1].transpose(2, 0, 1))
 
 
-def prepare(image_bgr: np.ndarray, dtype: str) -> np.ndarray:
-    return preprocess_uint8(image_bgr) if dtype == "uint8" else preprocess(image_bgr)
+def prepare(image_bgr: np.ndarray, dtype: str, layout: str = "nchw") -> np.ndarray:
+    tensor = preprocess_uint8(image_bgr) if dtype == "uint8" else preprocess(image_bgr)
+    return np.ascontiguousarray(tensor.transpose(1, 2, 0)) if layout == "nhwc" else tensor

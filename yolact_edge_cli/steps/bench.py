@@ -12,7 +12,7 @@ import numpy as np
 from ..backends import open_session, resolve_backend
 from ..console import progress_bar
 from ..errors import InputError, UsageError
-from ..model.config import INPUT_SIZE
+from ..data.preprocess import sample_shape
 from ..workspace import Workspace, atomic_write_text, sha256_file, versions
 from . import prep
 from .infer import model_source
@@ -56,9 +56,9 @@ def row_from_times(batch: int, times_ms: list[float]) -> BenchRow:
                     latency_p99_ms=round(float(np.percentile(t, 99)), 2))
 
 
-def _synthetic(batch: int, dtype: str) -> np.ndarray:
+def _synthetic(batch: int, dtype: str, sample: tuple[int, ...]) -> np.ndarray:
     rng = np.random.default_rng(0)
-    shape = (batch, 3, INPUT_SIZE, INPUT_SIZE)
+    shape = (batch, *sample)
     if dtype == "uint8":
         return rng.integers(0, 256, shape, dtype=np.uint8)
     return rng.standard_normal(shape, dtype=np.float32)
@@ -108,7 +108,7 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
 
 
 def _time_batch(session, batch: int, loop: int, warmup: int, max_seconds: float) -> BenchRow:
-    data = _synthetic(batch, session.info.input_dtype)
+    data = _synthetic(batch, session.info.input_dtype, session.info.sample_shape)
     times: list[float] = []
     with progress_bar(warmup + loop, f"bench batch {batch}") as advance:
         for _ in range(warmup):
@@ -202,7 +202,7 @@ def _stages(ws: Workspace, session, images: int) -> dict[str, float]:
     with progress_bar(len(ids), "bench stages") as advance:
         for pos, image_id in enumerate(ids):
             t = time.perf_counter()
-            data = binio.read_batch(binio.group([files[pos]], 1)[0], np.dtype(dtype), (3, INPUT_SIZE, INPUT_SIZE))
+            data = binio.read_batch(binio.group([files[pos]], 1)[0], np.dtype(dtype), sample_shape())
             read = time.perf_counter() - t
             t = time.perf_counter()
             outputs = session.run(data)

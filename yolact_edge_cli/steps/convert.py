@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..console import stage
 from ..errors import InputError, UsageError
-from ..workspace import Workspace, sha256_file
+from ..workspace import Workspace, atomic_write_text, sha256_file
 
 OM_STEM = "yolact_edge"
 
@@ -39,7 +39,7 @@ def _onnx_batch(onnx: Path) -> int | None:
 
 def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
         batch_sizes: tuple[int, ...] = (1,), dynamic_batch: tuple[int, ...] = (),
-        precision_mode: str | None = None, atc_args: tuple[str, ...] = (),
+        precision_mode: str | None = None, atc_args: tuple[str, ...] = (), aipp: bool = False,
         dry_run: bool = False) -> ConvertResult:
     from ..ascend import atc as atc_driver
     from ..ascend import cann, npu_smi
@@ -62,16 +62,22 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
         raise UsageError(f"{onnx.name} has a static batch of {static}, atc cannot build batch "
                          f"{sorted(wanted)} from it",
                          hint="re-export with `yedge export --dynamic-batch` (what the recipe does)")
+    options = export.get("options", {})
+    if aipp and options.get("input_dtype", "float32") != "float32":
+        raise UsageError("--aipp normalises on the device, but this ONNX already normalises uint8 input",
+                         path=onnx, hint="export with the default --input-dtype float32 for --aipp")
+    aipp_path = ws.models_dir / "aipp.cfg" if aipp else None
     if soc_version == "auto":
         soc_version = npu_smi.detect_soc()
     elif not re.fullmatch(r"Ascend[0-9A-Za-z_-]+", soc_version):
         raise UsageError(f"--soc-version {soc_version!r} is not an Ascend SoC name",
                          hint="e.g. Ascend310P3, Ascend910B3 (npu-smi's Name column with 'Ascend' before it)")
+    common = {"precision_mode": precision_mode, "extra": tuple(atc_args),
+              "aipp_config": aipp_path.absolute() if aipp_path else None}
     jobs = [atc_driver.AtcJob(onnx.absolute(), om_output(ws, None).absolute(), soc_version,
-                              dynamic_batch=tuple(dynamic_batch), precision_mode=precision_mode,
-                              extra=tuple(atc_args))] if dynamic_batch else \
-        [atc_driver.AtcJob(onnx.absolute(), om_output(ws, b).absolute(), soc_version, batch_size=b,
-                           precision_mode=precision_mode, extra=tuple(atc_args)) for b in batch_sizes]
+                              dynamic_batch=tuple(dynamic_batch), **common)] if dynamic_batch else \
+        [atc_driver.AtcJob(onnx.absolute(), om_output(ws, b).absolute(), soc_version, batch_size=b, **common)
+         for b in batch_sizes]
     result = ConvertResult(soc_version=soc_version, dry_run=dry_run)
     if dry_run:
         result.argv = [job.argv() for job in jobs]
@@ -80,8 +86,9 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
     env = cann.child_env(atc)
     version = cann.cann_version(env)
     ws.models_dir.mkdir(parents=True, exist_ok=True)
+    if aipp_path:
+        atomic_write_text(aipp_path, atc_driver.aipp_config())
     onnx_sha = sha256_file(onnx)
-    options = export.get("options", {})
     for job in jobs:
         result.argv.append(job.argv(atc))
         label = f"bs{job.batch_size}" if job.batch_size else "dynamic"
@@ -90,7 +97,9 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
         result.models.append({
             "om": ws.relative(om), "soc_version": soc_version, "batch_size": job.batch_size,
             "dynamic_batch": list(job.dynamic_batch), "precision_mode": precision_mode or "force_fp16",
-            "input_dtype": options.get("input_dtype", "float32"), "layout": options.get("layout", "fpn"),
+            "input_dtype": "uint8" if aipp else options.get("input_dtype", "float32"),
+            "input_layout": "nhwc" if aipp else "nchw", "aipp": aipp,
+            "layout": options.get("layout", "fpn"),
             "onnx": str(onnx.absolute()), "onnx_sha256": onnx_sha, "om_sha256": sha256_file(om),
             "cann_version": version, "atc_args": list(atc_args)})
     previous = (ws.step("convert") or {}).get("outputs", {}).get("models", [])

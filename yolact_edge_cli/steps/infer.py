@@ -15,13 +15,12 @@ import numpy as np
 from ..backends import open_session, resolve_backend
 from ..console import progress_bar
 from ..data import binio
+from ..data.preprocess import sample_shape
 from ..errors import InputError, UsageError
-from ..model.config import INPUT_SIZE
 from ..model.yolact import output_bytes
 from ..workspace import Workspace, atomic_path, file_size, sha256_file
 from . import prep
 
-SAMPLE_SHAPE = (3, INPUT_SIZE, INPUT_SIZE)
 
 
 @dataclass
@@ -83,8 +82,9 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         half: bool = False, batch_size: int | None = None, run_name: str | None = None,
         inputs: Path | None = None, ais_bench: str = "auto") -> InferResult:
     backend = resolve_backend(backend)
-    prep_entry = ws.step("prep") or {}
-    input_dtype = prep_entry.get("options", {}).get("dtype", "float32")
+    prep_options = (ws.step("prep") or {}).get("options", {})
+    input_dtype = prep_options.get("dtype", "float32")
+    input_layout = prep_options.get("layout", "nchw")
     if model is None and backend == "ascend":
         ws.require("convert", "converted .om model", "yedge convert")
     elif model is None:
@@ -95,8 +95,12 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
     run_dir = ws.outputs_dir / run_name
     started = time.perf_counter()
     if backend == "ascend":
-        outcome = _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dtype, ais_bench)
+        outcome = _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dtype,
+                              input_layout, ais_bench)
     else:
+        if input_layout != "nchw":
+            raise InputError("the inputs were prepared as nhwc pixels, which only an .om converted with "
+                             "--aipp takes", path=in_dir, hint="rerun `yedge prep` without --layout nhwc")
         outcome = _run_host(ws, backend, model, device, half, batch_size, files, run_dir, input_dtype)
     source, layout, per_batch, device_label, computed, times, extra = outcome
     seconds = time.perf_counter() - started
@@ -166,7 +170,8 @@ def _check_session(info, source: Path, input_dtype: str, batch_size: int | None)
     return info.batch_size or batch_size or 1
 
 
-def _run_batches(sessions, todo, total: int, run_dir: Path, input_dtype: str, label: str) -> list[float]:
+def _run_batches(sessions, todo, total: int, run_dir: Path, input_dtype: str, label: str,
+                 input_layout: str = "nchw") -> list[float]:
     """Run pending batches, split in contiguous shares over the sessions (one per device), and
     write each real sample's outputs atomically; padding outputs are dropped."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -178,7 +183,7 @@ def _run_batches(sessions, todo, total: int, run_dir: Path, input_dtype: str, la
         def work(session, batches) -> list[float]:
             spent = []
             for batch in batches:
-                data = binio.read_batch(batch, np.dtype(input_dtype), SAMPLE_SHAPE)
+                data = binio.read_batch(batch, np.dtype(input_dtype), sample_shape(input_layout))
                 t0 = time.perf_counter()
                 outputs = session.run(data)
                 spent.append((time.perf_counter() - t0) * 1000)
@@ -195,10 +200,16 @@ def _run_batches(sessions, todo, total: int, run_dir: Path, input_dtype: str, la
     return times
 
 
-def _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dtype, ais_bench_mode):
+def _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dtype, input_layout,
+                ais_bench_mode):
     from ..ascend import aisbench, npu_smi
 
     om, entry = select_om(ws, model, batch_size)
+    wanted = (entry.get("input_dtype", input_dtype), entry.get("input_layout", "nchw"))
+    if wanted != (input_dtype, input_layout):
+        raise InputError(f"this .om takes {' '.join(wanted)} inputs but they were prepared as "
+                         f"{input_dtype} {input_layout}", path=om,
+                         hint=f"rerun `yedge prep --dtype {wanted[0]} --layout {wanted[1]}`")
     aisbench.check_model(om)
     aisbench.check_inputs(in_dir, files)
     if entry.get("soc_version"):
@@ -218,15 +229,12 @@ def _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dty
             per_batch = _check_session(sessions[0].info, om, input_dtype, batch_size)
             todo = _pending(files, run_dir, sessions[0].info.layout, per_batch, itemsizes=(4, 2))
             times = _run_batches(sessions, todo, len(files), run_dir, input_dtype,
-                                 f"infer ascend ({label}, batch {per_batch})")
+                                 f"infer ascend ({label}, batch {per_batch})", input_layout)
         finally:
             for session in sessions:
                 session.close()
         return om, sessions[0].info.layout, per_batch, label, sum(len(b.files) for b in todo), times, extra
     layout = entry.get("layout", "fpn")
-    if entry.get("input_dtype", input_dtype) != input_dtype:
-        raise InputError(f"the model takes {entry['input_dtype']} input but the inputs were prepared "
-                         f"as {input_dtype}", path=om, hint=f"rerun `yedge prep --dtype {entry['input_dtype']}`")
     per_batch = entry.get("batch_size") or batch_size or 1
     todo = _pending(files, run_dir, layout, per_batch, itemsizes=(4, 2))
     pending = [f for b in todo for f in b.files]

@@ -26,6 +26,7 @@ class PrepResult:
     skipped_existing: int
     bad: list[dict] = field(default_factory=list)
     dtype: str = "float32"
+    layout: str = "nchw"
     seconds: float = 0.0
     images_per_second: float = 0.0
     bin_dir: str = ""
@@ -54,14 +55,14 @@ def read_ids(ws: Workspace) -> list[int]:
     return json.loads(path.read_text())["ids"]
 
 
-def _prep_one(task: tuple[int, str, str, str]) -> tuple[int, str | None]:
+def _prep_one(task: tuple[int, str, str, str, str]) -> tuple[int, str | None]:
     """Worker: one image to one .bin (temp file + rename). Returns (pos, error or None)."""
     from ..data.preprocess import prepare, read_image
     from ..errors import YedgeError
 
-    pos, image_path, out_path, dtype = task
+    pos, image_path, out_path, dtype, layout = task
     try:
-        tensor = prepare(read_image(image_path), dtype)[None]
+        tensor = prepare(read_image(image_path), dtype, layout)[None]
     except YedgeError as exc:
         return pos, exc.message
     with atomic_path(out_path) as tmp:
@@ -71,12 +72,14 @@ def _prep_one(task: tuple[int, str, str, str]) -> tuple[int, str | None]:
 
 def run(ws: Workspace, images: Path, annotations: Path, *, limit: int | None = None,
         workers: int | None = None, dtype: str = "float32", all_images: bool = False,
-        skip_bad: bool = False) -> PrepResult:
+        skip_bad: bool = False, layout: str = "nchw") -> PrepResult:
     from ..data.coco import image_info, image_order, load_coco
-    from ..data.preprocess import INPUT_DTYPES
+    from ..data.preprocess import INPUT_DTYPES, INPUT_LAYOUTS
 
     if dtype not in INPUT_DTYPES:
         raise UsageError(f"unknown dtype {dtype!r}", hint="use --dtype float32 or --dtype uint8")
+    if layout not in INPUT_LAYOUTS:
+        raise UsageError(f"unknown layout {layout!r}", hint="use --layout nchw or --layout nhwc")
     if not Path(images).is_dir():
         raise InputError("image folder not found", path=images, hint="pass --images with the val2017 folder")
     started = time.perf_counter()
@@ -87,14 +90,14 @@ def run(ws: Workspace, images: Path, annotations: Path, *, limit: int | None = N
                          hint="pass --all-images to take images without annotations too")
     out_dir, size = bin_dir(ws), sample_bytes(dtype)
     plan = {"images": str(Path(images).absolute()), "annotations": str(Path(annotations).absolute()),
-            "ids": ids, "dtype": dtype}
+            "ids": ids, "dtype": dtype, "layout": layout}
     _start_plan(ws, plan)
     done_ids = _finished_ids(ws, plan)
     if done_ids is not None:
-        return _finish(ws, plan, done_ids, 0, len(done_ids), [], dtype, started)
+        return _finish(ws, plan, done_ids, 0, len(done_ids), [], started)
 
     tasks = [(pos, str(Path(images) / image_info(coco, image_id).file_name),
-              str(out_dir / f"{pos}.bin"), dtype)
+              str(out_dir / f"{pos}.bin"), dtype, layout)
              for pos, image_id in enumerate(ids) if not _complete_file(out_dir / f"{pos}.bin", size)]
     skipped = len(ids) - len(tasks)
     bad: list[dict] = []
@@ -124,7 +127,7 @@ def run(ws: Workspace, images: Path, annotations: Path, *, limit: int | None = N
         # until ids.json is written, so an interruption here makes the next run start afresh.
         (ws.inputs_dir / PLAN_NAME).unlink()
         _compact(out_dir, good)
-    return _finish(ws, plan, [ids[p] for p in good], len(tasks) - len(bad), skipped, bad, dtype, started)
+    return _finish(ws, plan, [ids[p] for p in good], len(tasks) - len(bad), skipped, bad, started)
 
 
 def _complete_file(path: Path, size: int) -> bool:
@@ -171,17 +174,17 @@ def _compact(out_dir: Path, good: list[int]) -> None:
 
 
 def _finish(ws: Workspace, plan: dict, ids: list[int], written: int, skipped: int, bad: list[dict],
-            dtype: str, started: float) -> PrepResult:
+            started: float) -> PrepResult:
     atomic_write_text(ids_path(ws), json.dumps({"ids": ids}) + "\n")
     atomic_write_text(ws.inputs_dir / PLAN_NAME, json.dumps(plan) + "\n")
     seconds = time.perf_counter() - started
     result = PrepResult(images=len(ids), written=written, skipped_existing=skipped, bad=bad,
-                        dtype=dtype, seconds=round(seconds, 2),
+                        dtype=plan["dtype"], layout=plan["layout"], seconds=round(seconds, 2),
                         images_per_second=round(written / seconds, 2) if written else 0.0,
                         bin_dir=str(bin_dir(ws)))
     ws.record("prep", {
         "inputs": {"images": plan["images"], "annotations": plan["annotations"]},
-        "options": {"dtype": dtype, "count": len(ids)},
+        "options": {"dtype": plan["dtype"], "layout": plan["layout"], "count": len(ids)},
         "outputs": {"bin_dir": ws.relative(bin_dir(ws)), "ids": ws.relative(ids_path(ws))},
         "bad": bad,
     })

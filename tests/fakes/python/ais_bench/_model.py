@@ -28,8 +28,13 @@ class OfflineModel:
         self.session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
         first = self.session.get_inputs()[0]
         self.input_name = first.name
-        self.input_dtype = np.dtype(_ORT_TYPES[first.type])
-        self.sample_shape = tuple(first.shape[1:])
+        self.aipp = self.meta.get("aipp")
+        if self.aipp:  # AIPP: the .om takes uint8 RGB HWC pixels
+            self.input_dtype = np.dtype(np.uint8)
+            self.sample_shape = (*self.aipp["size"], 3)
+        else:
+            self.input_dtype = np.dtype(_ORT_TYPES[first.type])
+            self.sample_shape = tuple(first.shape[1:])
         self.output_dtype = np.dtype(np.float16 if self.meta["output_type"] == "FP16" else np.float32)
         self.outputs = self.session.get_outputs()
         self.exec_times: list[tuple[float, float]] = []
@@ -47,6 +52,11 @@ class OfflineModel:
         if rows not in allowed:
             raise RuntimeError(f"[ERROR] input batch {rows} not in model batch {allowed}")
         start = time.perf_counter() * 1000
-        outs = self.session.run(None, {self.input_name: data.astype(self.input_dtype, copy=False)})
+        data = data.astype(self.input_dtype, copy=False)
+        if self.aipp:  # out = (in − min_chn) · var_reci_chn, then the model's NCHW float input
+            minimum = np.asarray(self.aipp["min"], np.float32)
+            scale = np.asarray(self.aipp["var_reci"], np.float32)
+            data = np.ascontiguousarray(((data.astype(np.float32) - minimum) * scale).transpose(0, 3, 1, 2))
+        outs = self.session.run(None, {self.input_name: data})
         self.exec_times.append((start, time.perf_counter() * 1000))
         return [o.astype(self.output_dtype) for o in outs]
