@@ -1,6 +1,7 @@
 """Shared fixtures: generated random checkpoints (built once per session) and a CLI runner."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -48,6 +49,27 @@ def copy_sample_images(folder: Path) -> Path:
     for name in ("astronaut.png", "coffee.png"):
         shutil.copy(DATA / name, folder / name)
     return folder
+
+
+def make_coco_set(folder: Path, count: int) -> Path:
+    """`count` 600×400 PNGs (shifted copies of coffee.png) with one annotation each; returns
+    the annotation file beside the folder."""
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    source = cv2.imread(str(DATA / "coffee.png"))
+    images, annotations = [], []
+    for i in range(count):
+        cv2.imwrite(str(folder / f"{i:04d}.png"), np.roll(source, i * 7, axis=1))
+        images.append({"id": 100 + i, "file_name": f"{i:04d}.png", "width": 600, "height": 400})
+        annotations.append({"id": i + 1, "image_id": 100 + i, "category_id": 1, "iscrowd": 0,
+                            "bbox": [10, 10, 50, 50], "area": 2500,
+                            "segmentation": [[10, 10, 60, 10, 60, 60, 10, 60]]})
+    path = folder.parent / f"{folder.name}.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations,
+                                "categories": [{"id": 1, "name": "person"}]}))
+    return path
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,

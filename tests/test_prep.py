@@ -13,7 +13,7 @@ from yolact_edge_cli.errors import InputError
 from yolact_edge_cli.steps import prep
 from yolact_edge_cli.workspace import Workspace
 
-from .conftest import DATA, assert_clean_failure, copy_sample_images, run_cli
+from .conftest import DATA, assert_clean_failure, copy_sample_images, make_coco_set, run_cli
 from .golden import Golden
 
 MINI = DATA / "golden" / "eval_mini" / "instances_mini.json"
@@ -51,8 +51,7 @@ def test_rerun_skips_complete_files_and_redoes_partial_ones(tmp_path, images):
 
 def test_killed_prep_resumes_with_identical_files(tmp_path):
     folder = tmp_path / "images"
-    folder.mkdir()
-    annotations = _many_images(folder, 60)
+    annotations = make_coco_set(folder, 60)
     ws = tmp_path / "ws"
     proc = subprocess.Popen([sys.executable, "-m", "yolact_edge_cli", "-w", str(ws), "prep",
                              "--images", str(folder), "--annotations", str(annotations), "--workers", "1"],
@@ -74,21 +73,6 @@ def test_killed_prep_resumes_with_identical_files(tmp_path):
     assert resumed == {p.name: p.read_bytes() for p in (fresh.inputs_dir / "bin_file").glob("*.bin")}
     assert len(resumed) == 60
     assert not list(bins.glob(".*.tmp"))
-
-
-def _many_images(folder, count: int):
-    source = cv2.imread(str(DATA / "coffee.png"))
-    images, annotations = [], []
-    for i in range(count):
-        cv2.imwrite(str(folder / f"{i:04d}.png"), np.roll(source, i * 7, axis=1))
-        images.append({"id": 100 + i, "file_name": f"{i:04d}.png", "width": 600, "height": 400})
-        annotations.append({"id": i + 1, "image_id": 100 + i, "category_id": 1, "iscrowd": 0,
-                            "bbox": [10, 10, 50, 50], "area": 2500,
-                            "segmentation": [[10, 10, 60, 10, 60, 60, 10, 60]]})
-    path = folder.parent / "many.json"
-    path.write_text(json.dumps({"images": images, "annotations": annotations,
-                                "categories": [{"id": 1, "name": "person"}]}))
-    return path
 
 
 def _write_variants(folder):

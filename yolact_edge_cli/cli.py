@@ -76,6 +76,17 @@ def handles_errors(command):
     return wrapper
 
 
+def locks_workspace(command):
+    """Steps that write into the workspace hold its lock while they run."""
+
+    @functools.wraps(command)
+    def wrapper(ctx: typer.Context, *args, **kwargs):
+        with ctx.obj.workspace.lock():
+            return command(ctx, *args, **kwargs)
+
+    return wrapper
+
+
 def _fail(settings: Settings, line: str, code: int) -> None:
     err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
     if settings.json:
@@ -94,6 +105,7 @@ def _kv_table(title: str, rows: dict) -> Table:
 
 @app.command()
 @handles_errors
+@locks_workspace
 def export(
     ctx: typer.Context,
     weights: Path = typer.Option(..., "--weights", help="YolactEdge/YOLACT .pth checkpoint (a state_dict)."),
@@ -138,6 +150,7 @@ def export(
 
 @app.command()
 @handles_errors
+@locks_workspace
 def prep(
     ctx: typer.Context,
     images: Path = typer.Option(..., "--images", help="Folder of COCO images (e.g. val2017)."),
@@ -170,6 +183,7 @@ def prep(
 
 @app.command()
 @handles_errors
+@locks_workspace
 def convert(
     ctx: typer.Context,
     model: Optional[Path] = typer.Option(None, "--model", help="ONNX \\[default: what export wrote]."),
@@ -211,6 +225,7 @@ def convert(
 
 @app.command()
 @handles_errors
+@locks_workspace
 def infer(
     ctx: typer.Context,
     backend: str = typer.Option("auto", "--backend", help="auto (ascend where an NPU and ais_bench "
@@ -245,6 +260,7 @@ def infer(
 
 @app.command("eval")
 @handles_errors
+@locks_workspace
 def evaluate(
     ctx: typer.Context,
     outputs: Optional[Path] = typer.Option(None, "--outputs", help="Run folder \\[default: the last infer run]."),
@@ -257,10 +273,14 @@ def evaluate(
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes \\[default: CPU count]."),
     fast_eval: bool = typer.Option(False, "--fast-eval", help="Use faster-coco-eval if installed."),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Evaluate only images that have outputs."),
+    min_map: Optional[float] = typer.Option(None, "--min-map", help="Fail (exit 5) when YOLACT's "
+                                            "'all' mAP of --map-kind is below this (points)."),
+    map_kind: str = typer.Option("box", "--map-kind", help="box or mask, for --min-map."),
+    against: Optional[Path] = typer.Option(None, "--against", help="A previous metrics.json: fail "
+                                           "(exit 5) when any reported mAP moved more than --tolerance."),
+    tolerance: float = typer.Option(0.3, "--tolerance", help="mAP points allowed to move for --against."),
 ) -> None:
     """Post-process outputs on the host, write COCO results, and report box and mask mAP."""
-    from .metrics.coco_eval import STAT_NAMES
-    from .metrics.yolact_ap import format_table
     from .steps import evaluate as step
 
     settings: Settings = ctx.obj
@@ -269,7 +289,15 @@ def evaluate(
                       workers=workers, fast_eval=fast_eval, allow_missing=allow_missing)
     if settings.json:
         print_json(result.to_dict())
-        return
+    else:
+        _print_eval(result)
+    step.check_gates(result, min_map=min_map, map_kind=map_kind, against=against, tolerance=tolerance)
+
+
+def _print_eval(result) -> None:
+    from .metrics.coco_eval import STAT_NAMES
+    from .metrics.yolact_ap import format_table
+
     table = Table(title=f"COCOeval on {result.images} images ({result.nms} NMS)", title_justify="left")
     table.add_column("metric")
     table.add_column("box", justify="right")
@@ -289,6 +317,7 @@ def evaluate(
 
 @app.command()
 @handles_errors
+@locks_workspace
 def bench(
     ctx: typer.Context,
     backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime, torch or ascend."),

@@ -46,6 +46,13 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         raise
 
 
+def remove_stale_temp(folder: Path) -> None:
+    """Temporary files a killed run (kill -9) left behind; steps call this before resuming."""
+    if folder.is_dir():
+        for stale in folder.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
 def atomic_write_text(target: str | Path, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -87,6 +94,33 @@ class Workspace:
     logs_dir = property(lambda self: self.root / "logs")
     manifest_path = property(lambda self: self.root / MANIFEST_NAME)
     default_onnx = property(lambda self: self.models_dir / ONNX_NAME)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One yedge at a time per workspace: a second one is refused with the holder's pid."""
+        import fcntl
+
+        path = self.root / ".yedge.lock"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise EnvironmentProblem(f"workspace is not writable ({exc.strerror})", path=self.root,
+                                     hint="fix its permissions or pick another --workspace") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise EnvironmentProblem(f"another yedge (pid {holder}) is working in this workspace",
+                                     path=self.root, hint="wait for it to finish, or use another --workspace") from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     def manifest(self) -> dict[str, Any]:
         if not self.manifest_path.exists():

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..console import progress_bar
+from ..parallel import process_pool
 from ..errors import InputError, UsageError
 from ..model.config import CONFIGS, DEFAULT_CONFIG
 from ..model.detect import NMS_METHODS
@@ -225,7 +225,7 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
             results = map(_process, tasks)
             _collect(results, per_image, accumulator, totals, advance)
         else:
-            with ProcessPoolExecutor(workers, initializer=init_worker, initargs=(job,)) as pool:
+            with process_pool(workers, init_worker, (job,)) as pool:
                 _collect(pool.map(_process, tasks, chunksize=1), per_image, accumulator, totals, advance)
     host_seconds = time.perf_counter() - started
 
@@ -276,3 +276,40 @@ def _collect(results, per_image, accumulator, totals, advance) -> None:
             totals[key] += value
         advance(1)
 
+
+
+def reported_maps(result: dict) -> dict[str, float]:
+    """Every mAP eval reports, in points (percent): YOLACT's table and COCOeval's AP."""
+    maps = {f"yolact {kind} {key}": value for kind in ("box", "mask")
+            for key, value in result["yolact_ap"][kind].items()}
+    for iou_type, kind in (("bbox", "box"), ("segm", "mask")):
+        maps[f"coco {kind} AP"] = result["coco"][iou_type]["stats"][0] * 100
+    return maps
+
+
+def check_gates(result: EvalResult, *, min_map: float | None = None, map_kind: str = "box",
+                against: Path | None = None, tolerance: float = 0.3) -> None:
+    """Accuracy gates: the YOLACT `all` mAP of `map_kind` must reach `min_map`, and no reported
+    mAP may move by more than `tolerance` points from a previous metrics.json."""
+    from ..errors import AccuracyError
+
+    if map_kind not in ("box", "mask"):
+        raise UsageError(f"unknown mAP kind {map_kind!r}", hint="use --map-kind box or mask")
+    if min_map is not None:
+        value = result.yolact_ap[map_kind]["all"]
+        if value < min_map:
+            raise AccuracyError(f"{map_kind} mAP {value:.2f} is below the required {min_map:.2f}",
+                                hint="check the conversion (precision mode, NMS, inputs) with `yedge compare`")
+    if against is not None:
+        try:
+            previous = reported_maps(json.loads(Path(against).read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"not a yedge metrics.json ({type(exc).__name__})", path=against,
+                             hint="pass a results/metrics.json written by `yedge eval`") from None
+        current = reported_maps(result.to_dict())
+        moved = {k: current[k] - previous[k] for k in current
+                 if k in previous and abs(current[k] - previous[k]) > tolerance}
+        if moved:
+            listed = ", ".join(f"{k} {d:+.2f}" for k, d in list(moved.items())[:5])
+            raise AccuracyError(f"{len(moved)} mAP(s) moved more than {tolerance} points from "
+                                f"{against}: {listed}", hint="compare the two runs with `yedge compare`")

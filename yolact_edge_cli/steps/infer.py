@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -18,7 +19,7 @@ from ..data import binio
 from ..data.preprocess import sample_shape
 from ..errors import InputError, UsageError
 from ..model.yolact import output_bytes
-from ..workspace import Workspace, atomic_path, file_size, sha256_file
+from ..workspace import Workspace, atomic_path, file_size, remove_stale_temp, sha256_file
 from . import prep
 
 
@@ -93,6 +94,7 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
     files = binio.list_input_files(in_dir)
     run_name = run_name or backend
     run_dir = ws.outputs_dir / run_name
+    remove_stale_temp(run_dir)
     started = time.perf_counter()
     if backend == "ascend":
         outcome = _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dtype,
@@ -180,9 +182,13 @@ def _run_batches(sessions, todo, total: int, run_dir: Path, input_dtype: str, la
     with progress_bar(total, label) as advance:
         advance(total - sum(len(b.files) for b in todo))
 
+        stop = threading.Event()
+
         def work(session, batches) -> list[float]:
             spent = []
             for batch in batches:
+                if stop.is_set():
+                    break
                 data = binio.read_batch(batch, np.dtype(input_dtype), sample_shape(input_layout))
                 t0 = time.perf_counter()
                 outputs = session.run(data)
@@ -194,9 +200,15 @@ def _run_batches(sessions, todo, total: int, run_dir: Path, input_dtype: str, la
                 advance(len(batch.files))
             return spent
 
+        if len(sessions) == 1:  # in this thread, so Ctrl-C stops it between batches
+            return work(sessions[0], shares[0])
         with ThreadPoolExecutor(len(sessions)) as pool:
-            for spent in pool.map(work, sessions, shares):
-                times += spent
+            try:
+                for spent in pool.map(work, sessions, shares):
+                    times += spent
+            except BaseException:
+                stop.set()  # the other devices' threads stop after their current batch
+                raise
     return times
 
 

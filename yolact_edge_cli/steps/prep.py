@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..console import progress_bar
+from ..parallel import process_pool
 from ..errors import InputError, UsageError
 from ..model.config import INPUT_SIZE
-from ..workspace import Workspace, atomic_path, atomic_write_text, file_size
+from ..workspace import Workspace, atomic_path, atomic_write_text, file_size, remove_stale_temp
 
 PLAN_NAME = "prep_plan.json"
 
@@ -103,6 +103,7 @@ def run(ws: Workspace, images: Path, annotations: Path, *, limit: int | None = N
     bad: list[dict] = []
     workers = max(1, workers or os.cpu_count() or 1)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp(out_dir)
     with progress_bar(len(tasks), f"prep {len(ids)} images ({dtype})") as advance:
         advance(0)
         if workers == 1 or len(tasks) < 2:
@@ -111,7 +112,7 @@ def run(ws: Workspace, images: Path, annotations: Path, *, limit: int | None = N
                 _note(pos, error, ids, tasks, bad)
                 advance(1)
         else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+            with process_pool(min(workers, len(tasks))) as pool:
                 for pos, error in pool.map(_prep_one, tasks, chunksize=2):
                     _note(pos, error, ids, tasks, bad)
                     advance(1)

@@ -1,0 +1,40 @@
+"""A process pool that stops promptly: on Ctrl-C the workers ignore SIGINT (no tracebacks from
+them) and the parent cancels what has not started; if the parent is killed (kill -9), Linux
+kills the workers too instead of leaving them running."""
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Iterator
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _start_worker(initializer: Callable | None, initargs: tuple) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        _die_with_parent()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+@contextlib.contextmanager
+def process_pool(workers: int, initializer: Callable | None = None,
+                 initargs: tuple = ()) -> Iterator[ProcessPoolExecutor]:
+    pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(initializer, initargs))
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
