@@ -152,3 +152,26 @@ def test_faster_coco_eval_equals_pycocotools(nms):
         np.testing.assert_allclose(fast[kind]["stats"], slow[kind]["stats"], atol=1e-4)
     reference = json.loads((MINI / "cocoeval_stats.json").read_text())[nms]
     np.testing.assert_allclose(slow["bbox"]["stats"], reference["bbox"], atol=1e-9)
+
+
+def test_accuracy_gates(workspace, tmp_path):
+    proc = run_cli("-w", workspace.root, "eval", "--min-map", "4.9")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("-w", workspace.root, "eval", "--min-map", "12", "--map-kind", "mask")
+    assert_clean_failure(proc, "mask mAP 11.71 is below the required 12.00", code=5)
+    assert "YOLACT mAP" in proc.stdout  # the results are still shown and written
+    previous = json.loads((workspace.results_dir / "metrics.json").read_text())
+    same = tmp_path / "same.json"
+    same.write_text(json.dumps(previous))
+    proc = run_cli("-w", workspace.root, "--json", "eval", "--against", same, "--tolerance", "0.3")
+    assert proc.returncode == 0, proc.stderr
+    previous["yolact_ap"]["box"]["all"] += 0.5
+    previous["coco"]["segm"]["stats"][0] -= 0.01
+    moved = tmp_path / "moved.json"
+    moved.write_text(json.dumps(previous))
+    proc = run_cli("-w", workspace.root, "eval", "--against", moved)
+    line = assert_clean_failure(proc, "2 mAP(s) moved more than 0.3 points", code=5)
+    assert "yolact box all -0.50" in line and "coco mask AP +1.00" in line
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert_clean_failure(run_cli("-w", workspace.root, "eval", "--against", bad), "not a yedge metrics.json", code=3)

@@ -374,6 +374,26 @@ def _parse_sizes(text: str, option: str = "--batch-sizes") -> tuple[int, ...]:
     return sizes
 
 
+@app.command()
+@handles_errors
+def doctor(ctx: typer.Context) -> None:
+    """Check this machine (Python, torch/CUDA, onnxruntime, pycocotools, CANN, atc, npu-smi,
+    ais_bench) and the workspace (steps done, stale artifacts)."""
+    from .steps import doctor as step
+
+    settings: Settings = ctx.obj
+    result = step.run(settings.workspace)
+    if settings.json:
+        print_json(result.to_dict())
+    else:
+        marks = {step.OK: "[green]✓[/]", step.WARN: "[yellow]![/]", step.FAIL: "[red]✗[/]"}
+        for check in result.checks:
+            fix = f" — {check.fix}" if check.fix and check.status != step.OK else ""
+            out.print(f"{marks[check.status]} {check.area:11s} {check.name}: {check.detail}{fix}",
+                      soft_wrap=True, highlight=False)
+    raise typer.Exit(result.exit_code)
+
+
 @app.command("random-weights")
 @handles_errors
 def random_weights(

@@ -1,0 +1,50 @@
+"""`yedge doctor`: the environment and the workspace's stale artifacts."""
+import json
+
+from yolact_edge_cli.steps import convert, export, infer, prep
+from yolact_edge_cli.workspace import Workspace
+
+from .conftest import DATA, copy_sample_images, run_cli
+from .test_ascend import fake_env
+
+MINI = DATA / "golden" / "eval_mini" / "instances_mini.json"
+
+
+def _checks(proc) -> dict:
+    return {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+
+
+def test_empty_workspace_and_plain_machine(tmp_path):
+    proc = run_cli("-w", tmp_path / "ws", "--json", "doctor", env={"PATH": "/usr/bin:/bin", "ASCEND_TOOLKIT_HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    checks = _checks(proc)
+    for name in ("python", "torch", "onnx", "onnxruntime", "pycocotools"):
+        assert checks[name]["status"] == "ok"
+    assert checks["npu-smi"]["status"] == "warn" and "--soc-version" in checks["npu-smi"]["fix"]
+    assert checks["steps done"]["status"] == "warn" and "yedge export" in checks["steps done"]["fix"]
+    text = run_cli("-w", tmp_path / "ws", "doctor", env={"PATH": "/usr/bin:/bin"})
+    assert "✓" in text.stdout and "!" in text.stdout
+
+
+def test_ascend_host_and_stale_artifacts(tmp_path, checkpoint, monkeypatch):
+    for key, value in fake_env().items():
+        monkeypatch.setenv(key, value)
+    ws = Workspace(tmp_path / "ws")
+    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"))
+    prep.run(ws, copy_sample_images(tmp_path / "images"), MINI, workers=1)
+    infer.run(ws)
+    convert.run(ws)
+    proc = run_cli("-w", ws.root, "--json", "doctor", env=fake_env())
+    assert proc.returncode == 0, proc.stdout
+    checks = _checks(proc)
+    assert checks["npu-smi"]["detail"] == "2 chip(s): Ascend310P3"
+    assert checks["ais_bench"]["status"] == "ok" and checks["atc"]["status"] == "ok"
+    assert checks["models/yolact_edge_bs1.om"]["status"] == "ok"
+    # a new export (other weights) makes the .om and the outputs stale
+    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config", seed=1))
+    proc = run_cli("-w", ws.root, "--json", "doctor", env=fake_env())
+    assert proc.returncode == 3
+    checks = _checks(proc)
+    assert checks["models/yolact_edge_bs1.om"]["detail"] == "built from an older ONNX"
+    assert checks["outputs/onnxruntime"]["status"] == "fail"
+    assert "rerun `yedge infer`" in checks["outputs/onnxruntime"]["fix"]
