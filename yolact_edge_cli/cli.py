@@ -394,6 +394,38 @@ def doctor(ctx: typer.Context) -> None:
     raise typer.Exit(result.exit_code)
 
 
+@app.command()
+@handles_errors
+def compare(
+    ctx: typer.Context,
+    a: Path = typer.Argument(..., help="A model (.onnx, .pth, .om) or an outputs/<run> folder."),
+    b: Path = typer.Argument(..., help="The reference to compare A with (same kinds)."),
+    inputs: int = typer.Option(4, "--inputs", help="How many prepared inputs to compare on."),
+    atol: float = typer.Option(1e-4, "--atol", help="Allowed absolute difference per output."),
+    rtol: float = typer.Option(1e-3, "--rtol", help="Plus this times B's largest magnitude."),
+) -> None:
+    """Compare two models or runs: per-output errors and cosine, matched detections and IoUs
+    (exit 5 over tolerance)."""
+    from .steps import compare as step
+
+    settings: Settings = ctx.obj
+    result = step.run(settings.workspace, a, b, inputs=inputs, atol=atol, rtol=rtol)
+    if settings.json:
+        print_json(result.to_dict())
+    else:
+        table = Table(title=f"{result.a} vs {result.b} on {result.samples} inputs", title_justify="left")
+        for column in ("output", "max |Δ|", "max rel", "cosine", ""):
+            table.add_column(column, justify="right")
+        for o in result.outputs:
+            table.add_row(o.name, f"{o.max_abs:.2e}", f"{o.max_rel:.2e}", f"{o.cosine:.6f}",
+                          "✓" if o.within_tolerance else "✗")
+        out.print(table)
+        d = result.detections
+        out.print(f"detections: A {d['a']}, B {d['b']}, matched {d['matched']}; mean box IoU "
+                  f"{d['mean_box_iou']:.4f}, mean mask IoU {d['mean_mask_iou']:.4f}")
+    step.check(result, atol, rtol)
+
+
 @app.command("random-weights")
 @handles_errors
 def random_weights(

@@ -86,20 +86,17 @@ def read_outputs(run_dir: Path, pos: int, dtype: str) -> list:
             for k, shape in enumerate(_WORKER["shapes"])]
 
 
-def host_postprocess(arrays: list, image_id: int) -> tuple[list, list, dict, dict]:
-    """Model outputs of one image → heads (fpn layout) → Detect → masks at the image's size →
-    COCO entries and YOLACT matches, with the seconds each stage took."""
+def image_detections(arrays: list, image_id: int, times: dict):
+    """Model outputs of one image → heads (fpn layout) → Detect → masks and boxes at the
+    image's original size (an ImageResult), adding each stage's seconds to `times`."""
     import torch
 
     from ..data.coco import image_info
-    from ..metrics.results import coco_entries, encode_masks
-    from ..metrics.yolact_ap import ground_truth, match_image
     from ..model.detect import detect_image
     from ..model.head import run_heads
     from ..model.masks import postprocess
 
     job: EvalJob = _WORKER["job"]
-    times = {}
     t = time.perf_counter()
     with torch.inference_mode():
         if job.layout == "fpn":
@@ -114,6 +111,16 @@ def host_postprocess(arrays: list, image_id: int) -> tuple[list, list, dict, dic
         info = image_info(_WORKER["coco"], image_id)
         result = postprocess(dets, arrays[-1][0], info.width, info.height, job.score_threshold)
     times["masks"] = time.perf_counter() - t
+    return result, info
+
+
+def host_postprocess(arrays: list, image_id: int) -> tuple[list, list, dict, dict]:
+    """`image_detections`, then COCO entries and YOLACT matches, with the seconds of each stage."""
+    from ..metrics.results import coco_entries, encode_masks
+    from ..metrics.yolact_ap import ground_truth, match_image
+
+    times: dict = {}
+    result, info = image_detections(arrays, image_id, times)
     t = time.perf_counter()
     rles = encode_masks(result)
     bbox, mask = coco_entries(image_id, result, rles)

@@ -1,0 +1,180 @@
+"""`yedge compare A B`: two models or two output folders on the same prepared inputs — per output
+max abs/rel error and cosine similarity, and at the detection level matched detections with their
+mean box and mask IoU. Finds what a conversion changed (fp16, precision mode, NMS, inputs)."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..data import binio
+from ..data.preprocess import sample_shape
+from ..errors import AccuracyError, InputError, UsageError
+from ..model.yolact import FPN_OUTPUT_NAMES, HEAD_OUTPUT_NAMES, output_bytes, output_shapes
+from ..workspace import Workspace
+from . import evaluate, prep
+
+
+@dataclass
+class OutputDiff:
+    name: str
+    max_abs: float
+    max_rel: float
+    cosine: float
+    within_tolerance: bool
+
+
+@dataclass
+class CompareResult:
+    a: str
+    b: str
+    samples: int
+    layout: str
+    outputs: list[OutputDiff] = field(default_factory=list)
+    detections: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.within_tolerance for o in self.outputs)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ok": self.ok}
+
+
+def _read_run(folder: Path, positions: list[int]) -> tuple[str, list[list[np.ndarray]]]:
+    layout = "head" if len(list(folder.glob("0_*.bin"))) == len(HEAD_OUTPUT_NAMES) else "fpn"
+    shapes = list(output_shapes(layout).values())
+    samples = []
+    for pos in positions:
+        arrays = []
+        for k, shape in enumerate(shapes):
+            path = folder / f"{pos}_{k}.bin"
+            size = os.stat(path).st_size if path.exists() else -1
+            dtype = "float16" if size == output_bytes(layout, 2)[k] else "float32"
+            if size != output_bytes(layout, np.dtype(dtype).itemsize)[k]:
+                raise InputError("output missing or of the wrong size", path=path,
+                                 hint="rerun `yedge infer` for this run")
+            arrays.append(np.fromfile(path, dtype=dtype).astype(np.float32).reshape(1, *shape))
+        samples.append(arrays)
+    return layout, samples
+
+
+def _run_model(ws: Workspace, source: Path, files: list[Path]) -> tuple[str, list[list[np.ndarray]]]:
+    from ..backends import open_session
+
+    options = (ws.step("export") or {}).get("options", {})
+    dtype = (ws.step("prep") or {}).get("options", {}).get("dtype", "float32")
+    layout_in = (ws.step("prep") or {}).get("options", {}).get("layout", "nchw")
+    if source.suffix == ".om":
+        from ..backends.ascend import AscendApiSession
+
+        session = AscendApiSession(source, 0)
+    elif source.suffix == ".onnx":
+        session = open_session("onnxruntime", onnx=source)
+    elif source.suffix in (".pth", ".pt"):
+        session = open_session("torch", weights=source, layout=options.get("layout", "fpn"),
+                               input_dtype=dtype, config=options.get("config", "auto"))
+    else:
+        raise UsageError(f"cannot compare {source}", path=source,
+                         hint="pass output folders, or .onnx, .pth or .om models")
+    batch = session.info.batch_size or 1
+    samples = []
+    for path in files:
+        data = binio.read_batch(binio.Batch((path,), batch), np.dtype(dtype), sample_shape(layout_in))
+        samples.append([np.asarray(o[:1], dtype=np.float32) for o in session.run(data)])
+    return session.info.layout, samples
+
+
+def _load(ws: Workspace, source: Path, positions: list[int], files: list[Path]):
+    source = Path(source)
+    if source.is_dir():
+        return _read_run(source, positions)
+    if not source.is_file():
+        raise InputError("nothing to compare here (not a run folder or model file)", path=source,
+                         hint="pass outputs/<run> folders or model files")
+    return _run_model(ws, source, files)
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    lt, rb = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
+    inter = float(np.prod(np.clip(rb - lt, 0, None)))
+    union = float(np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter)
+    return inter / union if union > 0 else 0.0
+
+
+def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def match_detections(a, b, threshold: float = 0.5) -> tuple[int, list[float], list[float]]:
+    """Greedy by A's score order: each A detection takes the unused same-class B detection with
+    the highest box IoU, when that IoU is at least `threshold`."""
+    used: set[int] = set()
+    box_ious, mask_ious = [], []
+    for i in range(len(a)):
+        best, match = threshold, -1
+        for j in range(len(b)):
+            if j in used or b.classes[j] != a.classes[i]:
+                continue
+            iou = _box_iou(a.boxes[i].astype(float), b.boxes[j].astype(float))
+            if iou >= best:
+                best, match = iou, j
+        if match >= 0:
+            used.add(match)
+            box_ious.append(best)
+            mask_ious.append(_mask_iou(a.masks[i], b.masks[match]))
+    return len(box_ious), box_ious, mask_ious
+
+
+def run(ws: Workspace, a: Path, b: Path, *, inputs: int = 4, atol: float = 1e-4,
+        rtol: float = 1e-3) -> CompareResult:
+    import torch
+
+    ids = prep.read_ids(ws)[:inputs]
+    files = binio.list_input_files(prep.bin_dir(ws))[: len(ids)]
+    positions = list(range(len(ids)))
+    layout_a, out_a = _load(ws, a, positions, files)
+    layout_b, out_b = _load(ws, b, positions, files)
+    if layout_a != layout_b:
+        raise UsageError(f"{a} has the {layout_a} layout and {b} the {layout_b} layout",
+                         hint="compare models or runs exported with the same --layout")
+    names = FPN_OUTPUT_NAMES if layout_a == "fpn" else HEAD_OUTPUT_NAMES
+    result = CompareResult(a=str(a), b=str(b), samples=len(ids), layout=layout_a)
+    for k, name in enumerate(names):
+        x = np.concatenate([s[k].reshape(-1) for s in out_a]).astype(np.float64)
+        y = np.concatenate([s[k].reshape(-1) for s in out_b]).astype(np.float64)
+        diff = np.abs(x - y)
+        norm = np.linalg.norm(x) * np.linalg.norm(y)
+        result.outputs.append(OutputDiff(
+            name=name, max_abs=float(diff.max()), max_rel=float((diff / (np.abs(y) + 1e-6)).max()),
+            cosine=float(x @ y / norm) if norm else 1.0,
+            within_tolerance=bool(diff.max() <= atol + rtol * np.abs(y).max())))
+    weights, config = evaluate.resolve_host_model(ws, layout_a, None, None)
+    evaluate.init_worker(evaluate.EvalJob("", layout_a, "float32", str(weights) if weights else None,
+                                          config, str(evaluate.resolve_annotations(ws, None)), "fast",
+                                          0.0, threads=os.cpu_count() or 1))
+    totals = {"a": 0, "b": 0, "matched": 0}
+    box_ious, mask_ious = [], []
+    for image_id, sa, sb in zip(ids, out_a, out_b):
+        det_a, _ = evaluate.image_detections([torch.from_numpy(t) for t in sa], image_id, {})
+        det_b, _ = evaluate.image_detections([torch.from_numpy(t) for t in sb], image_id, {})
+        matched, boxes, masks = match_detections(det_a, det_b)
+        totals["a"] += len(det_a)
+        totals["b"] += len(det_b)
+        totals["matched"] += matched
+        box_ious += boxes
+        mask_ious += masks
+    result.detections = {**totals, "mean_box_iou": float(np.mean(box_ious)) if box_ious else 0.0,
+                         "mean_mask_iou": float(np.mean(mask_ious)) if mask_ious else 0.0}
+    return result
+
+
+def check(result: CompareResult, atol: float, rtol: float) -> None:
+    bad = [o for o in result.outputs if not o.within_tolerance]
+    if bad:
+        listed = ", ".join(f"{o.name} max|Δ|={o.max_abs:.2e}" for o in bad)
+        raise AccuracyError(f"{len(bad)} output(s) differ beyond atol {atol} + rtol {rtol}: {listed}",
+                            hint="see the detection-level columns for what it changes")
