@@ -22,7 +22,7 @@ DEMO_WS ?= demo-workspace
 DEMO_WEIGHTS = $(DEMO_WS)/random_r50_seed0.pth
 DEMO_DATA := tests/data
 
-.PHONY: install test demo export prep infer eval bench clean
+.PHONY: install test demo export prep infer eval bench show doctor clean
 
 install: $(VENV)/.installed
 
@@ -40,7 +40,7 @@ test: install
 
 demo: install
 	$(YEDGE) -w "$(DEMO_WS)" random-weights -o "$(DEMO_WEIGHTS)"
-	$(MAKE) --no-print-directory export prep infer eval bench WS="$(DEMO_WS)" WEIGHTS="$(DEMO_WEIGHTS)" \
+	$(MAKE) --no-print-directory export prep infer eval bench show WS="$(DEMO_WS)" WEIGHTS="$(DEMO_WEIGHTS)" \
 		IMAGES="$(DEMO_DATA)" ANNOTATIONS="$(DEMO_DATA)/golden/eval_mini/instances_mini.json" LOOP=5
 	@echo
 	@echo "The weights are RANDOM (mAP ≈ 0 on real data); the two sample photos were annotated from"
@@ -63,6 +63,12 @@ eval: install
 bench: install
 	$(YEDGE) -w "$(WS)" bench --backend $(BACKEND) --device $(DEVICE) --loop $(LOOP) --warmup 1 \
 		$(if $(BATCH_SIZES),--batch-sizes $(BATCH_SIZES),)
+
+show: install
+	$(YEDGE) -w "$(WS)" show --gt --score-threshold 0.4
+
+doctor: install
+	$(YEDGE) -w "$(WS)" doctor
 
 clean:
 	rm -rf "$(DEMO_WS)" .pytest_cache

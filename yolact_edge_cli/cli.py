@@ -241,13 +241,14 @@ def infer(
                                            "outputs/ \\[default: the backend's name]."),
     ais_bench: str = typer.Option("auto", "--ais-bench", help="ascend: 'api' (InferSession, "
                                   "in-process), 'cli' (python3 -m ais_bench) or 'auto' (api if importable)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run folder's outputs of another model."),
 ) -> None:
     """Run the model over the prepared inputs, writing ais_bench-style outputs (resumable)."""
     from .steps import infer as step
 
     settings: Settings = ctx.obj
     result = step.run(settings.workspace, backend=backend, model=model, device=device, half=half,
-                      batch_size=batch_size, run_name=run_name, ais_bench=ais_bench)
+                      batch_size=batch_size, run_name=run_name, ais_bench=ais_bench, overwrite=overwrite)
     if settings.json:
         print_json(result.to_dict())
         return
@@ -424,6 +425,32 @@ def compare(
         out.print(f"detections: A {d['a']}, B {d['b']}, matched {d['matched']}; mean box IoU "
                   f"{d['mean_box_iou']:.4f}, mean mask IoU {d['mean_mask_iou']:.4f}")
     step.check(result, atol, rtol)
+
+
+@app.command()
+@handles_errors
+def show(
+    ctx: typer.Context,
+    images: int = typer.Option(8, "--images", help="How many of the evaluated images."),
+    ids: Optional[str] = typer.Option(None, "--ids", help="Comma list of COCO image ids instead."),
+    score_threshold: float = typer.Option(0.3, "--score-threshold", help="Draw detections scoring above this."),
+    gt: bool = typer.Option(False, "--gt", help="Ground truth beside each picture."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder \\[default: results/vis]."),
+) -> None:
+    """Draw detections (masks, boxes, classes, scores) on the images as PNGs, plus a contact sheet."""
+    from .steps import show as step
+
+    settings: Settings = ctx.obj
+    chosen = list(_parse_sizes(ids, "--ids")) if ids else None
+    result = step.run(settings.workspace, images=images, ids=chosen, score_threshold=score_threshold,
+                      gt=gt, out=out_dir)
+    if settings.json:
+        print_json(result.to_dict())
+        return
+    for picture in result.pictures:
+        out.print(picture, highlight=False)
+    out.print(f"contact sheet: {result.contact_sheet} ({result.detections_drawn} detections drawn)",
+              highlight=False)
 
 
 @app.command("random-weights")

@@ -22,6 +22,10 @@ class YedgeError(Exception):
         self.path = None if path is None else str(path)
         self.hint = hint
 
+    def __reduce__(self):
+        # keeps path and hint when a worker process raises it
+        return _rebuild, (type(self), self.message, self.path, self.hint)
+
     def one_line(self) -> str:
         where = f"{self.path}: " if self.path else ""
         fix = f" — {self.hint}" if self.hint else ""
@@ -48,3 +52,7 @@ class AccuracyError(YedgeError):
     """Results out of tolerance (export parity, accuracy gates)."""
 
     exit_code = EXIT_ACCURACY
+
+
+def _rebuild(cls, message, path, hint):
+    return cls(message, path=path, hint=hint)

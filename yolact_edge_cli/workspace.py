@@ -6,6 +6,7 @@ sha256 of model files), so later steps find their inputs with no arguments.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -21,6 +22,15 @@ from .errors import EnvironmentProblem, InputError
 MANIFEST_NAME = "yedge.json"
 DEFAULT_WORKSPACE = "workspace"
 ONNX_NAME = "yolact_edge.onnx"
+
+
+def _file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
 
 
 @contextlib.contextmanager
@@ -40,9 +50,14 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, FILE_MODE)  # mkstemp makes 0600; give the usual umask-based mode
         os.replace(tmp_path, target)
-    except BaseException:
+    except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise EnvironmentProblem(f"could not write: {exc.strerror.lower()}", path=target,
+                                     hint="free disk space (or raise the file size limit) and rerun; "
+                                          "finished files are kept") from None
         raise
 
 

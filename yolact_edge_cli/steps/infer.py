@@ -81,7 +81,7 @@ def parse_devices(device: str) -> list[int]:
 
 def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, device: str = "cpu",
         half: bool = False, batch_size: int | None = None, run_name: str | None = None,
-        inputs: Path | None = None, ais_bench: str = "auto") -> InferResult:
+        inputs: Path | None = None, ais_bench: str = "auto", overwrite: bool = False) -> InferResult:
     backend = resolve_backend(backend)
     prep_options = (ws.step("prep") or {}).get("options", {})
     input_dtype = prep_options.get("dtype", "float32")
@@ -96,6 +96,8 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
     run_dir = ws.outputs_dir / run_name
     remove_stale_temp(run_dir)
     started = time.perf_counter()
+    source_for_marker = _model_path(ws, backend, model, batch_size)
+    _claim_run_dir(run_dir, source_for_marker, overwrite)
     if backend == "ascend":
         outcome = _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dtype,
                               input_layout, ais_bench)
@@ -125,6 +127,32 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
                     "summary": ws.relative(binio.summary_path(run_dir))},
     })
     return result
+
+
+
+
+def _model_path(ws: Workspace, backend: str, model: Path | None, batch_size: int | None) -> Path:
+    if backend == "ascend":
+        return select_om(ws, model, batch_size)[0]
+    return model_source(ws, backend, model)[0]
+
+
+def _claim_run_dir(run_dir: Path, model: Path, overwrite: bool) -> None:
+    """A run folder belongs to one model: resuming into outputs of another model would mix
+    them silently, so that is refused (or, with overwrite, the old outputs are removed)."""
+    from ..workspace import atomic_write_text
+
+    marker = run_dir.parent / f".{run_dir.name}.yedge.json"  # beside it: the folder stays ais_bench's
+    digest = sha256_file(model) if Path(model).is_file() else None
+    if marker.exists() and any(run_dir.glob("*.bin")):
+        previous = json.loads(marker.read_text()).get("model_sha256")
+        if previous != digest:
+            if not overwrite:
+                raise InputError("this run folder holds outputs of another model", path=run_dir,
+                                 hint="pass --run NEW_NAME for a new folder, or --overwrite to replace them")
+            for old in run_dir.glob("*.bin"):
+                old.unlink()
+    atomic_write_text(marker, json.dumps({"model": str(model), "model_sha256": digest}) + "\n")
 
 
 def _split(items: list, parts: int) -> list[list]:
@@ -196,7 +224,7 @@ def _run_batches(sessions, todo, total: int, run_dir: Path, input_dtype: str, la
                 for k, output in enumerate(outputs):
                     for j, part in enumerate(np.array_split(output, batch.size, axis=0)[: len(batch.files)]):
                         with atomic_path(binio.output_path(run_dir, batch.files[j], k)) as tmp:
-                            np.ascontiguousarray(part).tofile(tmp)
+                            tmp.write_bytes(memoryview(np.ascontiguousarray(part)))
                 advance(len(batch.files))
             return spent
 

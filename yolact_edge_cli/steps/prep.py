@@ -66,7 +66,7 @@ def _prep_one(task: tuple[int, str, str, str, str]) -> tuple[int, str | None]:
     except YedgeError as exc:
         return pos, exc.message
     with atomic_path(out_path) as tmp:
-        tensor.tofile(tmp)
+        tmp.write_bytes(memoryview(np.ascontiguousarray(tensor)))
     return pos, None
 
 

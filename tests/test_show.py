@@ -1,0 +1,43 @@
+"""`yedge show`: pictures with the detections drawn, ground truth beside, a contact sheet."""
+import json
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from yolact_edge_cli.steps import evaluate, export, infer, prep
+from yolact_edge_cli.workspace import Workspace
+
+from .conftest import DATA, assert_clean_failure, copy_sample_images, run_cli
+
+MINI = DATA / "golden" / "eval_mini" / "instances_mini.json"
+
+
+def test_show_draws_masks_and_ground_truth(tmp_path, checkpoint):
+    ws = Workspace(tmp_path / "ws")
+    assert_clean_failure(run_cli("-w", ws.root, "show"), "no evaluation results", "yedge eval", code=3)
+    export.run(ws, checkpoint())
+    images = copy_sample_images(tmp_path / "images")
+    prep.run(ws, images, MINI, workers=1)
+    infer.run(ws)
+    evaluate.run(ws, workers=1)
+    proc = run_cli("-w", ws.root, "--json", "show", "--gt", "--score-threshold", "0.45")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert [p.rsplit("/", 1)[1] for p in result["pictures"]] == ["2.png", "1.png"]
+    assert result["detections_drawn"] > 0
+    sheet = cv2.imread(result["contact_sheet"])
+    assert sheet is not None and sheet.shape[1] == 2 * 320
+    # inside the top astronaut detection's mask the picture's colours differ from the photo
+    masks = json.loads((ws.results_dir / "mask_detections.json").read_text())
+    top = max((m for m in masks if m["image_id"] == 1), key=lambda m: m["score"])
+    mask = mask_utils.decode({"size": top["segmentation"]["size"],
+                              "counts": top["segmentation"]["counts"].encode()}).astype(bool)
+    assert mask.sum() > 100
+    original = cv2.imread(str(images / "astronaut.png"))
+    picture = cv2.imread(str(ws.results_dir / "vis" / "1.png"))
+    assert picture.shape == (512, 512 * 2 + 8, 3)  # detections | ground truth
+    drawn = picture[:, :512]
+    assert np.abs(drawn[mask].astype(int) - original[mask]).mean() > 10
+    untouched = ~np.zeros_like(mask)
+    assert (drawn[untouched] == original[untouched]).any()

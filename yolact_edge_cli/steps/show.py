@@ -1,0 +1,114 @@
+"""`yedge show`: each detection's mask (translucent, one colour per instance), box, class name
+and score drawn on the original image, ground truth beside it with --gt, and a contact sheet."""
+from __future__ import annotations
+
+import colorsys
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES
+from ..workspace import Workspace, atomic_path
+from . import prep
+
+THUMB_WIDTH = 320
+CLASS_NAMES = dict(zip(COCO_CATEGORY_IDS, COCO_CLASSES))
+
+
+@dataclass
+class ShowResult:
+    pictures: list[str] = field(default_factory=list)
+    contact_sheet: str = ""
+    detections_drawn: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _colour(index: int) -> tuple[int, int, int]:
+    r, g, b = colorsys.hsv_to_rgb((index * 0.618033988749895) % 1.0, 0.85, 1.0)
+    return int(b * 255), int(g * 255), int(r * 255)  # BGR for cv2
+
+
+def draw(image: np.ndarray, instances: list[dict], alpha: float = 0.5) -> np.ndarray:
+    """instances: {'mask': HxW uint8, 'bbox': [x, y, w, h], 'label': str}."""
+    import cv2
+
+    canvas = image.copy()
+    for i, inst in enumerate(instances):
+        colour = np.array(_colour(i), dtype=np.float32)
+        mask = inst["mask"].astype(bool)
+        canvas[mask] = (canvas[mask] * (1 - alpha) + colour * alpha).astype(np.uint8)
+        x, y, w, h = (int(round(v)) for v in inst["bbox"])
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), _colour(i), 2)
+        cv2.putText(canvas, inst["label"], (x + 2, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    _colour(i), 1, cv2.LINE_AA)
+    return canvas
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    import cv2
+
+    ok, data = cv2.imencode(".png", image)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.tobytes())
+
+
+def run(ws: Workspace, *, images: int = 8, ids: list[int] | None = None, score_threshold: float = 0.3,
+        gt: bool = False, out: Path | None = None) -> ShowResult:
+    import cv2
+    from pycocotools import mask as mask_utils
+
+    from ..data.coco import load_coco
+    from ..data.preprocess import read_image
+
+    entry = ws.require("eval", "evaluation results", "yedge eval")
+    prep_entry = ws.require("prep", "prepared inputs", "yedge prep")
+    coco = load_coco(prep_entry["inputs"]["annotations"])
+    folder = Path(prep_entry["inputs"]["images"])
+    detections = json.loads(ws.resolve(entry["outputs"]["segm"]).read_text())
+    boxes = json.loads(ws.resolve(entry["outputs"]["bbox"]).read_text())
+    evaluated = prep.read_ids(ws)
+    chosen = ids or evaluated[:images]
+    unknown = [i for i in chosen if i not in coco.imgs]
+    if unknown:
+        raise InputError(f"image id(s) {unknown} are not in the annotations", hint="pass ids from inputs/ids.json")
+    out = Path(out) if out else ws.results_dir / "vis"
+    result = ShowResult()
+    thumbs = []
+    for image_id in chosen:
+        info = coco.imgs[image_id]
+        image = read_image(folder / info["file_name"])
+        mine = [(m, b) for m, b in zip(detections, boxes)
+                if m["image_id"] == image_id and m["score"] > score_threshold]
+        instances = [{"mask": mask_utils.decode({"size": m["segmentation"]["size"],
+                                                 "counts": m["segmentation"]["counts"].encode()}),
+                      "bbox": b["bbox"], "label": f"{CLASS_NAMES[m['category_id']]} {m['score']:.2f}"}
+                     for m, b in mine]
+        picture = draw(image, instances)
+        result.detections_drawn += len(instances)
+        if gt:
+            anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
+            truth = [{"mask": coco.annToMask(a), "bbox": a["bbox"],
+                      "label": CLASS_NAMES.get(a["category_id"], str(a["category_id"])) +
+                      (" (crowd)" if a.get("iscrowd") else "")} for a in anns]
+            picture = np.concatenate([picture, np.full((picture.shape[0], 8, 3), 255, np.uint8),
+                                      draw(image, truth)], axis=1)
+        path = out / f"{image_id}.png"
+        _write_png(path, picture)
+        result.pictures.append(str(path))
+        scale = THUMB_WIDTH / picture.shape[1]
+        thumbs.append(cv2.resize(picture, (THUMB_WIDTH, max(1, int(picture.shape[0] * scale)))))
+    if thumbs:
+        columns = min(4, len(thumbs))
+        height = max(t.shape[0] for t in thumbs)
+        cells = [np.pad(t, ((0, height - t.shape[0]), (0, 0), (0, 0)), constant_values=255) for t in thumbs]
+        cells += [np.full_like(cells[0], 255)] * (-len(cells) % columns)
+        rows = [np.concatenate(cells[i:i + columns], axis=1) for i in range(0, len(cells), columns)]
+        sheet = out / "contact_sheet.png"
+        _write_png(sheet, np.concatenate(rows, axis=0))
+        result.contact_sheet = str(sheet)
+    return result
