@@ -32,7 +32,7 @@ def test_ascend_host_and_stale_artifacts(tmp_path, checkpoint, monkeypatch):
     ws = Workspace(tmp_path / "ws")
     export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"))
     prep.run(ws, copy_sample_images(tmp_path / "images"), MINI, workers=1)
-    infer.run(ws)
+    infer.run(ws, backend="onnxruntime")  # `auto` would pick ascend on this (emulated) NPU host
     convert.run(ws)
     proc = run_cli("-w", ws.root, "--json", "doctor", env=fake_env())
     assert proc.returncode == 0, proc.stdout
