@@ -320,3 +320,13 @@ def test_aipp_model_takes_uint8_hwc_pixels(ascend, onnx_workspace, tmp_path, mod
         assert np.abs(got - want).max() <= 1e-3
     with pytest.raises(InputError, match="only an .om converted with --aipp takes"):
         infer.run(ws, backend="onnxruntime")
+
+
+def test_compare_om_with_onnx(ascend, onnx_workspace, tmp_path):
+    ws = _clone(onnx_workspace, tmp_path)
+    convert.run(ws)
+    proc = run_cli("-w", ws.root, "--json", "compare", ws.models_dir / "yolact_edge_bs1.om",
+                   ws.default_onnx, "--inputs", "2", env=fake_env())
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["ok"] and result["detections"]["matched"] == result["detections"]["b"] == 200

@@ -48,3 +48,14 @@ def test_ascend_host_and_stale_artifacts(tmp_path, checkpoint, monkeypatch):
     assert checks["models/yolact_edge_bs1.om"]["detail"] == "built from an older ONNX"
     assert checks["outputs/onnxruntime"]["status"] == "fail"
     assert "rerun `yedge infer`" in checks["outputs/onnxruntime"]["fix"]
+
+
+def test_inputs_of_another_dtype(tmp_path, checkpoint):
+    ws = Workspace(tmp_path / "ws")
+    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"))
+    prep.run(ws, copy_sample_images(tmp_path / "images"), MINI, workers=1, dtype="uint8")
+    proc = run_cli("-w", ws.root, "--json", "doctor", env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 3
+    check = _checks(proc)["inputs"]
+    assert check["detail"] == "prepared as uint8, the model takes float32"
+    assert "yedge prep --dtype float32" in check["fix"]
