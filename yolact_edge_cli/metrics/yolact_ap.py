@@ -21,13 +21,12 @@ class GroundTruth:
     boxes: np.ndarray    # [G, 4] float32 pixel x1y1x2y2, crowds excluded
     classes: list[int]   # 0..79
     masks: list          # [G] COCO RLEs
-    num_crowd: int
 
 
 def ground_truth(coco, image_id: int, width: int, height: int) -> GroundTruth:
     anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
+    # Crowd regions are left out: the reference gives them class −1, so they never match.
     plain = [a for a in anns if not a.get("iscrowd")]
-    crowd = [a for a in anns if a.get("iscrowd")]
     scale = np.array([width, height, width, height], dtype=np.float64)
     boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
                        a["bbox"][1] + a["bbox"][3]] for a in plain], dtype=np.float64).reshape(-1, 4)
@@ -35,7 +34,7 @@ def ground_truth(coco, image_id: int, width: int, height: int) -> GroundTruth:
     boxes = (boxes / scale).astype(np.float32) * np.array(scale, dtype=np.float32)
     masks = [coco.annToRLE(a) for a in plain]
     classes = [COCO_LABEL_MAP[a["category_id"]] - 1 for a in plain]
-    return GroundTruth(boxes, classes, masks, len(crowd))
+    return GroundTruth(boxes, classes, masks)
 
 
 def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

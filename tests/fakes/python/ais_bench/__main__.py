@@ -132,7 +132,7 @@ def main() -> int:
                    "H2D_latency": stats([]), "D2H_latency": stats([]),
                    "npu_compute_time_list": times, "throughput": throughput, "pid": os.getpid()}
         (out_dir.parent / f"{out_dir.name}_summary.json").write_text(json.dumps(summary))
-    print(f"[INFO] unload model success, model Id is 1")
+    print("[INFO] unload model success, model Id is 1")
     print("[INFO] end to destroy context")
     print(f"[INFO] end to reset device is {args.device}")
     print("[INFO] end to finalize acl")
