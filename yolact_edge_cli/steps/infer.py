@@ -19,7 +19,8 @@ from ..data import binio
 from ..data.preprocess import sample_shape
 from ..errors import InputError, UsageError
 from ..model.yolact import output_bytes
-from ..workspace import Workspace, atomic_path, file_size, remove_stale_temp, sha256_file
+from ..workspace import (Workspace, atomic_path, atomic_write_text, file_size, remove_stale_temp,
+                         sha256_file)
 from . import prep
 
 
@@ -94,17 +95,16 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
     files = binio.list_input_files(in_dir)
     run_name = run_name or backend
     run_dir = ws.outputs_dir / run_name
+    if backend != "ascend" and input_layout != "nchw":
+        raise InputError("the inputs were prepared as nhwc pixels, which only an .om converted with "
+                         "--aipp takes", path=in_dir, hint="rerun `yedge prep` without --layout nhwc")
     remove_stale_temp(run_dir)
     started = time.perf_counter()
-    source_for_marker = _model_path(ws, backend, model, batch_size)
-    _claim_run_dir(run_dir, source_for_marker, overwrite)
+    model_sha256 = _claim_run_dir(run_dir, _model_path(ws, backend, model, batch_size), overwrite)
     if backend == "ascend":
         outcome = _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dtype,
                               input_layout, ais_bench)
     else:
-        if input_layout != "nchw":
-            raise InputError("the inputs were prepared as nhwc pixels, which only an .om converted with "
-                             "--aipp takes", path=in_dir, hint="rerun `yedge prep` without --layout nhwc")
         outcome = _run_host(ws, backend, model, device, half, batch_size, files, run_dir, input_dtype)
     source, layout, per_batch, device_label, computed, times, extra = outcome
     seconds = time.perf_counter() - started
@@ -120,7 +120,7 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
                          seconds=round(seconds, 2), throughput=round(summary["throughput"], 2))
     ws.record("infer", {
         "inputs": {"bin_dir": ws.relative(in_dir), "model": str(source.absolute()),
-                   "model_sha256": sha256_file(source)},
+                   "model_sha256": model_sha256},
         "options": {"backend": backend, "device": device_label, "half": half, "batch_size": per_batch,
                     "layout": layout, **extra},
         "outputs": {"run": run_name, "run_dir": ws.relative(run_dir),
@@ -129,21 +129,19 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
     return result
 
 
-
-
 def _model_path(ws: Workspace, backend: str, model: Path | None, batch_size: int | None) -> Path:
     if backend == "ascend":
         return select_om(ws, model, batch_size)[0]
     return model_source(ws, backend, model)[0]
 
 
-def _claim_run_dir(run_dir: Path, model: Path, overwrite: bool) -> None:
+def _claim_run_dir(run_dir: Path, model: Path, overwrite: bool) -> str | None:
     """A run folder belongs to one model: resuming into outputs of another model would mix
     them silently, so that is refused (or, with overwrite, the old outputs are removed)."""
-    from ..workspace import atomic_write_text
-
     marker = run_dir.parent / f".{run_dir.name}.yedge.json"  # beside it: the folder stays ais_bench's
-    digest = sha256_file(model) if Path(model).is_file() else None
+    if not Path(model).is_file():
+        return None  # opening the model reports it
+    digest = sha256_file(model)
     if marker.exists() and any(run_dir.glob("*.bin")):
         previous = json.loads(marker.read_text()).get("model_sha256")
         if previous != digest:
@@ -153,6 +151,7 @@ def _claim_run_dir(run_dir: Path, model: Path, overwrite: bool) -> None:
             for old in run_dir.glob("*.bin"):
                 old.unlink()
     atomic_write_text(marker, json.dumps({"model": str(model), "model_sha256": digest}) + "\n")
+    return digest
 
 
 def _split(items: list, parts: int) -> list[list]:
