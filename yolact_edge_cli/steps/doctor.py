@@ -3,6 +3,7 @@ item with what to do about it."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import platform
 import shutil
 import sys
@@ -80,6 +81,9 @@ def ascend() -> list[Check]:
     api = aisbench.api_available()
     checks.append(Check("ascend", "ais_bench", OK if api else WARN,
                         "importable (InferSession)" if api else "not importable", "" if api else aisbench.INSTALL_HINT))
+    runtime = importlib.util.find_spec("aclruntime") is not None
+    checks.append(Check("ascend", "aclruntime", OK if runtime else WARN,
+                        "installed" if runtime else "not installed", "" if runtime else aisbench.INSTALL_HINT))
     return checks
 
 
