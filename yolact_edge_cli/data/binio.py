@@ -14,8 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..model.yolact import HEAD_OUTPUT_NAMES, output_bytes
+from ..workspace import file_size
 
 INPUT_SUFFIXES = (".bin", ".BIN", ".npy", ".NPY")
+# Output files hold float32, or float16 when the .om was built with --output_type FP16.
+OUTPUT_DTYPES = ("float32", "float16")
 
 
 def natural_key(name: str) -> list:
@@ -53,6 +57,26 @@ def output_stem(infile: Path) -> str:
 
 def output_path(run_dir: Path, infile: Path, k: int) -> Path:
     return run_dir / f"{output_stem(infile)}_{k}.bin"
+
+
+def run_layout(run_dir: Path) -> str:
+    """`head` (4 outputs per sample) or `fpn` (6), from the first sample's files."""
+    return "head" if len(list(run_dir.glob("0_*.bin"))) == len(HEAD_OUTPUT_NAMES) else "fpn"
+
+
+def sample_dtype(run_dir: Path, stem: str, layout: str) -> str | None:
+    """The dtype in which every output file of one sample is complete, or None."""
+    sizes = [file_size(run_dir / f"{stem}_{k}.bin") for k in range(len(output_bytes(layout)))]
+    return next((d for d in OUTPUT_DTYPES if sizes == output_bytes(layout, np.dtype(d).itemsize)), None)
+
+
+def first_incomplete(run_dir: Path, stem: str, layout: str) -> Path:
+    """The first of a sample's output files whose size fits no output dtype (for messages)."""
+    for k in range(len(output_bytes(layout))):
+        path = run_dir / f"{stem}_{k}.bin"
+        if file_size(path) not in {output_bytes(layout, np.dtype(d).itemsize)[k] for d in OUTPUT_DTYPES}:
+            return path
+    return run_dir / f"{stem}_0.bin"
 
 
 def read_batch(batch: Batch, dtype: np.dtype, sample_shape: tuple[int, ...]) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 from ..data import binio
 from ..data.preprocess import sample_shape
 from ..errors import AccuracyError, InputError, UsageError
-from ..model.yolact import FPN_OUTPUT_NAMES, HEAD_OUTPUT_NAMES, output_bytes, output_shapes
+from ..model.yolact import FPN_OUTPUT_NAMES, HEAD_OUTPUT_NAMES, output_shapes
 from ..workspace import Workspace
 from . import evaluate, prep
 
@@ -44,20 +44,17 @@ class CompareResult:
 
 
 def _read_run(folder: Path, positions: list[int]) -> tuple[str, list[list[np.ndarray]]]:
-    layout = "head" if len(list(folder.glob("0_*.bin"))) == len(HEAD_OUTPUT_NAMES) else "fpn"
+    layout = binio.run_layout(folder)
     shapes = list(output_shapes(layout).values())
     samples = []
     for pos in positions:
-        arrays = []
-        for k, shape in enumerate(shapes):
-            path = folder / f"{pos}_{k}.bin"
-            size = os.stat(path).st_size if path.exists() else -1
-            dtype = "float16" if size == output_bytes(layout, 2)[k] else "float32"
-            if size != output_bytes(layout, np.dtype(dtype).itemsize)[k]:
-                raise InputError("output missing or of the wrong size", path=path,
-                                 hint="rerun `yedge infer` for this run")
-            arrays.append(np.fromfile(path, dtype=dtype).astype(np.float32).reshape(1, *shape))
-        samples.append(arrays)
+        dtype = binio.sample_dtype(folder, str(pos), layout)
+        if dtype is None:
+            raise InputError("output missing or of the wrong size",
+                             path=binio.first_incomplete(folder, str(pos), layout),
+                             hint="rerun `yedge infer` for this run")
+        samples.append([np.fromfile(folder / f"{pos}_{k}.bin", dtype=dtype).astype(np.float32).reshape(1, *shape)
+                        for k, shape in enumerate(shapes)])
     return layout, samples
 
 

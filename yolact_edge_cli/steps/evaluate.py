@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from ..console import progress_bar
+from ..data import binio
 from ..parallel import process_pool
 from ..errors import InputError, UsageError
 from ..model.config import CONFIGS, DEFAULT_CONFIG
 from ..model.detect import NMS_METHODS
-from ..model.yolact import output_bytes, output_shapes
-from ..workspace import Workspace, atomic_write_text, file_size, sha256_file
+from ..model.yolact import output_shapes
+from ..workspace import Workspace, atomic_write_text, sha256_file
 from . import prep
 
 STAGES = ("read", "heads", "detect", "masks", "json", "match")
@@ -141,25 +142,6 @@ def _process(task: tuple[int, int]):
     return pos, bbox, mask, matches, {"read": read, **times}
 
 
-def _detect_dtype(run_dir: Path, layout: str) -> str:
-    """float32, or float16 for an .om built with --output_type FP16, from the first file's size."""
-    first = run_dir / "0_0.bin"
-    if not first.exists():
-        return "float32"
-    size = first.stat().st_size
-    for dtype in ("float32", "float16"):
-        if size == output_bytes(layout, np.dtype(dtype).itemsize)[0]:
-            return dtype
-    raise InputError(f"output has {size} bytes, expected {output_bytes(layout, 4)[0]} (float32) "
-                     f"or {output_bytes(layout, 2)[0]} (float16)", path=first,
-                     hint="were these outputs produced by a model exported with yedge?")
-
-
-def _detect_layout(run_dir: Path) -> str:
-    count = len(list(run_dir.glob("0_*.bin")))
-    return "head" if count == 4 else "fpn"
-
-
 def resolve_annotations(ws: Workspace, annotations: Path | None) -> Path:
     if annotations is not None:
         return Path(annotations)
@@ -201,12 +183,11 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
         raise InputError("outputs folder not found", path=run_dir, hint="run `yedge infer` first")
     annotations = resolve_annotations(ws, annotations)
     ids = prep.read_ids(ws)[: max_images if max_images else None]
-    layout = _detect_layout(run_dir)
+    layout = binio.run_layout(run_dir)
     weights, config = resolve_host_model(ws, layout, weights, config)
-    output_dtype = _detect_dtype(run_dir, layout)
-    expected = output_bytes(layout, np.dtype(output_dtype).itemsize)
-    present = [all(file_size(run_dir / f"{pos}_{k}.bin") == n for k, n in enumerate(expected))
-               for pos in range(len(ids))]
+    dtypes = [binio.sample_dtype(run_dir, str(pos), layout) for pos in range(len(ids))]
+    output_dtype = next((d for d in dtypes if d), "float32")
+    present = [d == output_dtype for d in dtypes]
     missing = [ids[pos] for pos, ok in enumerate(present) if not ok]
     if missing and not allow_missing:
         listed = ", ".join(map(str, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")

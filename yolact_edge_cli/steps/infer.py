@@ -19,8 +19,7 @@ from ..data import binio
 from ..data.preprocess import sample_shape
 from ..errors import InputError, UsageError
 from ..model.yolact import output_bytes
-from ..workspace import (Workspace, atomic_path, atomic_write_text, file_size, remove_stale_temp,
-                         sha256_file)
+from ..workspace import Workspace, atomic_path, atomic_write_text, remove_stale_temp, sha256_file
 from . import prep
 
 
@@ -161,15 +160,10 @@ def _split(items: list, parts: int) -> list[list]:
     return [items[bounds[i]:bounds[i + 1]] for i in range(parts)]
 
 
-def _pending(files: list[Path], run_dir: Path, layout: str, per_batch: int, itemsizes=(4,)):
+def _pending(files: list[Path], run_dir: Path, layout: str, per_batch: int):
     """Batches with at least one sample whose outputs are missing or of the wrong size."""
-    sizes = {itemsize: output_bytes(layout, itemsize) for itemsize in itemsizes}
-
-    def complete(path: Path) -> bool:
-        return any(all(file_size(binio.output_path(run_dir, path, k)) == n for k, n in enumerate(expected))
-                   for expected in sizes.values())
-
-    return [b for b in binio.group(files, per_batch) if not all(complete(f) for f in b.files)]
+    return [b for b in binio.group(files, per_batch)
+            if any(binio.sample_dtype(run_dir, binio.output_stem(f), layout) is None for f in b.files)]
 
 
 def _run_host(ws, backend, model, device, half, batch_size, files, run_dir, input_dtype):
@@ -266,7 +260,7 @@ def _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dty
         sessions = [AscendApiSession(om, d) for d in devices]
         try:
             per_batch = _check_session(sessions[0].info, om, input_dtype, batch_size)
-            todo = _pending(files, run_dir, sessions[0].info.layout, per_batch, itemsizes=(4, 2))
+            todo = _pending(files, run_dir, sessions[0].info.layout, per_batch)
             times = _run_batches(sessions, todo, len(files), run_dir, input_dtype,
                                  f"infer ascend ({label}, batch {per_batch})", input_layout)
         finally:
@@ -275,7 +269,7 @@ def _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dty
         return om, sessions[0].info.layout, per_batch, label, sum(len(b.files) for b in todo), times, extra
     layout = entry.get("layout", "fpn")
     per_batch = entry.get("batch_size") or batch_size or 1
-    todo = _pending(files, run_dir, layout, per_batch, itemsizes=(4, 2))
+    todo = _pending(files, run_dir, layout, per_batch)
     pending = [f for b in todo for f in b.files]
     times = _run_aisbench_cli(ws, om, pending, devices, run_dir,
                               dym_batch=None if entry.get("batch_size") else per_batch,
