@@ -181,8 +181,6 @@ def _row_from_aisbench(batch: int, loop: int, stdout: str, summary_file: Path) -
 
 def _stages(ws: Workspace, session, images: int) -> dict[str, float]:
     """Per-image milliseconds of each stage of the whole path, on the first prepared inputs."""
-    import os
-
     from ..data import binio
     from . import evaluate
 
@@ -190,11 +188,7 @@ def _stages(ws: Workspace, session, images: int) -> dict[str, float]:
     if not ids:
         raise InputError("no prepared inputs", path=prep.ids_path(ws), hint="run `yedge prep` first")
     dtype = (ws.step("prep") or {}).get("options", {}).get("dtype", "float32")
-    weights, config = evaluate.resolve_host_model(ws, session.info.layout, None, None)
-    job = evaluate.EvalJob("", session.info.layout, "float32", str(weights) if weights else None,
-                           config, str(evaluate.resolve_annotations(ws, None)), "fast", 0.0,
-                           threads=os.cpu_count() or 1)
-    evaluate.init_worker(job)
+    evaluate.init_worker(evaluate.host_job(ws, session.info.layout))
     import torch
 
     totals: dict[str, float] = {}

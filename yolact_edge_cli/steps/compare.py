@@ -3,7 +3,6 @@ max abs/rel error and cosine similarity, and at the detection level matched dete
 mean box and mask IoU. Finds what a conversion changed (fp16, precision mode, NMS, inputs)."""
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -149,10 +148,7 @@ def run(ws: Workspace, a: Path, b: Path, *, inputs: int = 4, atol: float = 1e-4,
             name=name, max_abs=float(diff.max()), max_rel=float((diff / (np.abs(y) + 1e-6)).max()),
             cosine=float(x @ y / norm) if norm else 1.0,
             within_tolerance=bool(diff.max() <= atol + rtol * np.abs(y).max())))
-    weights, config = evaluate.resolve_host_model(ws, layout_a, None, None)
-    evaluate.init_worker(evaluate.EvalJob("", layout_a, "float32", str(weights) if weights else None,
-                                          config, str(evaluate.resolve_annotations(ws, None)), "fast",
-                                          0.0, threads=os.cpu_count() or 1))
+    evaluate.init_worker(evaluate.host_job(ws, layout_a))
     totals = {"a": 0, "b": 0, "matched": 0}
     box_ious, mask_ious = [], []
     for image_id, sa, sb in zip(ids, out_a, out_b):

@@ -151,19 +151,32 @@ def resolve_annotations(ws: Workspace, annotations: Path | None) -> Path:
 
 def resolve_host_model(ws: Workspace, layout: str, weights: Path | None,
                        config: str | None) -> tuple[Path | None, str]:
-    """The checkpoint and config for the host part: the fpn layout needs the head weights."""
+    """The checkpoint and config for the host part: the fpn layout needs the head weights.
+    The checkpoint export recorded was already matched to its config; only another one is read."""
     export_entry = ws.step("export") or {}
-    config = config or export_entry.get("options", {}).get("config", "auto")
+    recorded = export_entry.get("options", {}).get("config")
     if layout != "fpn":
-        return weights, DEFAULT_CONFIG if config == "auto" else config
+        return weights, config or recorded or DEFAULT_CONFIG
     if weights is None:
         if "inputs" not in export_entry:
             raise InputError("the fpn layout needs the checkpoint for the host-side heads",
                              hint="pass --weights X.pth (or run `yedge export` in this workspace)")
         weights = Path(export_entry["inputs"]["weights"])
+        if recorded and config in (None, recorded):
+            return weights, recorded
     from ..model.checkpoint import match_config, normalize_keys, read_state_dict
 
-    return weights, match_config(normalize_keys(read_state_dict(weights)), config, weights).name
+    return weights, match_config(normalize_keys(read_state_dict(weights)), config or "auto", weights).name
+
+
+def host_job(ws: Workspace, layout: str, *, run_dir: Path | str = "", output_dtype: str = "float32",
+             weights: Path | None = None, config: str | None = None, annotations: Path | None = None,
+             nms: str = "fast", score_threshold: float = 0.0, threads: int | None = None) -> EvalJob:
+    """Everything the host part needs, resolved from the workspace (used by eval, compare, bench)."""
+    weights, config = resolve_host_model(ws, layout, weights, config)
+    return EvalJob(str(run_dir), layout, output_dtype, str(weights) if weights else None, config,
+                   str(resolve_annotations(ws, annotations)), nms, score_threshold,
+                   threads=threads or os.cpu_count() or 1)
 
 
 def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None = None,
@@ -181,10 +194,8 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     run_dir = Path(outputs)
     if not run_dir.is_dir():
         raise InputError("outputs folder not found", path=run_dir, hint="run `yedge infer` first")
-    annotations = resolve_annotations(ws, annotations)
     ids = prep.read_ids(ws)[: max_images if max_images else None]
     layout = binio.run_layout(run_dir)
-    weights, config = resolve_host_model(ws, layout, weights, config)
     dtypes = [binio.sample_dtype(run_dir, str(pos), layout) for pos in range(len(ids))]
     output_dtype = next((d for d in dtypes if d), "float32")
     present = [d == output_dtype for d in dtypes]
@@ -197,9 +208,9 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     if not tasks:
         raise InputError("no complete outputs to evaluate", path=run_dir, hint="run `yedge infer` first")
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
-    job = EvalJob(str(run_dir), layout, output_dtype, str(weights) if weights else None, config,
-                  str(annotations), nms, score_threshold,
-                  threads=max(1, (os.cpu_count() or 1) // workers))
+    job = host_job(ws, layout, run_dir=run_dir, output_dtype=output_dtype, weights=weights,
+                   config=config, annotations=annotations, nms=nms, score_threshold=score_threshold,
+                   threads=max(1, (os.cpu_count() or 1) // workers))
 
     from ..metrics.yolact_ap import APAccumulator
 
@@ -225,7 +236,7 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     from ..metrics import coco_eval
 
     evaluated_ids = [image_id for _, image_id in tasks]
-    coco = coco_eval.evaluate(annotations, results_paths, evaluated_ids, fast=fast_eval)
+    coco = coco_eval.evaluate(Path(job.annotations), results_paths, evaluated_ids, fast=fast_eval)
     result = EvalResult(
         images=len(tasks), layout=layout, nms=nms, output_dtype=output_dtype, coco=coco,
         yolact_ap=accumulator.table(),
@@ -237,15 +248,14 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     metrics = {**result.to_dict(), "provenance": {
         "backend": infer_options.get("backend"), "device": infer_options.get("device"),
         "model_sha256": (infer_entry or {}).get("inputs", {}).get("model_sha256"),
-        "weights": str(weights) if weights else None, "config": config,
-        "outputs": str(run_dir), "annotations": str(annotations), "image_ids": evaluated_ids,
+        "weights": job.weights, "config": job.config,
+        "outputs": str(run_dir), "annotations": job.annotations, "image_ids": evaluated_ids,
         "score_threshold": score_threshold, "workers": workers}}
     atomic_write_text(ws.results_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     ws.record("eval", {
-        "inputs": {"outputs": str(run_dir), "annotations": str(annotations),
-                   "weights": str(weights) if weights else None},
+        "inputs": {"outputs": str(run_dir), "annotations": job.annotations, "weights": job.weights},
         "options": {"nms": nms, "score_threshold": score_threshold, "images": len(tasks),
-                    "layout": layout, "config": config},
+                    "layout": layout, "config": job.config},
         "outputs": {"bbox": ws.relative(results_paths["bbox"]),
                     "segm": ws.relative(results_paths["segm"]),
                     "metrics": ws.relative(ws.results_dir / "metrics.json"),
