@@ -31,6 +31,8 @@ class Session(Protocol):
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]: ...
 
+    def close(self) -> None: ...
+
 
 def resolve_backend(name: str) -> str:
     """`auto` is ascend where an NPU (npu-smi) and ais_bench are present, else onnxruntime."""

@@ -43,3 +43,6 @@ class OrtSession:
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         return self._session.run(None, {self._input_name: batch})
+
+    def close(self) -> None:
+        """Nothing to release: the session goes with the object."""

@@ -47,3 +47,6 @@ class TorchSession:
                 x = x.contiguous(memory_format=torch.channels_last)
             outputs = self._module(x)
             return [o.float().cpu().numpy() for o in outputs]
+
+    def close(self) -> None:
+        """Nothing to release: the session goes with the object."""

@@ -37,7 +37,8 @@ def ground_truth(coco, image_id: int, width: int, height: int) -> GroundTruth:
     return GroundTruth(boxes, classes, masks)
 
 
-def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix of x1y1x2y2 boxes (no +1), as the reference's jaccard."""
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     wh = np.clip(rb - lt, 0, None)
@@ -47,7 +48,7 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / (area_a + area_b - inter)
 
 
-def _mask_iou(pred: list, gt: list) -> np.ndarray:
+def mask_iou(pred: list, gt: list) -> np.ndarray:
     """intersection / union of binary masks, computed on their RLEs."""
     from pycocotools import mask as mask_utils
 
@@ -66,8 +67,9 @@ def match_image(result: ImageResult, rles: list, gt: GroundTruth) -> ImageMatche
         return {}
     classes = [int(c) for c in result.classes]
     scores = [float(s) for s in result.scores]
-    ious = {"box": _box_iou(result.boxes.astype(np.float32), gt.boxes),
-            "mask": _mask_iou(rles, gt.masks)}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ious = {"box": box_iou(result.boxes.astype(np.float32), gt.boxes),
+                "mask": mask_iou(rles, gt.masks)}
     out: ImageMatches = {}
     for cls in set(classes + gt.classes):
         num_gt = sum(1 for c in gt.classes if c == cls)

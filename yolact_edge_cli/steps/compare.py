@@ -77,9 +77,12 @@ def _run_model(ws: Workspace, source: Path, files: list[Path]) -> tuple[str, lis
                          hint="pass output folders, or .onnx, .pth or .om models")
     batch = session.info.batch_size or 1
     samples = []
-    for path in files:
-        data = binio.read_batch(binio.Batch((path,), batch), np.dtype(dtype), sample_shape(layout_in))
-        samples.append([np.asarray(o[:1], dtype=np.float32) for o in session.run(data)])
+    try:
+        for path in files:
+            data = binio.read_batch(binio.Batch((path,), batch), np.dtype(dtype), sample_shape(layout_in))
+            samples.append([np.asarray(o[:1], dtype=np.float32) for o in session.run(data)])
+    finally:
+        session.close()
     return session.info.layout, samples
 
 
@@ -93,35 +96,31 @@ def _load(ws: Workspace, source: Path, positions: list[int], files: list[Path]):
     return _run_model(ws, source, files)
 
 
-def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    lt, rb = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
-    inter = float(np.prod(np.clip(rb - lt, 0, None)))
-    union = float(np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter)
-    return inter / union if union > 0 else 0.0
-
-
-def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
-
-
 def match_detections(a, b, threshold: float = 0.5) -> tuple[int, list[float], list[float]]:
     """Greedy by A's score order: each A detection takes the unused same-class B detection with
-    the highest box IoU, when that IoU is at least `threshold`."""
-    used: set[int] = set()
+    the highest box IoU, when that IoU is at least `threshold`. Two empty masks count as equal."""
+    from pycocotools import mask as mask_utils
+
+    from ..metrics.results import encode_masks
+    from ..metrics.yolact_ap import box_iou, mask_iou
+
+    if len(a) == 0 or len(b) == 0:
+        return 0, [], []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boxes = np.nan_to_num(box_iou(a.boxes.astype(np.float64), b.boxes.astype(np.float64)))
+    boxes[a.classes[:, None] != b.classes[None, :]] = -1.0
+    rles_a, rles_b = encode_masks(a), encode_masks(b)
+    masks = mask_iou(rles_a, rles_b)
+    masks[(mask_utils.area(rles_a) == 0)[:, None] & (mask_utils.area(rles_b) == 0)[None, :]] = 1.0
+    used = np.zeros(len(b), dtype=bool)
     box_ious, mask_ious = [], []
     for i in range(len(a)):
-        best, match = threshold, -1
-        for j in range(len(b)):
-            if j in used or b.classes[j] != a.classes[i]:
-                continue
-            iou = _box_iou(a.boxes[i].astype(float), b.boxes[j].astype(float))
-            if iou >= best:
-                best, match = iou, j
-        if match >= 0:
-            used.add(match)
-            box_ious.append(best)
-            mask_ious.append(_mask_iou(a.masks[i], b.masks[match]))
+        candidates = np.where(used, -1.0, boxes[i])
+        j = int(candidates.argmax())
+        if candidates[j] >= threshold:
+            used[j] = True
+            box_ious.append(float(boxes[i, j]))
+            mask_ious.append(float(masks[i, j]))
     return len(box_ious), box_ious, mask_ious
 
 
