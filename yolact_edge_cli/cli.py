@@ -204,8 +204,8 @@ def convert(
 
     settings: Settings = ctx.obj
     result = step.run(settings.workspace, model=model, soc_version=soc_version,
-                      batch_sizes=_parse_sizes(batch_size, "--batch-size"),
-                      dynamic_batch=_parse_sizes(dynamic_batch, "--dynamic-batch") if dynamic_batch else (),
+                      batch_sizes=_parse_ints(batch_size, "--batch-size"),
+                      dynamic_batch=_parse_ints(dynamic_batch, "--dynamic-batch") if dynamic_batch else (),
                       precision_mode=precision_mode, atc_args=tuple(atc_arg), aipp=aipp, dry_run=dry_run)
     if settings.json:
         print_json(result.to_dict())
@@ -340,7 +340,7 @@ def bench(
     from .steps import bench as step
 
     settings: Settings = ctx.obj
-    sizes = _parse_sizes(batch_sizes) if batch_sizes else None
+    sizes = _parse_ints(batch_sizes) if batch_sizes else None
     result = step.run(settings.workspace, backend=backend, model=model, device=device, half=half,
                       batch_sizes=sizes, loop=loop, warmup=warmup, max_seconds=max_seconds,
                       stages=stages, images=images, ais_bench=ais_bench)
@@ -364,7 +364,8 @@ def bench(
         err.print(f"[yellow]skipped[/] {line}")
 
 
-def _parse_sizes(text: str, option: str = "--batch-sizes") -> tuple[int, ...]:
+def _parse_ints(text: str, option: str = "--batch-sizes") -> tuple[int, ...]:
+    """A comma list of positive integers (batch sizes, device or image ids)."""
     try:
         sizes = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
@@ -441,7 +442,7 @@ def show(
     from .steps import show as step
 
     settings: Settings = ctx.obj
-    chosen = list(_parse_sizes(ids, "--ids")) if ids else None
+    chosen = list(_parse_ints(ids, "--ids")) if ids else None
     result = step.run(settings.workspace, images=images, ids=chosen, score_threshold=score_threshold,
                       gt=gt, out=out_dir)
     if settings.json:

@@ -68,7 +68,7 @@ def check_inputs(folder: Path, files: list[Path]) -> None:
 
 def python_for_cli() -> str:
     """The interpreter for `python3 -m ais_bench`: ours if it has ais_bench, else python3 on PATH."""
-    if api_available() or importlib.util.find_spec("ais_bench") is not None:
+    if importlib.util.find_spec("ais_bench") is not None:
         return sys.executable
     return shutil.which("python3") or sys.executable
 

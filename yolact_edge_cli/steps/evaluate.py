@@ -12,11 +12,11 @@ import numpy as np
 
 from ..console import progress_bar
 from ..data import binio
-from ..parallel import process_pool
 from ..errors import InputError, UsageError
 from ..model.config import CONFIGS, DEFAULT_CONFIG
 from ..model.detect import NMS_METHODS
 from ..model.yolact import output_shapes
+from ..parallel import process_pool
 from ..workspace import Workspace, atomic_write_text, sha256_file
 from . import prep
 
@@ -273,7 +273,6 @@ def _collect(results, per_image, accumulator, totals, advance) -> None:
         for key, value in times.items():
             totals[key] += value
         advance(1)
-
 
 
 def reported_maps(result: dict) -> dict[str, float]:

@@ -23,7 +23,6 @@ from ..workspace import Workspace, atomic_path, atomic_write_text, remove_stale_
 from . import prep
 
 
-
 @dataclass
 class InferResult:
     run: str
@@ -41,6 +40,19 @@ class InferResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class _Ran:
+    """What a backend's run produced, for the summary and the manifest."""
+
+    model: Path
+    layout: str
+    batch_size: int
+    device: str
+    computed: int
+    times_ms: list[float]
+    options: dict
 
 
 def model_source(ws: Workspace, backend: str, model: Path | None) -> tuple[Path, dict]:
@@ -101,27 +113,27 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
     started = time.perf_counter()
     model_sha256 = _claim_run_dir(run_dir, _model_path(ws, backend, model, batch_size), overwrite)
     if backend == "ascend":
-        outcome = _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dtype,
+        ran = _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dtype,
                               input_layout, ais_bench)
     else:
-        outcome = _run_host(ws, backend, model, device, half, batch_size, files, run_dir, input_dtype)
-    source, layout, per_batch, device_label, computed, times, extra = outcome
+        ran = _run_host(ws, backend, model, device, half, batch_size, files, run_dir, input_dtype)
     seconds = time.perf_counter() - started
-    count = len(output_bytes(layout))
+    count = len(output_bytes(ran.layout))
     filesinfo = {str(i): {"infiles": [str(f)],
                           "outfiles": [str(binio.output_path(run_dir, f, k)) for k in range(count)]}
                  for i, f in enumerate(files)}
-    summary = binio.summary(filesinfo, times, per_batch)
+    summary = binio.summary(filesinfo, ran.times_ms, ran.batch_size)
     binio.write_json(binio.summary_path(run_dir), summary)
-    result = InferResult(run=run_name, run_dir=str(run_dir), backend=backend, device=device_label,
-                         model=str(source), layout=layout, batch_size=per_batch, samples=len(files),
-                         computed=computed, skipped_existing=len(files) - computed,
-                         seconds=round(seconds, 2), throughput=round(summary["throughput"], 2))
+    result = InferResult(run=run_name, run_dir=str(run_dir), backend=backend, device=ran.device,
+                         model=str(ran.model), layout=ran.layout, batch_size=ran.batch_size,
+                         samples=len(files), computed=ran.computed,
+                         skipped_existing=len(files) - ran.computed, seconds=round(seconds, 2),
+                         throughput=round(summary["throughput"], 2))
     ws.record("infer", {
-        "inputs": {"bin_dir": ws.relative(in_dir), "model": str(source.absolute()),
+        "inputs": {"bin_dir": ws.relative(in_dir), "model": str(ran.model.absolute()),
                    "model_sha256": model_sha256},
-        "options": {"backend": backend, "device": device_label, "half": half, "batch_size": per_batch,
-                    "layout": layout, **extra},
+        "options": {"backend": backend, "device": ran.device, "half": half,
+                    "batch_size": ran.batch_size, "layout": ran.layout, **ran.options},
         "outputs": {"run": run_name, "run_dir": ws.relative(run_dir),
                     "summary": ws.relative(binio.summary_path(run_dir))},
     })
@@ -177,8 +189,8 @@ def _run_host(ws, backend, model, device, half, batch_size, files, run_dir, inpu
     todo = _pending(files, run_dir, session.info.layout, per_batch)
     times = _run_batches([session], todo, len(files), run_dir, input_dtype,
                          f"infer {backend} ({device}, batch {per_batch})")
-    return (source, session.info.layout, per_batch, device, sum(len(b.files) for b in todo), times,
-            {"config": options.get("config", "auto")})
+    return _Ran(source, session.info.layout, per_batch, device, sum(len(b.files) for b in todo), times,
+                {"config": options.get("config", "auto")})
 
 
 def _check_session(info, source: Path, input_dtype: str, batch_size: int | None) -> int:
@@ -266,7 +278,7 @@ def _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dty
         finally:
             for session in sessions:
                 session.close()
-        return om, sessions[0].info.layout, per_batch, label, sum(len(b.files) for b in todo), times, extra
+        return _Ran(om, sessions[0].info.layout, per_batch, label, sum(len(b.files) for b in todo), times, extra)
     layout = entry.get("layout", "fpn")
     per_batch = entry.get("batch_size") or batch_size or 1
     todo = _pending(files, run_dir, layout, per_batch)
@@ -274,7 +286,7 @@ def _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dty
     times = _run_aisbench_cli(ws, om, pending, devices, run_dir,
                               dym_batch=None if entry.get("batch_size") else per_batch,
                               total=len(files), label=f"infer ascend ({label}, batch {per_batch})")
-    return om, layout, per_batch, label, len(pending), times, extra
+    return _Ran(om, layout, per_batch, label, len(pending), times, extra)
 
 
 def _run_aisbench_cli(ws, om, pending: list[Path], devices: list[int], run_dir: Path,

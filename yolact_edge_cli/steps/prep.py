@@ -3,6 +3,7 @@ the Ascend recipe's preprocess.py writes, in parallel and resumable."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -11,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from ..console import progress_bar
-from ..parallel import process_pool
 from ..errors import InputError, UsageError
-from ..model.config import INPUT_SIZE
+from ..parallel import process_pool
+from ..data.preprocess import sample_shape
 from ..workspace import Workspace, atomic_path, atomic_write_text, file_size, remove_stale_temp
 
 PLAN_NAME = "prep_plan.json"
@@ -44,7 +45,7 @@ def ids_path(ws: Workspace) -> Path:
 
 
 def sample_bytes(dtype: str) -> int:
-    return 3 * INPUT_SIZE * INPUT_SIZE * np.dtype(dtype).itemsize
+    return math.prod(sample_shape()) * np.dtype(dtype).itemsize
 
 
 def read_ids(ws: Workspace) -> list[int]:
@@ -98,7 +99,8 @@ def run(ws: Workspace, images: Path, annotations: Path, *, limit: int | None = N
 
     tasks = [(pos, str(Path(images) / image_info(coco, image_id).file_name),
               str(out_dir / f"{pos}.bin"), dtype, layout)
-             for pos, image_id in enumerate(ids) if not _complete_file(out_dir / f"{pos}.bin", size)]
+             for pos, image_id in enumerate(ids) if file_size(out_dir / f"{pos}.bin") != size]
+    files = {task[0]: task[1] for task in tasks}
     skipped = len(ids) - len(tasks)
     bad: list[dict] = []
     workers = max(1, workers or os.cpu_count() or 1)
@@ -109,12 +111,12 @@ def run(ws: Workspace, images: Path, annotations: Path, *, limit: int | None = N
         if workers == 1 or len(tasks) < 2:
             results = map(_prep_one, tasks)
             for pos, error in results:
-                _note(pos, error, ids, tasks, bad)
+                _note(pos, error, ids, files, bad)
                 advance(1)
         else:
             with process_pool(min(workers, len(tasks))) as pool:
                 for pos, error in pool.map(_prep_one, tasks, chunksize=2):
-                    _note(pos, error, ids, tasks, bad)
+                    _note(pos, error, ids, files, bad)
                     advance(1)
     if bad and not skip_bad:
         listed = "; ".join(f"{b['file']} ({b['error']})" for b in bad[:5])
@@ -131,14 +133,9 @@ def run(ws: Workspace, images: Path, annotations: Path, *, limit: int | None = N
     return _finish(ws, plan, [ids[p] for p in good], len(tasks) - len(bad), skipped, bad, started)
 
 
-def _complete_file(path: Path, size: int) -> bool:
-    return file_size(path) == size
-
-
-def _note(pos: int, error: str | None, ids: list[int], tasks, bad: list[dict]) -> None:
+def _note(pos: int, error: str | None, ids: list[int], files: dict[int, str], bad: list[dict]) -> None:
     if error is not None:
-        file = next(t[1] for t in tasks if t[0] == pos)
-        bad.append({"position": pos, "id": ids[pos], "file": file, "error": error})
+        bad.append({"position": pos, "id": ids[pos], "file": files[pos], "error": error})
 
 
 def _start_plan(ws: Workspace, plan: dict) -> None:
@@ -161,7 +158,7 @@ def _finished_ids(ws: Workspace, plan: dict) -> list[int] | None:
         return None
     done = json.loads(path.read_text())["ids"]
     size = sample_bytes(plan["dtype"])
-    if all(_complete_file(bin_dir(ws) / f"{pos}.bin", size) for pos in range(len(done))):
+    if all(file_size(bin_dir(ws) / f"{pos}.bin") == size for pos in range(len(done))):
         return done
     path.unlink()
     return None
