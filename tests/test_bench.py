@@ -1,9 +1,13 @@
 """`bench`: every field in the table and JSON, the batch sweep, --stages, and the run log."""
 import json
+import time
+from types import SimpleNamespace
 
 import pytest
 
-from yolact_edge_cli.steps import export, prep
+from yolact_edge_cli.backends import ModelInfo, open_session
+from yolact_edge_cli.errors import UsageError
+from yolact_edge_cli.steps import bench, export, infer, prep
 from yolact_edge_cli.workspace import Workspace
 
 from .conftest import DATA, assert_clean_failure, copy_sample_images, run_cli
@@ -79,3 +83,131 @@ def test_bad_batch_sizes_and_missing_cuda(workspace):
     if not torch.cuda.is_available():
         proc = run_cli("-w", workspace.root, "infer", "--backend", "torch", "--device", "cuda")
         assert_clean_failure(proc, "CUDA is not available", code=4)
+
+
+class FakeSession:
+    """Counts runs of a tiny dynamic-batch model; `interrupt_at` raises Ctrl-C on that batch size."""
+
+    def __init__(self, interrupt_at: int | None = None, on_run=lambda: None):
+        self.info = ModelInfo(batch_size=None, input_dtype="float32", layout="fpn", output_names=(),
+                              sample_shape=(3, 4, 4))
+        self.device = "cpu"
+        self.runs: list[int] = []
+        self._interrupt_at = interrupt_at
+        self._on_run = on_run
+
+    def run(self, batch):
+        if len(batch) == self._interrupt_at:
+            raise KeyboardInterrupt
+        self.runs.append(len(batch))
+        self._on_run()
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_host(tmp_path, monkeypatch):
+    """bench.run on the host path with a FakeSession instead of an exported model."""
+    holder = {}
+
+    def use(session: FakeSession) -> Workspace:
+        holder["session"] = session
+        return Workspace(tmp_path / "ws")
+
+    monkeypatch.setattr(bench, "model_source", lambda ws, backend, model: (tmp_path / "m.onnx", {}))
+    monkeypatch.setattr(bench, "open_session", lambda *a, **k: holder["session"])
+    return use
+
+
+@pytest.fixture
+def fake_ascend(tmp_path, monkeypatch):
+    """bench.run's ascend loop (API mode) with a FakeSession per batch size."""
+    from yolact_edge_cli.ascend import aisbench
+    from yolact_edge_cli.backends import ascend
+
+    om = tmp_path / "m.om"
+    om.write_bytes(b"om")
+    holder = {}
+    monkeypatch.setattr(aisbench, "resolve_mode", lambda mode: "api")
+    monkeypatch.setattr(aisbench, "check_model", lambda path: None)
+    monkeypatch.setattr(infer, "select_om", lambda ws, model, batch: (om, {"batch_size": None}))
+    monkeypatch.setattr(ascend, "AscendApiSession", lambda path, device_id: holder["session"])
+
+    def use(session: FakeSession) -> Workspace:
+        holder["session"] = session
+        return Workspace(tmp_path / "ws")
+
+    return use
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "ascend"])
+def test_ctrl_c_keeps_the_finished_rows(backend, request):
+    use = request.getfixturevalue("fake_ascend" if backend == "ascend" else "fake_host")
+    ws = use(FakeSession(interrupt_at=4))
+    try:
+        result = bench.run(ws, backend=backend, batch_sizes=(1, 2, 3, 4, 5, 6), loop=2, warmup=0)
+    except KeyboardInterrupt:  # caught here: escaping, it would stop the whole pytest run
+        pytest.fail("Ctrl-C after three batch sizes lost their rows")
+    assert result.interrupted is True
+    assert [row.batch_size for row in result.rows] == [1, 2, 3]
+    assert result.skipped == ["batch 4, 5, 6: not measured (interrupted)"]
+    logged = json.loads((ws.results_dir / "bench.json").read_text())
+    assert logged[-1]["interrupted"] is True and [r["batch_size"] for r in logged[-1]["rows"]] == [1, 2, 3]
+    use(FakeSession(interrupt_at=1))  # with no row finished Ctrl-C goes on to the CLI; nothing logged
+    with pytest.raises(KeyboardInterrupt):
+        bench.run(ws, backend=backend, batch_sizes=(1, 2), loop=2, warmup=0)
+    assert len(json.loads((ws.results_dir / "bench.json").read_text())) == len(logged)
+
+
+def test_warmup_counts_against_max_seconds(monkeypatch):
+    clock = SimpleNamespace(now=0.0)
+
+    def tick():  # each run takes 10 s on a fake clock
+        clock.now += 10
+
+    monkeypatch.setattr(bench, "time", SimpleNamespace(perf_counter=lambda: clock.now,
+                                                        strftime=time.strftime))
+    session = FakeSession(on_run=tick)
+    row = bench._time_batch(session, 1, loop=10, warmup=10, max_seconds=25)
+    # warm-ups start at 0, 10 and 20 s; the budget is spent by 30 s, so one timed run follows
+    assert len(session.runs) == 4 and row.loops == 1
+
+
+def test_zero_budget_still_times_one_run():
+    session = FakeSession()
+    row = bench._time_batch(session, 2, loop=5, warmup=5, max_seconds=0)
+    assert session.runs == [2] and row.loops == 1
+
+
+def test_default_sweep_on_the_cpu_leaves_out_the_large_batches(fake_host):
+    ws = fake_host(FakeSession())
+    result = bench.run(ws, backend="onnxruntime", device="cpu", loop=1, warmup=0)
+    assert [row.batch_size for row in result.rows] == [1, 4, 8]
+    assert len(result.skipped) == 1
+    assert "batch 16, 32, 64" in result.skipped[0] and "--batch-sizes 1,4,8,16,32,64" in result.skipped[0]
+    assert result.interrupted is False
+    result = bench.run(ws, backend="onnxruntime", device="cuda", loop=1, warmup=0)
+    assert [row.batch_size for row in result.rows] == [1, 4, 8, 16, 32, 64] and not result.skipped
+
+
+HALF_ON_CPU = "--half on the CPU is not supported"
+
+
+def test_half_on_the_cpu_is_refused_before_loading(tmp_path):
+    with pytest.raises(UsageError) as caught:
+        open_session("torch", weights=tmp_path / "missing.pth", device="cpu", half=True)
+    assert HALF_ON_CPU in caught.value.message and "far slower than fp32" in caught.value.message
+    assert caught.value.hint == "drop --half, or use --device cuda"
+
+
+def test_half_on_the_cpu_exits_2_for_bench_and_infer(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    missing = tmp_path / "missing.pth"
+    proc = run_cli("-w", ws.root, "bench", "--backend", "torch", "--half", "--model", missing)
+    assert_clean_failure(proc, HALF_ON_CPU, "--device cuda", code=2)
+    (ws.inputs_dir / "bin_file").mkdir(parents=True)
+    (ws.inputs_dir / "bin_file" / "0.bin").write_bytes(b"\0" * 16)
+    proc = run_cli("-w", ws.root, "infer", "--backend", "torch", "--half", "--model", missing)
+    assert_clean_failure(proc, HALF_ON_CPU, "--device cuda", code=2)

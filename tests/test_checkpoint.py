@@ -98,3 +98,51 @@ def test_nested_state_dict_and_fp16_weights_load(checkpoint, tmp_path):
     net = ck.load_model(path)
     assert net.cfg.name == "yolact_edge_mobilenetv2_config"
     assert net.proto_net[0].weight.dtype == torch.float32
+
+
+def test_random_weights_file_is_byte_identical_whatever_the_path(tmp_path):
+    import hashlib
+
+    from yolact_edge_cli.steps import random_weights
+
+    config = "yolact_edge_mobilenetv2_config"
+    first = random_weights.run(tmp_path / "a.pth", config=config)
+    first_bytes = (tmp_path / "a.pth").read_bytes()
+    again = random_weights.run(tmp_path / "a.pth", config=config)
+    elsewhere = random_weights.run(tmp_path / "sub" / "other-name.pth", config=config)
+    assert (tmp_path / "a.pth").read_bytes() == first_bytes
+    assert (tmp_path / "sub" / "other-name.pth").read_bytes() == first_bytes
+    assert first["sha256"] == again["sha256"] == elsewhere["sha256"]
+    assert first["sha256"] == hashlib.sha256(first_bytes).hexdigest()
+    assert ck.load_model(tmp_path / "a.pth").cfg.name == config
+
+
+def _data_parallel_copy(checkpoint, tmp_path, keys_to_prefix=None):
+    state = ck.read_state_dict(checkpoint("yolact_edge_mobilenetv2_config"))
+    prefixed = {(f"module.{k}" if keys_to_prefix is None or k in keys_to_prefix else k): v
+                for k, v in state.items()}
+    path = tmp_path / "data_parallel.pth"
+    torch.save(prefixed, path)
+    return path, state
+
+
+def test_data_parallel_checkpoint_loads_with_one_note(checkpoint, tmp_path, capsys):
+    path, state = _data_parallel_copy(checkpoint, tmp_path)
+    net = ck.load_model(path)
+    again = ck.load_model(path)
+    plain = ck.load_model(checkpoint("yolact_edge_mobilenetv2_config"))
+    assert net.cfg.name == "yolact_edge_mobilenetv2_config"
+    for ours in (net.state_dict(), again.state_dict()):
+        reference = plain.state_dict()
+        assert list(ours) == list(reference)
+        assert all(torch.equal(ours[k], reference[k]) for k in reference)
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: {path}: stripped the 'module.' prefix of a DataParallel checkpoint"]
+
+
+def test_partly_prefixed_checkpoint_is_not_silently_fixed(checkpoint, tmp_path, capsys):
+    keys = list(ck.read_state_dict(checkpoint("yolact_edge_mobilenetv2_config")))
+    path, _ = _data_parallel_copy(checkpoint, tmp_path, keys_to_prefix=set(keys[:10]))
+    with pytest.raises(InputError, match="10 missing, 0 mis-shaped, 10 unexpected"):
+        ck.load_model(path, "yolact_edge_mobilenetv2_config")
+    assert "note:" not in capsys.readouterr().err

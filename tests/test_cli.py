@@ -92,7 +92,7 @@ def test_export_to_an_unwritable_path(tmp_path, checkpoint):
 
 def test_unknown_layout_is_a_usage_error(tmp_path, checkpoint):
     proc = run_cli("-w", tmp_path, "export", "--weights", checkpoint(), "--layout", "nchw")
-    assert_clean_failure(proc, "unknown layout", code=2)
+    assert_clean_failure(proc, "'nchw' is not one of 'fpn', 'head'", "yedge export --help", code=2)
 
 
 def test_json_output_of_export(tmp_path, checkpoint):

@@ -21,7 +21,7 @@ def test_make_demo(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "YOLACT mAP" in proc.stdout and "img/s" in proc.stdout and "RANDOM" in proc.stdout
     manifest = json.loads((ws / "yedge.json").read_text())
-    assert set(manifest["steps"]) == {"export", "prep", "infer", "eval"}
+    assert set(manifest["steps"]) == {"export", "prep", "infer", "eval", "bench", "show"}
     metrics = json.loads((ws / "results" / "metrics.json").read_text())
     assert metrics["images"] == 2
     assert metrics["yolact_ap"]["box"]["all"] == pytest.approx(4.93998787633865, abs=1e-6)

@@ -47,7 +47,7 @@ def test_ascend_host_and_stale_artifacts(tmp_path, checkpoint, monkeypatch):
     checks = _checks(proc)
     assert checks["models/yolact_edge_bs1.om"]["detail"] == "built from an older ONNX"
     assert checks["outputs/onnxruntime"]["status"] == "fail"
-    assert "rerun `yedge infer`" in checks["outputs/onnxruntime"]["fix"]
+    assert checks["outputs/onnxruntime"]["fix"] == "`yedge infer --backend onnxruntime --run onnxruntime --overwrite`"
 
 
 def test_inputs_of_another_dtype(tmp_path, checkpoint):

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Callable, Optional
 
 import typer
 from rich.table import Table
 
 from . import __version__
+from .choices import AisBenchMode, Backend, InputDtype, InputLayout, Layout, MapKind, Nms, PrecisionMode
 from .console import err, out, print_json
-from .errors import EXIT_FAILED, UsageError, YedgeError
+from .errors import Interrupted, UsageError, YedgeError
 from .workspace import DEFAULT_WORKSPACE, Workspace
 
 app = typer.Typer(
@@ -33,6 +35,23 @@ class Settings:
         self.verbose = verbose
 
 
+# Options shared by several commands: one name, one help text, one set of limits.
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+Workers = Annotated[Optional[int], typer.Option("--workers", min=1, help="Processes \\[default: CPU count].")]
+BackendOption = Annotated[Backend, typer.Option("--backend", help="auto (ascend where an NPU and "
+                                                "ais_bench are present, else onnxruntime), "
+                                                "onnxruntime, torch or ascend.")]
+ModelOption = Annotated[Optional[Path], typer.Option("--model", help="ONNX file (onnxruntime), .pth "
+                                                     "(torch) or .om (ascend) \\[default: what "
+                                                     "export/convert recorded].")]
+HalfFlag = Annotated[bool, typer.Option("--half", help="fp16 (torch backend, CUDA only).")]
+AisBenchOption = Annotated[AisBenchMode, typer.Option("--ais-bench", help="ascend: api "
+                                                      "(InferSession, in-process), cli (python3 -m "
+                                                      "ais_bench) or auto (api if importable).")]
+ScoreThreshold = Annotated[float, typer.Option("--score-threshold", min=0.0, max=1.0,
+                                               help="Keep detections scoring above this.")]
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"yedge {__version__}")
@@ -50,48 +69,58 @@ def main_options(
                                            help="Print the version and exit."),
 ) -> None:
     ctx.obj = Settings(workspace, json_output, verbose)
+    if workspace.exists() and not workspace.is_dir():
+        _fail(UsageError("the workspace is a file, not a folder", path=workspace,
+                         hint="pass -w with a folder (it is created if missing)"), json_output)
 
 
-def handles_errors(command):
-    """The one error path: a YedgeError becomes one line on stderr (and JSON with --json) plus
-    its exit code; anything unexpected says so briefly, with the traceback only under --verbose."""
+def command(name: str | None = None, *, locks: bool = False) -> Callable:
+    """Register a command with the one error path: a YedgeError becomes one line on stderr (and
+    JSON with --json) plus its exit code; anything unexpected says so briefly, with the traceback
+    only under --verbose. Every command also takes --json after its name (`yedge eval --json`
+    as well as `yedge --json eval`); commands that write into the workspace hold its lock."""
 
-    @functools.wraps(command)
-    def wrapper(ctx: typer.Context, *args, **kwargs):
-        settings: Settings = ctx.obj
-        try:
-            return command(ctx, *args, **kwargs)
-        except YedgeError as exc:
-            _fail(settings, exc.one_line(), exc.exit_code)
-        except KeyboardInterrupt:
-            _fail(settings, "interrupted; completed files are kept, rerun the step to resume", 130)
-        except (typer.Exit, typer.Abort):
-            raise
-        except Exception as exc:  # noqa: BLE001 - the last line of defence before a traceback
-            if settings.verbose:
+    def register(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def wrapper(ctx: typer.Context, *args, json_output: bool = False, **kwargs):
+            settings: Settings = ctx.obj
+            settings.json = settings.json or json_output
+            try:
+                if not locks:
+                    return function(ctx, *args, **kwargs)
+                with settings.workspace.lock():
+                    return function(ctx, *args, **kwargs)
+            except YedgeError as exc:
+                _fail(exc, settings.json)
+            except KeyboardInterrupt:
+                _fail(Interrupted("interrupted; completed files are kept, rerun the step to resume"),
+                      settings.json)
+            except (typer.Exit, typer.Abort):
                 raise
-            _fail(settings, f"internal error: {type(exc).__name__}: {exc} (rerun with --verbose "
-                            "for the traceback and report it)", EXIT_FAILED)
+            except Exception as exc:  # noqa: BLE001 - the last line of defence before a traceback
+                if settings.verbose:
+                    raise
+                _fail(YedgeError(f"internal error: {type(exc).__name__}: {exc} (rerun with "
+                                 "--verbose for the traceback and report it)"), settings.json)
 
-    return wrapper
+        signature = inspect.signature(function, eval_str=True)
+        flag = inspect.Parameter("json_output", inspect.Parameter.KEYWORD_ONLY, default=False,
+                                 annotation=JsonFlag)
+        wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[*signature.parameters.values(), flag])
+        wrapper.__annotations__ = {**inspect.get_annotations(function, eval_str=True),
+                                   "json_output": JsonFlag}
+        return app.command(name)(wrapper)
+
+    return register
 
 
-def locks_workspace(command):
-    """Steps that write into the workspace hold its lock while they run."""
-
-    @functools.wraps(command)
-    def wrapper(ctx: typer.Context, *args, **kwargs):
-        with ctx.obj.workspace.lock():
-            return command(ctx, *args, **kwargs)
-
-    return wrapper
-
-
-def _fail(settings: Settings, line: str, code: int) -> None:
+def _fail(error: YedgeError, json_output: bool) -> None:
+    line = error.one_line()
     err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
-    if settings.json:
-        print_json({"error": line, "exit_code": code})
-    raise typer.Exit(code)
+    if json_output:
+        print_json({"error": line, "exit_code": error.exit_code})
+    raise typer.Exit(error.exit_code)
 
 
 def _kv_table(title: str, rows: dict) -> Table:
@@ -103,34 +132,33 @@ def _kv_table(title: str, rows: dict) -> Table:
     return table
 
 
-@app.command()
-@handles_errors
-@locks_workspace
+@command(locks=True)
 def export(
     ctx: typer.Context,
     weights: Path = typer.Option(..., "--weights", help="YolactEdge/YOLACT .pth checkpoint (a state_dict)."),
     config: str = typer.Option("auto", "--config", help="Model config, or 'auto' to pick the one "
                                "whose keys the checkpoint has: yolact_edge_resnet50_config, "
                                "yolact_edge_config (ResNet-101), yolact_edge_mobilenetv2_config."),
-    batch_size: int = typer.Option(1, "--batch-size", "-b", help="Static batch dimension."),
+    batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Static batch dimension."),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Make the batch dimension dynamic."),
-    opset: int = typer.Option(11, "--opset", help="ONNX opset (11 is what atc accepts)."),
-    layout: str = typer.Option("fpn", "--layout", help="'fpn': P3–P7 + proto, the Ascend recipe's "
-                               "six outputs; 'head': loc/conf/mask/proto, heads on the device too."),
+    opset: int = typer.Option(11, "--opset", min=11, help="ONNX opset (11 is what atc accepts)."),
+    layout: Layout = typer.Option(Layout.FPN, "--layout", help="fpn: P3–P7 + proto, the Ascend "
+                                  "recipe's six outputs; head: loc/conf/mask/proto, heads on the device too."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write the ONNX "
                                           "\\[default: WORKSPACE/models/yolact_edge.onnx]."),
     check_image: Optional[Path] = typer.Option(None, "--check-image", help="Image for the "
                                                "onnxruntime-vs-PyTorch check \\[default: bundled photo]."),
-    input_dtype: str = typer.Option("float32", "--input-dtype", help="float32 (normalised, the "
-                                    "recipe's) or uint8 (RGB pixels; normalised in the graph)."),
+    input_dtype: InputDtype = typer.Option(InputDtype.FLOAT32, "--input-dtype", help="float32 "
+                                           "(normalised, the recipe's) or uint8 (RGB pixels; "
+                                           "normalised in the graph)."),
 ) -> None:
     """Export a checkpoint to ONNX, check it, and compare it with PyTorch on a real image."""
     from .steps import export as step
 
     settings: Settings = ctx.obj
     result = step.run(settings.workspace, weights, config=config, batch_size=batch_size,
-                      dynamic_batch=dynamic_batch, opset=opset, layout=layout, output=output,
-                      check_image=check_image, input_dtype=input_dtype)
+                      dynamic_batch=dynamic_batch, opset=opset, layout=layout.value, output=output,
+                      check_image=check_image, input_dtype=input_dtype.value)
     if settings.json:
         print_json(result.to_dict())
         return
@@ -148,19 +176,17 @@ def export(
     out.print(f"exported in {result.seconds:.1f} s, peak memory {result.peak_rss_mb:.0f} MB")
 
 
-@app.command()
-@handles_errors
-@locks_workspace
+@command(locks=True)
 def prep(
     ctx: typer.Context,
     images: Path = typer.Option(..., "--images", help="Folder of COCO images (e.g. val2017)."),
     annotations: Path = typer.Option(..., "--annotations", help="COCO instances_*.json."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Processes \\[default: CPU count]."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 (the recipe's .bin) or uint8 "
-                              "(4× smaller; export with --input-dtype uint8)."),
-    layout: str = typer.Option("nchw", "--layout", help="nchw (the model's), or nhwc: uint8 HWC "
-                               "pixels for an .om converted with --aipp."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images."),
+    workers: Workers = None,
+    dtype: InputDtype = typer.Option(InputDtype.FLOAT32, "--dtype", help="float32 (the recipe's "
+                                     ".bin) or uint8 (4× smaller; export with --input-dtype uint8)."),
+    layout: InputLayout = typer.Option(InputLayout.NCHW, "--layout", help="nchw (the model's), or "
+                                       "nhwc: uint8 HWC pixels for an .om converted with --aipp."),
     all_images: bool = typer.Option(False, "--all-images", help="Also images without annotations."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Leave out unreadable images instead of failing."),
 ) -> None:
@@ -169,7 +195,7 @@ def prep(
 
     settings: Settings = ctx.obj
     result = step.run(settings.workspace, images, annotations, limit=limit, workers=workers,
-                      dtype=dtype, all_images=all_images, skip_bad=skip_bad, layout=layout)
+                      dtype=dtype.value, all_images=all_images, skip_bad=skip_bad, layout=layout.value)
     if settings.json:
         print_json(result.to_dict())
         return
@@ -178,12 +204,12 @@ def prep(
             "rate": f"{result.images_per_second} img/s", "folder": result.bin_dir}
     if result.bad:
         rows["left out (unreadable)"] = ", ".join(b["file"] for b in result.bad)
+    if result.size_mismatches:
+        rows["size differs from annotation"] = ", ".join(m["file"] for m in result.size_mismatches)
     out.print(_kv_table("prep", rows))
 
 
-@app.command()
-@handles_errors
-@locks_workspace
+@command(locks=True)
 def convert(
     ctx: typer.Context,
     model: Optional[Path] = typer.Option(None, "--model", help="ONNX \\[default: what export wrote]."),
@@ -191,8 +217,8 @@ def convert(
     batch_size: str = typer.Option("1", "--batch-size", "-b", help="Comma list: one .om per batch size."),
     dynamic_batch: Optional[str] = typer.Option(None, "--dynamic-batch", help="Comma list, e.g. "
                                                 "1,2,4,8: one dynamic-batch .om instead."),
-    precision_mode: Optional[str] = typer.Option(None, "--precision-mode", help="atc's "
-                                                 "--precision_mode \\[atc's default: force_fp16]."),
+    precision_mode: Optional[PrecisionMode] = typer.Option(None, "--precision-mode", help="atc's "
+                                                           "--precision_mode \\[atc's default: force_fp16]."),
     atc_arg: list[str] = typer.Option([], "--atc-arg", help="Extra argument passed to atc as is "
                                       "(repeat it), e.g. --atc-arg=--output_type=FP16."),
     aipp: bool = typer.Option(False, "--aipp", help="Normalise on the device with AIPP: the .om then "
@@ -206,7 +232,8 @@ def convert(
     result = step.run(settings.workspace, model=model, soc_version=soc_version,
                       batch_sizes=_parse_ints(batch_size, "--batch-size"),
                       dynamic_batch=_parse_ints(dynamic_batch, "--dynamic-batch") if dynamic_batch else (),
-                      precision_mode=precision_mode, atc_args=tuple(atc_arg), aipp=aipp, dry_run=dry_run)
+                      precision_mode=precision_mode.value if precision_mode else None,
+                      atc_args=tuple(atc_arg), aipp=aipp, dry_run=dry_run)
     if settings.json:
         print_json(result.to_dict())
         return
@@ -223,32 +250,28 @@ def convert(
     out.print(table)
 
 
-@app.command()
-@handles_errors
-@locks_workspace
+@command(locks=True)
 def infer(
     ctx: typer.Context,
-    backend: str = typer.Option("auto", "--backend", help="auto (ascend where an NPU and ais_bench "
-                                "are present, else onnxruntime), onnxruntime, torch or ascend."),
-    model: Optional[Path] = typer.Option(None, "--model", help="ONNX file (onnxruntime), .pth "
-                                         "(torch) or .om (ascend) \\[default: what export/convert recorded]."),
+    backend: BackendOption = Backend.AUTO,
+    model: ModelOption = None,
     device: str = typer.Option("cpu", "--device", help="cpu or cuda; for ascend NPU ids, e.g. 0 or 0,1 "
                                "(inputs are split across them)."),
-    half: bool = typer.Option(False, "--half", help="fp16 (torch backend)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b",
+    half: HalfFlag = False,
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1,
                                              help="Batch for dynamic-batch models and torch."),
     run_name: Optional[str] = typer.Option(None, "--run", help="Output folder name under "
                                            "outputs/ \\[default: the backend's name]."),
-    ais_bench: str = typer.Option("auto", "--ais-bench", help="ascend: 'api' (InferSession, "
-                                  "in-process), 'cli' (python3 -m ais_bench) or 'auto' (api if importable)."),
+    ais_bench: AisBenchOption = AisBenchMode.AUTO,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run folder's outputs of another model."),
 ) -> None:
     """Run the model over the prepared inputs, writing ais_bench-style outputs (resumable)."""
     from .steps import infer as step
 
     settings: Settings = ctx.obj
-    result = step.run(settings.workspace, backend=backend, model=model, device=device, half=half,
-                      batch_size=batch_size, run_name=run_name, ais_bench=ais_bench, overwrite=overwrite)
+    result = step.run(settings.workspace, backend=backend.value, model=model, device=device, half=half,
+                      batch_size=batch_size, run_name=run_name, ais_bench=ais_bench.value,
+                      overwrite=overwrite)
     if settings.json:
         print_json(result.to_dict())
         return
@@ -259,40 +282,39 @@ def infer(
         "throughput": f"{result.throughput} img/s"}))
 
 
-@app.command("eval")
-@handles_errors
-@locks_workspace
+@command("eval", locks=True)
 def evaluate(
     ctx: typer.Context,
     outputs: Optional[Path] = typer.Option(None, "--outputs", help="Run folder \\[default: the last infer run]."),
     annotations: Optional[Path] = typer.Option(None, "--annotations", help="\\[default: what prep used]"),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Checkpoint for the host heads "
                                            "(fpn layout) \\[default: what export used]."),
-    nms: str = typer.Option("fast", "--nms", help="fast (the recipe's) or traditional (yolact_edge's default)."),
-    score_threshold: float = typer.Option(0.0, "--score-threshold", help="Keep detections scoring above this."),
-    max_images: Optional[int] = typer.Option(None, "--max-images", help="Only the first N images."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Processes \\[default: CPU count]."),
+    nms: Nms = typer.Option(Nms.FAST, "--nms", help="fast (the recipe's) or traditional (yolact_edge's default)."),
+    score_threshold: ScoreThreshold = 0.0,
+    max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Only the first N images."),
+    workers: Workers = None,
     fast_eval: bool = typer.Option(False, "--fast-eval", help="Use faster-coco-eval if installed."),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Evaluate only images that have outputs."),
-    min_map: Optional[float] = typer.Option(None, "--min-map", help="Fail (exit 5) when YOLACT's "
-                                            "'all' mAP of --map-kind is below this (points)."),
-    map_kind: str = typer.Option("box", "--map-kind", help="box or mask, for --min-map."),
+    min_map: Optional[float] = typer.Option(None, "--min-map", min=0.0, max=100.0, help="Fail (exit 5) "
+                                            "when YOLACT's 'all' mAP of --map-kind is below this (points)."),
+    map_kind: MapKind = typer.Option(MapKind.BOX, "--map-kind", help="box or mask, for --min-map."),
     against: Optional[Path] = typer.Option(None, "--against", help="A previous metrics.json: fail "
                                            "(exit 5) when any reported mAP moved more than --tolerance."),
-    tolerance: float = typer.Option(0.3, "--tolerance", help="mAP points allowed to move for --against."),
+    tolerance: float = typer.Option(0.3, "--tolerance", min=0.0, help="mAP points allowed to move for --against."),
 ) -> None:
     """Post-process outputs on the host, write COCO results, and report box and mask mAP."""
     from .steps import evaluate as step
 
     settings: Settings = ctx.obj
+    gates = step.Gates(min_map=min_map, map_kind=map_kind.value, against=against, tolerance=tolerance)
     result = step.run(settings.workspace, outputs=outputs, annotations=annotations, weights=weights,
-                      nms=nms, score_threshold=score_threshold, max_images=max_images,
+                      nms=nms.value, score_threshold=score_threshold, max_images=max_images,
                       workers=workers, fast_eval=fast_eval, allow_missing=allow_missing)
     if settings.json:
         print_json(result.to_dict())
     else:
         _print_eval(result)
-    step.check_gates(result, min_map=min_map, map_kind=map_kind, against=against, tolerance=tolerance)
+    gates.check(result)
 
 
 def _print_eval(result) -> None:
@@ -316,34 +338,45 @@ def _print_eval(result) -> None:
               f"results in {result.results_dir}")
 
 
-@app.command()
-@handles_errors
-@locks_workspace
+@command(locks=True)
 def bench(
     ctx: typer.Context,
-    backend: str = typer.Option("auto", "--backend", help="auto, onnxruntime, torch or ascend."),
-    model: Optional[Path] = typer.Option(None, "--model", help="\\[default: what export/convert recorded]"),
+    backend: BackendOption = Backend.AUTO,
+    model: ModelOption = None,
     batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Comma list, e.g. "
-                                              "1,4,8,16,32,64 \\[default: the model's static batch, "
-                                              "or that list for a dynamic-batch model]."),
-    loop: int = typer.Option(100, "--loop", help="Timed runs per batch size."),
-    warmup: int = typer.Option(10, "--warmup", help="Untimed runs first."),
-    max_seconds: float = typer.Option(60.0, "--max-seconds", help="Stop a batch size's loop after this long."),
+                                              "1,4,8,16,32,64 \\[default: the model's static batch; "
+                                              "for a dynamic-batch model that list (1,4,8 on the CPU)]."),
+    loop: int = typer.Option(100, "--loop", min=1, help="Timed runs per batch size."),
+    warmup: int = typer.Option(10, "--warmup", min=0, help="Untimed runs first."),
+    max_seconds: float = typer.Option(60.0, "--max-seconds", min=0.0, help="Time budget per batch "
+                                      "size, warm-up included (at least one timed run)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda; for ascend an NPU id."),
-    half: bool = typer.Option(False, "--half", help="fp16 (torch backend)."),
+    half: HalfFlag = False,
     stages: bool = typer.Option(False, "--stages", help="Time the whole path per image on prepared "
                                 "inputs: read, inference, heads, Detect, masks, RLE/JSON."),
-    images: int = typer.Option(10, "--images", help="With --stages: how many prepared images."),
-    ais_bench: str = typer.Option("auto", "--ais-bench", help="ascend: api, cli or auto."),
+    images: int = typer.Option(10, "--images", min=1, help="With --stages: how many prepared images."),
+    ais_bench: AisBenchOption = AisBenchMode.AUTO,
 ) -> None:
     """Measure throughput and latency per batch size (results appended to results/bench.json)."""
     from .steps import bench as step
 
     settings: Settings = ctx.obj
     sizes = _parse_ints(batch_sizes) if batch_sizes else None
-    result = step.run(settings.workspace, backend=backend, model=model, device=device, half=half,
-                      batch_sizes=sizes, loop=loop, warmup=warmup, max_seconds=max_seconds,
-                      stages=stages, images=images, ais_bench=ais_bench)
+    try:
+        result = step.run(settings.workspace, backend=backend.value, model=model, device=device,
+                          half=half, batch_sizes=sizes, loop=loop, warmup=warmup,
+                          max_seconds=max_seconds, stages=stages, images=images,
+                          ais_bench=ais_bench.value)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted before any measurement finished; nothing was written to "
+                          "results/bench.json") from None
+    _print_bench(settings, result, stages)
+    if result.interrupted:
+        raise Interrupted(f"interrupted after {len(result.rows)} batch size(s); their rows are "
+                          "above and in results/bench.json")
+
+
+def _print_bench(settings: Settings, result, stages: bool) -> None:
     if settings.json:
         print_json(result.to_dict())
         return
@@ -376,8 +409,7 @@ def _parse_ints(text: str, option: str = "--batch-sizes") -> tuple[int, ...]:
     return sizes
 
 
-@app.command()
-@handles_errors
+@command()
 def doctor(ctx: typer.Context) -> None:
     """Check this machine (Python, torch/CUDA, onnxruntime, pycocotools, CANN, atc, npu-smi,
     ais_bench) and the workspace (steps done, stale artifacts)."""
@@ -396,15 +428,14 @@ def doctor(ctx: typer.Context) -> None:
     raise typer.Exit(result.exit_code)
 
 
-@app.command()
-@handles_errors
+@command()
 def compare(
     ctx: typer.Context,
     a: Path = typer.Argument(..., help="A model (.onnx, .pth, .om) or an outputs/<run> folder."),
     b: Path = typer.Argument(..., help="The reference to compare A with (same kinds)."),
-    inputs: int = typer.Option(4, "--inputs", help="How many prepared inputs to compare on."),
-    atol: float = typer.Option(1e-4, "--atol", help="Allowed absolute difference per output."),
-    rtol: float = typer.Option(1e-3, "--rtol", help="Plus this times B's largest magnitude."),
+    inputs: int = typer.Option(4, "--inputs", min=1, help="How many prepared inputs to compare on."),
+    atol: float = typer.Option(1e-4, "--atol", min=0.0, help="Allowed absolute difference per output."),
+    rtol: float = typer.Option(1e-3, "--rtol", min=0.0, help="Plus this times B's largest magnitude."),
 ) -> None:
     """Compare two models or runs: per-output errors and cosine, matched detections and IoUs
     (exit 5 over tolerance)."""
@@ -428,13 +459,12 @@ def compare(
     step.check(result, atol, rtol)
 
 
-@app.command()
-@handles_errors
+@command(locks=True)
 def show(
     ctx: typer.Context,
-    images: int = typer.Option(8, "--images", help="How many of the evaluated images."),
+    images: int = typer.Option(8, "--images", min=1, help="How many of the evaluated images."),
     ids: Optional[str] = typer.Option(None, "--ids", help="Comma list of COCO image ids instead."),
-    score_threshold: float = typer.Option(0.3, "--score-threshold", help="Draw detections scoring above this."),
+    score_threshold: ScoreThreshold = 0.3,
     gt: bool = typer.Option(False, "--gt", help="Ground truth beside each picture."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder \\[default: results/vis]."),
 ) -> None:
@@ -454,13 +484,12 @@ def show(
               highlight=False)
 
 
-@app.command("random-weights")
-@handles_errors
+@command("random-weights")
 def random_weights(
     ctx: typer.Context,
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the .pth."),
     config: str = typer.Option("yolact_edge_resnet50_config", "--config", help="Model config."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of every key's generator."),
     conf_gain: float = typer.Option(2.0, "--conf-gain", help="Gain of the class-score conv weights."),
     mask_bias: float = typer.Option(0.3, "--mask-bias", help="Added to the mask-coefficient bias."),
     bg_bias: float = typer.Option(0.0, "--bg-bias", help="Added to the background class bias."),
@@ -478,8 +507,30 @@ def random_weights(
 
 
 def main() -> None:
-    app(prog_name="yedge")
+    """Usage errors found while parsing (unknown option, value out of range, not one of the
+    choices) end like every other failure: one `error:` line naming the fix, exit 2."""
+    from typer._click import exceptions as click_errors
+
+    try:
+        code = app(prog_name="yedge", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        exc.show()
+        code = exc.exit_code
+    except click_errors.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "yedge"
+        error = UsageError(exc.format_message(), hint=f"see `{where} --help`")
+        settings = exc.ctx.find_root().obj if exc.ctx else None
+        try:
+            _fail(error, isinstance(settings, Settings) and settings.json)
+        except typer.Exit as exit_:
+            code = exit_.exit_code
+    except click_errors.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except click_errors.Abort:
+        code = Interrupted.exit_code
+    sys.exit(code or 0)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

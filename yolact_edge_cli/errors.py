@@ -9,6 +9,7 @@ EXIT_USAGE = 2
 EXIT_INPUT = 3
 EXIT_ENVIRONMENT = 4
 EXIT_ACCURACY = 5
+EXIT_INTERRUPTED = 130
 
 
 class YedgeError(Exception):
@@ -52,6 +53,12 @@ class AccuracyError(YedgeError):
     """Results out of tolerance (export parity, accuracy gates)."""
 
     exit_code = EXIT_ACCURACY
+
+
+class Interrupted(YedgeError):
+    """Ctrl-C: what was finished is kept (the message says what)."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 def _rebuild(cls, message, path, hint):

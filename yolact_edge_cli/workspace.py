@@ -73,6 +73,13 @@ def atomic_write_text(target: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def atomic_copy(source: str | Path, target: str | Path) -> None:
+    import shutil
+
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+
+
 def file_size(path: str | Path) -> int:
     """Size in bytes, or -1 when the file does not exist."""
     try:
@@ -109,6 +116,15 @@ class Workspace:
     logs_dir = property(lambda self: self.root / "logs")
     manifest_path = property(lambda self: self.root / MANIFEST_NAME)
     default_onnx = property(lambda self: self.models_dir / ONNX_NAME)
+    bin_dir = property(lambda self: self.inputs_dir / "bin_file")
+    ids_path = property(lambda self: self.inputs_dir / "ids.json")
+
+    def read_ids(self) -> list[int]:
+        """The prepared images' COCO ids, by position (`<pos>.bin`)."""
+        if not self.ids_path.exists():
+            raise InputError("no prepared inputs (ids.json missing)", path=self.ids_path,
+                             hint="run `yedge prep --images DIR --annotations FILE` first")
+        return json.loads(self.ids_path.read_text())["ids"]
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..errors import EnvironmentProblem, InputError
+from ..choices import AisBenchMode
+from ..errors import EnvironmentProblem, InputError, UsageError
 
-MODES = ("auto", "api", "cli")
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_/.\-]+$")
 _TIMES = re.compile(r"(NPU_compute_time|H2D_latency|D2H_latency) \(ms\): min = (\S+), max = (\S+), "
                     r"mean = (\S+), median = (\S+), percentile\((\d+)%\) = (\S+)")
@@ -30,6 +30,8 @@ def api_available() -> bool:
 
 
 def resolve_mode(mode: str) -> str:
+    if mode not in AisBenchMode.values():
+        raise UsageError(f"unknown ais_bench mode {mode!r}", hint="use --ais-bench auto, api or cli")
     if mode == "auto":
         return "api" if api_available() else "cli"
     if mode == "api" and not api_available():

@@ -6,13 +6,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..choices import PrecisionMode
 from ..errors import EnvironmentProblem, YedgeError
 from ..model.config import INPUT_SIZE, MEANS_BGR, STD_BGR
 
 SUCCESS_LINE = "ATC run success"
-PRECISION_MODES = ("force_fp16", "force_fp32", "cube_fp16in_fp32out", "allow_mix_precision",
-                   "allow_fp32_to_fp16", "must_keep_origin_dtype", "allow_mix_precision_fp16",
-                   "allow_mix_precision_bf16", "allow_fp32_to_bf16")
+PRECISION_MODES = PrecisionMode.values()
 
 
 class AtcFailed(YedgeError):

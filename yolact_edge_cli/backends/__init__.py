@@ -8,9 +8,10 @@ from typing import Protocol
 
 import numpy as np
 
+from ..choices import Backend
 from ..errors import EnvironmentProblem, UsageError
 
-BACKENDS = ("auto", "onnxruntime", "torch", "ascend")
+BACKENDS = Backend.values()
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ def open_session(backend: str, *, onnx: Path | None = None, weights: Path | None
         if half:
             raise UsageError("--half applies to the torch backend", hint="drop --half or use --backend torch")
         return OrtSession(onnx, device)
+    if half and device == "cpu":
+        # refused before loading: fp16 convolutions on the CPU run minutes per image, not faster
+        raise UsageError("--half on the CPU is not supported: fp16 on the CPU is far slower than fp32",
+                         hint="drop --half, or use --device cuda")
     from .torch import TorchSession
 
     return TorchSession(weights, config=config, layout=layout, input_dtype=input_dtype,

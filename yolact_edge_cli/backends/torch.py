@@ -1,5 +1,5 @@
-"""PyTorch backend: the model straight from the checkpoint, on CPU or CUDA (fp16 with --half,
-channels-last on CUDA), producing the same outputs as the exported graph."""
+"""PyTorch backend: the model straight from the checkpoint, on CPU or CUDA (on CUDA fp16 with
+--half, and channels-last), producing the same outputs as the exported graph."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -35,6 +35,11 @@ def load_coco(annotations: str | Path):
             or not isinstance(data.get("annotations"), list):
         raise InputError("not a COCO instances file (needs 'images' and 'annotations' lists)",
                          path=path, hint="pass a COCO instances_*.json file such as instances_val2017.json")
+    problems = annotation_problems(data)
+    if problems:
+        raise InputError("invalid COCO annotations: " + "; ".join(problems), path=path,
+                         hint="fix the file (COCO's instances format, COCO's category ids); "
+                              "nothing was computed")
     coco = COCO()
     try:
         with contextlib.redirect_stdout(io.StringIO()):
@@ -46,6 +51,108 @@ def load_coco(annotations: str | Path):
     return coco
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _segmentation_ok(seg) -> bool:
+    """Polygons (lists of ≥ 3 x,y pairs) or an RLE (size + counts, compressed or not)."""
+    if isinstance(seg, list):
+        return bool(seg) and all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0
+                                 and all(_is_number(v) for v in p) for p in seg)
+    if isinstance(seg, dict):
+        size = seg.get("size")
+        return isinstance(size, list) and len(size) == 2 and all(_is_int(v) and v > 0 for v in size) \
+            and isinstance(seg.get("counts"), (str, list))
+    return False
+
+
+class _Problems:
+    """Problems grouped by kind, each kept as a count and the first few examples."""
+
+    SHOWN = 3
+
+    def __init__(self):
+        self.kinds: dict[str, list] = {}
+
+    def add(self, kind: str, example) -> None:
+        self.kinds.setdefault(kind, []).append(example)
+
+    def lines(self) -> list[str]:
+        out = []
+        for kind, examples in self.kinds.items():
+            shown = ", ".join(map(str, examples[: self.SHOWN]))
+            more = f" and {len(examples) - self.SHOWN} more" if len(examples) > self.SHOWN else ""
+            out.append(f"{len(examples)} {kind} ({shown}{more})")
+        return out
+
+
+def annotation_problems(data: dict) -> list[str]:
+    """Everything in a COCO instances file that would make a step drop, mix up or crash on
+    images later: one line per kind of problem, with a count and the first few ids. Crowd
+    annotations (RLE segmentations, iscrowd 1) are valid."""
+    from ..model.config import COCO_CATEGORY_IDS
+
+    found = _Problems()
+    files: dict[int, str] = {}
+    for index, img in enumerate(data["images"]):
+        image_id = img.get("id") if isinstance(img, dict) else None
+        if not _is_int(image_id):
+            found.add("image(s) whose id is not an integer", f"images[{index}]: {image_id!r}")
+            continue
+        if img["id"] in files:
+            found.add("duplicated image id(s)", f"{img['id']}: {files[img['id']]} and {img.get('file_name')}")
+            continue
+        files[img["id"]] = img.get("file_name")
+        if not isinstance(img.get("file_name"), str) or not img["file_name"]:
+            found.add("image(s) without a file_name", img["id"])
+        if not all(_is_int(img.get(k)) and img[k] > 0 for k in ("width", "height")):
+            found.add("image(s) without a positive integer width/height", img["id"])
+    categories = data.get("categories")
+    category_ids: set = set()
+    if not isinstance(categories, list) or not categories:
+        found.add("missing 'categories' list", "the file has none")
+    else:
+        for cat in categories:
+            cid = cat.get("id") if isinstance(cat, dict) else None
+            if not _is_int(cid):
+                found.add("category(ies) whose id is not an integer", repr(cid))
+            elif cid in category_ids:
+                found.add("duplicated category id(s)", cid)
+            elif cid not in COCO_CATEGORY_IDS:
+                found.add("category id(s) outside COCO's label map (the model predicts COCO's 80 "
+                          "classes)", cid)
+            category_ids.add(cid)
+    annotation_ids: set = set()
+    for index, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, dict) or not _is_int(ann.get("id")):
+            found.add("annotation(s) whose id is not an integer", f"annotations[{index}]")
+            continue
+        aid = ann["id"]
+        if aid in annotation_ids:
+            found.add("duplicated annotation id(s)", aid)
+        annotation_ids.add(aid)
+        if ann.get("image_id") not in files:
+            found.add("annotation(s) of an unknown image_id", f"{aid} → image {ann.get('image_id')!r}")
+        if categories and ann.get("category_id") not in category_ids:
+            found.add("annotation(s) of a category_id not in 'categories'", f"{aid} → {ann.get('category_id')!r}")
+        bbox = ann.get("bbox")
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)
+                and bbox[2] >= 0 and bbox[3] >= 0):
+            found.add("annotation(s) without a valid bbox [x, y, w, h]", aid)
+        if not _is_number(ann.get("area")):
+            found.add("annotation(s) without a numeric area", aid)
+        if not _segmentation_ok(ann.get("segmentation")):
+            found.add("annotation(s) without a valid segmentation (polygons or RLE)", aid)
+        if ann.get("iscrowd", 0) not in (0, 1):
+            found.add("annotation(s) whose iscrowd is not 0 or 1", aid)
+    return found.lines()
+
+
 def image_order(coco, all_images: bool = False) -> list[int]:
     """The recipe's order: images that have annotations, in pycocotools' imgToAnns order;
     with all_images, the images without annotations follow in file order."""
@@ -54,6 +161,16 @@ def image_order(coco, all_images: bool = False) -> list[int]:
         seen = set(ids)
         ids += [i for i in coco.imgs if i not in seen]
     return ids
+
+
+def require_images(coco, ids: list[int], path: str | Path) -> None:
+    """Every prepared image must be in the annotations a later step reads (another file given
+    with --annotations would otherwise evaluate images against nothing, or crash)."""
+    unknown = [i for i in ids if i not in coco.imgs]
+    if unknown:
+        listed = ", ".join(map(str, unknown[:5])) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise InputError(f"{len(unknown)} prepared image id(s) are not in these annotations: {listed}",
+                         path=path, hint="pass the annotation file prep used, or rerun `yedge prep` with this one")
 
 
 def image_info(coco, image_id: int) -> ImageInfo:

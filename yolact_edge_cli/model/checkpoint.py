@@ -4,6 +4,7 @@ deterministic random checkpoint of `shared/reference/README.md`.
 """
 from __future__ import annotations
 
+import multiprocessing
 import pickle
 import re
 import warnings
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rich.markup import escape
 
+from ..console import err
 from ..errors import InputError
 from .config import CONFIGS, ModelConfig
 from .yolact import Yolact
@@ -69,7 +72,24 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     ):
         raise InputError("checkpoint is not a state_dict (a mapping of names to tensors)",
                          path=path, hint="save the model with torch.save(model.state_dict(), path)")
-    return obj
+    return _strip_data_parallel(obj, path)
+
+
+_DATA_PARALLEL_PREFIX = "module."
+_noted_data_parallel: set[Path] = set()
+
+
+def _strip_data_parallel(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """A model saved while wrapped in (Distributed)DataParallel has `module.` before every key;
+    only an all-prefixed checkpoint is unwrapped, a mixed one is left to fail the key check."""
+    if not state or not all(k.startswith(_DATA_PARALLEL_PREFIX) for k in state):
+        return state
+    # Once per file; pool workers stay quiet (the parent process speaks for the command).
+    if path.resolve() not in _noted_data_parallel and multiprocessing.parent_process() is None:
+        _noted_data_parallel.add(path.resolve())
+        err.print(f"[yellow]note:[/] {escape(str(path))}: stripped the 'module.' prefix of a "
+                  "DataParallel checkpoint", highlight=False, soft_wrap=True)
+    return {k[len(_DATA_PARALLEL_PREFIX):]: v for k, v in state.items()}
 
 
 def _first_line(exc: BaseException) -> str:

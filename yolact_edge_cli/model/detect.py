@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..choices import Nms
 from .config import ModelConfig
 
-NMS_METHODS = ("fast", "traditional")
+NMS_METHODS = Nms.values()
 VARIANCES = (0.1, 0.2)
 # Largest candidate set fast_nms compares pairwise before using the per-class computation.
 FAST_NMS_WINDOW = 2048

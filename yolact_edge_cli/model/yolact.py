@@ -11,13 +11,14 @@ import math
 import torch
 from torch import nn
 
+from ..choices import Layout
 from .backbone import build_backbone
 from .config import FPN_SIZES, MEANS_BGR, PROTO_SIZE, RESNET50, STD_BGR, ModelConfig
 from .fpn import FPNPhase1, FPNPhase2
 from .head import PredictionHead, run_heads
 from .protonet import build_protonet, prototypes
 
-LAYOUTS = ("fpn", "head")
+LAYOUTS = Layout.values()
 FPN_OUTPUT_NAMES = ("output0", "output1", "output2", "output3", "output4", "output5")
 HEAD_OUTPUT_NAMES = ("loc", "conf", "mask", "proto")
 

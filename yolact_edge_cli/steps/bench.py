@@ -12,12 +12,13 @@ import numpy as np
 from ..backends import open_session, resolve_backend
 from ..console import progress_bar
 from ..errors import InputError, UsageError
+from ..provenance import check_same_checkpoint, model_origin
 from ..data.preprocess import sample_shape
 from ..workspace import Workspace, atomic_write_text, sha256_file, versions
-from . import prep
 from .infer import model_source
 
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32, 64)
+CPU_BATCH_SIZES = (1, 4, 8)  # the larger ones take minutes each on a CPU
 
 
 @dataclass
@@ -41,6 +42,7 @@ class BenchResult:
     rows: list[BenchRow] = field(default_factory=list)
     stages_ms: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C during the sweep: `rows` are the batch sizes that finished
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,37 +92,70 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
                             batch_size=batch, config=options.get("config", "auto"))
 
     if stages:
-        result.stages_ms = _stages(ws, session_for(1), images)
+        result.stages_ms = _stages(ws, session_for(1), source, images)
     else:
         session = session_for(None)
         static = session.info.batch_size
-        sizes = tuple(batch_sizes) if batch_sizes else ((static,) if static else DEFAULT_BATCH_SIZES)
-        for batch in sizes:
-            if static is not None and batch != static:
-                result.skipped.append(f"batch {batch}: the model has a static batch of {static} "
-                                      "(export with --dynamic-batch to sweep)")
-                continue
-            result.rows.append(_time_batch(session, batch, loop, warmup, max_seconds))
-        if not result.rows:
-            raise UsageError(result.skipped[0], hint=f"use --batch-sizes {static}")
+        sizes = _host_sizes(result, batch_sizes, static, device)
+        if static is not None:
+            result.skipped += [f"batch {b}: the model has a static batch of {static} "
+                               "(export with --dynamic-batch to sweep)" for b in sizes if b != static]
+            sizes = tuple(b for b in sizes if b == static)
+            if not sizes:
+                raise UsageError(result.skipped[0], hint=f"use --batch-sizes {static}")
+        _sweep(result, sizes, lambda batch: _time_batch(session, batch, loop, warmup, max_seconds))
     _append(ws, result)
     return result
 
 
+def _host_sizes(result: BenchResult, batch_sizes, static: int | None, device: str) -> tuple[int, ...]:
+    """--batch-sizes, else the static batch, else the default sweep — on the CPU only its
+    small sizes, saying so, since the large ones there would take many minutes."""
+    if batch_sizes:
+        return tuple(batch_sizes)
+    if static:
+        return (static,)
+    if device != "cpu":
+        return DEFAULT_BATCH_SIZES
+    left_out = [b for b in DEFAULT_BATCH_SIZES if b not in CPU_BATCH_SIZES]
+    result.skipped.append(f"batch {', '.join(map(str, left_out))}: left out of the default sweep on "
+                          "the CPU (slow there); run them with --batch-sizes "
+                          + ",".join(map(str, DEFAULT_BATCH_SIZES)))
+    return CPU_BATCH_SIZES
+
+
+def _sweep(result: BenchResult, sizes: tuple[int, ...], measure) -> None:
+    """Rows for each batch size in turn. Ctrl-C keeps the rows that finished (the result is
+    marked interrupted and names the sizes not measured); with none finished it propagates."""
+    for pos, batch in enumerate(sizes):
+        try:
+            result.rows.append(measure(batch))
+        except KeyboardInterrupt:
+            if not result.rows:
+                raise
+            result.interrupted = True
+            result.skipped.append(f"batch {', '.join(map(str, sizes[pos:]))}: not measured (interrupted)")
+            return
+
+
 def _time_batch(session, batch: int, loop: int, warmup: int, max_seconds: float) -> BenchRow:
+    """Warm-up and timed runs share the --max-seconds budget, so a slow model cannot spend
+    minutes warming up; at least one timed run always happens."""
+    budget_end = time.perf_counter() + max_seconds
     data = _synthetic(batch, session.info.input_dtype, session.info.sample_shape)
     times: list[float] = []
     with progress_bar(warmup + loop, f"bench batch {batch}") as advance:
         for _ in range(warmup):
+            if time.perf_counter() >= budget_end:
+                break
             session.run(data)
             advance(1)
-        budget_end = time.perf_counter() + max_seconds
         for _ in range(loop):
             t0 = time.perf_counter()
             session.run(data)
             times.append((time.perf_counter() - t0) * 1000)
             advance(1)
-            if time.perf_counter() > budget_end:
+            if time.perf_counter() >= budget_end:
                 break
     return row_from_times(batch, times)
 
@@ -140,7 +175,8 @@ def _ascend(ws: Workspace, model: Path | None, device: str, batch_sizes, loop: i
     first, _ = select_om(ws, model, sizes[0])
     result = BenchResult(backend="ascend", device=f"npu:{device_id}", model=str(first),
                          model_sha256=sha256_file(first), mode="inference")
-    for batch in sizes:
+
+    def measure(batch: int) -> BenchRow:
         om, entry = select_om(ws, model, batch)
         aisbench.check_model(om)
         dynamic = not entry.get("batch_size")
@@ -149,10 +185,9 @@ def _ascend(ws: Workspace, model: Path | None, device: str, batch_sizes, loop: i
 
             session = AscendApiSession(om, device_id)
             try:
-                result.rows.append(_time_batch(session, batch, loop, warmup, max_seconds))
+                return _time_batch(session, batch, loop, warmup, max_seconds)
             finally:
                 session.close()
-            continue
         dirname = f"bench_bs{batch}"
         out_dir = ws.logs_dir / "ais_bench_bench"
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +195,9 @@ def _ascend(ws: Workspace, model: Path | None, device: str, batch_sizes, loop: i
                                  device=device_id, loop=loop, batch_size=batch,
                                  dym_batch=batch if dynamic else None, warmup=warmup)
         stdout = aisbench.run_cli(argv, cwd=out_dir, log_path=ws.logs_dir / f"ais_bench_{dirname}.log")
-        result.rows.append(_row_from_aisbench(batch, loop, stdout, out_dir / f"{dirname}_summary.json"))
+        return _row_from_aisbench(batch, loop, stdout, out_dir / f"{dirname}_summary.json")
+
+    _sweep(result, sizes, measure)
     return result
 
 
@@ -179,20 +216,25 @@ def _row_from_aisbench(batch: int, loop: int, stdout: str, summary_file: Path) -
                     latency_p90_ms=None, latency_p99_ms=round(printed["percentile(99%)"], 2))
 
 
-def _stages(ws: Workspace, session, images: int) -> dict[str, float]:
+def _stages(ws: Workspace, session, source: Path, images: int) -> dict[str, float]:
     """Per-image milliseconds of each stage of the whole path, on the first prepared inputs."""
     from ..data import binio
     from . import evaluate
 
-    ids = prep.read_ids(ws)[:images]
+    ids = ws.read_ids()[:images]
     if not ids:
-        raise InputError("no prepared inputs", path=prep.ids_path(ws), hint="run `yedge prep` first")
+        raise InputError("no prepared inputs", path=ws.ids_path, hint="run `yedge prep` first")
     dtype = (ws.step("prep") or {}).get("options", {}).get("dtype", "float32")
-    evaluate.init_worker(evaluate.host_job(ws, session.info.layout))
+    job = evaluate.host_job(ws, session.info.layout)
+    if session.info.layout == "fpn":
+        check_same_checkpoint(str(source), model_origin(ws, source), Path(job.weights),
+                              fix="drop --model to bench the exported model, or export the "
+                                  "checkpoint this model was made from")
+    evaluate.init_worker(job)
     import torch
 
     totals: dict[str, float] = {}
-    files = binio.list_input_files(prep.bin_dir(ws))
+    files = binio.list_input_files(ws.bin_dir)
     with progress_bar(len(ids), "bench stages") as advance:
         for pos, image_id in enumerate(ids):
             t = time.perf_counter()
@@ -218,3 +260,6 @@ def _append(ws: Workspace, result: BenchResult) -> None:
     runs.append({**result.to_dict(), "versions": versions(),
                  "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     atomic_write_text(path, json.dumps(runs, indent=2) + "\n")
+    ws.record("bench", {"inputs": {"model": result.model, "model_sha256": result.model_sha256},
+                        "options": {"backend": result.backend, "device": result.device, "mode": result.mode},
+                        "outputs": {"log": ws.relative(path), "runs": len(runs)}})

@@ -12,8 +12,9 @@ from ..data import binio
 from ..data.preprocess import sample_shape
 from ..errors import AccuracyError, InputError, UsageError
 from ..model.yolact import FPN_OUTPUT_NAMES, HEAD_OUTPUT_NAMES, output_shapes
+from ..provenance import Origin, check_same_checkpoint, check_same_inputs, model_origin, read_run
 from ..workspace import Workspace
-from . import evaluate, prep
+from . import evaluate
 
 
 @dataclass
@@ -96,6 +97,18 @@ def _load(ws: Workspace, source: Path, positions: list[int], files: list[Path]):
     return _run_model(ws, source, files)
 
 
+def _origin(ws: Workspace, source: Path) -> Origin | None:
+    """The checkpoint behind a run folder or model; a run must also be of the current inputs,
+    since both sides are compared on them."""
+    source = Path(source)
+    if source.is_dir():
+        record = read_run(source)
+        check_same_inputs(str(source), record.inputs_fingerprint if record else None, ws,
+                          fix=f"rerun `yedge infer --run {source.name} --overwrite`")
+        return record.origin if record else None
+    return model_origin(ws, source)
+
+
 def match_detections(a, b, threshold: float = 0.5) -> tuple[int, list[float], list[float]]:
     """Greedy by A's score order: each A detection takes the unused same-class B detection with
     the highest box IoU, when that IoU is at least `threshold`. Two empty masks count as equal."""
@@ -128,9 +141,12 @@ def run(ws: Workspace, a: Path, b: Path, *, inputs: int = 4, atol: float = 1e-4,
         rtol: float = 1e-3) -> CompareResult:
     import torch
 
-    ids = prep.read_ids(ws)[:inputs]
-    files = binio.list_input_files(prep.bin_dir(ws))[: len(ids)]
+    if inputs < 1:
+        raise UsageError(f"--inputs must be at least 1, got {inputs}", hint="e.g. --inputs 4")
+    ids = ws.read_ids()[:inputs]
+    files = binio.list_input_files(ws.bin_dir)[: len(ids)]
     positions = list(range(len(ids)))
+    origins = {a: _origin(ws, a), b: _origin(ws, b)}
     layout_a, out_a = _load(ws, a, positions, files)
     layout_b, out_b = _load(ws, b, positions, files)
     if layout_a != layout_b:
@@ -147,7 +163,13 @@ def run(ws: Workspace, a: Path, b: Path, *, inputs: int = 4, atol: float = 1e-4,
             name=name, max_abs=float(diff.max()), max_rel=float((diff / (np.abs(y) + 1e-6)).max()),
             cosine=float(x @ y / norm) if norm else 1.0,
             within_tolerance=bool(diff.max() <= atol + rtol * np.abs(y).max())))
-    evaluate.init_worker(evaluate.host_job(ws, layout_a))
+    job = evaluate.host_job(ws, layout_a)
+    if layout_a == "fpn":  # one checkpoint's heads turn both sides into detections
+        for side, origin in origins.items():
+            check_same_checkpoint(str(side), origin, Path(job.weights),
+                                  fix="compare models of the checkpoint exported in this workspace, "
+                                      "or compare their outputs only in a workspace of theirs")
+    evaluate.init_worker(job)
     totals = {"a": 0, "b": 0, "matched": 0}
     box_ious, mask_ious = [], []
     for image_id, sa, sb in zip(ids, out_a, out_b):

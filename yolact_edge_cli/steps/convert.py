@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..console import stage
 from ..errors import InputError, UsageError
+from ..provenance import model_origin
 from ..workspace import Workspace, atomic_write_text, sha256_file
 
 OM_STEM = "yolact_edge"
@@ -89,6 +90,7 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
     if aipp_path:
         atomic_write_text(aipp_path, atc_driver.aipp_config())
     onnx_sha = sha256_file(onnx)
+    origin = model_origin(ws, onnx)
     for job in jobs:
         result.argv.append(job.argv(atc))
         label = f"bs{job.batch_size}" if job.batch_size else "dynamic"
@@ -101,6 +103,8 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
             "input_layout": "nhwc" if aipp else "nchw", "aipp": aipp,
             "layout": options.get("layout", "fpn"),
             "onnx": str(onnx.absolute()), "onnx_sha256": onnx_sha, "om_sha256": sha256_file(om),
+            "weights": origin.weights if origin else None,
+            "weights_sha256": origin.weights_sha256 if origin else None,
             "cann_version": version, "atc_args": list(atc_args)})
     previous = (ws.step("convert") or {}).get("outputs", {}).get("models", [])
     merged = [m for m in previous if m["om"] not in {n["om"] for n in result.models}] + result.models

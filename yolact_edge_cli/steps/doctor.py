@@ -9,7 +9,11 @@ import shutil
 import sys
 from dataclasses import asdict, dataclass
 
+from pathlib import Path
+
+from ..data import binio
 from ..errors import EXIT_ENVIRONMENT, EXIT_INPUT, EXIT_OK, YedgeError
+from ..provenance import prepared_fingerprint, read_run
 from ..workspace import Workspace, sha256_file
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -87,13 +91,16 @@ def ascend() -> list[Check]:
     return checks
 
 
+STEP_ORDER = ("export", "prep", "convert", "infer", "eval", "bench", "show")
+
+
 def workspace(ws: Workspace) -> list[Check]:
     """Which steps are done, and artifacts that no longer match what they were made from."""
     steps = ws.manifest()["steps"]
-    done = [name for name in ("export", "prep", "convert", "infer", "eval") if name in steps]
+    done = [name for name in STEP_ORDER if name in steps]
     checks = [Check("workspace", "steps done", OK if done else WARN, ", ".join(done) or f"none in {ws.root}",
                     "" if done else "start with `yedge export --weights X.pth`")]
-    export, prep, convert, infer = (steps.get(n, {}) for n in ("export", "prep", "convert", "infer"))
+    export, prep, convert = (steps.get(n, {}) for n in ("export", "prep", "convert"))
     onnx_sha = export.get("outputs", {}).get("onnx_sha256")
     if onnx_sha:
         onnx = ws.resolve(export["outputs"]["onnx"])
@@ -110,19 +117,56 @@ def workspace(ws: Workspace) -> list[Check]:
     if wanted_dtype and have_dtype and wanted_dtype != have_dtype and not convert:
         checks.append(Check("workspace", "inputs", FAIL, f"prepared as {have_dtype}, the model takes {wanted_dtype}",
                             f"rerun `yedge prep --dtype {wanted_dtype}`"))
-    if infer:
-        model = infer["inputs"]["model"]
-        try:
-            current = sha256_file(model)
-        except OSError:
-            current = None
-        stale = current != infer["inputs"]["model_sha256"] or \
-            (infer["options"]["backend"] == "onnxruntime" and onnx_sha and current != onnx_sha)
-        checks.append(Check("workspace", "outputs/" + infer["outputs"]["run"], FAIL if stale else OK,
-                            "from another model than the current one" if stale else
-                            f"{infer['options']['backend']} on {infer['options']['device']}",
-                            "rerun `yedge infer` (or `yedge infer --run NEW`)" if stale else ""))
-    return checks
+    weights_sha = export.get("inputs", {}).get("weights_sha256")
+    prepared = len(ws.read_ids()) if prep else None
+    return checks + [_run_check(ws, folder, weights_sha, prepared) for folder in _run_folders(ws)]
+
+
+def _run_folders(ws: Workspace) -> list[Path]:
+    """Every run folder in outputs/ (ais_bench's per-device staging folders left out)."""
+    if not ws.outputs_dir.is_dir():
+        return []
+    return sorted(p for p in ws.outputs_dir.iterdir()
+                  if p.is_dir() and (read_run(p) is not None or any(p.glob("*.bin"))))
+
+
+def _run_check(ws: Workspace, run_dir: Path, weights_sha: str | None, prepared: int | None) -> Check:
+    """One run folder: from the current model and inputs, and complete? The fix names the
+    command that works as written (a stale folder needs --overwrite; a partial one resumes)."""
+    name = "outputs/" + run_dir.name
+    record = read_run(run_dir)
+    backend = (record.backend if record else None) or "onnxruntime"
+    infer = f"yedge infer --backend {backend} --run {run_dir.name}"
+    model_changed = record is not None and _sha256_or_none(ws.resolve(record.model)) != record.model_sha256
+    reasons = []
+    if record is None:
+        reasons.append("made without a record of its model (an older yedge or by hand)")
+    if model_changed:
+        reasons.append(f"its model {record.model} changed or is gone since")
+    if record is not None and weights_sha and record.weights_sha256 and record.weights_sha256 != weights_sha:
+        reasons.append("computed from another checkpoint than the one exported now")
+    fingerprint = prepared_fingerprint(ws)
+    if record is not None and record.inputs_fingerprint and fingerprint \
+            and record.inputs_fingerprint != fingerprint:
+        reasons.append("computed on other prepared inputs than the current ones")
+    if reasons:
+        fix = f"`{infer} --overwrite`" + (" after `yedge convert`" if backend == "ascend" else "")
+        return Check("workspace", name, FAIL, "; ".join(reasons), fix)
+    layout = binio.run_layout(run_dir)
+    count = prepared if prepared is not None else len(list(run_dir.glob("*_0.bin")))
+    complete = sum(binio.sample_dtype(run_dir, str(pos), layout) is not None for pos in range(count))
+    detail = f"{backend} on {record.device or '?'}, {complete} of {count} samples"
+    if complete < count or count == 0:
+        return Check("workspace", name, WARN, detail + (" (empty)" if complete == 0 else " (incomplete)"),
+                     f"`{infer}` (it resumes)")
+    return Check("workspace", name, OK, detail)
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
 
 
 @dataclass

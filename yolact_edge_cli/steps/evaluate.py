@@ -11,18 +11,20 @@ from pathlib import Path
 import numpy as np
 
 from ..console import progress_bar
+from ..data.coco import load_coco, require_images
 from ..data import binio
 from ..errors import InputError, UsageError
 from ..model.config import CONFIGS, DEFAULT_CONFIG
 from ..model.detect import NMS_METHODS
 from ..model.yolact import output_shapes
 from ..parallel import process_pool
-from ..workspace import Workspace, atomic_write_text, sha256_file
-from . import prep
+from ..provenance import check_same_checkpoint, check_same_inputs, read_run
+from ..workspace import Workspace, atomic_copy, atomic_write_text, sha256_file
 
 STAGES = ("read", "heads", "detect", "masks", "json", "match")
 BBOX_RESULTS = "bbox_detections.json"
 MASK_RESULTS = "mask_detections.json"
+METRICS = "metrics.json"
 
 
 @dataclass
@@ -64,7 +66,6 @@ def init_worker(job: EvalJob) -> None:
     """Load once per worker: head weights, priors, the annotations."""
     import torch
 
-    from ..data.coco import load_coco
     from ..model.head import priors_tensor
 
     torch.set_num_threads(job.threads)
@@ -185,16 +186,22 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
         fast_eval: bool = False, allow_missing: bool = False) -> EvalResult:
     if nms not in NMS_METHODS:
         raise UsageError(f"unknown NMS {nms!r}", hint="use --nms fast or --nms traditional")
+    for option, value in (("--max-images", max_images), ("--workers", workers)):
+        if value is not None and value < 1:
+            raise UsageError(f"{option} must be at least 1, got {value}", hint=f"drop {option} for the default")
     started = time.perf_counter()
-    infer_entry = ws.step("infer")
     if outputs is None:
+        infer_entry = ws.step("infer")
         if infer_entry is None:
             ws.require("infer", "inference outputs", "yedge infer")
         outputs = ws.resolve(infer_entry["outputs"]["run_dir"])
     run_dir = Path(outputs)
     if not run_dir.is_dir():
         raise InputError("outputs folder not found", path=run_dir, hint="run `yedge infer` first")
-    ids = prep.read_ids(ws)[: max_images if max_images else None]
+    ids = ws.read_ids()[: max_images if max_images else None]
+    record = read_run(run_dir)
+    check_same_inputs(str(run_dir), record.inputs_fingerprint if record else None, ws,
+                      fix=f"rerun `yedge infer --run {run_dir.name} --overwrite` on the current inputs")
     layout = binio.run_layout(run_dir)
     dtypes = [binio.sample_dtype(run_dir, str(pos), layout) for pos in range(len(ids))]
     output_dtype = next((d for d in dtypes if d), "float32")
@@ -211,6 +218,12 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     job = host_job(ws, layout, run_dir=run_dir, output_dtype=output_dtype, weights=weights,
                    config=config, annotations=annotations, nms=nms, score_threshold=score_threshold,
                    threads=max(1, (os.cpu_count() or 1) // workers))
+    if layout == "fpn":
+        origin = record.origin if record else None
+        check_same_checkpoint(str(run_dir), origin, Path(job.weights), fix=(
+            f"pass --weights {origin.weights} (the checkpoint it came from), or rerun `yedge infer "
+            f"--run {run_dir.name} --overwrite` with the current model") if origin else "")
+    require_images(load_coco(job.annotations), [image_id for _, image_id in tasks], job.annotations)
 
     from ..metrics.yolact_ap import APAccumulator
 
@@ -230,7 +243,8 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
 
     bbox_entries = [e for pos in sorted(per_image) for e in per_image[pos][0]]
     mask_entries = [e for pos in sorted(per_image) for e in per_image[pos][1]]
-    results_paths = {"bbox": ws.results_dir / BBOX_RESULTS, "segm": ws.results_dir / MASK_RESULTS}
+    run_results = ws.results_dir / run_dir.name
+    results_paths = {"bbox": run_results / BBOX_RESULTS, "segm": run_results / MASK_RESULTS}
     atomic_write_text(results_paths["bbox"], json.dumps(bbox_entries))
     atomic_write_text(results_paths["segm"], json.dumps(mask_entries))
     from ..metrics import coco_eval
@@ -242,23 +256,29 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
         yolact_ap=accumulator.table(),
         host_ms_per_image={k: round(v / len(tasks) * 1000, 2) for k, v in totals.items()}
         | {"wall": round(host_seconds / len(tasks) * 1000, 2)},
-        seconds=round(time.perf_counter() - started, 2), results_dir=str(ws.results_dir),
+        seconds=round(time.perf_counter() - started, 2), results_dir=str(run_results),
         missing=missing)
-    infer_options = (infer_entry or {}).get("options", {})
     metrics = {**result.to_dict(), "provenance": {
-        "backend": infer_options.get("backend"), "device": infer_options.get("device"),
-        "model_sha256": (infer_entry or {}).get("inputs", {}).get("model_sha256"),
+        # what computed the outputs evaluated here: the run folder's own record
+        "run": run_dir.name, "backend": record.backend if record else None,
+        "device": record.device if record else None, "model": record.model if record else None,
+        "model_sha256": record.model_sha256 if record else None,
+        "model_weights_sha256": record.weights_sha256 if record else None,
         "weights": job.weights, "config": job.config,
         "outputs": str(run_dir), "annotations": job.annotations, "image_ids": evaluated_ids,
         "score_threshold": score_threshold, "workers": workers}}
-    atomic_write_text(ws.results_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    results_paths["metrics"] = run_results / METRICS
+    atomic_write_text(results_paths["metrics"], json.dumps(metrics, indent=2) + "\n")
+    for path in results_paths.values():  # the latest evaluation also where the README says
+        atomic_copy(path, ws.results_dir / path.name)
     ws.record("eval", {
-        "inputs": {"outputs": str(run_dir), "annotations": job.annotations, "weights": job.weights},
+        "inputs": {"outputs": str(run_dir), "annotations": job.annotations, "weights": job.weights,
+                   "inputs_fingerprint": record.inputs_fingerprint if record else None},
         "options": {"nms": nms, "score_threshold": score_threshold, "images": len(tasks),
                     "layout": layout, "config": job.config},
-        "outputs": {"bbox": ws.relative(results_paths["bbox"]),
+        "outputs": {"run": run_dir.name, "bbox": ws.relative(results_paths["bbox"]),
                     "segm": ws.relative(results_paths["segm"]),
-                    "metrics": ws.relative(ws.results_dir / "metrics.json"),
+                    "metrics": ws.relative(results_paths["metrics"]),
                     "bbox_sha256": sha256_file(results_paths["bbox"])},
         "summary": {"box_all": result.yolact_ap["box"]["all"], "mask_all": result.yolact_ap["mask"]["all"],
                     "coco_bbox_AP": coco["bbox"]["stats"][0], "coco_segm_AP": coco["segm"]["stats"][0]},
@@ -284,29 +304,47 @@ def reported_maps(result: dict) -> dict[str, float]:
     return maps
 
 
-def check_gates(result: EvalResult, *, min_map: float | None = None, map_kind: str = "box",
-                against: Path | None = None, tolerance: float = 0.3) -> None:
+@dataclass
+class Gates:
     """Accuracy gates: the YOLACT `all` mAP of `map_kind` must reach `min_map`, and no reported
-    mAP may move by more than `tolerance` points from a previous metrics.json."""
-    from ..errors import AccuracyError
+    mAP may move by more than `tolerance` points from a previous metrics.json. Built before the
+    evaluation, so a bad gate is reported before any work."""
 
-    if map_kind not in ("box", "mask"):
-        raise UsageError(f"unknown mAP kind {map_kind!r}", hint="use --map-kind box or mask")
-    if min_map is not None:
-        value = result.yolact_ap[map_kind]["all"]
-        if value < min_map:
-            raise AccuracyError(f"{map_kind} mAP {value:.2f} is below the required {min_map:.2f}",
-                                hint="check the conversion (precision mode, NMS, inputs) with `yedge compare`")
-    if against is not None:
+    min_map: float | None = None
+    map_kind: str = "box"
+    against: Path | None = None
+    tolerance: float = 0.3
+    previous: dict[str, float] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        if self.map_kind not in ("box", "mask"):
+            raise UsageError(f"unknown mAP kind {self.map_kind!r}", hint="use --map-kind box or mask")
+        if self.tolerance < 0:
+            raise UsageError(f"--tolerance must be ≥ 0, got {self.tolerance}", hint="e.g. --tolerance 0.3")
+        if self.against is None:
+            return
         try:
-            previous = reported_maps(json.loads(Path(against).read_text()))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"not a yedge metrics.json ({type(exc).__name__})", path=against,
+            self.previous = reported_maps(json.loads(Path(self.against).read_text()))
+        except FileNotFoundError:
+            raise InputError("metrics file not found", path=self.against,
                              hint="pass a results/metrics.json written by `yedge eval`") from None
-        current = reported_maps(result.to_dict())
-        moved = {k: current[k] - previous[k] for k in current
-                 if k in previous and abs(current[k] - previous[k]) > tolerance}
-        if moved:
-            listed = ", ".join(f"{k} {d:+.2f}" for k, d in list(moved.items())[:5])
-            raise AccuracyError(f"{len(moved)} mAP(s) moved more than {tolerance} points from "
-                                f"{against}: {listed}", hint="compare the two runs with `yedge compare`")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"not a yedge metrics.json ({type(exc).__name__})", path=self.against,
+                             hint="pass a results/metrics.json written by `yedge eval`") from None
+
+    def check(self, result: EvalResult) -> None:
+        from ..errors import AccuracyError
+
+        if self.min_map is not None:
+            value = result.yolact_ap[self.map_kind]["all"]
+            if value < self.min_map:
+                raise AccuracyError(f"{self.map_kind} mAP {value:.2f} is below the required {self.min_map:.2f}",
+                                    hint="check the conversion (precision mode, NMS, inputs) with `yedge compare`")
+        if self.against is not None:
+            current = reported_maps(result.to_dict())
+            moved = {k: current[k] - self.previous[k] for k in current
+                     if k in self.previous and abs(current[k] - self.previous[k]) > self.tolerance}
+            if moved:
+                listed = ", ".join(f"{k} {d:+.2f}" for k, d in list(moved.items())[:5])
+                raise AccuracyError(f"{len(moved)} mAP(s) moved more than {self.tolerance} points from "
+                                    f"{self.against}: {listed}", hint="compare the two runs with `yedge compare`")

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..console import stage
 from ..errors import AccuracyError, UsageError
+from ..provenance import onnx_metadata
 from ..workspace import Workspace, atomic_path, sha256_file
 
 SAMPLE_IMAGE = Path(__file__).resolve().parent.parent / "assets" / "sample.jpg"
@@ -111,6 +112,7 @@ def run(ws: Workspace, weights: Path, *, config: str = "auto", batch_size: int =
         with stage("checking the ONNX graph"):
             model = onnx.load(str(tmp))
             _declare_output_shapes(model, output_shapes(layout, net.cfg), dynamic_batch)
+            onnx.helper.set_model_props(model, onnx_metadata(weights))
             onnx.save(model, str(tmp))
             onnx.checker.check_model(str(tmp))
             inputs, outputs = _io_contract(model)

@@ -19,8 +19,8 @@ from ..data import binio
 from ..data.preprocess import sample_shape
 from ..errors import InputError, UsageError
 from ..model.yolact import output_bytes
-from ..workspace import Workspace, atomic_path, atomic_write_text, remove_stale_temp, sha256_file
-from . import prep
+from ..provenance import RunRecord, model_origin, prepared_fingerprint, read_run, write_run
+from ..workspace import Workspace, atomic_path, remove_stale_temp, sha256_file
 
 
 @dataclass
@@ -94,6 +94,9 @@ def parse_devices(device: str) -> list[int]:
 def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, device: str = "cpu",
         half: bool = False, batch_size: int | None = None, run_name: str | None = None,
         inputs: Path | None = None, ais_bench: str = "auto", overwrite: bool = False) -> InferResult:
+    if batch_size is not None and batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}",
+                         hint="e.g. --batch-size 8, or drop it for the model's batch")
     backend = resolve_backend(backend)
     prep_options = (ws.step("prep") or {}).get("options", {})
     input_dtype = prep_options.get("dtype", "float32")
@@ -102,7 +105,7 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         ws.require("convert", "converted .om model", "yedge convert")
     elif model is None:
         ws.require("export", "exported model", "yedge export --weights X.pth")
-    in_dir = Path(inputs) if inputs else prep.bin_dir(ws)
+    in_dir = Path(inputs) if inputs else ws.bin_dir
     files = binio.list_input_files(in_dir)
     run_name = run_name or backend
     run_dir = ws.outputs_dir / run_name
@@ -111,7 +114,9 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
                          "--aipp takes", path=in_dir, hint="rerun `yedge prep` without --layout nhwc")
     remove_stale_temp(run_dir)
     started = time.perf_counter()
-    model_sha256 = _claim_run_dir(run_dir, _model_path(ws, backend, model, batch_size), overwrite)
+    fingerprint = prepared_fingerprint(ws) if inputs is None else None
+    record = _claim_run_dir(ws, run_dir, _model_path(ws, backend, model, batch_size), fingerprint,
+                            overwrite)
     if backend == "ascend":
         ran = _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dtype,
                               input_layout, ais_bench)
@@ -129,9 +134,15 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
                          samples=len(files), computed=ran.computed,
                          skipped_existing=len(files) - ran.computed, seconds=round(seconds, 2),
                          throughput=round(summary["throughput"], 2))
+    if record is not None:
+        record.backend, record.device, record.batch_size, record.layout = \
+            backend, ran.device, ran.batch_size, ran.layout
+        write_run(run_dir, record)
     ws.record("infer", {
         "inputs": {"bin_dir": ws.relative(in_dir), "model": str(ran.model.absolute()),
-                   "model_sha256": model_sha256},
+                   "model_sha256": record.model_sha256 if record else None,
+                   "weights_sha256": record.weights_sha256 if record else None,
+                   "inputs_fingerprint": fingerprint},
         "options": {"backend": backend, "device": ran.device, "half": half,
                     "batch_size": ran.batch_size, "layout": ran.layout, **ran.options},
         "outputs": {"run": run_name, "run_dir": ws.relative(run_dir),
@@ -146,23 +157,34 @@ def _model_path(ws: Workspace, backend: str, model: Path | None, batch_size: int
     return model_source(ws, backend, model)[0]
 
 
-def _claim_run_dir(run_dir: Path, model: Path, overwrite: bool) -> str | None:
-    """A run folder belongs to one model: resuming into outputs of another model would mix
-    them silently, so that is refused (or, with overwrite, the old outputs are removed)."""
-    marker = run_dir.parent / f".{run_dir.name}.yedge.json"  # beside it: the folder stays ais_bench's
+def _claim_run_dir(ws: Workspace, run_dir: Path, model: Path, fingerprint: str | None,
+                   overwrite: bool) -> RunRecord | None:
+    """A run folder holds the outputs of one model on one set of prepared inputs: resuming into
+    outputs of another model, or of other inputs, would mix them silently, so that is refused
+    (or, with overwrite, the old outputs are removed). Returns the folder's new record."""
     if not Path(model).is_file():
         return None  # opening the model reports it
     digest = sha256_file(model)
-    if marker.exists() and any(run_dir.glob("*.bin")):
-        previous = json.loads(marker.read_text()).get("model_sha256")
-        if previous != digest:
+    previous = read_run(run_dir)
+    if previous is not None and any(run_dir.glob("*.bin")):
+        changed = [what for what, same in (("another model", previous.model_sha256 == digest),
+                                           ("other prepared inputs",
+                                            previous.inputs_fingerprint in (None, fingerprint)))
+                   if not same]
+        if changed:
             if not overwrite:
-                raise InputError("this run folder holds outputs of another model", path=run_dir,
-                                 hint="pass --run NEW_NAME for a new folder, or --overwrite to replace them")
+                raise InputError(f"this run folder holds outputs of {' and '.join(changed)}",
+                                 path=run_dir, hint="pass --run NEW_NAME for a new folder, or "
+                                                    "--overwrite to replace them")
             for old in run_dir.glob("*.bin"):
                 old.unlink()
-    atomic_write_text(marker, json.dumps({"model": str(model), "model_sha256": digest}) + "\n")
-    return digest
+    origin = model_origin(ws, model)
+    record = RunRecord(model=ws.relative(model), model_sha256=digest,
+                       weights=origin.weights if origin else None,
+                       weights_sha256=origin.weights_sha256 if origin else None,
+                       inputs_fingerprint=fingerprint)
+    write_run(run_dir, record)
+    return record
 
 
 def _split(items: list, parts: int) -> list[list]:

@@ -2,6 +2,7 @@
 the Ascend recipe's preprocess.py writes, in parallel and resumable."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -11,13 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..console import progress_bar
+from ..console import err, progress_bar
 from ..errors import InputError, UsageError
 from ..parallel import process_pool
+from ..provenance import inputs_fingerprint
 from ..data.preprocess import sample_shape
 from ..workspace import Workspace, atomic_path, atomic_write_text, file_size, remove_stale_temp
 
 PLAN_NAME = "prep_plan.json"
+# One JSON line per decoded image, {"id", "width", "height"}: the real sizes, appended as images
+# finish so a resumed prep still knows them (a torn last line from a kill is ignored).
+SIZES_NAME = "image_sizes.jsonl"
 
 
 @dataclass
@@ -26,6 +31,7 @@ class PrepResult:
     written: int
     skipped_existing: int
     bad: list[dict] = field(default_factory=list)
+    size_mismatches: list[dict] = field(default_factory=list)
     dtype: str = "float32"
     layout: str = "nchw"
     seconds: float = 0.0
@@ -36,39 +42,25 @@ class PrepResult:
         return asdict(self)
 
 
-def bin_dir(ws: Workspace) -> Path:
-    return ws.inputs_dir / "bin_file"
-
-
-def ids_path(ws: Workspace) -> Path:
-    return ws.inputs_dir / "ids.json"
-
-
 def sample_bytes(dtype: str) -> int:
     return math.prod(sample_shape()) * np.dtype(dtype).itemsize
 
 
-def read_ids(ws: Workspace) -> list[int]:
-    path = ids_path(ws)
-    if not path.exists():
-        raise InputError("no prepared inputs (ids.json missing)", path=path,
-                         hint="run `yedge prep --images DIR --annotations FILE` first")
-    return json.loads(path.read_text())["ids"]
-
-
-def _prep_one(task: tuple[int, str, str, str, str]) -> tuple[int, str | None]:
-    """Worker: one image to one .bin (temp file + rename). Returns (pos, error or None)."""
+def _prep_one(task: tuple[int, str, str, str, str]) -> tuple[int, str | None, tuple[int, int]]:
+    """Worker: one image to one .bin (temp file + rename). Returns (pos, error or None, the
+    decoded image's (width, height))."""
     from ..data.preprocess import prepare, read_image
     from ..errors import YedgeError
 
     pos, image_path, out_path, dtype, layout = task
     try:
-        tensor = prepare(read_image(image_path), dtype, layout)[None]
+        image = read_image(image_path)
     except YedgeError as exc:
-        return pos, exc.message
+        return pos, exc.message, (0, 0)
+    tensor = prepare(image, dtype, layout)[None]
     with atomic_path(out_path) as tmp:
         tmp.write_bytes(memoryview(np.ascontiguousarray(tensor)))
-    return pos, None
+    return pos, None, (image.shape[1], image.shape[0])
 
 
 def run(ws: Workspace, images: Path, annotations: Path, *, limit: int | None = None,
@@ -81,6 +73,10 @@ def run(ws: Workspace, images: Path, annotations: Path, *, limit: int | None = N
         raise UsageError(f"unknown dtype {dtype!r}", hint="use --dtype float32 or --dtype uint8")
     if layout not in INPUT_LAYOUTS:
         raise UsageError(f"unknown layout {layout!r}", hint="use --layout nchw or --layout nhwc")
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {limit}", hint="drop --limit for all images")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}", hint="drop it for one per CPU")
     if not Path(images).is_dir():
         raise InputError("image folder not found", path=images, hint="pass --images with the val2017 folder")
     started = time.perf_counter()
@@ -89,13 +85,13 @@ def run(ws: Workspace, images: Path, annotations: Path, *, limit: int | None = N
     if not ids:
         raise InputError("no images to prepare (no image has annotations)", path=annotations,
                          hint="pass --all-images to take images without annotations too")
-    out_dir, size = bin_dir(ws), sample_bytes(dtype)
+    out_dir, size = ws.bin_dir, sample_bytes(dtype)
     plan = {"images": str(Path(images).absolute()), "annotations": str(Path(annotations).absolute()),
             "ids": ids, "dtype": dtype, "layout": layout}
     _start_plan(ws, plan)
     done_ids = _finished_ids(ws, plan)
     if done_ids is not None:
-        return _finish(ws, plan, done_ids, 0, len(done_ids), [], started)
+        return _finish(ws, coco, plan, done_ids, 0, len(done_ids), [], started)
 
     tasks = [(pos, str(Path(images) / image_info(coco, image_id).file_name),
               str(out_dir / f"{pos}.bin"), dtype, layout)
@@ -106,18 +102,22 @@ def run(ws: Workspace, images: Path, annotations: Path, *, limit: int | None = N
     workers = max(1, workers or os.cpu_count() or 1)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp(out_dir)
-    with progress_bar(len(tasks), f"prep {len(ids)} images ({dtype})") as advance:
+    with contextlib.ExitStack() as stack:
+        advance = stack.enter_context(progress_bar(len(tasks), f"prep {len(ids)} images ({dtype})"))
+        sizes = stack.enter_context(open(ws.inputs_dir / SIZES_NAME, "a", encoding="utf-8"))
         advance(0)
         if workers == 1 or len(tasks) < 2:
             results = map(_prep_one, tasks)
-            for pos, error in results:
-                _note(pos, error, ids, files, bad)
-                advance(1)
         else:
-            with process_pool(min(workers, len(tasks))) as pool:
-                for pos, error in pool.map(_prep_one, tasks, chunksize=2):
-                    _note(pos, error, ids, files, bad)
-                    advance(1)
+            pool = stack.enter_context(process_pool(min(workers, len(tasks))))
+            results = pool.map(_prep_one, tasks, chunksize=2)
+        for pos, error, (width, height) in results:
+            if error is not None:
+                bad.append({"position": pos, "id": ids[pos], "file": files[pos], "error": error})
+            else:
+                sizes.write(json.dumps({"id": ids[pos], "width": width, "height": height}) + "\n")
+                sizes.flush()
+            advance(1)
     if bad and not skip_bad:
         listed = "; ".join(f"{b['file']} ({b['error']})" for b in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
@@ -130,12 +130,7 @@ def run(ws: Workspace, images: Path, annotations: Path, *, limit: int | None = N
         # until ids.json is written, so an interruption here makes the next run start afresh.
         (ws.inputs_dir / PLAN_NAME).unlink()
         _compact(out_dir, good)
-    return _finish(ws, plan, [ids[p] for p in good], len(tasks) - len(bad), skipped, bad, started)
-
-
-def _note(pos: int, error: str | None, ids: list[int], files: dict[int, str], bad: list[dict]) -> None:
-    if error is not None:
-        bad.append({"position": pos, "id": ids[pos], "file": files[pos], "error": error})
+    return _finish(ws, coco, plan, [ids[p] for p in good], len(tasks) - len(bad), skipped, bad, started)
 
 
 def _start_plan(ws: Workspace, plan: dict) -> None:
@@ -144,21 +139,22 @@ def _start_plan(ws: Workspace, plan: dict) -> None:
     old = json.loads(path.read_text()) if path.exists() else None
     if old == plan:
         return
-    ids_path(ws).unlink(missing_ok=True)
-    if bin_dir(ws).is_dir():
-        for stale in bin_dir(ws).glob("*.bin"):
+    ws.ids_path.unlink(missing_ok=True)
+    (ws.inputs_dir / SIZES_NAME).unlink(missing_ok=True)
+    if ws.bin_dir.is_dir():
+        for stale in ws.bin_dir.glob("*.bin"):
             stale.unlink()
     atomic_write_text(path, json.dumps(plan) + "\n")
 
 
 def _finished_ids(ws: Workspace, plan: dict) -> list[int] | None:
     """ids.json is written last: with it present and every file complete, prep is done."""
-    path = ids_path(ws)
+    path = ws.ids_path
     if not path.exists():
         return None
     done = json.loads(path.read_text())["ids"]
     size = sample_bytes(plan["dtype"])
-    if all(file_size(bin_dir(ws) / f"{pos}.bin") == size for pos in range(len(done))):
+    if all(file_size(ws.bin_dir / f"{pos}.bin") == size for pos in range(len(done))):
         return done
     path.unlink()
     return None
@@ -171,19 +167,52 @@ def _compact(out_dir: Path, good: list[int]) -> None:
             os.replace(out_dir / f"{old}.bin", out_dir / f"{new}.bin")
 
 
-def _finish(ws: Workspace, plan: dict, ids: list[int], written: int, skipped: int, bad: list[dict],
-            started: float) -> PrepResult:
-    atomic_write_text(ids_path(ws), json.dumps({"ids": ids}) + "\n")
+def _size_mismatches(ws: Workspace, coco, ids: list[int]) -> list[dict]:
+    """Images whose decoded size (EXIF rotation applied, as cv2.imread does) is not the size
+    their annotation states. eval keeps the annotation's size (COCOeval compares masks of that
+    size); listing them lets a user see which ground truth may not line up."""
+    from ..data.coco import image_info
+
+    real: dict[int, tuple[int, int]] = {}
+    path = ws.inputs_dir / SIZES_NAME
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                entry = json.loads(line)
+                real[entry["id"]] = (entry["width"], entry["height"])
+    found = []
+    for image_id in ids:
+        info = image_info(coco, image_id)
+        if image_id in real and real[image_id] != (info.width, info.height):
+            found.append({"id": image_id, "file": info.file_name,
+                          "annotated": [info.width, info.height], "actual": list(real[image_id])})
+    return found
+
+
+def _finish(ws: Workspace, coco, plan: dict, ids: list[int], written: int, skipped: int,
+            bad: list[dict], started: float) -> PrepResult:
+    atomic_write_text(ws.ids_path, json.dumps({"ids": ids}) + "\n")
     atomic_write_text(ws.inputs_dir / PLAN_NAME, json.dumps(plan) + "\n")
+    mismatches = _size_mismatches(ws, coco, ids)
+    if mismatches:
+        listed = ", ".join(f"{m['file']} (annotated {m['annotated'][0]}×{m['annotated'][1]}, "
+                           f"actual {m['actual'][0]}×{m['actual'][1]})" for m in mismatches[:5])
+        more = f" and {len(mismatches) - 5} more" if len(mismatches) > 5 else ""
+        err.print(f"[yellow]warning:[/] {len(mismatches)} image(s) differ in size from their "
+                  f"annotations: {listed}{more}; eval uses the annotated size (as COCOeval needs), "
+                  "so their masks are resized to it", highlight=False, soft_wrap=True)
     seconds = time.perf_counter() - started
     result = PrepResult(images=len(ids), written=written, skipped_existing=skipped, bad=bad,
-                        dtype=plan["dtype"], layout=plan["layout"], seconds=round(seconds, 2),
+                        size_mismatches=mismatches, dtype=plan["dtype"], layout=plan["layout"],
+                        seconds=round(seconds, 2),
                         images_per_second=round(written / seconds, 2) if written else 0.0,
-                        bin_dir=str(bin_dir(ws)))
+                        bin_dir=str(ws.bin_dir))
     ws.record("prep", {
         "inputs": {"images": plan["images"], "annotations": plan["annotations"]},
         "options": {"dtype": plan["dtype"], "layout": plan["layout"], "count": len(ids)},
-        "outputs": {"bin_dir": ws.relative(bin_dir(ws)), "ids": ws.relative(ids_path(ws))},
-        "bad": bad,
+        "outputs": {"bin_dir": ws.relative(ws.bin_dir), "ids": ws.relative(ws.ids_path),
+                    "fingerprint": inputs_fingerprint(plan["images"], plan["annotations"], ids,
+                                                      plan["dtype"], plan["layout"])},
+        "bad": bad, "size_mismatches": mismatches,
     })
     return result

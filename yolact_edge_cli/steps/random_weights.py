@@ -1,6 +1,7 @@
 """`yedge random-weights`: the deterministic random checkpoint, for demos and tests."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from ..model.checkpoint import DEFAULT_BG_BIAS, DEFAULT_CONF_GAIN, DEFAULT_MASK_BIAS
@@ -17,8 +18,13 @@ def run(output: Path, *, config: str = "yolact_edge_resnet50_config", seed: int 
 
     cfg = get_config(config)
     state = random_state_dict(cfg, seed, conf_gain, mask_bias, bg_bias)
+    # torch.save names the archive's records after the file it writes to (here a random temp
+    # name); saving to memory gives the fixed prefix "archive", so the bytes depend on the
+    # weights alone.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     with atomic_path(output) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(buffer.getbuffer())
     return {"path": str(output), "config": cfg.name, "seed": seed, "conf_gain": conf_gain,
             "mask_bias": mask_bias, "bg_bias": bg_bias, "keys": len(state),
             "sha256": sha256_file(output)}

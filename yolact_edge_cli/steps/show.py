@@ -3,16 +3,17 @@ and score drawn on the original image, ground truth beside it with --gt, and a c
 from __future__ import annotations
 
 import colorsys
+import contextlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES
+from ..provenance import check_same_inputs
 from ..workspace import Workspace, atomic_path
-from . import prep
 
 THUMB_WIDTH = 320
 CLASS_NAMES = dict(zip(COCO_CATEGORY_IDS, COCO_CLASSES))
@@ -65,23 +66,32 @@ def run(ws: Workspace, *, images: int = 8, ids: list[int] | None = None, score_t
     from ..data.coco import load_coco
     from ..data.preprocess import read_image
 
+    if images < 1:
+        raise UsageError(f"--images must be at least 1, got {images}", hint="e.g. --images 8")
     entry = ws.require("eval", "evaluation results", "yedge eval")
     prep_entry = ws.require("prep", "prepared inputs", "yedge prep")
-    coco = load_coco(prep_entry["inputs"]["annotations"])
+    check_same_inputs("the last evaluation", entry["inputs"].get("inputs_fingerprint"), ws,
+                      fix="rerun `yedge infer` and `yedge eval` on the current inputs")
+    coco = load_coco(entry["inputs"]["annotations"])
     folder = Path(prep_entry["inputs"]["images"])
     detections = json.loads(ws.resolve(entry["outputs"]["segm"]).read_text())
     boxes = json.loads(ws.resolve(entry["outputs"]["bbox"]).read_text())
-    evaluated = prep.read_ids(ws)
+    evaluated = _evaluated_ids(ws, entry)
     chosen = ids or evaluated[:images]
-    unknown = [i for i in chosen if i not in coco.imgs]
+    unknown = [i for i in chosen if i not in evaluated]
     if unknown:
-        raise InputError(f"image id(s) {unknown} are not in the annotations", hint="pass ids from inputs/ids.json")
+        raise InputError(f"image id(s) {', '.join(map(str, unknown))} were not evaluated",
+                         path=ws.resolve(entry["outputs"]["metrics"]),
+                         hint="pass ids the last `yedge eval` evaluated (its metrics.json lists them)")
     out = Path(out) if out else ws.results_dir / "vis"
     result = ShowResult()
     thumbs = []
     for image_id in chosen:
         info = coco.imgs[image_id]
         image = read_image(folder / info["file_name"])
+        if image.shape[:2] != (info["height"], info["width"]):
+            # results are at the annotated size (prep warned); draw them on the image at that size
+            image = cv2.resize(image, (info["width"], info["height"]))
         mine = [(m, b) for m, b in zip(detections, boxes)
                 if m["image_id"] == image_id and m["score"] > score_threshold]
         instances = [{"mask": mask_utils.decode({"size": m["segmentation"]["size"],
@@ -111,4 +121,15 @@ def run(ws: Workspace, *, images: int = 8, ids: list[int] | None = None, score_t
         sheet = out / "contact_sheet.png"
         _write_png(sheet, np.concatenate(rows, axis=0))
         result.contact_sheet = str(sheet)
+    ws.record("show", {"inputs": {"results": entry["outputs"]["segm"]},
+                       "options": {"ids": chosen, "score_threshold": score_threshold, "gt": gt},
+                       "outputs": {"folder": ws.relative(out)}})
     return result
+
+
+def _evaluated_ids(ws: Workspace, entry: dict) -> list[int]:
+    """The image ids the last eval evaluated (its metrics.json), in order; prepared ids for a
+    workspace evaluated by an older yedge."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        return json.loads(ws.resolve(entry["outputs"]["metrics"]).read_text())["provenance"]["image_ids"]
+    return ws.read_ids()
