@@ -330,3 +330,17 @@ def test_compare_om_with_onnx(ascend, onnx_workspace, tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["ok"] and result["detections"]["matched"] == result["detections"]["b"] == 200
+
+
+def test_an_om_names_its_checkpoint_through_convert(ascend, onnx_workspace, tmp_path, checkpoint):
+    """The chain through an .om: converted from checkpoint A's ONNX, then B exported and not
+    converted; the .om's outputs are A's, so eval refuses B's heads for them."""
+    ws = _clone(onnx_workspace, tmp_path)
+    convert.run(ws, batch_sizes=(1,))
+    assert ws.step("convert")["outputs"]["models"][0]["weights_sha256"] == \
+        ws.step("export")["inputs"]["weights_sha256"]
+    export.run(ws, checkpoint(seed=1), dynamic_batch=True)
+    infer.run(ws, backend="ascend", run_name="npu", ais_bench="api")
+    with pytest.raises(InputError, match="npu was computed from .* but the host-side heads would come from"):
+        evaluate.run(ws, workers=1)
+    assert evaluate.run(ws, weights=checkpoint(), workers=1).images == 2

@@ -10,7 +10,7 @@ import cv2
 import pytest
 
 from yolact_edge_cli import provenance
-from yolact_edge_cli.steps import evaluate, export, infer, prep
+from yolact_edge_cli.steps import evaluate, export, infer, prep, show
 from yolact_edge_cli.workspace import Workspace
 
 from .conftest import DATA, assert_clean_failure, copy_sample_images, run_cli
@@ -21,13 +21,14 @@ MINI = DATA / "golden" / "eval_mini" / "instances_mini.json"
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory, checkpoint):
-    """export (checkpoint A) → prep (the two sample photos) → infer (onnxruntime) → eval."""
+    """export (checkpoint A) → prep (the two sample photos) → infer (onnxruntime) → eval → show."""
     root = tmp_path_factory.mktemp("base")
     ws = Workspace(root / "ws")
     export.run(ws, checkpoint(MBV2))
     prep.run(ws, copy_sample_images(root / "images"), MINI, workers=1)
     infer.run(ws)
     evaluate.run(ws, workers=1)
+    show.run(ws, images=1)
     return ws
 
 
@@ -64,6 +65,12 @@ def test_compare_refuses_a_model_of_another_checkpoint(reexported):
     proc = run_cli("-w", reexported.root, "compare", reexported.root.parent / "a.onnx",
                    reexported.outputs_dir / "onnxruntime")
     assert_clean_failure(proc, "a.onnx was computed from", "host-side heads", code=3)
+
+
+def test_show_refuses_results_of_the_previous_checkpoint(reexported):
+    proc = run_cli("-w", reexported.root, "show")
+    assert_clean_failure(proc, "the last evaluation is of outputs computed from",
+                         "but the model exported now is", "yedge infer --overwrite", code=3)
 
 
 def test_bench_stages_refuses_a_model_of_another_checkpoint(reexported):
@@ -289,7 +296,6 @@ def test_doctor_lists_every_run_and_its_advice_works(reexported, base, tmp_path)
     (ws.outputs_dir / "empty").mkdir()
     provenance.write_run(ws.outputs_dir / "empty", provenance.RunRecord(
         model=str(ws.default_onnx), model_sha256="0" * 64, backend="onnxruntime"))
-    run_cli("-w", ws.root, "show", "--images", "1")
     checks = _doctor(ws)
     assert checks["steps done"]["detail"] == "export, prep, infer, eval, show"
     stale = checks["outputs/onnxruntime"]

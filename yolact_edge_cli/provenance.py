@@ -146,3 +146,14 @@ def check_same_inputs(what: str, fingerprint: str | None, ws: Workspace, fix: st
         raise InputError(f"{what} was computed on other prepared inputs than the current ones "
                          "(prep was rerun with other images, order or dtype since)",
                          path=ws.inputs_dir, hint=fix)
+
+
+def check_current_model(what: str, weights_sha256: str | None, weights: str | None, ws: Workspace,
+                        fix: str) -> None:
+    """Results of the checkpoint exported before must not pass for the current one's."""
+    export = (ws.step("export") or {}).get("inputs", {})
+    if weights_sha256 and export.get("weights_sha256") not in (None, weights_sha256):
+        made_from = Origin(weights_sha256, weights or "?")
+        current = Origin(export["weights_sha256"], export["weights"])
+        raise InputError(f"{what} is of outputs computed from {made_from.describe()}, but the "
+                         f"model exported now is {current.describe()}", path=ws.manifest_path, hint=fix)

@@ -273,7 +273,9 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
         atomic_copy(path, ws.results_dir / path.name)
     ws.record("eval", {
         "inputs": {"outputs": str(run_dir), "annotations": job.annotations, "weights": job.weights,
-                   "inputs_fingerprint": record.inputs_fingerprint if record else None},
+                   "inputs_fingerprint": record.inputs_fingerprint if record else None,
+                   "model_weights": record.weights if record else None,
+                   "model_weights_sha256": record.weights_sha256 if record else None},
         "options": {"nms": nms, "score_threshold": score_threshold, "images": len(tasks),
                     "layout": layout, "config": job.config},
         "outputs": {"run": run_dir.name, "bbox": ws.relative(results_paths["bbox"]),

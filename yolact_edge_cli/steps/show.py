@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES
-from ..provenance import check_same_inputs
+from ..provenance import check_current_model, check_same_inputs
 from ..workspace import Workspace, atomic_path
 
 THUMB_WIDTH = 320
@@ -72,6 +72,9 @@ def run(ws: Workspace, *, images: int = 8, ids: list[int] | None = None, score_t
     prep_entry = ws.require("prep", "prepared inputs", "yedge prep")
     check_same_inputs("the last evaluation", entry["inputs"].get("inputs_fingerprint"), ws,
                       fix="rerun `yedge infer` and `yedge eval` on the current inputs")
+    check_current_model("the last evaluation", entry["inputs"].get("model_weights_sha256"),
+                        entry["inputs"].get("model_weights"), ws,
+                        fix="rerun `yedge infer --overwrite` and `yedge eval` for the current model")
     coco = load_coco(entry["inputs"]["annotations"])
     folder = Path(prep_entry["inputs"]["images"])
     detections = json.loads(ws.resolve(entry["outputs"]["segm"]).read_text())
