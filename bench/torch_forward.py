@@ -1,5 +1,5 @@
 """PyTorch forward time of the device part (backbone + FPN + proto) and of the heads, batch 1,
-fp32, on the CPU, to compare with the reference's 655 ms (reference-model.md §12).
+fp32, on the CPU, to compare with the reference's 655 ms (docs/model.md §10).
 
     .venv/bin/python bench/torch_forward.py [--weights X.pth] [--threads 2] [--runs 20]
 """

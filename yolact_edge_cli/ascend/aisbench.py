@@ -1,4 +1,4 @@
-"""Driving ais_bench (docs/ascend-contracts.md §1): its Python API in-process when importable,
+"""Driving ais_bench (docs/ascend.md §1): its Python API in-process when importable,
 else `python3 -m ais_bench`; its own constraints checked first so users get a clear message
 instead of an ais_bench traceback; its console summary parsed."""
 from __future__ import annotations

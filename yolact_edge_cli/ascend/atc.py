@@ -1,5 +1,5 @@
 """Driving `atc`: the recipe's argv, a streamed log, success detection and the produced `.om`
-(docs/ascend-contracts.md §2)."""
+(docs/ascend.md §2)."""
 from __future__ import annotations
 
 import subprocess
@@ -82,7 +82,7 @@ def run(job: AtcJob, atc: Path, env: dict[str, str], log_path: Path, cwd: Path) 
     if not any(SUCCESS_LINE in line for line in lines):
         raise AtcFailed(f"atc exited 0 but never printed '{SUCCESS_LINE}': {detail}", path=log_path,
                         hint="read the log; nothing was recorded")
-    # `<output>.om`, or `<output>_linux_<cpu>.om` for dynamic-shape graphs (§2.4)
+    # `<output>.om`, or `<output>_linux_<cpu>.om` for dynamic-shape graphs (docs/ascend.md §2.4)
     produced = sorted(p for p in job.output.parent.glob(f"{job.output.name}*.om")
                       if before.get(p) != p.stat().st_mtime_ns)
     if not produced:

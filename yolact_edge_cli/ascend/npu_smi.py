@@ -1,5 +1,5 @@
 """`npu-smi info` → the `--soc_version` atc needs, for every table layout the tool prints
-(docs/ascend-contracts.md §3)."""
+(docs/ascend.md §3)."""
 from __future__ import annotations
 
 import re

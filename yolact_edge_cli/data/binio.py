@@ -1,5 +1,5 @@
 """ais_bench's file rules, so every backend reads inputs and writes outputs exactly as the Ascend
-tool does (docs: ascend-contracts.md §1.2–1.3): natural-sort order, N files concatenated per
+tool does (docs/ascend.md §1.2–1.3): natural-sort order, N files concatenated per
 batch, the last batch padded with copies of its own first file, outputs `<stem>_<k>.bin` where
 the stem is the input's basename cut at the first dot, and `<run>_summary.json` beside the run."""
 from __future__ import annotations

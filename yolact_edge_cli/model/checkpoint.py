@@ -1,6 +1,6 @@
 """Checkpoints: load released `.pth` files safely, map old key names, check them against a
 config (never filling gaps with random values as the reference does), and build the
-deterministic random checkpoint of `shared/reference/README.md`.
+deterministic random checkpoint of `docs/random-checkpoint.md`.
 """
 from __future__ import annotations
 
@@ -175,7 +175,7 @@ def load_model(path: str | Path, config: str = "auto") -> Yolact:
     return build_model(state, cfg)
 
 
-# --- the deterministic random checkpoint (shared/reference/README.md) -----------------------
+# --- the deterministic random checkpoint (docs/random-checkpoint.md) ------------------------
 
 DEFAULT_CONF_GAIN = 2.0
 DEFAULT_MASK_BIAS = 0.3

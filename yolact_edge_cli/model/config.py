@@ -1,6 +1,6 @@
 """Model configurations and COCO facts: the one place for every constant the model uses.
 
-Values follow yolact_edge's `yolact_edge_*_config` objects (see docs/reference-model.md §1),
+Values follow yolact_edge's `yolact_edge_*_config` objects (see docs/model.md §1),
 frozen so that no code path can mutate a shared global the way the reference does.
 """
 from __future__ import annotations

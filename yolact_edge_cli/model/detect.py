@@ -1,7 +1,7 @@
 """Box decoding and Detect: confidence filtering, then fast NMS (the Ascend recipe's choice) or
 traditional greedy NMS (yolact_edge's own default), capped at 100 detections per image.
 
-The arithmetic follows docs/reference-model.md §4 and §6 operation by operation, quirks
+The arithmetic follows docs/model.md §4 and §6 operation by operation, quirks
 included, so detections match the reference's bit for bit where the float ops allow.
 """
 from __future__ import annotations
