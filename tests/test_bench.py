@@ -7,6 +7,8 @@ import pytest
 
 from yolact_edge_cli.backends import ModelInfo, open_session
 from yolact_edge_cli.errors import UsageError
+from yolact_edge_cli.records import ExportRecord
+from yolact_edge_cli.resolve import ModelChoice
 from yolact_edge_cli.steps import bench, export, infer, prep
 from yolact_edge_cli.workspace import Workspace
 
@@ -116,8 +118,8 @@ def fake_host(tmp_path, monkeypatch):
         holder["session"] = session
         return Workspace(tmp_path / "ws")
 
-    monkeypatch.setattr(bench, "model_source", lambda ws, backend, model: (tmp_path / "m.onnx", {}))
-    monkeypatch.setattr(bench, "open_session", lambda *a, **k: holder["session"])
+    monkeypatch.setattr(bench, "host_model", lambda ws, backend, model: ModelChoice(tmp_path / "m.onnx", ExportRecord()))
+    monkeypatch.setattr(bench, "session_for", lambda *a, **k: holder["session"])
     return use
 
 
@@ -132,7 +134,7 @@ def fake_ascend(tmp_path, monkeypatch):
     holder = {}
     monkeypatch.setattr(aisbench, "resolve_mode", lambda mode: "api")
     monkeypatch.setattr(aisbench, "check_model", lambda path: None)
-    monkeypatch.setattr(infer, "select_om", lambda ws, model, batch: (om, {"batch_size": None}))
+    monkeypatch.setattr(bench, "om_model", lambda ws, model, batch: ModelChoice(om, ExportRecord()))
     monkeypatch.setattr(ascend, "AscendApiSession", lambda path, device_id: holder["session"])
 
     def use(session: FakeSession) -> Workspace:
@@ -197,7 +199,7 @@ HALF_ON_CPU = "--half on the CPU is not supported"
 
 def test_half_on_the_cpu_is_refused_before_loading(tmp_path):
     with pytest.raises(UsageError) as caught:
-        open_session("torch", weights=tmp_path / "missing.pth", device="cpu", half=True)
+        open_session(tmp_path / "missing.pth", device="cpu", half=True)
     assert HALF_ON_CPU in caught.value.message and "far slower than fp32" in caught.value.message
     assert caught.value.hint == "drop --half, or use --device cuda"
 

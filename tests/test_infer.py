@@ -7,6 +7,7 @@ import pytest
 
 from yolact_edge_cli.data import binio
 from yolact_edge_cli.errors import InputError
+from yolact_edge_cli.records import PrepRecord
 from yolact_edge_cli.steps import export, infer
 from yolact_edge_cli.workspace import Workspace
 
@@ -122,7 +123,7 @@ def test_static_batch_mismatch_and_wrong_input_size(tmp_path, checkpoint):
 
 def test_model_input_dtype_must_match_prepared_dtype(tmp_path, checkpoint):
     ws = _workspace(tmp_path, checkpoint)
-    ws.record("prep", {"inputs": {}, "options": {"dtype": "uint8"}, "outputs": {}})
+    ws.save(PrepRecord(dtype="uint8"))
     with pytest.raises(InputError, match="takes float32 input but the inputs were prepared as uint8"):
         infer.run(ws)
 
@@ -138,7 +139,7 @@ def test_uint8_model_normalises_in_graph(tmp_path, checkpoint):
     folder = ws.inputs_dir / "bin_file"
     folder.mkdir(parents=True)
     preprocess_uint8(read_image(DATA / "coffee.png"))[None].tofile(folder / "0.bin")
-    ws.record("prep", {"inputs": {}, "options": {"dtype": "uint8"}, "outputs": {}})
+    ws.save(PrepRecord(dtype="uint8"))
     assert infer.run(ws).computed == 1
 
 

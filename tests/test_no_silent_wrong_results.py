@@ -10,6 +10,7 @@ import cv2
 import pytest
 
 from yolact_edge_cli import provenance
+from yolact_edge_cli.records import ConvertRecord
 from yolact_edge_cli.steps import evaluate, export, infer, prep, show
 from yolact_edge_cli.workspace import Workspace
 
@@ -129,9 +130,8 @@ def test_origin_of_each_model_kind(base, tmp_path, checkpoint):
     om = ws.models_dir / "yolact_edge_bs1.om"
     om.write_bytes(b"om")
     assert provenance.model_origin(ws, om) is None
-    ws.record("convert", {"outputs": {"models": [{"om": "models/yolact_edge_bs1.om",
-                                                   "weights": a.weights,
-                                                   "weights_sha256": a.weights_sha256}]}})
+    ws.save(ConvertRecord(models=[{"om": "models/yolact_edge_bs1.om", "weights": a.weights,
+                                   "weights_sha256": a.weights_sha256}]))
     assert provenance.model_origin(ws, om) == a
 
 

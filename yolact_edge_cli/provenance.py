@@ -13,14 +13,15 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .backends import CHECKPOINT_SUFFIXES
 from .console import err
 from .errors import InputError
+from .records import ConvertRecord, ExportRecord, PrepRecord
 from .workspace import Workspace, atomic_write_text, sha256_file
 
 # Keys yedge writes into an exported ONNX's metadata_props.
 ONNX_WEIGHTS_SHA256 = "yedge.weights_sha256"
 ONNX_WEIGHTS_NAME = "yedge.weights"
-CHECKPOINT_SUFFIXES = (".pth", ".pt")
 
 
 @dataclass(frozen=True)
@@ -57,14 +58,15 @@ def model_origin(ws: Workspace, model: str | Path) -> Origin | None:
         props = {p.key: p.value for p in onnx.load(str(model), load_external_data=False).metadata_props}
         if ONNX_WEIGHTS_SHA256 in props:
             return Origin(props[ONNX_WEIGHTS_SHA256], props.get(ONNX_WEIGHTS_NAME, "?"))
-        export = ws.step("export") or {}
-        if export.get("outputs", {}).get("onnx_sha256") == sha256_file(model):
-            return Origin(export["inputs"]["weights_sha256"], export["inputs"]["weights"])
+        export = ws.load(ExportRecord)
+        if export and export.onnx_sha256 == sha256_file(model):
+            return Origin(export.weights_sha256, export.weights)
         return None
     if model.suffix == ".om":
-        for entry in (ws.step("convert") or {}).get("outputs", {}).get("models", []):
-            if ws.resolve(entry["om"]).resolve() == model.resolve() and entry.get("weights_sha256"):
-                return Origin(entry["weights_sha256"], entry.get("weights", "?"))
+        convert = ws.load(ConvertRecord)
+        for om in convert.oms if convert else []:
+            if ws.resolve(om.om).resolve() == model.resolve() and om.weights_sha256:
+                return Origin(om.weights_sha256, om.weights or "?")
     return None
 
 
@@ -75,7 +77,8 @@ def inputs_fingerprint(images: str, annotations: str, ids: list[int], dtype: str
 
 
 def prepared_fingerprint(ws: Workspace) -> str | None:
-    return (ws.step("prep") or {}).get("outputs", {}).get("fingerprint")
+    prep = ws.load(PrepRecord)
+    return prep.fingerprint if prep else None
 
 
 @dataclass
@@ -139,7 +142,7 @@ def check_same_inputs(what: str, fingerprint: str | None, ws: Workspace, fix: st
     """`what` must have been computed on the inputs `prep` prepared last (ids.json's order)."""
     current = prepared_fingerprint(ws)
     if fingerprint is None or current is None:
-        if ws.step("prep") is not None:
+        if ws.load(PrepRecord) is not None:
             _unverifiable(f"that {what} matches the prepared inputs", "no record of its inputs")
         return
     if fingerprint != current:
@@ -151,9 +154,9 @@ def check_same_inputs(what: str, fingerprint: str | None, ws: Workspace, fix: st
 def check_current_model(what: str, weights_sha256: str | None, weights: str | None, ws: Workspace,
                         fix: str) -> None:
     """Results of the checkpoint exported before must not pass for the current one's."""
-    export = (ws.step("export") or {}).get("inputs", {})
-    if weights_sha256 and export.get("weights_sha256") not in (None, weights_sha256):
+    export = ws.load(ExportRecord)
+    if weights_sha256 and export and export.weights_sha256 not in ("", weights_sha256):
         made_from = Origin(weights_sha256, weights or "?")
-        current = Origin(export["weights_sha256"], export["weights"])
+        current = Origin(export.weights_sha256, export.weights)
         raise InputError(f"{what} is of outputs computed from {made_from.describe()}, but the "
                          f"model exported now is {current.describe()}", path=ws.manifest_path, hint=fix)

@@ -14,14 +14,20 @@ import platform
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, TypeVar
 
 from . import __version__
 from .errors import EnvironmentProblem, InputError
 
+if TYPE_CHECKING:
+    from .records import Record
+
+    R = TypeVar("R", bound=Record)
+
 MANIFEST_NAME = "yedge.json"
 DEFAULT_WORKSPACE = "workspace"
 ONNX_NAME = "yolact_edge.onnx"
+OM_STEM = "yolact_edge"
 
 
 def _file_mode() -> int:
@@ -96,16 +102,27 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+# Distributions whose versions the manifest records, by the name they are imported as.
+_RECORDED_VERSIONS = {"torch": "torch", "onnx": "onnx", "onnxruntime": "onnxruntime",
+                      "numpy": "numpy", "cv2": "opencv-python-headless"}
+
+
 def versions() -> dict[str, str]:
-    """Versions of what computed a step's outputs, for the manifest."""
+    """Versions of what computed a step's outputs, for the manifest (read from the installed
+    packages' metadata, so recording them imports nothing)."""
+    from importlib import metadata
+
     found = {"yedge": __version__, "python": platform.python_version()}
-    for module in ("torch", "onnx", "onnxruntime", "numpy", "cv2"):
-        with contextlib.suppress(ImportError):
-            found[module] = __import__(module).__version__
+    for module, distribution in _RECORDED_VERSIONS.items():
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[module] = metadata.version(distribution)
     return found
 
 
 class Workspace:
+    """The folder's layout (every path a step reads or writes is named here), its manifest of
+    typed step records, and its lock."""
+
     def __init__(self, root: str | Path = DEFAULT_WORKSPACE):
         self.root = Path(root)
 
@@ -116,8 +133,29 @@ class Workspace:
     logs_dir = property(lambda self: self.root / "logs")
     manifest_path = property(lambda self: self.root / MANIFEST_NAME)
     default_onnx = property(lambda self: self.models_dir / ONNX_NAME)
+    aipp_config = property(lambda self: self.models_dir / "aipp.cfg")
     bin_dir = property(lambda self: self.inputs_dir / "bin_file")
     ids_path = property(lambda self: self.inputs_dir / "ids.json")
+    prep_plan = property(lambda self: self.inputs_dir / "prep_plan.json")
+    # One JSON line per decoded image ({"id", "width", "height"}), appended as images finish so
+    # a resumed prep still knows every real size (a torn last line from a kill is ignored).
+    image_sizes = property(lambda self: self.inputs_dir / "image_sizes.jsonl")
+    bench_log = property(lambda self: self.results_dir / "bench.json")
+    vis_dir = property(lambda self: self.results_dir / "vis")
+
+    def om_output(self, batch_size: int | None) -> Path:
+        """models/yolact_edge_bs{N} (atc adds .om), or models/yolact_edge_dynamic."""
+        return self.models_dir / (f"{OM_STEM}_bs{batch_size}" if batch_size else f"{OM_STEM}_dynamic")
+
+    def run_dir(self, name: str) -> Path:
+        return self.outputs_dir / name
+
+    def run_results(self, name: str) -> Path:
+        """results/<run>/: one evaluation's files per run folder."""
+        return self.results_dir / name
+
+    def log(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
 
     def read_ids(self) -> list[int]:
         """The prepared images' COCO ids, by position (`<pos>.bin`)."""
@@ -165,23 +203,31 @@ class Workspace:
         return data
 
     def step(self, name: str) -> dict[str, Any] | None:
+        """A step's entry exactly as stored (the on-disk format; steps use `load`)."""
         return self.manifest()["steps"].get(name)
 
-    def require(self, name: str, what: str, command: str) -> dict[str, Any]:
-        """The manifest entry of an earlier step, or an error saying which step to run first."""
-        entry = self.step(name)
-        if entry is None:
+    def steps_done(self) -> list[str]:
+        return list(self.manifest()["steps"])
+
+    def load(self, kind: type[R]) -> R | None:
+        """A step's record, or None when the step has not run here."""
+        entry = self.manifest()["steps"].get(kind.STEP)
+        return None if entry is None else kind.from_entry(entry)
+
+    def need(self, kind: type[R], what: str, command: str) -> R:
+        """An earlier step's record, or an error saying which step to run first."""
+        record = self.load(kind)
+        if record is None:
             raise InputError(f"no {what} in this workspace", path=self.root,
                              hint=f"run `{command}` first (or pass the file explicitly)")
-        return entry
+        return record
 
-    def record(self, name: str, entry: dict[str, Any]) -> dict[str, Any]:
-        """Store a step's entry (atomically), stamped with versions and time."""
+    def save(self, record: Record) -> None:
+        """Store a step's record (atomically), stamped with versions and time."""
         data = self.manifest()
-        entry = {**entry, "versions": versions(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        data["steps"][name] = entry
+        entry = {**record.to_entry(), "versions": versions(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        data["steps"][record.STEP] = entry
         atomic_write_text(self.manifest_path, json.dumps(data, indent=2) + "\n")
-        return entry
 
     def relative(self, path: str | Path) -> str:
         """Paths inside the workspace are stored relative to it, so the folder can move."""

@@ -1,4 +1,4 @@
-"""Inference backends behind one small interface: `open_session(...)` → a Session whose
+"""Inference backends behind one small interface: `open_session(model)` → a Session whose
 `run(batch)` returns the model's outputs as float32 numpy arrays, in output order."""
 from __future__ import annotations
 
@@ -48,25 +48,48 @@ def resolve_backend(name: str) -> str:
     return "ascend" if shutil.which("npu-smi") and api_available() else "onnxruntime"
 
 
-def open_session(backend: str, *, onnx: Path | None = None, weights: Path | None = None,
-                 layout: str = "fpn", input_dtype: str = "float32", device: str = "cpu",
-                 half: bool = False, batch_size: int | None = None, config: str = "auto") -> Session:
-    backend = resolve_backend(backend)
+CHECKPOINT_SUFFIXES = (".pth", ".pt")
+
+
+def backend_of(path: Path) -> str:
+    """The backend that runs a model file, from its suffix (as Ultralytics' AutoBackend does)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".onnx":
+        return Backend.ONNXRUNTIME.value
+    if suffix in CHECKPOINT_SUFFIXES:
+        return Backend.TORCH.value
+    if suffix == ".om":
+        return Backend.ASCEND.value
+    raise UsageError(f"cannot tell which backend runs {Path(path).name}", path=path,
+                     hint="pass an .onnx (onnxruntime), .pth (torch) or .om (ascend) file")
+
+
+def open_session(model: Path, *, device: str = "cpu", half: bool = False,
+                 batch_size: int | None = None, layout: str = "fpn", input_dtype: str = "float32",
+                 config: str = "auto") -> Session:
+    """The one factory: the session that runs `model`, chosen by its suffix — .onnx in
+    onnxruntime, .pth/.pt in PyTorch (`layout`, `input_dtype` and `config` say what to build from
+    the checkpoint), .om through ais_bench's InferSession on the NPU whose id `device` is."""
+    backend = backend_of(model)
+    if backend == Backend.ASCEND.value:
+        from .ascend import AscendApiSession
+
+        return AscendApiSession(Path(model), 0 if device == "cpu" else int(device))
     if device not in ("cpu", "cuda"):
         raise UsageError(f"unknown device {device!r}", hint="use --device cpu or --device cuda")
-    if backend == "onnxruntime":
+    if backend == Backend.ONNXRUNTIME.value:
         from .onnxruntime import OrtSession
 
         if half:
             raise UsageError("--half applies to the torch backend", hint="drop --half or use --backend torch")
-        return OrtSession(onnx, device)
+        return OrtSession(Path(model), device)
     if half and device == "cpu":
         # refused before loading: fp16 convolutions on the CPU run minutes per image, not faster
         raise UsageError("--half on the CPU is not supported: fp16 on the CPU is far slower than fp32",
                          hint="drop --half, or use --device cuda")
     from .torch import TorchSession
 
-    return TorchSession(weights, config=config, layout=layout, input_dtype=input_dtype,
+    return TorchSession(Path(model), config=config, layout=layout, input_dtype=input_dtype,
                         device=device, half=half, batch_size=batch_size)
 
 

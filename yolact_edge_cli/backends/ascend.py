@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model.yolact import FPN_OUTPUT_NAMES, HEAD_OUTPUT_NAMES
+from ..model.contract import FPN_OUTPUT_NAMES, HEAD_OUTPUT_NAMES
 from . import ModelInfo
 
 _DTYPES = ("float32", "float16", "uint8", "int8", "int32", "int64")

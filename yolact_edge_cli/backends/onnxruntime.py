@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EnvironmentProblem, InputError
-from ..model.yolact import layout_of
+from ..model.contract import layout_of
 from . import ModelInfo
 
 _DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}

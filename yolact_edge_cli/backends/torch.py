@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..model.yolact import output_names
+from ..model.contract import output_names
 from . import ModelInfo, require_cuda
 
 

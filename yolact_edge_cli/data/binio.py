@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..model.yolact import HEAD_OUTPUT_NAMES, output_bytes
+from ..model.contract import HEAD_OUTPUT_NAMES, output_bytes
 from ..workspace import file_size
 
 INPUT_SUFFIXES = (".bin", ".BIN", ".npy", ".NPY")

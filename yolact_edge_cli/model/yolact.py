@@ -6,42 +6,14 @@ layout as the module that `torch.onnx.export` traces.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from ..choices import Layout
 from .backbone import build_backbone
-from .config import FPN_SIZES, MEANS_BGR, PROTO_SIZE, RESNET50, STD_BGR, ModelConfig
+from .config import MEANS_BGR, STD_BGR, ModelConfig
 from .fpn import FPNPhase1, FPNPhase2
 from .head import PredictionHead, run_heads
 from .protonet import build_protonet, prototypes
-
-LAYOUTS = Layout.values()
-FPN_OUTPUT_NAMES = ("output0", "output1", "output2", "output3", "output4", "output5")
-HEAD_OUTPUT_NAMES = ("loc", "conf", "mask", "proto")
-
-
-def output_names(layout: str) -> tuple[str, ...]:
-    return FPN_OUTPUT_NAMES if layout == "fpn" else HEAD_OUTPUT_NAMES
-
-
-def output_shapes(layout: str, cfg: ModelConfig = RESNET50) -> dict[str, tuple[int, ...]]:
-    """Per-sample shape (batch dimension left out) of every output of a layout; the released
-    configs all share these sizes."""
-    proto = (PROTO_SIZE, PROTO_SIZE, cfg.mask_dim)
-    if layout == "fpn":
-        maps = [(cfg.fpn_channels, s, s) for s in FPN_SIZES]
-        return dict(zip(FPN_OUTPUT_NAMES, [*maps, proto]))
-    p = cfg.num_priors
-    return dict(zip(HEAD_OUTPUT_NAMES, [(p, 4), (p, cfg.num_classes), (p, cfg.mask_dim), proto]))
-
-
-def output_bytes(layout: str, itemsize: int = 4) -> list[int]:
-    """Bytes of one sample's output files (ais_bench's per-sample split), by output index."""
-    return [math.prod(shape) * itemsize for shape in output_shapes(layout).values()]
-
 
 class Yolact(nn.Module):
     """Modules are registered in the reference's order so `state_dict()` keys line up."""
@@ -118,12 +90,3 @@ def export_module(net: Yolact, layout: str, input_dtype: str = "float32") -> nn.
     return Uint8Input(module) if input_dtype == "uint8" else module
 
 
-def layout_of(names: list[str]) -> str:
-    """Which layout a model with these output names has."""
-    for layout in LAYOUTS:
-        if list(names) == list(output_names(layout)):
-            return layout
-    from ..errors import InputError
-
-    raise InputError(f"model outputs {names} are neither the fpn nor the head layout",
-                     hint="export the model with `yedge export`")

@@ -9,13 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends import open_session, resolve_backend
+from ..backends import open_session
+from ..choices import Backend, Layout
 from ..console import progress_bar
-from ..errors import InputError, UsageError
-from ..provenance import check_same_checkpoint, model_origin
 from ..data.preprocess import sample_shape
+from ..errors import InputError, UsageError
+from ..host import HOST_STAGES, HostPipeline
+from ..provenance import check_same_checkpoint, model_origin
+from ..records import BenchRecord, ConvertRecord, PrepRecord
+from ..resolve import annotations_for, choose_backend, host_model, host_spec, om_model, parse_devices, session_for
 from ..workspace import Workspace, atomic_write_text, sha256_file, versions
-from .infer import model_source
 
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32, 64)
 CPU_BATCH_SIZES = (1, 4, 8)  # the larger ones take minutes each on a CPU
@@ -70,31 +73,25 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         half: bool = False, batch_sizes: tuple[int, ...] | None = None, loop: int = 100,
         warmup: int = 10, max_seconds: float = 60.0, stages: bool = False,
         images: int = 10, ais_bench: str = "auto") -> BenchResult:
-    backend = resolve_backend(backend)
+    backend = choose_backend(backend, model)
     if loop < 1 or warmup < 0:
         raise UsageError("--loop must be ≥ 1 and --warmup ≥ 0", hint="e.g. --loop 100 --warmup 10")
-    if backend == "ascend":
+    if backend == Backend.ASCEND.value:
         if stages:
             raise UsageError("--stages runs on the host backends", hint="use --backend onnxruntime or torch")
         result = _ascend(ws, model, device, batch_sizes, loop, warmup, max_seconds, ais_bench)
         _append(ws, result)
         return result
-    source, export = model_source(ws, backend, model)
-    options = export.get("options", {})
+    choice = host_model(ws, backend, model)
+    source = choice.path
     result = BenchResult(backend=backend, device=device, model=str(source),
                          model_sha256=sha256_file(source) if source.is_file() else "",
                          mode="stages" if stages else "inference")
-
-    def session_for(batch: int | None):
-        return open_session(backend, onnx=source, weights=source, device=device, half=half,
-                            layout=options.get("layout", "fpn"),
-                            input_dtype=options.get("input_dtype", "float32"),
-                            batch_size=batch, config=options.get("config", "auto"))
-
     if stages:
-        result.stages_ms = _stages(ws, session_for(1), source, images)
+        result.stages_ms = _stages(ws, session_for(choice, device=device, half=half, batch_size=1),
+                                   source, images)
     else:
-        session = session_for(None)
+        session = session_for(choice, device=device, half=half)
         static = session.info.batch_size
         sizes = _host_sizes(result, batch_sizes, static, device)
         if static is not None:
@@ -165,36 +162,35 @@ def _ascend(ws: Workspace, model: Path | None, device: str, batch_sizes, loop: i
     """Each batch size on its own .om (or the dynamic one with --dymBatch), through an
     InferSession loop or `python3 -m ais_bench --loop`."""
     from ..ascend import aisbench
-    from .infer import parse_devices, select_om
 
     device_id = parse_devices(device)[0]
     mode = aisbench.resolve_mode(mode)
-    models = (ws.step("convert") or {}).get("outputs", {}).get("models", [])
+    convert = ws.load(ConvertRecord)
+    oms = convert.oms if convert else []
     sizes = tuple(batch_sizes) if batch_sizes else tuple(
-        sorted({m["batch_size"] for m in models if m["batch_size"]}) or DEFAULT_BATCH_SIZES[:1])
-    first, _ = select_om(ws, model, sizes[0])
+        sorted({m.batch_size for m in oms if m.batch_size}) or DEFAULT_BATCH_SIZES[:1])
+    first = om_model(ws, model, sizes[0]).path
     result = BenchResult(backend="ascend", device=f"npu:{device_id}", model=str(first),
                          model_sha256=sha256_file(first), mode="inference")
 
     def measure(batch: int) -> BenchRow:
-        om, entry = select_om(ws, model, batch)
+        choice = om_model(ws, model, batch)
+        om = choice.path
         aisbench.check_model(om)
-        dynamic = not entry.get("batch_size")
+        dynamic = not (choice.om and choice.om.batch_size)
         if mode == "api":
-            from ..backends.ascend import AscendApiSession
-
-            session = AscendApiSession(om, device_id)
+            session = open_session(om, device=str(device_id))
             try:
                 return _time_batch(session, batch, loop, warmup, max_seconds)
             finally:
                 session.close()
         dirname = f"bench_bs{batch}"
-        out_dir = ws.logs_dir / "ais_bench_bench"
+        out_dir = ws.logs_dir / "ais_bench_bench"  # ais_bench writes its summary here
         out_dir.mkdir(parents=True, exist_ok=True)
         argv = aisbench.cli_argv(om.absolute(), output=out_dir.absolute(), dirname=dirname,
                                  device=device_id, loop=loop, batch_size=batch,
                                  dym_batch=batch if dynamic else None, warmup=warmup)
-        stdout = aisbench.run_cli(argv, cwd=out_dir, log_path=ws.logs_dir / f"ais_bench_{dirname}.log")
+        stdout = aisbench.run_cli(argv, cwd=out_dir, log_path=ws.log(f"ais_bench_{dirname}"))
         return _row_from_aisbench(batch, loop, stdout, out_dir / f"{dirname}_summary.json")
 
     _sweep(result, sizes, measure)
@@ -219,20 +215,19 @@ def _row_from_aisbench(batch: int, loop: int, stdout: str, summary_file: Path) -
 def _stages(ws: Workspace, session, source: Path, images: int) -> dict[str, float]:
     """Per-image milliseconds of each stage of the whole path, on the first prepared inputs."""
     from ..data import binio
-    from . import evaluate
+    from ..data.coco import image_info, load_coco
 
     ids = ws.read_ids()[:images]
     if not ids:
         raise InputError("no prepared inputs", path=ws.ids_path, hint="run `yedge prep` first")
-    dtype = (ws.step("prep") or {}).get("options", {}).get("dtype", "float32")
-    job = evaluate.host_job(ws, session.info.layout)
-    if session.info.layout == "fpn":
-        check_same_checkpoint(str(source), model_origin(ws, source), Path(job.weights),
+    dtype = (ws.load(PrepRecord) or PrepRecord()).dtype
+    spec = host_spec(ws, session.info.layout)
+    if session.info.layout == Layout.FPN.value:
+        check_same_checkpoint(str(source), model_origin(ws, source), Path(str(spec.weights)),
                               fix="drop --model to bench the exported model, or export the "
                                   "checkpoint this model was made from")
-    evaluate.init_worker(job)
-    import torch
-
+    pipeline = HostPipeline(spec)
+    coco = load_coco(annotations_for(ws, None))
     totals: dict[str, float] = {}
     files = binio.list_input_files(ws.bin_dir)
     with progress_bar(len(ids), "bench stages") as advance:
@@ -243,23 +238,23 @@ def _stages(ws: Workspace, session, source: Path, images: int) -> dict[str, floa
             t = time.perf_counter()
             outputs = session.run(data)
             inference = time.perf_counter() - t
-            _, _, _, times = evaluate.host_postprocess([torch.from_numpy(o) for o in outputs], image_id)
-            times.pop("match")
+            times: dict[str, float] = {}
+            info = image_info(coco, image_id)
+            pipeline.to_coco(image_id, pipeline(outputs, info.width, info.height, times), times)
             for key, value in {"read": read, "inference": inference, **times}.items():
                 totals[key] = totals.get(key, 0.0) + value
             advance(1)
     stages = {k: round(v / len(ids) * 1000, 2) for k, v in totals.items()}
-    stages["host_total"] = round(sum(stages[k] for k in ("heads", "detect", "masks", "json")), 2)
+    stages["host_total"] = round(sum(stages[k] for k in HOST_STAGES), 2)
     return stages
 
 
 def _append(ws: Workspace, result: BenchResult) -> None:
     """Each run is appended to results/bench.json, with what produced it."""
-    path = ws.results_dir / "bench.json"
+    path = ws.bench_log
     runs = json.loads(path.read_text()) if path.exists() else []
     runs.append({**result.to_dict(), "versions": versions(),
                  "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     atomic_write_text(path, json.dumps(runs, indent=2) + "\n")
-    ws.record("bench", {"inputs": {"model": result.model, "model_sha256": result.model_sha256},
-                        "options": {"backend": result.backend, "device": result.device, "mode": result.mode},
-                        "outputs": {"log": ws.relative(path), "runs": len(runs)}})
+    ws.save(BenchRecord(model=result.model, model_sha256=result.model_sha256, backend=result.backend,
+                        device=result.device, mode=result.mode, log=ws.relative(path), runs=len(runs)))

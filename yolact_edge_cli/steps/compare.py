@@ -8,13 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backends import open_session
 from ..data import binio
+from ..data.coco import image_info, load_coco
 from ..data.preprocess import sample_shape
 from ..errors import AccuracyError, InputError, UsageError
-from ..model.yolact import FPN_OUTPUT_NAMES, HEAD_OUTPUT_NAMES, output_shapes
+from ..host import HostPipeline
+from ..model.contract import FPN_OUTPUT_NAMES, HEAD_OUTPUT_NAMES, output_shapes
 from ..provenance import Origin, check_same_checkpoint, check_same_inputs, model_origin, read_run
+from ..records import ExportRecord, PrepRecord
+from ..resolve import annotations_for, host_spec
 from ..workspace import Workspace
-from . import evaluate
 
 
 @dataclass
@@ -59,23 +63,11 @@ def _read_run(folder: Path, positions: list[int]) -> tuple[str, list[list[np.nda
 
 
 def _run_model(ws: Workspace, source: Path, files: list[Path]) -> tuple[str, list[list[np.ndarray]]]:
-    from ..backends import open_session
-
-    options = (ws.step("export") or {}).get("options", {})
-    dtype = (ws.step("prep") or {}).get("options", {}).get("dtype", "float32")
-    layout_in = (ws.step("prep") or {}).get("options", {}).get("layout", "nchw")
-    if source.suffix == ".om":
-        from ..backends.ascend import AscendApiSession
-
-        session = AscendApiSession(source, 0)
-    elif source.suffix == ".onnx":
-        session = open_session("onnxruntime", onnx=source)
-    elif source.suffix in (".pth", ".pt"):
-        session = open_session("torch", weights=source, layout=options.get("layout", "fpn"),
-                               input_dtype=dtype, config=options.get("config", "auto"))
-    else:
-        raise UsageError(f"cannot compare {source}", path=source,
-                         hint="pass output folders, or .onnx, .pth or .om models")
+    export = ws.load(ExportRecord) or ExportRecord()
+    prep = ws.load(PrepRecord) or PrepRecord()
+    session = open_session(source, layout=export.layout, input_dtype=prep.dtype,
+                           config=export.config or "auto")
+    dtype, layout_in = prep.dtype, prep.layout
     batch = session.info.batch_size or 1
     samples = []
     try:
@@ -139,8 +131,6 @@ def match_detections(a, b, threshold: float = 0.5) -> tuple[int, list[float], li
 
 def run(ws: Workspace, a: Path, b: Path, *, inputs: int = 4, atol: float = 1e-4,
         rtol: float = 1e-3) -> CompareResult:
-    import torch
-
     if inputs < 1:
         raise UsageError(f"--inputs must be at least 1, got {inputs}", hint="e.g. --inputs 4")
     ids = ws.read_ids()[:inputs]
@@ -163,18 +153,20 @@ def run(ws: Workspace, a: Path, b: Path, *, inputs: int = 4, atol: float = 1e-4,
             name=name, max_abs=float(diff.max()), max_rel=float((diff / (np.abs(y) + 1e-6)).max()),
             cosine=float(x @ y / norm) if norm else 1.0,
             within_tolerance=bool(diff.max() <= atol + rtol * np.abs(y).max())))
-    job = evaluate.host_job(ws, layout_a)
+    spec = host_spec(ws, layout_a)
     if layout_a == "fpn":  # one checkpoint's heads turn both sides into detections
         for side, origin in origins.items():
-            check_same_checkpoint(str(side), origin, Path(job.weights),
+            check_same_checkpoint(str(side), origin, Path(str(spec.weights)),
                                   fix="compare models of the checkpoint exported in this workspace, "
                                       "or compare their outputs only in a workspace of theirs")
-    evaluate.init_worker(job)
+    pipeline = HostPipeline(spec)
+    coco = load_coco(annotations_for(ws, None))
     totals = {"a": 0, "b": 0, "matched": 0}
     box_ious, mask_ious = [], []
     for image_id, sa, sb in zip(ids, out_a, out_b):
-        det_a, _ = evaluate.image_detections([torch.from_numpy(t) for t in sa], image_id, {})
-        det_b, _ = evaluate.image_detections([torch.from_numpy(t) for t in sb], image_id, {})
+        info = image_info(coco, image_id)
+        det_a = pipeline(sa, info.width, info.height)
+        det_b = pipeline(sb, info.width, info.height)
         matched, boxes, masks = match_detections(det_a, det_b)
         totals["a"] += len(det_a)
         totals["b"] += len(det_b)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from ..console import stage
 from ..errors import InputError, UsageError
+from ..choices import InputDtype, InputLayout
 from ..provenance import model_origin
+from ..records import ConvertRecord, ExportRecord, OmRecord
 from ..workspace import Workspace, atomic_write_text, sha256_file
 
-OM_STEM = "yolact_edge"
 
 
 @dataclass
@@ -23,11 +24,6 @@ class ConvertResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def om_output(ws: Workspace, batch_size: int | None) -> Path:
-    """models/yolact_edge_bs{N} (atc adds .om), or models/yolact_edge_dynamic."""
-    return ws.models_dir / (f"{OM_STEM}_bs{batch_size}" if batch_size else f"{OM_STEM}_dynamic")
 
 
 def _onnx_batch(onnx: Path) -> int | None:
@@ -45,10 +41,10 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
     from ..ascend import atc as atc_driver
     from ..ascend import cann, npu_smi
 
-    export = ws.step("export") or {}
+    export = ws.load(ExportRecord) or ExportRecord()
     if model is None:
-        export = ws.require("export", "exported ONNX model", "yedge export --weights X.pth")
-        model = ws.resolve(export["outputs"]["onnx"])
+        export = ws.need(ExportRecord, "exported ONNX model", "yedge export --weights X.pth")
+        model = ws.resolve(export.onnx)
     onnx = Path(model)
     if not onnx.is_file():
         raise InputError("ONNX model not found", path=onnx, hint="run `yedge export` first")
@@ -63,11 +59,10 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
         raise UsageError(f"{onnx.name} has a static batch of {static}, atc cannot build batch "
                          f"{sorted(wanted)} from it",
                          hint="re-export with `yedge export --dynamic-batch` (what the recipe does)")
-    options = export.get("options", {})
-    if aipp and options.get("input_dtype", "float32") != "float32":
+    if aipp and export.input_dtype != InputDtype.FLOAT32.value:
         raise UsageError("--aipp normalises on the device, but this ONNX already normalises uint8 input",
                          path=onnx, hint="export with the default --input-dtype float32 for --aipp")
-    aipp_path = ws.models_dir / "aipp.cfg" if aipp else None
+    aipp_path = ws.aipp_config if aipp else None
     if soc_version == "auto":
         soc_version = npu_smi.detect_soc()
     elif not re.fullmatch(r"Ascend[0-9A-Za-z_-]+", soc_version):
@@ -75,9 +70,9 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
                          hint="e.g. Ascend310P3, Ascend910B3 (npu-smi's Name column with 'Ascend' before it)")
     common = {"precision_mode": precision_mode, "extra": tuple(atc_args),
               "aipp_config": aipp_path.absolute() if aipp_path else None}
-    jobs = [atc_driver.AtcJob(onnx.absolute(), om_output(ws, None).absolute(), soc_version,
+    jobs = [atc_driver.AtcJob(onnx.absolute(), ws.om_output(None).absolute(), soc_version,
                               dynamic_batch=tuple(dynamic_batch), **common)] if dynamic_batch else \
-        [atc_driver.AtcJob(onnx.absolute(), om_output(ws, b).absolute(), soc_version, batch_size=b, **common)
+        [atc_driver.AtcJob(onnx.absolute(), ws.om_output(b).absolute(), soc_version, batch_size=b, **common)
          for b in batch_sizes]
     result = ConvertResult(soc_version=soc_version, dry_run=dry_run)
     if dry_run:
@@ -95,20 +90,18 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
         result.argv.append(job.argv(atc))
         label = f"bs{job.batch_size}" if job.batch_size else "dynamic"
         with stage(f"atc: {job.output.name} ({soc_version}) — log in logs/atc_{label}.log"):
-            om = atc_driver.run(job, atc, env, ws.logs_dir / f"atc_{label}.log", cwd=ws.logs_dir)
-        result.models.append({
-            "om": ws.relative(om), "soc_version": soc_version, "batch_size": job.batch_size,
-            "dynamic_batch": list(job.dynamic_batch), "precision_mode": precision_mode or "force_fp16",
-            "input_dtype": "uint8" if aipp else options.get("input_dtype", "float32"),
-            "input_layout": "nhwc" if aipp else "nchw", "aipp": aipp,
-            "layout": options.get("layout", "fpn"),
-            "onnx": str(onnx.absolute()), "onnx_sha256": onnx_sha, "om_sha256": sha256_file(om),
-            "weights": origin.weights if origin else None,
-            "weights_sha256": origin.weights_sha256 if origin else None,
-            "cann_version": version, "atc_args": list(atc_args)})
-    previous = (ws.step("convert") or {}).get("outputs", {}).get("models", [])
-    merged = [m for m in previous if m["om"] not in {n["om"] for n in result.models}] + result.models
-    ws.record("convert", {"inputs": {"onnx": str(onnx.absolute()), "onnx_sha256": onnx_sha},
-                          "options": {"soc_version": soc_version, "precision_mode": precision_mode},
-                          "outputs": {"models": merged}})
+            om = atc_driver.run(job, atc, env, ws.log(f"atc_{label}"), cwd=ws.logs_dir)
+        result.models.append(asdict(OmRecord(
+            om=ws.relative(om), soc_version=soc_version, batch_size=job.batch_size,
+            dynamic_batch=list(job.dynamic_batch), precision_mode=precision_mode or "force_fp16",
+            input_dtype=InputDtype.UINT8.value if aipp else export.input_dtype,
+            input_layout=InputLayout.NHWC.value if aipp else InputLayout.NCHW.value, aipp=aipp,
+            layout=export.layout, onnx=str(onnx.absolute()), onnx_sha256=onnx_sha,
+            om_sha256=sha256_file(om), weights=origin.weights if origin else None,
+            weights_sha256=origin.weights_sha256 if origin else None, cann_version=version,
+            atc_args=list(atc_args))))
+    previous = ws.load(ConvertRecord)
+    kept = [m for m in (previous.models if previous else []) if m["om"] not in {n["om"] for n in result.models}]
+    ws.save(ConvertRecord(onnx=str(onnx.absolute()), onnx_sha256=onnx_sha, soc_version=soc_version,
+                          precision_mode=precision_mode, models=kept + result.models))
     return result

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..data import binio
 from ..errors import EXIT_ENVIRONMENT, EXIT_INPUT, EXIT_OK, YedgeError
 from ..provenance import prepared_fingerprint, read_run
+from ..records import STEP_RECORDS, ConvertRecord, ExportRecord, PrepRecord
 from ..workspace import Workspace, sha256_file
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -91,33 +92,29 @@ def ascend() -> list[Check]:
     return checks
 
 
-STEP_ORDER = ("export", "prep", "convert", "infer", "eval", "bench", "show")
-
-
 def workspace(ws: Workspace) -> list[Check]:
     """Which steps are done, and artifacts that no longer match what they were made from."""
-    steps = ws.manifest()["steps"]
-    done = [name for name in STEP_ORDER if name in steps]
+    steps = ws.steps_done()
+    done = [kind.STEP for kind in STEP_RECORDS if kind.STEP in steps]
     checks = [Check("workspace", "steps done", OK if done else WARN, ", ".join(done) or f"none in {ws.root}",
                     "" if done else "start with `yedge export --weights X.pth`")]
-    export, prep, convert = (steps.get(n, {}) for n in ("export", "prep", "convert"))
-    onnx_sha = export.get("outputs", {}).get("onnx_sha256")
-    if onnx_sha:
-        onnx = ws.resolve(export["outputs"]["onnx"])
+    export, prep, convert = ws.load(ExportRecord), ws.load(PrepRecord), ws.load(ConvertRecord)
+    onnx_sha = export.onnx_sha256 if export else None
+    if export and onnx_sha:
+        onnx = ws.resolve(export.onnx)
         if not onnx.exists() or sha256_file(onnx) != onnx_sha:
             checks.append(Check("workspace", "onnx", FAIL, f"{onnx} changed or is missing since export",
                                 "rerun `yedge export`"))
-    for model in convert.get("outputs", {}).get("models", []):
-        stale = onnx_sha and model["onnx_sha256"] != onnx_sha
-        checks.append(Check("workspace", model["om"], FAIL if stale else OK,
-                            "built from an older ONNX" if stale else f"{model['soc_version']}, current",
+    for model in convert.oms if convert else []:
+        stale = onnx_sha and model.onnx_sha256 != onnx_sha
+        checks.append(Check("workspace", model.om, FAIL if stale else OK,
+                            "built from an older ONNX" if stale else f"{model.soc_version}, current",
                             "rerun `yedge convert`" if stale else ""))
-    wanted_dtype = export.get("options", {}).get("input_dtype")
-    have_dtype = prep.get("options", {}).get("dtype")
-    if wanted_dtype and have_dtype and wanted_dtype != have_dtype and not convert:
-        checks.append(Check("workspace", "inputs", FAIL, f"prepared as {have_dtype}, the model takes {wanted_dtype}",
-                            f"rerun `yedge prep --dtype {wanted_dtype}`"))
-    weights_sha = export.get("inputs", {}).get("weights_sha256")
+    if export and prep and export.input_dtype != prep.dtype and not convert:
+        checks.append(Check("workspace", "inputs", FAIL,
+                            f"prepared as {prep.dtype}, the model takes {export.input_dtype}",
+                            f"rerun `yedge prep --dtype {export.input_dtype}`"))
+    weights_sha = export.weights_sha256 if export else None
     prepared = len(ws.read_ids()) if prep else None
     return checks + [_run_check(ws, folder, weights_sha, prepared) for folder in _run_folders(ws)]
 

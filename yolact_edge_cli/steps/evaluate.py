@@ -10,18 +10,20 @@ from pathlib import Path
 
 import numpy as np
 
+from ..choices import Nms
 from ..console import progress_bar
-from ..data.coco import load_coco, require_images
 from ..data import binio
+from ..data.coco import image_info, load_coco, require_images
 from ..errors import InputError, UsageError
-from ..model.config import CONFIGS, DEFAULT_CONFIG
-from ..model.detect import NMS_METHODS
-from ..model.yolact import output_shapes
+from ..host import HOST_STAGES, HostPipeline, HostSpec
+from ..model.contract import output_shapes
 from ..parallel import process_pool
 from ..provenance import check_same_checkpoint, check_same_inputs, read_run
+from ..records import EvalRecord, InferRecord
+from ..resolve import annotations_for, host_spec
 from ..workspace import Workspace, atomic_copy, atomic_write_text, sha256_file
 
-STAGES = ("read", "heads", "detect", "masks", "json", "match")
+STAGES = ("read", *HOST_STAGES, "match")
 BBOX_RESULTS = "bbox_detections.json"
 MASK_RESULTS = "mask_detections.json"
 METRICS = "metrics.json"
@@ -49,152 +51,62 @@ class EvalJob:
     """What each worker needs to post-process images on its own."""
 
     run_dir: str
-    layout: str
     output_dtype: str
-    weights: str | None
-    config: str
     annotations: str
-    nms: str
-    score_threshold: float
-    threads: int
+    host: HostSpec
 
 
-_WORKER: dict = {}
+class _Worker:
+    """One per process: the host pipeline, the annotations, the shapes of the output files."""
 
+    def __init__(self, job: EvalJob):
+        self.job = job
+        self.pipeline = HostPipeline(job.host)
+        self.coco = load_coco(job.annotations)
+        self.shapes = [(1, *shape) for shape in output_shapes(job.host.layout).values()]
 
-def init_worker(job: EvalJob) -> None:
-    """Load once per worker: head weights, priors, the annotations."""
-    import torch
+    def __call__(self, task: tuple[int, int]):
+        from ..metrics.yolact_ap import ground_truth, match_image
 
-    from ..model.head import priors_tensor
-
-    torch.set_num_threads(job.threads)
-    cfg = CONFIGS[job.config]
-    head = None
-    if job.layout == "fpn":
-        from ..model.checkpoint import load_model
-
-        head = load_model(job.weights, job.config).head
-    _WORKER.update(job=job, cfg=cfg, head=head, priors=priors_tensor(cfg),
-                   coco=load_coco(job.annotations), shapes=[(1, *s) for s in output_shapes(job.layout).values()])
-
-
-def read_outputs(run_dir: Path, pos: int, dtype: str) -> list:
-    """One sample's output files as float32 tensors with a batch dimension of 1."""
-    import torch
-
-    return [torch.from_numpy(np.fromfile(run_dir / f"{pos}_{k}.bin", dtype=dtype)
-                             .astype(np.float32, copy=False).reshape(shape))
-            for k, shape in enumerate(_WORKER["shapes"])]
-
-
-def image_detections(arrays: list, image_id: int, times: dict):
-    """Model outputs of one image → heads (fpn layout) → Detect → masks and boxes at the
-    image's original size (an ImageResult), adding each stage's seconds to `times`."""
-    import torch
-
-    from ..data.coco import image_info
-    from ..model.detect import detect_image
-    from ..model.head import run_heads
-    from ..model.masks import postprocess
-
-    job: EvalJob = _WORKER["job"]
-    t = time.perf_counter()
-    with torch.inference_mode():
-        if job.layout == "fpn":
-            loc, conf, coef = run_heads(_WORKER["head"], arrays[:5])
-        else:
-            loc, conf, coef = arrays[0], arrays[1], arrays[2]
-        times["heads"] = time.perf_counter() - t
+        pos, image_id = task
         t = time.perf_counter()
-        dets = detect_image(loc[0], conf[0], coef[0], _WORKER["priors"], _WORKER["cfg"], job.nms)
-        times["detect"] = time.perf_counter() - t
+        arrays = [np.fromfile(Path(self.job.run_dir) / f"{pos}_{k}.bin", dtype=self.job.output_dtype)
+                  .astype(np.float32, copy=False).reshape(shape) for k, shape in enumerate(self.shapes)]
+        times = {"read": time.perf_counter() - t}
+        info = image_info(self.coco, image_id)
+        result = self.pipeline(arrays, info.width, info.height, times)
+        bbox, mask, rles = self.pipeline.to_coco(image_id, result, times)
         t = time.perf_counter()
-        info = image_info(_WORKER["coco"], image_id)
-        result = postprocess(dets, arrays[-1][0], info.width, info.height, job.score_threshold)
-    times["masks"] = time.perf_counter() - t
-    return result, info
+        matches = match_image(result, rles, ground_truth(self.coco, image_id, info.width, info.height))
+        times["match"] = time.perf_counter() - t
+        return pos, bbox, mask, matches, times
 
 
-def host_postprocess(arrays: list, image_id: int) -> tuple[list, list, dict, dict]:
-    """`image_detections`, then COCO entries and YOLACT matches, with the seconds of each stage."""
-    from ..metrics.results import coco_entries, encode_masks
-    from ..metrics.yolact_ap import ground_truth, match_image
+_worker: _Worker | None = None  # this process's worker, when eval runs in a pool
 
-    times: dict = {}
-    result, info = image_detections(arrays, image_id, times)
-    t = time.perf_counter()
-    rles = encode_masks(result)
-    bbox, mask = coco_entries(image_id, result, rles)
-    times["json"] = time.perf_counter() - t
-    t = time.perf_counter()
-    matches = match_image(result, rles, ground_truth(_WORKER["coco"], image_id, info.width, info.height))
-    times["match"] = time.perf_counter() - t
-    return bbox, mask, matches, times
+
+def _init_worker(job: EvalJob) -> None:
+    global _worker
+    _worker = _Worker(job)
 
 
 def _process(task: tuple[int, int]):
-    pos, image_id = task
-    job: EvalJob = _WORKER["job"]
-    t = time.perf_counter()
-    arrays = read_outputs(Path(job.run_dir), pos, job.output_dtype)
-    read = time.perf_counter() - t
-    bbox, mask, matches, times = host_postprocess(arrays, image_id)
-    return pos, bbox, mask, matches, {"read": read, **times}
-
-
-def resolve_annotations(ws: Workspace, annotations: Path | None) -> Path:
-    if annotations is not None:
-        return Path(annotations)
-    entry = ws.require("prep", "prepared inputs", "yedge prep --images DIR --annotations FILE")
-    return Path(entry["inputs"]["annotations"])
-
-
-def resolve_host_model(ws: Workspace, layout: str, weights: Path | None,
-                       config: str | None) -> tuple[Path | None, str]:
-    """The checkpoint and config for the host part: the fpn layout needs the head weights.
-    The checkpoint export recorded was already matched to its config; only another one is read."""
-    export_entry = ws.step("export") or {}
-    recorded = export_entry.get("options", {}).get("config")
-    if layout != "fpn":
-        return weights, config or recorded or DEFAULT_CONFIG
-    if weights is None:
-        if "inputs" not in export_entry:
-            raise InputError("the fpn layout needs the checkpoint for the host-side heads",
-                             hint="pass --weights X.pth (or run `yedge export` in this workspace)")
-        weights = Path(export_entry["inputs"]["weights"])
-        if recorded and config in (None, recorded):
-            return weights, recorded
-    from ..model.checkpoint import match_config, normalize_keys, read_state_dict
-
-    return weights, match_config(normalize_keys(read_state_dict(weights)), config or "auto", weights).name
-
-
-def host_job(ws: Workspace, layout: str, *, run_dir: Path | str = "", output_dtype: str = "float32",
-             weights: Path | None = None, config: str | None = None, annotations: Path | None = None,
-             nms: str = "fast", score_threshold: float = 0.0, threads: int | None = None) -> EvalJob:
-    """Everything the host part needs, resolved from the workspace (used by eval, compare, bench)."""
-    weights, config = resolve_host_model(ws, layout, weights, config)
-    return EvalJob(str(run_dir), layout, output_dtype, str(weights) if weights else None, config,
-                   str(resolve_annotations(ws, annotations)), nms, score_threshold,
-                   threads=threads or os.cpu_count() or 1)
+    assert _worker is not None
+    return _worker(task)
 
 
 def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None = None,
         weights: Path | None = None, config: str | None = None, nms: str = "fast",
         score_threshold: float = 0.0, max_images: int | None = None, workers: int | None = None,
         fast_eval: bool = False, allow_missing: bool = False) -> EvalResult:
-    if nms not in NMS_METHODS:
+    if nms not in Nms.values():
         raise UsageError(f"unknown NMS {nms!r}", hint="use --nms fast or --nms traditional")
     for option, value in (("--max-images", max_images), ("--workers", workers)):
         if value is not None and value < 1:
             raise UsageError(f"{option} must be at least 1, got {value}", hint=f"drop {option} for the default")
     started = time.perf_counter()
     if outputs is None:
-        infer_entry = ws.step("infer")
-        if infer_entry is None:
-            ws.require("infer", "inference outputs", "yedge infer")
-        outputs = ws.resolve(infer_entry["outputs"]["run_dir"])
+        outputs = ws.resolve(ws.need(InferRecord, "inference outputs", "yedge infer").run_dir)
     run_dir = Path(outputs)
     if not run_dir.is_dir():
         raise InputError("outputs folder not found", path=run_dir, hint="run `yedge infer` first")
@@ -215,12 +127,12 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     if not tasks:
         raise InputError("no complete outputs to evaluate", path=run_dir, hint="run `yedge infer` first")
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
-    job = host_job(ws, layout, run_dir=run_dir, output_dtype=output_dtype, weights=weights,
-                   config=config, annotations=annotations, nms=nms, score_threshold=score_threshold,
-                   threads=max(1, (os.cpu_count() or 1) // workers))
+    spec = host_spec(ws, layout, weights=weights, config=config, nms=nms,
+                     score_threshold=score_threshold, threads=max(1, (os.cpu_count() or 1) // workers))
+    job = EvalJob(str(run_dir), output_dtype, str(annotations_for(ws, annotations)), spec)
     if layout == "fpn":
         origin = record.origin if record else None
-        check_same_checkpoint(str(run_dir), origin, Path(job.weights), fix=(
+        check_same_checkpoint(str(run_dir), origin, Path(str(spec.weights)), fix=(
             f"pass --weights {origin.weights} (the checkpoint it came from), or rerun `yedge infer "
             f"--run {run_dir.name} --overwrite` with the current model") if origin else "")
     require_images(load_coco(job.annotations), [image_id for _, image_id in tasks], job.annotations)
@@ -233,17 +145,15 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     with progress_bar(len(tasks), f"eval {len(tasks)} images ({layout} layout, {nms} NMS)") as advance:
         advance(0)
         if workers == 1:
-            init_worker(job)
-            results = map(_process, tasks)
-            _collect(results, per_image, accumulator, totals, advance)
+            _collect(map(_Worker(job), tasks), per_image, accumulator, totals, advance)
         else:
-            with process_pool(workers, init_worker, (job,)) as pool:
+            with process_pool(workers, _init_worker, (job,)) as pool:
                 _collect(pool.map(_process, tasks, chunksize=1), per_image, accumulator, totals, advance)
     host_seconds = time.perf_counter() - started
 
     bbox_entries = [e for pos in sorted(per_image) for e in per_image[pos][0]]
     mask_entries = [e for pos in sorted(per_image) for e in per_image[pos][1]]
-    run_results = ws.results_dir / run_dir.name
+    run_results = ws.run_results(run_dir.name)
     results_paths = {"bbox": run_results / BBOX_RESULTS, "segm": run_results / MASK_RESULTS}
     atomic_write_text(results_paths["bbox"], json.dumps(bbox_entries))
     atomic_write_text(results_paths["segm"], json.dumps(mask_entries))
@@ -264,27 +174,23 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
         "device": record.device if record else None, "model": record.model if record else None,
         "model_sha256": record.model_sha256 if record else None,
         "model_weights_sha256": record.weights_sha256 if record else None,
-        "weights": job.weights, "config": job.config,
+        "weights": spec.weights, "config": spec.config,
         "outputs": str(run_dir), "annotations": job.annotations, "image_ids": evaluated_ids,
         "score_threshold": score_threshold, "workers": workers}}
     results_paths["metrics"] = run_results / METRICS
     atomic_write_text(results_paths["metrics"], json.dumps(metrics, indent=2) + "\n")
     for path in results_paths.values():  # the latest evaluation also where the README says
         atomic_copy(path, ws.results_dir / path.name)
-    ws.record("eval", {
-        "inputs": {"outputs": str(run_dir), "annotations": job.annotations, "weights": job.weights,
-                   "inputs_fingerprint": record.inputs_fingerprint if record else None,
-                   "model_weights": record.weights if record else None,
-                   "model_weights_sha256": record.weights_sha256 if record else None},
-        "options": {"nms": nms, "score_threshold": score_threshold, "images": len(tasks),
-                    "layout": layout, "config": job.config},
-        "outputs": {"run": run_dir.name, "bbox": ws.relative(results_paths["bbox"]),
-                    "segm": ws.relative(results_paths["segm"]),
-                    "metrics": ws.relative(results_paths["metrics"]),
-                    "bbox_sha256": sha256_file(results_paths["bbox"])},
-        "summary": {"box_all": result.yolact_ap["box"]["all"], "mask_all": result.yolact_ap["mask"]["all"],
-                    "coco_bbox_AP": coco["bbox"]["stats"][0], "coco_segm_AP": coco["segm"]["stats"][0]},
-    })
+    ws.save(EvalRecord(
+        outputs=str(run_dir), annotations=job.annotations, weights=spec.weights,
+        inputs_fingerprint=record.inputs_fingerprint if record else None,
+        model_weights=record.weights if record else None,
+        model_weights_sha256=record.weights_sha256 if record else None,
+        nms=nms, score_threshold=score_threshold, images=len(tasks), layout=layout, config=spec.config,
+        run=run_dir.name, bbox=ws.relative(results_paths["bbox"]), segm=ws.relative(results_paths["segm"]),
+        metrics=ws.relative(results_paths["metrics"]), bbox_sha256=sha256_file(results_paths["bbox"]),
+        summary={"box_all": result.yolact_ap["box"]["all"], "mask_all": result.yolact_ap["mask"]["all"],
+                 "coco_bbox_AP": coco["bbox"]["stats"][0], "coco_segm_AP": coco["segm"]["stats"][0]}))
     return result
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from ..console import stage
 from ..errors import AccuracyError, UsageError
 from ..provenance import onnx_metadata
+from ..records import ExportRecord
 from ..workspace import Workspace, atomic_path, sha256_file
 
 SAMPLE_IMAGE = Path(__file__).resolve().parent.parent / "assets" / "sample.jpg"
@@ -80,7 +81,8 @@ def run(ws: Workspace, weights: Path, *, config: str = "auto", batch_size: int =
 
     from ..data.preprocess import INPUT_DTYPES, prepare, read_image
     from ..model.checkpoint import load_model
-    from ..model.yolact import LAYOUTS, export_module, output_names, output_shapes
+    from ..model.contract import LAYOUTS, output_names, output_shapes
+    from ..model.yolact import export_module
 
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r}", hint="use --layout fpn or --layout head")
@@ -140,12 +142,9 @@ def run(ws: Workspace, weights: Path, *, config: str = "auto", batch_size: int =
         seconds=round(time.perf_counter() - started, 2),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     )
-    ws.record("export", {
-        "inputs": {"weights": str(Path(weights).absolute()), "weights_sha256": sha256_file(weights)},
-        "options": {"config": net.cfg.name, "layout": layout, "batch": result.batch,
-                    "opset": opset, "input_dtype": input_dtype},
-        "outputs": {"onnx": ws.relative(output), "onnx_sha256": sha256_file(output)},
-        "io": {"inputs": inputs, "outputs": outputs}, "op_types": op_types,
-        "max_abs_diff": diffs,
-    })
+    ws.save(ExportRecord(
+        weights=str(Path(weights).absolute()), weights_sha256=sha256_file(weights),
+        config=net.cfg.name, layout=layout, batch=result.batch, opset=opset, input_dtype=input_dtype,
+        onnx=ws.relative(output), onnx_sha256=sha256_file(output),
+        io={"inputs": inputs, "outputs": outputs}, op_types=op_types, max_abs_diff=diffs))
     return result

@@ -13,13 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends import open_session, resolve_backend
+from ..backends import open_session
+from ..choices import Layout
 from ..console import progress_bar
 from ..data import binio
 from ..data.preprocess import sample_shape
 from ..errors import InputError, UsageError
-from ..model.yolact import output_bytes
+from ..model.contract import output_bytes
 from ..provenance import RunRecord, model_origin, prepared_fingerprint, read_run, write_run
+from ..records import InferRecord, PrepRecord
+from ..resolve import ModelChoice, choose_backend, model_for, parse_devices, session_for
 from ..workspace import Workspace, atomic_path, remove_stale_temp, sha256_file
 
 
@@ -55,73 +58,32 @@ class _Ran:
     options: dict
 
 
-def model_source(ws: Workspace, backend: str, model: Path | None) -> tuple[Path, dict]:
-    """The model file for a backend: --model, else what `export` recorded."""
-    if model is not None:
-        return Path(model), ws.step("export") or {}
-    export = ws.require("export", "exported model", "yedge export --weights X.pth")
-    stored = export["outputs"]["onnx"] if backend == "onnxruntime" else export["inputs"]["weights"]
-    return ws.resolve(stored), export
-
-
-def select_om(ws: Workspace, model: Path | None, batch_size: int | None) -> tuple[Path, dict]:
-    """The .om for a batch size: --model, else the converted model of that batch (or a dynamic
-    one that allows it), else the first one converted."""
-    models = (ws.step("convert") or {}).get("outputs", {}).get("models", [])
-    if model is not None:
-        entry = next((m for m in models if ws.resolve(m["om"]).resolve() == Path(model).resolve()), {})
-        return Path(model), entry
-    if not models:
-        ws.require("convert", "converted .om model", "yedge convert")
-    for entry in models:
-        if batch_size in (None, entry["batch_size"]) or batch_size in entry["dynamic_batch"]:
-            return ws.resolve(entry["om"]), entry
-    raise InputError(f"no converted .om for batch {batch_size}", path=ws.models_dir,
-                     hint=f"run `yedge convert --batch-size {batch_size}`")
-
-
-def parse_devices(device: str) -> list[int]:
-    value = "0" if device == "cpu" else device
-    try:
-        devices = [int(part) for part in value.split(",")]
-    except ValueError:
-        raise UsageError(f"--device {device!r} is not an NPU id list", hint="e.g. --device 0 or --device 0,1") from None
-    if not devices or min(devices) < 0 or len(set(devices)) != len(devices):
-        raise UsageError(f"--device {device!r} is not an NPU id list", hint="e.g. --device 0 or --device 0,1")
-    return devices
-
-
 def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, device: str = "cpu",
         half: bool = False, batch_size: int | None = None, run_name: str | None = None,
         inputs: Path | None = None, ais_bench: str = "auto", overwrite: bool = False) -> InferResult:
     if batch_size is not None and batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}",
                          hint="e.g. --batch-size 8, or drop it for the model's batch")
-    backend = resolve_backend(backend)
-    prep_options = (ws.step("prep") or {}).get("options", {})
-    input_dtype = prep_options.get("dtype", "float32")
-    input_layout = prep_options.get("layout", "nchw")
-    if model is None and backend == "ascend":
-        ws.require("convert", "converted .om model", "yedge convert")
-    elif model is None:
-        ws.require("export", "exported model", "yedge export --weights X.pth")
+    backend = choose_backend(backend, model)
+    prep = ws.load(PrepRecord) or PrepRecord()
+    input_dtype, input_layout = prep.dtype, prep.layout
+    choice = model_for(ws, backend, model, batch_size)
     in_dir = Path(inputs) if inputs else ws.bin_dir
     files = binio.list_input_files(in_dir)
     run_name = run_name or backend
-    run_dir = ws.outputs_dir / run_name
+    run_dir = ws.run_dir(run_name)
     if backend != "ascend" and input_layout != "nchw":
         raise InputError("the inputs were prepared as nhwc pixels, which only an .om converted with "
                          "--aipp takes", path=in_dir, hint="rerun `yedge prep` without --layout nhwc")
     remove_stale_temp(run_dir)
     started = time.perf_counter()
     fingerprint = prepared_fingerprint(ws) if inputs is None else None
-    record = _claim_run_dir(ws, run_dir, _model_path(ws, backend, model, batch_size), fingerprint,
-                            overwrite)
+    record = _claim_run_dir(ws, run_dir, choice.path, fingerprint, overwrite)
     if backend == "ascend":
-        ran = _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dtype,
-                              input_layout, ais_bench)
+        ran = _run_ascend(ws, choice, device, batch_size, files, in_dir, run_dir, input_dtype,
+                          input_layout, ais_bench)
     else:
-        ran = _run_host(ws, backend, model, device, half, batch_size, files, run_dir, input_dtype)
+        ran = _run_host(choice, backend, device, half, batch_size, files, run_dir, input_dtype)
     seconds = time.perf_counter() - started
     count = len(output_bytes(ran.layout))
     filesinfo = {str(i): {"infiles": [str(f)],
@@ -138,23 +100,14 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         record.backend, record.device, record.batch_size, record.layout = \
             backend, ran.device, ran.batch_size, ran.layout
         write_run(run_dir, record)
-    ws.record("infer", {
-        "inputs": {"bin_dir": ws.relative(in_dir), "model": str(ran.model.absolute()),
-                   "model_sha256": record.model_sha256 if record else None,
-                   "weights_sha256": record.weights_sha256 if record else None,
-                   "inputs_fingerprint": fingerprint},
-        "options": {"backend": backend, "device": ran.device, "half": half,
-                    "batch_size": ran.batch_size, "layout": ran.layout, **ran.options},
-        "outputs": {"run": run_name, "run_dir": ws.relative(run_dir),
-                    "summary": ws.relative(binio.summary_path(run_dir))},
-    })
+    ws.save(InferRecord(
+        bin_dir=ws.relative(in_dir), model=str(ran.model.absolute()),
+        model_sha256=record.model_sha256 if record else None,
+        weights_sha256=record.weights_sha256 if record else None, inputs_fingerprint=fingerprint,
+        backend=backend, device=ran.device, half=half, batch_size=ran.batch_size, layout=ran.layout,
+        run=run_name, run_dir=ws.relative(run_dir), summary=ws.relative(binio.summary_path(run_dir)),
+        **ran.options))
     return result
-
-
-def _model_path(ws: Workspace, backend: str, model: Path | None, batch_size: int | None) -> Path:
-    if backend == "ascend":
-        return select_om(ws, model, batch_size)[0]
-    return model_source(ws, backend, model)[0]
 
 
 def _claim_run_dir(ws: Workspace, run_dir: Path, model: Path, fingerprint: str | None,
@@ -200,19 +153,15 @@ def _pending(files: list[Path], run_dir: Path, layout: str, per_batch: int):
             if any(binio.sample_dtype(run_dir, binio.output_stem(f), layout) is None for f in b.files)]
 
 
-def _run_host(ws, backend, model, device, half, batch_size, files, run_dir, input_dtype):
-    source, export = model_source(ws, backend, model)
-    options = export.get("options", {})
-    session = open_session(backend, onnx=source, weights=source, device=device, half=half,
-                           layout=options.get("layout", "fpn"),
-                           input_dtype=options.get("input_dtype", input_dtype),
-                           batch_size=batch_size, config=options.get("config", "auto"))
+def _run_host(choice: ModelChoice, backend, device, half, batch_size, files, run_dir, input_dtype):
+    source = choice.path
+    session = session_for(choice, device=device, half=half, batch_size=batch_size)
     per_batch = _check_session(session.info, source, input_dtype, batch_size)
     todo = _pending(files, run_dir, session.info.layout, per_batch)
     times = _run_batches([session], todo, len(files), run_dir, input_dtype,
                          f"infer {backend} ({device}, batch {per_batch})")
     return _Ran(source, session.info.layout, per_batch, device, sum(len(b.files) for b in todo), times,
-                {"config": options.get("config", "auto")})
+                {"config": choice.export.config or "auto"})
 
 
 def _check_session(info, source: Path, input_dtype: str, batch_size: int | None) -> int:
@@ -267,31 +216,31 @@ def _run_batches(sessions, todo, total: int, run_dir: Path, input_dtype: str, la
     return times
 
 
-def _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dtype, input_layout,
-                ais_bench_mode):
+def _run_ascend(ws, choice: ModelChoice, device, batch_size, files, in_dir, run_dir, input_dtype,
+                input_layout, ais_bench_mode):
     from ..ascend import aisbench, npu_smi
 
-    om, entry = select_om(ws, model, batch_size)
-    wanted = (entry.get("input_dtype", input_dtype), entry.get("input_layout", "nchw"))
+    om, known = choice.path, choice.om
+    # an .om converted elsewhere: what it takes is checked by the session (API) or the tool (CLI)
+    wanted = (known.input_dtype, known.input_layout) if known else (input_dtype, "nchw")
     if wanted != (input_dtype, input_layout):
         raise InputError(f"this .om takes {' '.join(wanted)} inputs but they were prepared as "
                          f"{input_dtype} {input_layout}", path=om,
                          hint=f"rerun `yedge prep --dtype {wanted[0]} --layout {wanted[1]}`")
     aisbench.check_model(om)
     aisbench.check_inputs(in_dir, files)
-    if entry.get("soc_version"):
+    soc_version = known.soc_version if known else None
+    if soc_version:
         here = npu_smi.detect_soc()
-        if here != entry["soc_version"]:
-            raise InputError(f"this .om was built for {entry['soc_version']} but this machine's NPU "
+        if here != soc_version:
+            raise InputError(f"this .om was built for {soc_version} but this machine's NPU "
                              f"is {here}", path=om, hint=f"run `yedge convert --soc-version {here}`")
     devices = parse_devices(device)
     mode = aisbench.resolve_mode(ais_bench_mode)
     label = "npu:" + ",".join(map(str, devices))
-    extra = {"ais_bench": mode, "soc_version": entry.get("soc_version")}
+    extra = {"ais_bench": mode, "soc_version": soc_version}
     if mode == "api":
-        from ..backends.ascend import AscendApiSession
-
-        sessions = [AscendApiSession(om, d) for d in devices]
+        sessions = [open_session(om, device=str(d)) for d in devices]
         try:
             per_batch = _check_session(sessions[0].info, om, input_dtype, batch_size)
             todo = _pending(files, run_dir, sessions[0].info.layout, per_batch)
@@ -301,12 +250,13 @@ def _run_ascend(ws, model, device, batch_size, files, in_dir, run_dir, input_dty
             for session in sessions:
                 session.close()
         return _Ran(om, sessions[0].info.layout, per_batch, label, sum(len(b.files) for b in todo), times, extra)
-    layout = entry.get("layout", "fpn")
-    per_batch = entry.get("batch_size") or batch_size or 1
+    layout = known.layout if known else Layout.FPN.value
+    static = known.batch_size if known else None
+    per_batch = static or batch_size or 1
     todo = _pending(files, run_dir, layout, per_batch)
     pending = [f for b in todo for f in b.files]
     times = _run_aisbench_cli(ws, om, pending, devices, run_dir,
-                              dym_batch=None if entry.get("batch_size") else per_batch,
+                              dym_batch=None if static else per_batch,
                               total=len(files), label=f"infer ascend ({label}, batch {per_batch})")
     return _Ran(om, layout, per_batch, label, len(pending), times, extra)
 
@@ -328,7 +278,7 @@ def _run_aisbench_cli(ws, om, pending: list[Path], devices: list[int], run_dir: 
         argv = aisbench.cli_argv(om.absolute(), inputs=[p.absolute() for p in share],
                                  output=run_dir.parent.absolute(), dirname=dirname, device=device_id,
                                  dym_batch=dym_batch)
-        aisbench.run_cli(argv, cwd=run_dir.parent, log_path=ws.logs_dir / f"ais_bench_{dirname}.log")
+        aisbench.run_cli(argv, cwd=run_dir.parent, log_path=ws.log(f"ais_bench_{dirname}"))
         for produced in staging.glob("*.bin"):
             shutil.move(str(produced), run_dir / produced.name)
         summary_file = binio.summary_path(staging)

@@ -16,13 +16,9 @@ from ..console import err, progress_bar
 from ..errors import InputError, UsageError
 from ..parallel import process_pool
 from ..provenance import inputs_fingerprint
+from ..records import PrepRecord
 from ..data.preprocess import sample_shape
 from ..workspace import Workspace, atomic_path, atomic_write_text, file_size, remove_stale_temp
-
-PLAN_NAME = "prep_plan.json"
-# One JSON line per decoded image, {"id", "width", "height"}: the real sizes, appended as images
-# finish so a resumed prep still knows them (a torn last line from a kill is ignored).
-SIZES_NAME = "image_sizes.jsonl"
 
 
 @dataclass
@@ -104,7 +100,7 @@ def run(ws: Workspace, images: Path, annotations: Path, *, limit: int | None = N
     remove_stale_temp(out_dir)
     with contextlib.ExitStack() as stack:
         advance = stack.enter_context(progress_bar(len(tasks), f"prep {len(ids)} images ({dtype})"))
-        sizes = stack.enter_context(open(ws.inputs_dir / SIZES_NAME, "a", encoding="utf-8"))
+        sizes = stack.enter_context(open(ws.image_sizes, "a", encoding="utf-8"))
         advance(0)
         if workers == 1 or len(tasks) < 2:
             results = map(_prep_one, tasks)
@@ -128,19 +124,19 @@ def run(ws: Workspace, images: Path, annotations: Path, *, limit: int | None = N
     if bad:
         # Renumbering breaks the position → image mapping the plan promises; drop the plan
         # until ids.json is written, so an interruption here makes the next run start afresh.
-        (ws.inputs_dir / PLAN_NAME).unlink()
+        ws.prep_plan.unlink()
         _compact(out_dir, good)
     return _finish(ws, coco, plan, [ids[p] for p in good], len(tasks) - len(bad), skipped, bad, started)
 
 
 def _start_plan(ws: Workspace, plan: dict) -> None:
     """A different plan (other images, order or dtype) makes existing .bin files stale."""
-    path = ws.inputs_dir / PLAN_NAME
+    path = ws.prep_plan
     old = json.loads(path.read_text()) if path.exists() else None
     if old == plan:
         return
     ws.ids_path.unlink(missing_ok=True)
-    (ws.inputs_dir / SIZES_NAME).unlink(missing_ok=True)
+    ws.image_sizes.unlink(missing_ok=True)
     if ws.bin_dir.is_dir():
         for stale in ws.bin_dir.glob("*.bin"):
             stale.unlink()
@@ -174,7 +170,7 @@ def _size_mismatches(ws: Workspace, coco, ids: list[int]) -> list[dict]:
     from ..data.coco import image_info
 
     real: dict[int, tuple[int, int]] = {}
-    path = ws.inputs_dir / SIZES_NAME
+    path = ws.image_sizes
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
             with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -192,7 +188,7 @@ def _size_mismatches(ws: Workspace, coco, ids: list[int]) -> list[dict]:
 def _finish(ws: Workspace, coco, plan: dict, ids: list[int], written: int, skipped: int,
             bad: list[dict], started: float) -> PrepResult:
     atomic_write_text(ws.ids_path, json.dumps({"ids": ids}) + "\n")
-    atomic_write_text(ws.inputs_dir / PLAN_NAME, json.dumps(plan) + "\n")
+    atomic_write_text(ws.prep_plan, json.dumps(plan) + "\n")
     mismatches = _size_mismatches(ws, coco, ids)
     if mismatches:
         listed = ", ".join(f"{m['file']} (annotated {m['annotated'][0]}×{m['annotated'][1]}, "
@@ -207,12 +203,10 @@ def _finish(ws: Workspace, coco, plan: dict, ids: list[int], written: int, skipp
                         seconds=round(seconds, 2),
                         images_per_second=round(written / seconds, 2) if written else 0.0,
                         bin_dir=str(ws.bin_dir))
-    ws.record("prep", {
-        "inputs": {"images": plan["images"], "annotations": plan["annotations"]},
-        "options": {"dtype": plan["dtype"], "layout": plan["layout"], "count": len(ids)},
-        "outputs": {"bin_dir": ws.relative(ws.bin_dir), "ids": ws.relative(ws.ids_path),
-                    "fingerprint": inputs_fingerprint(plan["images"], plan["annotations"], ids,
-                                                      plan["dtype"], plan["layout"])},
-        "bad": bad, "size_mismatches": mismatches,
-    })
+    ws.save(PrepRecord(
+        images=plan["images"], annotations=plan["annotations"], dtype=plan["dtype"],
+        layout=plan["layout"], count=len(ids), bin_dir=ws.relative(ws.bin_dir),
+        ids=ws.relative(ws.ids_path), bad=bad, size_mismatches=mismatches,
+        fingerprint=inputs_fingerprint(plan["images"], plan["annotations"], ids, plan["dtype"],
+                                       plan["layout"])))
     return result

@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import InputError, UsageError
 from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES
 from ..provenance import check_current_model, check_same_inputs
+from ..records import EvalRecord, PrepRecord, ShowRecord
 from ..workspace import Workspace, atomic_path
 
 THUMB_WIDTH = 320
@@ -68,25 +69,25 @@ def run(ws: Workspace, *, images: int = 8, ids: list[int] | None = None, score_t
 
     if images < 1:
         raise UsageError(f"--images must be at least 1, got {images}", hint="e.g. --images 8")
-    entry = ws.require("eval", "evaluation results", "yedge eval")
-    prep_entry = ws.require("prep", "prepared inputs", "yedge prep")
-    check_same_inputs("the last evaluation", entry["inputs"].get("inputs_fingerprint"), ws,
+    evaluated_run = ws.need(EvalRecord, "evaluation results", "yedge eval")
+    prep = ws.need(PrepRecord, "prepared inputs", "yedge prep")
+    check_same_inputs("the last evaluation", evaluated_run.inputs_fingerprint, ws,
                       fix="rerun `yedge infer` and `yedge eval` on the current inputs")
-    check_current_model("the last evaluation", entry["inputs"].get("model_weights_sha256"),
-                        entry["inputs"].get("model_weights"), ws,
+    check_current_model("the last evaluation", evaluated_run.model_weights_sha256,
+                        evaluated_run.model_weights, ws,
                         fix="rerun `yedge infer --overwrite` and `yedge eval` for the current model")
-    coco = load_coco(entry["inputs"]["annotations"])
-    folder = Path(prep_entry["inputs"]["images"])
-    detections = json.loads(ws.resolve(entry["outputs"]["segm"]).read_text())
-    boxes = json.loads(ws.resolve(entry["outputs"]["bbox"]).read_text())
-    evaluated = _evaluated_ids(ws, entry)
+    coco = load_coco(evaluated_run.annotations)
+    folder = Path(prep.images)
+    detections = json.loads(ws.resolve(evaluated_run.segm).read_text())
+    boxes = json.loads(ws.resolve(evaluated_run.bbox).read_text())
+    evaluated = _evaluated_ids(ws, evaluated_run)
     chosen = ids or evaluated[:images]
     unknown = [i for i in chosen if i not in evaluated]
     if unknown:
         raise InputError(f"image id(s) {', '.join(map(str, unknown))} were not evaluated",
-                         path=ws.resolve(entry["outputs"]["metrics"]),
+                         path=ws.resolve(evaluated_run.metrics),
                          hint="pass ids the last `yedge eval` evaluated (its metrics.json lists them)")
-    out = Path(out) if out else ws.results_dir / "vis"
+    out = Path(out) if out else ws.vis_dir
     result = ShowResult()
     thumbs = []
     for image_id in chosen:
@@ -124,15 +125,14 @@ def run(ws: Workspace, *, images: int = 8, ids: list[int] | None = None, score_t
         sheet = out / "contact_sheet.png"
         _write_png(sheet, np.concatenate(rows, axis=0))
         result.contact_sheet = str(sheet)
-    ws.record("show", {"inputs": {"results": entry["outputs"]["segm"]},
-                       "options": {"ids": chosen, "score_threshold": score_threshold, "gt": gt},
-                       "outputs": {"folder": ws.relative(out)}})
+    ws.save(ShowRecord(results=evaluated_run.segm, ids=chosen, score_threshold=score_threshold, gt=gt,
+                       folder=ws.relative(out)))
     return result
 
 
-def _evaluated_ids(ws: Workspace, entry: dict) -> list[int]:
+def _evaluated_ids(ws: Workspace, evaluated_run: EvalRecord) -> list[int]:
     """The image ids the last eval evaluated (its metrics.json), in order; prepared ids for a
     workspace evaluated by an older yedge."""
     with contextlib.suppress(OSError, ValueError, KeyError):
-        return json.loads(ws.resolve(entry["outputs"]["metrics"]).read_text())["provenance"]["image_ids"]
+        return json.loads(ws.resolve(evaluated_run.metrics).read_text())["provenance"]["image_ids"]
     return ws.read_ids()

@@ -1,0 +1,87 @@
+"""The host part of the model as one object: for the fpn layout the prediction heads, then Detect,
+then masks and boxes at an image's size, then COCO entries (docs/model.md, Detect and masks).
+
+`HostSpec` is the small picklable recipe; `HostPipeline(spec)` loads what it needs once (head
+weights, priors), so a process pool builds one per worker and eval, compare, bench --stages (and
+whatever comes later) share the same code without reaching into each other's state.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .choices import Layout, Nms
+from .model.config import CONFIGS, DEFAULT_CONFIG
+
+HOST_STAGES = ("heads", "detect", "masks", "json")
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    layout: str = Layout.FPN.value
+    config: str = DEFAULT_CONFIG
+    weights: str | None = None  # the checkpoint whose heads run here (fpn layout only)
+    nms: str = Nms.FAST.value
+    score_threshold: float = 0.0
+    threads: int = 1
+
+
+class HostPipeline:
+    def __init__(self, spec: HostSpec):
+        import torch
+
+        from .model.head import priors_tensor
+
+        torch.set_num_threads(spec.threads)
+        self.spec = spec
+        self.cfg = CONFIGS[spec.config]
+        self.priors = priors_tensor(self.cfg)
+        self.head = None
+        if spec.layout == Layout.FPN.value:
+            from .model.checkpoint import load_model
+
+            if spec.weights is None:
+                raise ValueError("the fpn layout needs the checkpoint of the heads")
+            self.head = load_model(Path(spec.weights), spec.config).head
+
+    def __call__(self, outputs: list, width: int, height: int, times: dict | None = None):
+        """One image's model outputs (batch dimension 1, numpy or torch) → an ImageResult at
+        width × height; each stage's seconds are added to `times` when given."""
+        import torch
+
+        from .model.detect import detect_image
+        from .model.head import run_heads
+        from .model.masks import postprocess
+
+        times = {} if times is None else times
+        tensors = [torch.as_tensor(np.asarray(o, dtype=np.float32)) if not isinstance(o, torch.Tensor) else o
+                   for o in outputs]
+        t = time.perf_counter()
+        with torch.inference_mode():
+            if self.head is not None:
+                loc, conf, coef = run_heads(self.head, tensors[:5])
+            else:
+                loc, conf, coef = tensors[0], tensors[1], tensors[2]
+            times["heads"] = times.get("heads", 0.0) + time.perf_counter() - t
+            t = time.perf_counter()
+            dets = detect_image(loc[0], conf[0], coef[0], self.priors, self.cfg, self.spec.nms)
+            times["detect"] = times.get("detect", 0.0) + time.perf_counter() - t
+            t = time.perf_counter()
+            result = postprocess(dets, tensors[-1][0], width, height, self.spec.score_threshold)
+        times["masks"] = times.get("masks", 0.0) + time.perf_counter() - t
+        return result
+
+    @staticmethod
+    def to_coco(image_id: int, result, times: dict | None = None) -> tuple[list[dict], list[dict], list]:
+        """COCO bbox and mask entries of one image, and the masks' RLEs (for matching)."""
+        from .metrics.results import coco_entries, encode_masks
+
+        t = time.perf_counter()
+        rles = encode_masks(result)
+        bbox, mask = coco_entries(image_id, result, rles)
+        if times is not None:
+            times["json"] = times.get("json", 0.0) + time.perf_counter() - t
+        return bbox, mask, rles

@@ -1,0 +1,118 @@
+"""Which model file and which session a step gets, decided in one place: an explicit path wins
+(its kind read from its suffix, as Ultralytics' AutoBackend does), else what export or convert
+recorded; the layout, input dtype and config default to the export record's."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .backends import backend_of, open_session, resolve_backend
+from .choices import Backend, Layout
+from .errors import InputError, UsageError
+from .host import HostSpec
+from .model.config import DEFAULT_CONFIG
+from .records import ConvertRecord, ExportRecord, OmRecord, PrepRecord
+from .workspace import Workspace
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model file and what the workspace knows of it."""
+
+    path: Path
+    export: ExportRecord  # defaults when the workspace has no export record
+    om: OmRecord | None = None  # for an .om converted in this workspace
+
+
+def choose_backend(backend: str, model: Path | None) -> str:
+    """--backend auto with --model: the file's kind decides; an explicit backend must match it."""
+    if model is None:
+        return resolve_backend(backend)
+    kind = backend_of(model)
+    if backend not in (Backend.AUTO.value, kind):
+        raise UsageError(f"--backend {backend} does not run {Path(model).name} (a model for {kind})",
+                         path=model, hint=f"use --backend {kind}, or auto")
+    return kind
+
+
+def host_model(ws: Workspace, backend: str, model: Path | None) -> ModelChoice:
+    """onnxruntime or torch: --model, else the ONNX (or the checkpoint) export recorded."""
+    export = ws.load(ExportRecord)
+    if model is not None:
+        return ModelChoice(Path(model), export or ExportRecord())
+    export = ws.need(ExportRecord, "exported model", "yedge export --weights X.pth")
+    stored = export.onnx if backend == Backend.ONNXRUNTIME.value else export.weights
+    return ModelChoice(ws.resolve(stored), export)
+
+
+def om_model(ws: Workspace, model: Path | None, batch_size: int | None) -> ModelChoice:
+    """ascend: --model, else the converted .om of that batch (or a dynamic one that allows it),
+    else the first one converted."""
+    export = ws.load(ExportRecord) or ExportRecord()
+    convert = ws.load(ConvertRecord)
+    oms = convert.oms if convert else []
+    if model is not None:
+        known = next((m for m in oms if ws.resolve(m.om).resolve() == Path(model).resolve()), None)
+        return ModelChoice(Path(model), export, known)
+    if not oms:
+        ws.need(ConvertRecord, "converted .om model", "yedge convert")
+    for om in oms:
+        if batch_size in (None, om.batch_size) or batch_size in om.dynamic_batch:
+            return ModelChoice(ws.resolve(om.om), export, om)
+    raise InputError(f"no converted .om for batch {batch_size}", path=ws.models_dir,
+                     hint=f"run `yedge convert --batch-sizes {batch_size}`")
+
+
+def model_for(ws: Workspace, backend: str, model: Path | None, batch_size: int | None) -> ModelChoice:
+    if backend == Backend.ASCEND.value:
+        return om_model(ws, model, batch_size)
+    return host_model(ws, backend, model)
+
+
+def parse_devices(device: str) -> list[int]:
+    """NPU ids from --device ('cpu', the default, means NPU 0 for the ascend backend)."""
+    value = "0" if device == "cpu" else device
+    try:
+        devices = [int(part) for part in value.split(",")]
+    except ValueError:
+        raise UsageError(f"--device {device!r} is not an NPU id list", hint="e.g. --device 0 or --device 0,1") from None
+    if not devices or min(devices) < 0 or len(set(devices)) != len(devices):
+        raise UsageError(f"--device {device!r} is not an NPU id list", hint="e.g. --device 0 or --device 0,1")
+    return devices
+
+
+def session_for(choice: ModelChoice, *, device: str = "cpu", half: bool = False,
+                batch_size: int | None = None):
+    """The session of a chosen model, with the export record's layout, dtype and config."""
+    export = choice.export
+    return open_session(choice.path, device=device, half=half, batch_size=batch_size,
+                        layout=export.layout, input_dtype=export.input_dtype,
+                        config=export.config or "auto")
+
+
+def annotations_for(ws: Workspace, annotations: Path | None) -> Path:
+    """--annotations, else the file prep used."""
+    if annotations is not None:
+        return Path(annotations)
+    return Path(ws.need(PrepRecord, "prepared inputs", "yedge prep --images DIR --annotations FILE").annotations)
+
+
+def host_spec(ws: Workspace, layout: str, *, weights: Path | None = None, config: str | None = None,
+              nms: str = "fast", score_threshold: float = 0.0, threads: int = 1) -> HostSpec:
+    """The host part for outputs of `layout`: the fpn layout needs the checkpoint of the heads
+    (--weights, else export's). The checkpoint export recorded was already matched to its
+    config; only another one is read to find its config."""
+    export = ws.load(ExportRecord)
+    recorded = export.config if export else None
+    if layout != Layout.FPN.value:
+        return HostSpec(layout, config or recorded or DEFAULT_CONFIG, None, nms, score_threshold, threads)
+    if weights is None:
+        if export is None:
+            raise InputError("the fpn layout needs the checkpoint for the host-side heads",
+                             hint="pass --weights X.pth (or run `yedge export` in this workspace)")
+        weights = Path(export.weights)
+        if recorded and config in (None, recorded):
+            return HostSpec(layout, recorded, str(weights), nms, score_threshold, threads)
+    from .model.checkpoint import match_config, normalize_keys, read_state_dict
+
+    matched = match_config(normalize_keys(read_state_dict(weights)), config or "auto", weights).name
+    return HostSpec(layout, matched, str(weights), nms, score_threshold, threads)
