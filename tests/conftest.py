@@ -72,12 +72,35 @@ def make_coco_set(folder: Path, count: int) -> Path:
     return path
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run `python -m yolact_edge_cli ARGS` as a user would, capturing text output."""
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300,
+            subprocess_: bool = False) -> subprocess.CompletedProcess:
+    """Run `yedge ARGS` as a user would, capturing its output and exit code: in this process
+    (through `cli.main`, the installed entry point) unless the test needs a process of its own
+    — another environment or folder, or output written below Python (`subprocess_=True`)."""
+    if env is None and cwd is None and not subprocess_:
+        return _run_in_process([str(a) for a in args])
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run([sys.executable, "-m", "yolact_edge_cli", *map(str, args)], cwd=cwd,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def _run_in_process(args: list[str]) -> subprocess.CompletedProcess:
+    import contextlib
+    import io
+    from unittest import mock
+
+    from yolact_edge_cli import cli
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    argv = ["yedge", *args]
+    with mock.patch.object(sys, "argv", argv), contextlib.redirect_stdout(stdout), \
+            contextlib.redirect_stderr(stderr), mock.patch.dict(os.environ, {"COLUMNS": "200"}):
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return subprocess.CompletedProcess(argv, code, stdout.getvalue(), stderr.getvalue())
 
 
 def assert_clean_failure(proc: subprocess.CompletedProcess, *fragments: str, code: int | None = None):

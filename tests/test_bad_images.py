@@ -121,7 +121,7 @@ def test_prep_names_a_truncated_jpeg_and_skip_bad_leaves_it_out(tmp_path):
     folder, annotations = _set_with_truncated_jpeg(tmp_path)
     ws = tmp_path / "ws"
     args = ("prep", "--images", folder, "--annotations", annotations, "--workers", "1")
-    proc = run_cli("-w", ws, *args)
+    proc = run_cli("-w", ws, *args, subprocess_=True)  # libjpeg would print below Python
     assert_clean_failure(proc, "1 image(s) could not be read", str(folder / "0001.jpg"),
                          "image is truncated", code=3)
     assert not any(w in proc.stderr for w in DECODER_WARNINGS), proc.stderr

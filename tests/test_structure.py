@@ -1,0 +1,85 @@
+"""The shape of the package: steps compose the library and never each other; the modules a
+torch-free command needs import no torch; every command speaks JSON the same both ways."""
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import DATA, ROOT, copy_sample_images, run_cli
+
+PACKAGE = ROOT / "yolact_edge_cli"
+STEPS = sorted(p.stem for p in (PACKAGE / "steps").glob("*.py") if p.stem != "__init__")
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Absolute names of the package modules a file imports (relative imports resolved)."""
+    package = ["yolact_edge_cli", *path.relative_to(PACKAGE).parent.parts]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_no_step_imports_another_step(step):
+    others = {f"yolact_edge_cli.steps.{s}" for s in STEPS if s != step}
+    assert not _imported_modules(PACKAGE / "steps" / f"{step}.py") & others
+
+
+@pytest.mark.parametrize("module", [
+    "yolact_edge_cli.cli", "yolact_edge_cli.steps.prep", "yolact_edge_cli.steps.convert",
+    "yolact_edge_cli.steps.infer", "yolact_edge_cli.steps.evaluate", "yolact_edge_cli.data.binio",
+    "yolact_edge_cli.backends.onnxruntime", "yolact_edge_cli.backends.ascend",
+    "yolact_edge_cli.resolve", "yolact_edge_cli.host",
+])
+def test_torch_free_modules(module):
+    code = f"import sys, {module}; sys.exit(1 if 'torch' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0, f"{module} imports torch"
+
+
+def test_prep_and_onnxruntime_infer_run_without_torch(tmp_path, checkpoint):
+    """The whole command, not just its import: prep and infer on onnxruntime load no torch."""
+    from yolact_edge_cli.steps import export
+    from yolact_edge_cli.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"))
+    images = copy_sample_images(tmp_path / "images")
+    annotations = DATA / "golden" / "eval_mini" / "instances_mini.json"
+    code = ("import sys\nfrom yolact_edge_cli import cli\nsys.argv = ['yedge', *sys.argv[1:]]\n"
+            "try:\n    cli.main()\nexcept SystemExit as exc:\n"
+            "    assert exc.code in (0, None), exc.code\n"
+            "sys.exit(3 if 'torch' in sys.modules else 0)\n")
+    for argv in (["prep", "--images", images, "--annotations", annotations, "--workers", "1"],
+                 ["infer", "--backend", "onnxruntime"]):
+        proc = subprocess.run([sys.executable, "-c", code, "-w", str(ws.root), *map(str, argv)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, (argv, proc.returncode, proc.stderr[-2000:])
+
+
+@pytest.mark.parametrize("argv", [
+    ["doctor"],
+    ["random-weights", "-o", "{tmp}/r.pth", "--config", "yolact_edge_mobilenetv2_config"],
+    ["eval", "--against", "{tmp}/missing.json"],
+    ["infer", "--backend", "torch", "--half", "--model", "{tmp}/m.pth"],
+])
+def test_json_before_or_after_the_command_is_the_same(tmp_path, argv):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    ws = ["-w", str(tmp_path / "ws")]
+    before = run_cli(*ws, "--json", *argv)
+    after = run_cli(*ws, *argv, "--json")
+    assert before.returncode == after.returncode
+    first, second = json.loads(before.stdout), json.loads(after.stdout)
+    for data in (first, second):  # paths and hashes are the same, timings may differ
+        if isinstance(data, dict):
+            data.pop("seconds", None)
+    assert first == second
