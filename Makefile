@@ -1,6 +1,6 @@
 # yedge: set-up, tests, and the workflow as chained targets.
 #   make demo                      set up .venv, then run the workflow on a random checkpoint
-#   make test                      run the test suite
+#   make test                      lint (ruff, mypy), then run the test suite
 #   make export WEIGHTS=x.pth      individual steps, sharing WS (default ./workspace)
 PYTHON ?= python3
 VENV ?= .venv
@@ -22,7 +22,7 @@ DEMO_WS ?= demo-workspace
 DEMO_WEIGHTS = $(DEMO_WS)/random_r50_seed0.pth
 DEMO_DATA := tests/data
 
-.PHONY: install test demo export prep infer eval bench show doctor clean
+.PHONY: install lint test demo export prep infer eval bench show doctor clean
 
 install: $(VENV)/.installed
 
@@ -35,7 +35,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-test: install
+lint: install
+	$(BIN)/ruff check yolact_edge_cli tests bench
+	$(BIN)/mypy
+
+test: install lint
 	$(BIN)/python -m pytest -q
 
 demo: install

@@ -34,7 +34,7 @@ def synthetic_coco(folder: Path, count: int) -> Path:
         image = np.roll(photos[i % 2], int(rng.integers(0, 640)), axis=1)
         cv2.imwrite(str(folder / f"{i:012d}.jpg"), image)
         images.append({"id": i + 1, "file_name": f"{i:012d}.jpg", "width": 640, "height": 480})
-        for j in range(3):
+        for _ in range(3):
             x, y = (int(v) for v in rng.integers(0, 400, 2))
             w, h = (int(v) for v in rng.integers(20, 200, 2))
             annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "iscrowd": 0,

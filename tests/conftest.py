@@ -36,6 +36,43 @@ def checkpoint(tmp_path_factory):
     return make
 
 
+MINI_ANNOTATIONS = DATA / "golden" / "eval_mini" / "instances_mini.json"
+
+
+def clone_workspace(ws, dest: Path):
+    """A copy of a workspace at `dest`, its manifest's paths inside it moved along."""
+    from yolact_edge_cli.workspace import Workspace
+
+    shutil.copytree(ws.root, dest, symlinks=False)
+    clone = Workspace(dest)
+    clone.manifest_path.write_text(clone.manifest_path.read_text().replace(str(ws.root), str(clone.root)))
+    return clone
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory, checkpoint):
+    """prepared(dest, config, **export_options) → a copy at `dest` of a workspace where export,
+    prep (the two sample photos of the mini COCO set) and infer (onnxruntime) ran; each distinct
+    one is built once per session, so modules share the work and never each other's changes."""
+    from yolact_edge_cli.steps import export, infer, prep
+    from yolact_edge_cli.workspace import Workspace
+
+    built: dict[tuple, Workspace] = {}
+
+    def make(dest: Path, config: str = "yolact_edge_resnet50_config", **export_options):
+        key = (config, tuple(sorted(export_options.items())))
+        if key not in built:
+            root = tmp_path_factory.mktemp("prepared")
+            ws = Workspace(root / "ws")
+            export.run(ws, checkpoint(config), **export_options)
+            prep.run(ws, copy_sample_images(root / "images"), MINI_ANNOTATIONS, workers=1)
+            infer.run(ws, backend="onnxruntime")
+            built[key] = ws
+        return clone_workspace(built[key], dest)
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def r50_model(checkpoint):
     from yolact_edge_cli.model.checkpoint import load_model

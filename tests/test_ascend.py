@@ -14,7 +14,7 @@ from yolact_edge_cli.errors import EnvironmentProblem, InputError
 from yolact_edge_cli.steps import bench, convert, evaluate, export, infer, prep
 from yolact_edge_cli.workspace import Workspace
 
-from .conftest import DATA, assert_clean_failure, copy_sample_images, run_cli
+from .conftest import DATA, assert_clean_failure, clone_workspace, copy_sample_images, run_cli
 
 FAKES = Path(__file__).parent / "fakes"
 MINI = DATA / "golden" / "eval_mini" / "instances_mini.json"
@@ -75,7 +75,7 @@ def test_no_npu_smi_asks_for_soc_version(monkeypatch):
 
 @pytest.mark.parametrize("batch", [1, 4, 8])
 def test_atc_argv_is_the_recipes_command(batch):
-    job = AtcJob(Path("yolact_edge.onnx"), Path("models/yolact_edge_bs%d" % batch), "Ascend310P3", batch_size=batch)
+    job = AtcJob(Path("yolact_edge.onnx"), Path(f"models/yolact_edge_bs{batch}"), "Ascend310P3", batch_size=batch)
     assert job.argv() == ["atc", "--model", "yolact_edge.onnx", "--framework", "5", "--output",
                           f"models/yolact_edge_bs{batch}", "--log", "error", "--soc_version", "Ascend310P3",
                           "--input_shape", f"image:{batch},3,550,550"]
@@ -87,25 +87,14 @@ def test_atc_argv_dynamic_batch():
 
 
 @pytest.fixture(scope="module")
-def onnx_workspace(tmp_path_factory, checkpoint):
+def onnx_workspace(tmp_path_factory, prepared):
     """A workspace with a dynamic-batch export of the seed-0 ResNet-50 and the two sample images
     prepared and run through onnxruntime."""
-    root = tmp_path_factory.mktemp("ascend")
-    ws = Workspace(root / "ws")
-    export.run(ws, checkpoint(), dynamic_batch=True)
-    prep.run(ws, copy_sample_images(root / "images"), MINI, workers=1)
-    infer.run(ws, backend="onnxruntime")
-    return ws
+    return prepared(tmp_path_factory.mktemp("ascend") / "ws", dynamic_batch=True)
 
 
 def _clone(onnx_workspace, tmp_path) -> Workspace:
-    import shutil
-
-    shutil.copytree(onnx_workspace.root, tmp_path / "ws", symlinks=False)
-    ws = Workspace(tmp_path / "ws")
-    manifest = json.loads(ws.manifest_path.read_text())
-    ws.manifest_path.write_text(json.dumps(manifest).replace(str(onnx_workspace.root), str(ws.root)))
-    return ws
+    return clone_workspace(onnx_workspace, tmp_path / "ws")
 
 
 def test_convert_dry_run_needs_no_npu(onnx_workspace, monkeypatch):
@@ -250,7 +239,7 @@ def test_bench_parses_the_printed_summary_alone(tmp_path):
 def test_cli_convert_and_ascend_infer_end_to_end(onnx_workspace, tmp_path):
     ws = _clone(onnx_workspace, tmp_path)
     env = fake_env()
-    proc = run_cli("-w", ws.root, "convert", "--batch-size", "1", env=env)
+    proc = run_cli("-w", ws.root, "convert", "--batch-sizes", "1", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "Ascend310P3" in proc.stdout
     proc = run_cli("-w", ws.root, "--json", "infer", "--backend", "ascend", "--ais-bench", "cli", env=env)
@@ -326,7 +315,7 @@ def test_compare_om_with_onnx(ascend, onnx_workspace, tmp_path):
     ws = _clone(onnx_workspace, tmp_path)
     convert.run(ws)
     proc = run_cli("-w", ws.root, "--json", "compare", ws.models_dir / "yolact_edge_bs1.om",
-                   ws.default_onnx, "--inputs", "2", env=fake_env())
+                   ws.default_onnx, "--num-inputs", "2", env=fake_env())
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["ok"] and result["detections"]["matched"] == result["detections"]["b"] == 200

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from yolact_edge_cli.steps import export, infer, prep
+from yolact_edge_cli.steps import export
 from yolact_edge_cli.workspace import Workspace
 
 from .conftest import DATA, assert_clean_failure, copy_sample_images, make_coco_set, run_cli
@@ -39,13 +39,8 @@ def test_prep_and_export_name_their_missing_arguments(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory, checkpoint):
-    root = tmp_path_factory.mktemp("small")
-    ws = Workspace(root / "ws")
-    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"))
-    prep.run(ws, copy_sample_images(root / "images"), MINI, workers=1)
-    infer.run(ws)
-    return ws
+def small(tmp_path_factory, prepared):
+    return prepared(tmp_path_factory.mktemp("small") / "ws", "yolact_edge_mobilenetv2_config")
 
 
 def test_workspace_from_another_model(small, tmp_path, checkpoint):
@@ -89,7 +84,7 @@ def test_paths_with_spaces_and_non_ascii(tmp_path, checkpoint):
     weights = root / "poids à tester.pth"
     shutil.copy(checkpoint("yolact_edge_mobilenetv2_config"), weights)
     for argv in (["export", "--weights", weights], ["prep", "--images", images, "--annotations", MINI],
-                 ["infer"], ["eval"], ["show", "--images", "1"]):
+                 ["infer"], ["eval"], ["show", "--num-images", "1"]):
         proc = run_cli("-w", ws, *argv)
         assert proc.returncode == 0, (argv, proc.stderr)
     assert (ws / "results" / "metrics.json").exists()

@@ -9,7 +9,7 @@ from yolact_edge_cli.backends import ModelInfo, open_session
 from yolact_edge_cli.errors import UsageError
 from yolact_edge_cli.records import ExportRecord
 from yolact_edge_cli.resolve import ModelChoice
-from yolact_edge_cli.steps import bench, export, infer, prep
+from yolact_edge_cli.steps import bench, export, prep
 from yolact_edge_cli.workspace import Workspace
 
 from .conftest import DATA, assert_clean_failure, copy_sample_images, run_cli
@@ -56,7 +56,7 @@ def test_table_output(workspace):
 
 
 def test_stages(workspace):
-    proc = run_cli("-w", workspace.root, "--json", "bench", "--stages", "--images", "2")
+    proc = run_cli("-w", workspace.root, "--json", "bench", "--stages", "--num-images", "2")
     assert proc.returncode == 0, proc.stderr
     stages = json.loads(proc.stdout)["stages_ms"]
     assert set(stages) == {"read", "inference", "heads", "detect", "masks", "json", "host_total"}
@@ -118,7 +118,8 @@ def fake_host(tmp_path, monkeypatch):
         holder["session"] = session
         return Workspace(tmp_path / "ws")
 
-    monkeypatch.setattr(bench, "host_model", lambda ws, backend, model: ModelChoice(tmp_path / "m.onnx", ExportRecord()))
+    monkeypatch.setattr(bench, "host_model",
+                        lambda ws, backend, model: ModelChoice(tmp_path / "m.onnx", ExportRecord()))
     monkeypatch.setattr(bench, "session_for", lambda *a, **k: holder["session"])
     return use
 

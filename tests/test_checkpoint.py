@@ -8,10 +8,11 @@ import torch
 from yolact_edge_cli.errors import InputError
 from yolact_edge_cli.model import checkpoint as ck
 from yolact_edge_cli.model.config import CONFIGS, MOBILENETV2, RESNET50
+from yolact_edge_cli.model.random_checkpoint import random_state_dict
 
 
 def test_random_checkpoint_follows_the_rule():
-    state = ck.random_state_dict(RESNET50, seed=3, conf_gain=2.0, mask_bias=0.3, bg_bias=7.0)
+    state = random_state_dict(RESNET50, seed=3, conf_gain=2.0, mask_bias=0.3, bg_bias=7.0)
 
     def n(key, shape):
         return np.random.default_rng(3 + zlib.crc32(key.encode())).standard_normal(size=shape)
@@ -34,7 +35,7 @@ def test_random_checkpoint_follows_the_rule():
     assert state["backbone.bn1.num_batches_tracked"].dtype == torch.int64
     assert int(state["backbone.bn1.num_batches_tracked"]) == 0
     # depthwise conv: fan-in is 1·3·3
-    mb = ck.random_state_dict(MOBILENETV2, seed=0)
+    mb = random_state_dict(MOBILENETV2, seed=0)
     key = "backbone.layers.1.0.conv.0.0.weight"
     np.testing.assert_array_equal(mb[key].numpy(),
                                   (np.random.default_rng(zlib.crc32(key.encode())).standard_normal((32, 1, 3, 3))
@@ -42,9 +43,9 @@ def test_random_checkpoint_follows_the_rule():
 
 
 def test_random_checkpoint_is_deterministic_and_seeded():
-    a = ck.random_state_dict(MOBILENETV2, seed=0)
-    b = ck.random_state_dict(MOBILENETV2, seed=0)
-    c = ck.random_state_dict(MOBILENETV2, seed=1)
+    a = random_state_dict(MOBILENETV2, seed=0)
+    b = random_state_dict(MOBILENETV2, seed=0)
+    c = random_state_dict(MOBILENETV2, seed=1)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["proto_net.0.weight"], c["proto_net.0.weight"])
 

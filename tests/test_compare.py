@@ -5,21 +5,14 @@ import shutil
 import numpy as np
 import pytest
 
-from yolact_edge_cli.steps import export, infer, prep
-from yolact_edge_cli.workspace import Workspace
-
-from .conftest import DATA, assert_clean_failure, copy_sample_images, run_cli
+from .conftest import DATA, assert_clean_failure, run_cli
 
 MINI = DATA / "golden" / "eval_mini" / "instances_mini.json"
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory, checkpoint):
-    root = tmp_path_factory.mktemp("compare")
-    ws = Workspace(root / "ws")
-    export.run(ws, checkpoint())
-    prep.run(ws, copy_sample_images(root / "images"), MINI, workers=1)
-    infer.run(ws)
+def workspace(tmp_path_factory, prepared):
+    ws = prepared(tmp_path_factory.mktemp("compare") / "ws")
     # the same outputs stored as float16, as an .om built with --output_type FP16 would give
     fp16 = ws.outputs_dir / "fp16"
     fp16.mkdir()
@@ -30,7 +23,7 @@ def workspace(tmp_path_factory, checkpoint):
 
 def test_onnx_model_against_its_run_and_the_checkpoint(workspace):
     proc = run_cli("-w", workspace.root, "--json", "compare", workspace.default_onnx,
-                   workspace.outputs_dir / "onnxruntime", "--inputs", "2")
+                   workspace.outputs_dir / "onnxruntime", "--num-inputs", "2")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["ok"] and result["samples"] == 2 and result["layout"] == "fpn"

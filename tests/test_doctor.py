@@ -15,7 +15,8 @@ def _checks(proc) -> dict:
 
 
 def test_empty_workspace_and_plain_machine(tmp_path):
-    proc = run_cli("-w", tmp_path / "ws", "--json", "doctor", env={"PATH": "/usr/bin:/bin", "ASCEND_TOOLKIT_HOME": str(tmp_path)})
+    proc = run_cli("-w", tmp_path / "ws", "--json", "doctor",
+                   env={"PATH": "/usr/bin:/bin", "ASCEND_TOOLKIT_HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     checks = _checks(proc)
     for name in ("python", "torch", "onnx", "onnxruntime", "pycocotools"):

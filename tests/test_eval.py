@@ -56,14 +56,8 @@ def test_coco_entries_equal_the_reference_json(image):
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory, checkpoint):
-    root = tmp_path_factory.mktemp("eval")
-    images = copy_sample_images(root / "images")
-    ws = Workspace(root / "ws")
-    export.run(ws, checkpoint())
-    prep.run(ws, images, MINI / "instances_mini.json", workers=1)
-    infer.run(ws)
-    return ws
+def workspace(tmp_path_factory, prepared):
+    return prepared(tmp_path_factory.mktemp("eval") / "ws")
 
 
 @pytest.mark.parametrize("nms", ["fast", "trad"])

@@ -21,13 +21,9 @@ MINI = DATA / "golden" / "eval_mini" / "instances_mini.json"
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory, checkpoint):
+def base(tmp_path_factory, prepared):
     """export (checkpoint A) → prep (the two sample photos) → infer (onnxruntime) → eval → show."""
-    root = tmp_path_factory.mktemp("base")
-    ws = Workspace(root / "ws")
-    export.run(ws, checkpoint(MBV2))
-    prep.run(ws, copy_sample_images(root / "images"), MINI, workers=1)
-    infer.run(ws)
+    ws = prepared(tmp_path_factory.mktemp("base") / "ws", MBV2)
     evaluate.run(ws, workers=1)
     show.run(ws, images=1)
     return ws
@@ -75,7 +71,7 @@ def test_show_refuses_results_of_the_previous_checkpoint(reexported):
 
 
 def test_bench_stages_refuses_a_model_of_another_checkpoint(reexported):
-    proc = run_cli("-w", reexported.root, "bench", "--stages", "--images", "1",
+    proc = run_cli("-w", reexported.root, "bench", "--stages", "--num-images", "1",
                    "--model", reexported.root.parent / "a.onnx")
     assert_clean_failure(proc, "a.onnx was computed from", "host-side heads", code=3)
 
@@ -259,8 +255,8 @@ def test_images_whose_size_differs_from_their_annotation(base, tmp_path):
     (["eval", "--workers", "-1"], "--workers"),
     (["eval", "--map-kind", "foo"], "--map-kind"),
     (["eval", "--score-threshold", "1.5"], "--score-threshold"),
-    (["show", "--images", "-1"], "--images"),
-    (["compare", "a", "b", "--inputs", "0"], "--inputs"),
+    (["show", "--num-images", "-1"], "--num-images"),
+    (["compare", "a", "b", "--num-inputs", "0"], "--num-inputs"),
     (["bench", "--loop", "0"], "--loop"),
     (["export", "--weights", "x.pth", "--batch-size", "0"], "--batch-size"),
     (["infer", "--ais-bench", "apii"], "--ais-bench"),

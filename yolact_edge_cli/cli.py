@@ -5,8 +5,10 @@ import functools
 import inspect
 import shlex
 import sys
+from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -29,25 +31,30 @@ app = typer.Typer(
 
 
 class Settings:
+    """The global options of one invocation."""
+
     def __init__(self, workspace: Path, json_output: bool, verbose: bool):
         self.workspace = Workspace(workspace)
         self.json = json_output
         self.verbose = verbose
 
 
+_settings: ContextVar[Settings | None] = ContextVar("yedge_settings", default=None)
+
 # Options shared by several commands: one name, one help text, one set of limits.
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
-Workers = Annotated[Optional[int], typer.Option("--workers", min=1, help="Processes \\[default: CPU count].")]
+JsonFlag = Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON on stdout.")]
+Workers = Annotated[int | None, typer.Option("--workers", min=1, help="Processes \\[default: CPU count].")]
 BackendOption = Annotated[Backend, typer.Option("--backend", help="auto (ascend where an NPU and "
                                                 "ais_bench are present, else onnxruntime), "
                                                 "onnxruntime, torch or ascend.")]
-ModelOption = Annotated[Optional[Path], typer.Option("--model", help="ONNX file (onnxruntime), .pth "
+ModelOption = Annotated[Path | None, typer.Option("--model", help="ONNX file (onnxruntime), .pth "
                                                      "(torch) or .om (ascend) \\[default: what "
                                                      "export/convert recorded].")]
-HalfFlag = Annotated[bool, typer.Option("--half", help="fp16 (torch backend, CUDA only).")]
+HalfFlag = Annotated[bool, typer.Option("--half", metavar="", help="fp16 (torch backend, CUDA only).")]
 AisBenchOption = Annotated[AisBenchMode, typer.Option("--ais-bench", help="ascend: api "
                                                       "(InferSession, in-process), cli (python3 -m "
                                                       "ais_bench) or auto (api if importable).")]
+NumImages = Annotated[int, typer.Option("--num-images", "-n", min=1, help="How many images.")]
 ScoreThreshold = Annotated[float, typer.Option("--score-threshold", min=0.0, max=1.0,
                                                help="Keep detections scoring above this.")]
 
@@ -63,22 +70,22 @@ def main_options(
     ctx: typer.Context,
     workspace: Path = typer.Option(DEFAULT_WORKSPACE, "--workspace", "-w", envvar="YEDGE_WORKSPACE",
                                    help="Folder shared by all steps (models, inputs, outputs, results)."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks of internal errors."),
-    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True,
+    json_output: bool = typer.Option(False, "--json", metavar="", help="Print the result as JSON on stdout."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", metavar="", help="Show tracebacks of internal errors."),
+    version: bool | None = typer.Option(None, "--version", metavar="", callback=_version, is_eager=True,
                                            help="Print the version and exit."),
 ) -> None:
     ctx.obj = Settings(workspace, json_output, verbose)
+    _settings.set(ctx.obj)
     if workspace.exists() and not workspace.is_dir():
-        _fail(UsageError("the workspace is a file, not a folder", path=workspace,
-                         hint="pass -w with a folder (it is created if missing)"), json_output)
+        raise UsageError("the workspace is a file, not a folder", path=workspace,
+                         hint="pass -w with a folder (it is created if missing)")
 
 
 def command(name: str | None = None, *, locks: bool = False) -> Callable:
-    """Register a command with the one error path: a YedgeError becomes one line on stderr (and
-    JSON with --json) plus its exit code; anything unexpected says so briefly, with the traceback
-    only under --verbose. Every command also takes --json after its name (`yedge eval --json`
-    as well as `yedge --json eval`); commands that write into the workspace hold its lock."""
+    """Register a command. Every command also takes --json after its name (`yedge eval --json`
+    as well as `yedge --json eval`); those that write into the workspace (`locks`) hold its
+    lock. Failures go to the one error boundary, `main`."""
 
     def register(function: Callable) -> Callable:
         @functools.wraps(function)
@@ -90,18 +97,8 @@ def command(name: str | None = None, *, locks: bool = False) -> Callable:
                     return function(ctx, *args, **kwargs)
                 with settings.workspace.lock():
                     return function(ctx, *args, **kwargs)
-            except YedgeError as exc:
-                _fail(exc, settings.json)
             except KeyboardInterrupt:
-                _fail(Interrupted("interrupted; completed files are kept, rerun the step to resume"),
-                      settings.json)
-            except (typer.Exit, typer.Abort):
-                raise
-            except Exception as exc:  # noqa: BLE001 - the last line of defence before a traceback
-                if settings.verbose:
-                    raise
-                _fail(YedgeError(f"internal error: {type(exc).__name__}: {exc} (rerun with "
-                                 "--verbose for the traceback and report it)"), settings.json)
+                raise Interrupted("interrupted; completed files are kept, rerun the step to resume") from None
 
         signature = inspect.signature(function, eval_str=True)
         flag = inspect.Parameter("json_output", inspect.Parameter.KEYWORD_ONLY, default=False,
@@ -115,12 +112,14 @@ def command(name: str | None = None, *, locks: bool = False) -> Callable:
     return register
 
 
-def _fail(error: YedgeError, json_output: bool) -> None:
+def _report(error: YedgeError) -> int:
+    """One line on stderr (and JSON on stdout with --json); the exit code to end with."""
     line = error.one_line()
     err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
-    if json_output:
+    settings = _settings.get()
+    if settings is not None and settings.json:
         print_json({"error": line, "exit_code": error.exit_code})
-    raise typer.Exit(error.exit_code)
+    return error.exit_code
 
 
 def _kv_table(title: str, rows: dict) -> Table:
@@ -140,13 +139,13 @@ def export(
                                "whose keys the checkpoint has: yolact_edge_resnet50_config, "
                                "yolact_edge_config (ResNet-101), yolact_edge_mobilenetv2_config."),
     batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Static batch dimension."),
-    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Make the batch dimension dynamic."),
+    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", metavar="", help="Make the batch dimension dynamic."),
     opset: int = typer.Option(11, "--opset", min=11, help="ONNX opset (11 is what atc accepts)."),
     layout: Layout = typer.Option(Layout.FPN, "--layout", help="fpn: P3–P7 + proto, the Ascend "
                                   "recipe's six outputs; head: loc/conf/mask/proto, heads on the device too."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write the ONNX "
+    output: Path | None = typer.Option(None, "--output", "-o", help="Where to write the ONNX "
                                           "\\[default: WORKSPACE/models/yolact_edge.onnx]."),
-    check_image: Optional[Path] = typer.Option(None, "--check-image", help="Image for the "
+    check_image: Path | None = typer.Option(None, "--check-image", help="Image for the "
                                                "onnxruntime-vs-PyTorch check \\[default: bundled photo]."),
     input_dtype: InputDtype = typer.Option(InputDtype.FLOAT32, "--input-dtype", help="float32 "
                                            "(normalised, the recipe's) or uint8 (RGB pixels; "
@@ -181,14 +180,15 @@ def prep(
     ctx: typer.Context,
     images: Path = typer.Option(..., "--images", help="Folder of COCO images (e.g. val2017)."),
     annotations: Path = typer.Option(..., "--annotations", help="COCO instances_*.json."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N images."),
     workers: Workers = None,
     dtype: InputDtype = typer.Option(InputDtype.FLOAT32, "--dtype", help="float32 (the recipe's "
                                      ".bin) or uint8 (4× smaller; export with --input-dtype uint8)."),
     layout: InputLayout = typer.Option(InputLayout.NCHW, "--layout", help="nchw (the model's), or "
                                        "nhwc: uint8 HWC pixels for an .om converted with --aipp."),
-    all_images: bool = typer.Option(False, "--all-images", help="Also images without annotations."),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help="Leave out unreadable images instead of failing."),
+    all_images: bool = typer.Option(False, "--all-images", metavar="", help="Also images without annotations."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", metavar="",
+                                  help="Leave out unreadable images instead of failing."),
 ) -> None:
     """Preprocess COCO images into inputs/bin_file/<pos>.bin + inputs/ids.json (resumable)."""
     from .steps import prep as step
@@ -212,25 +212,25 @@ def prep(
 @command(locks=True)
 def convert(
     ctx: typer.Context,
-    model: Optional[Path] = typer.Option(None, "--model", help="ONNX \\[default: what export wrote]."),
+    model: Path | None = typer.Option(None, "--model", help="ONNX \\[default: what export wrote]."),
     soc_version: str = typer.Option("auto", "--soc-version", help="auto (from npu-smi) or e.g. Ascend310P3."),
-    batch_size: str = typer.Option("1", "--batch-size", "-b", help="Comma list: one .om per batch size."),
-    dynamic_batch: Optional[str] = typer.Option(None, "--dynamic-batch", help="Comma list, e.g. "
+    batch_sizes: str = typer.Option("1", "--batch-sizes", "-b", help="Comma list: one .om per batch size."),
+    dynamic_batch: str | None = typer.Option(None, "--dynamic-batch", help="Comma list, e.g. "
                                                 "1,2,4,8: one dynamic-batch .om instead."),
-    precision_mode: Optional[PrecisionMode] = typer.Option(None, "--precision-mode", help="atc's "
+    precision_mode: PrecisionMode | None = typer.Option(None, "--precision-mode", help="atc's "
                                                            "--precision_mode \\[atc's default: force_fp16]."),
     atc_arg: list[str] = typer.Option([], "--atc-arg", help="Extra argument passed to atc as is "
                                       "(repeat it), e.g. --atc-arg=--output_type=FP16."),
-    aipp: bool = typer.Option(False, "--aipp", help="Normalise on the device with AIPP: the .om then "
+    aipp: bool = typer.Option(False, "--aipp", metavar="", help="Normalise on the device with AIPP: the .om then "
                               "takes uint8 RGB HWC pixels (prep --dtype uint8 --layout nhwc)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the atc command lines; run nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", metavar="", help="Print the atc command lines; run nothing."),
 ) -> None:
     """Convert the ONNX to .om with atc (soc_version from npu-smi), one model per batch size."""
     from .steps import convert as step
 
     settings: Settings = ctx.obj
     result = step.run(settings.workspace, model=model, soc_version=soc_version,
-                      batch_sizes=_parse_ints(batch_size, "--batch-size"),
+                      batch_sizes=_parse_ints(batch_sizes, "--batch-sizes"),
                       dynamic_batch=_parse_ints(dynamic_batch, "--dynamic-batch") if dynamic_batch else (),
                       precision_mode=precision_mode.value if precision_mode else None,
                       atc_args=tuple(atc_arg), aipp=aipp, dry_run=dry_run)
@@ -245,7 +245,8 @@ def convert(
     for column in ("model", "batch", "precision", "CANN"):
         table.add_column(column)
     for entry in result.models:
-        batch = str(entry["batch_size"]) if entry["batch_size"] else "dynamic " + ",".join(map(str, entry["dynamic_batch"]))
+        dynamic = "dynamic " + ",".join(map(str, entry["dynamic_batch"]))
+        batch = str(entry["batch_size"]) if entry["batch_size"] else dynamic
         table.add_row(entry["om"], batch, entry["precision_mode"], entry["cann_version"] or "?")
     out.print(table)
 
@@ -258,12 +259,13 @@ def infer(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda; for ascend NPU ids, e.g. 0 or 0,1 "
                                "(inputs are split across them)."),
     half: HalfFlag = False,
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1,
+    batch_size: int | None = typer.Option(None, "--batch-size", "-b", min=1,
                                              help="Batch for dynamic-batch models and torch."),
-    run_name: Optional[str] = typer.Option(None, "--run", help="Output folder name under "
+    run_name: str | None = typer.Option(None, "--run", help="Output folder name under "
                                            "outputs/ \\[default: the backend's name]."),
     ais_bench: AisBenchOption = AisBenchMode.AUTO,
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run folder's outputs of another model."),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="",
+                                   help="Replace a run folder's outputs of another model or other inputs."),
 ) -> None:
     """Run the model over the prepared inputs, writing ais_bench-style outputs (resumable)."""
     from .steps import infer as step
@@ -285,20 +287,21 @@ def infer(
 @command("eval", locks=True)
 def evaluate(
     ctx: typer.Context,
-    outputs: Optional[Path] = typer.Option(None, "--outputs", help="Run folder \\[default: the last infer run]."),
-    annotations: Optional[Path] = typer.Option(None, "--annotations", help="\\[default: what prep used]"),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="Checkpoint for the host heads "
+    outputs: Path | None = typer.Option(None, "--outputs", help="Run folder \\[default: the last infer run]."),
+    annotations: Path | None = typer.Option(None, "--annotations", help="\\[default: what prep used]"),
+    weights: Path | None = typer.Option(None, "--weights", help="Checkpoint for the host heads "
                                            "(fpn layout) \\[default: what export used]."),
     nms: Nms = typer.Option(Nms.FAST, "--nms", help="fast (the recipe's) or traditional (yolact_edge's default)."),
     score_threshold: ScoreThreshold = 0.0,
-    max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Only the first N images."),
+    max_images: int | None = typer.Option(None, "--max-images", min=1, help="Only the first N images."),
     workers: Workers = None,
-    fast_eval: bool = typer.Option(False, "--fast-eval", help="Use faster-coco-eval if installed."),
-    allow_missing: bool = typer.Option(False, "--allow-missing", help="Evaluate only images that have outputs."),
-    min_map: Optional[float] = typer.Option(None, "--min-map", min=0.0, max=100.0, help="Fail (exit 5) "
+    fast_eval: bool = typer.Option(False, "--fast-eval", metavar="", help="Use faster-coco-eval if installed."),
+    allow_missing: bool = typer.Option(False, "--allow-missing", metavar="",
+                                       help="Evaluate only images that have outputs."),
+    min_map: float | None = typer.Option(None, "--min-map", min=0.0, max=100.0, help="Fail (exit 5) "
                                             "when YOLACT's 'all' mAP of --map-kind is below this (points)."),
     map_kind: MapKind = typer.Option(MapKind.BOX, "--map-kind", help="box or mask, for --min-map."),
-    against: Optional[Path] = typer.Option(None, "--against", help="A previous metrics.json: fail "
+    against: Path | None = typer.Option(None, "--against", help="A previous metrics.json: fail "
                                            "(exit 5) when any reported mAP moved more than --tolerance."),
     tolerance: float = typer.Option(0.3, "--tolerance", min=0.0, help="mAP points allowed to move for --against."),
 ) -> None:
@@ -343,7 +346,7 @@ def bench(
     ctx: typer.Context,
     backend: BackendOption = Backend.AUTO,
     model: ModelOption = None,
-    batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="Comma list, e.g. "
+    batch_sizes: str | None = typer.Option(None, "--batch-sizes", help="Comma list, e.g. "
                                               "1,4,8,16,32,64 \\[default: the model's static batch; "
                                               "for a dynamic-batch model that list (1,4,8 on the CPU)]."),
     loop: int = typer.Option(100, "--loop", min=1, help="Timed runs per batch size."),
@@ -352,9 +355,9 @@ def bench(
                                       "size, warm-up included (at least one timed run)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda; for ascend an NPU id."),
     half: HalfFlag = False,
-    stages: bool = typer.Option(False, "--stages", help="Time the whole path per image on prepared "
+    stages: bool = typer.Option(False, "--stages", metavar="", help="Time the whole path per image on prepared "
                                 "inputs: read, inference, heads, Detect, masks, RLE/JSON."),
-    images: int = typer.Option(10, "--images", min=1, help="With --stages: how many prepared images."),
+    num_images: NumImages = 10,
     ais_bench: AisBenchOption = AisBenchMode.AUTO,
 ) -> None:
     """Measure throughput and latency per batch size (results appended to results/bench.json)."""
@@ -365,7 +368,7 @@ def bench(
     try:
         result = step.run(settings.workspace, backend=backend.value, model=model, device=device,
                           half=half, batch_sizes=sizes, loop=loop, warmup=warmup,
-                          max_seconds=max_seconds, stages=stages, images=images,
+                          max_seconds=max_seconds, stages=stages, images=num_images,
                           ais_bench=ais_bench.value)
     except KeyboardInterrupt:
         raise Interrupted("interrupted before any measurement finished; nothing was written to "
@@ -433,7 +436,7 @@ def compare(
     ctx: typer.Context,
     a: Path = typer.Argument(..., help="A model (.onnx, .pth, .om) or an outputs/<run> folder."),
     b: Path = typer.Argument(..., help="The reference to compare A with (same kinds)."),
-    inputs: int = typer.Option(4, "--inputs", min=1, help="How many prepared inputs to compare on."),
+    num_inputs: int = typer.Option(4, "--num-inputs", min=1, help="How many prepared inputs to compare on."),
     atol: float = typer.Option(1e-4, "--atol", min=0.0, help="Allowed absolute difference per output."),
     rtol: float = typer.Option(1e-3, "--rtol", min=0.0, help="Plus this times B's largest magnitude."),
 ) -> None:
@@ -442,7 +445,7 @@ def compare(
     from .steps import compare as step
 
     settings: Settings = ctx.obj
-    result = step.run(settings.workspace, a, b, inputs=inputs, atol=atol, rtol=rtol)
+    result = step.run(settings.workspace, a, b, inputs=num_inputs, atol=atol, rtol=rtol)
     if settings.json:
         print_json(result.to_dict())
     else:
@@ -462,19 +465,19 @@ def compare(
 @command(locks=True)
 def show(
     ctx: typer.Context,
-    images: int = typer.Option(8, "--images", min=1, help="How many of the evaluated images."),
-    ids: Optional[str] = typer.Option(None, "--ids", help="Comma list of COCO image ids instead."),
+    num_images: NumImages = 8,
+    ids: str | None = typer.Option(None, "--ids", help="Comma list of COCO image ids instead."),
     score_threshold: ScoreThreshold = 0.3,
-    gt: bool = typer.Option(False, "--gt", help="Ground truth beside each picture."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder \\[default: results/vis]."),
+    gt: bool = typer.Option(False, "--gt", metavar="", help="Ground truth beside each picture."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Folder \\[default: results/vis]."),
 ) -> None:
     """Draw detections (masks, boxes, classes, scores) on the images as PNGs, plus a contact sheet."""
     from .steps import show as step
 
     settings: Settings = ctx.obj
     chosen = list(_parse_ints(ids, "--ids")) if ids else None
-    result = step.run(settings.workspace, images=images, ids=chosen, score_threshold=score_threshold,
-                      gt=gt, out=out_dir)
+    result = step.run(settings.workspace, images=num_images, ids=chosen, score_threshold=score_threshold,
+                      gt=gt, out=output)
     if settings.json:
         print_json(result.to_dict())
         return
@@ -507,10 +510,12 @@ def random_weights(
 
 
 def main() -> None:
-    """Usage errors found while parsing (unknown option, value out of range, not one of the
-    choices) end like every other failure: one `error:` line naming the fix, exit 2."""
+    """The one error boundary. A YedgeError (a command's, or a usage error found while parsing:
+    unknown option, value out of range, not one of the choices) ends as one `error:` line with
+    its exit code; anything unexpected says so briefly, with the traceback only under --verbose."""
     from typer._click import exceptions as click_errors
 
+    _settings.set(None)
     try:
         code = app(prog_name="yedge", standalone_mode=False)
     except click_errors.NoArgsIsHelpError as exc:
@@ -518,17 +523,20 @@ def main() -> None:
         code = exc.exit_code
     except click_errors.UsageError as exc:
         where = exc.ctx.command_path if exc.ctx else "yedge"
-        error = UsageError(exc.format_message(), hint=f"see `{where} --help`")
-        settings = exc.ctx.find_root().obj if exc.ctx else None
-        try:
-            _fail(error, isinstance(settings, Settings) and settings.json)
-        except typer.Exit as exit_:
-            code = exit_.exit_code
+        code = _report(UsageError(exc.format_message(), hint=f"see `{where} --help`"))
     except click_errors.ClickException as exc:
         exc.show()
         code = exc.exit_code
-    except click_errors.Abort:
+    except YedgeError as exc:
+        code = _report(exc)
+    except typer.Abort:
         code = Interrupted.exit_code
+    except Exception as exc:  # noqa: BLE001 - the last line of defence before a traceback
+        settings = _settings.get()
+        if settings is not None and settings.verbose:
+            raise
+        code = _report(YedgeError(f"internal error: {type(exc).__name__}: {exc} (rerun with "
+                                  "--verbose for the traceback and report it)"))
     sys.exit(code or 0)
 
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Iterator
-
 
 PR_SET_PDEATHSIG = 1
 

@@ -14,6 +14,7 @@ from .model.config import DEFAULT_CONFIG
 from .records import ConvertRecord, ExportRecord, OmRecord, PrepRecord
 from .workspace import Workspace
 
+
 @dataclass(frozen=True)
 class ModelChoice:
     """A model file and what the workspace knows of it."""

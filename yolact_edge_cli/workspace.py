@@ -13,8 +13,9 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import __version__
 from .errors import EnvironmentProblem, InputError
@@ -61,7 +62,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     except BaseException as exc:
         tmp_path.unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise EnvironmentProblem(f"could not write: {exc.strerror.lower()}", path=target,
+            raise EnvironmentProblem(f"could not write: {(exc.strerror or 'I/O error').lower()}", path=target,
                                      hint="free disk space (or raise the file size limit) and rerun; "
                                           "finished files are kept") from None
         raise

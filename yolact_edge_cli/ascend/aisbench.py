@@ -124,10 +124,10 @@ def parse_summary(stdout: str) -> dict:
         name, lo, hi, mean, median, pct, p = match.groups()
         out[name] = {"min": float(lo), "max": float(hi), "mean": float(mean), "median": float(median),
                      f"percentile({pct}%)": float(p)}
-    match = _THROUGHPUT.search(stdout)
-    if match:
-        out["batchsize"] = float(match.group(1))
-        out["throughput"] = float(match.group(3))
+    throughput = _THROUGHPUT.search(stdout)
+    if throughput:
+        out["batchsize"] = float(throughput.group(1))
+        out["throughput"] = float(throughput.group(3))
     if "NPU_compute_time" not in out:
         raise EnvironmentProblem("ais_bench printed no NPU_compute_time summary",
                                  hint="check the ais_bench log for errors")

@@ -67,6 +67,7 @@ def run(job: AtcJob, atc: Path, env: dict[str, str], log_path: Path, cwd: Path) 
             proc = subprocess.Popen(job.argv(atc), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     env=env, cwd=cwd, text=True, errors="replace")
             lines = []
+            assert proc.stdout is not None  # stdout=PIPE
             for line in proc.stdout:
                 log.write(line)
                 lines.append(line.rstrip("\n"))

@@ -32,7 +32,7 @@ class TorchSession:
         if half:
             module = module.half()
         if device == "cuda":
-            module = module.to(memory_format=torch.channels_last)
+            module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self._module = module
         self.info = ModelInfo(batch_size=batch_size, input_dtype=input_dtype, layout=layout,
                               output_names=output_names(layout))

@@ -28,10 +28,10 @@ def ground_truth(coco, image_id: int, width: int, height: int) -> GroundTruth:
     # Crowd regions are left out: the reference gives them class −1, so they never match.
     plain = [a for a in anns if not a.get("iscrowd")]
     scale = np.array([width, height, width, height], dtype=np.float64)
-    boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
-                       a["bbox"][1] + a["bbox"][3]] for a in plain], dtype=np.float64).reshape(-1, 4)
+    pixels = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
+                        a["bbox"][1] + a["bbox"][3]] for a in plain], dtype=np.float64).reshape(-1, 4)
     # The reference stores boxes relative to the image, then scales back in float32.
-    boxes = (boxes / scale).astype(np.float32) * np.array(scale, dtype=np.float32)
+    boxes = (pixels / scale).astype(np.float32) * np.array(scale, dtype=np.float32)
     masks = [coco.annToRLE(a) for a in plain]
     classes = [COCO_LABEL_MAP[a["category_id"]] - 1 for a in plain]
     return GroundTruth(boxes, classes, masks)
@@ -138,6 +138,6 @@ def format_table(table: dict[str, dict[str, float]]) -> str:
     lines = [("|".join(f" {h:>5} " for h in header) + "|").rstrip(), "-------+" * 12]
     for kind in IOU_TYPES:
         values = [kind, *(f"{table[kind][k]:.2f}" for k in table[kind])]
-        lines.append(("|".join(f" {v:>5} " for v in values) + "|"))
+        lines.append("|".join(f" {v:>5} " for v in values) + "|")
     lines.append("-------+" * 12)
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 """Checkpoints: load released `.pth` files safely, map old key names, check them against a
 config (never filling gaps with random values as the reference does), and build the
-deterministic random checkpoint of `docs/random-checkpoint.md`.
+random checkpoint of docs/random-checkpoint.md lives in `random_checkpoint.py`.
 """
 from __future__ import annotations
 
@@ -8,12 +8,10 @@ import multiprocessing
 import pickle
 import re
 import warnings
-import zlib
 from collections import OrderedDict
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
-import numpy as np
 import torch
 from rich.markup import escape
 
@@ -27,8 +25,8 @@ IGNORABLE_PREFIXES = ("semantic_seg_conv.",)
 _NESTED_STATE_KEYS = ("state_dict", "model")
 
 
-@lru_cache(maxsize=None)
-def expected_shapes(config_name: str) -> "OrderedDict[str, tuple[int, ...]]":
+@cache
+def expected_shapes(config_name: str) -> OrderedDict[str, tuple[int, ...]]:
     """The reference model's state_dict as key → shape, in order (built on the meta device)."""
     with torch.device("meta"):
         net = Yolact(CONFIGS[config_name])
@@ -173,41 +171,3 @@ def load_model(path: str | Path, config: str = "auto") -> Yolact:
     state = normalize_keys(read_state_dict(path))
     cfg = match_config(state, config, path)
     return build_model(state, cfg)
-
-
-# --- the deterministic random checkpoint (docs/random-checkpoint.md) ------------------------
-
-DEFAULT_CONF_GAIN = 2.0
-DEFAULT_MASK_BIAS = 0.3
-DEFAULT_BG_BIAS = 0.0
-
-
-def random_state_dict(cfg: ModelConfig, seed: int = 0, conf_gain: float = DEFAULT_CONF_GAIN,
-                      mask_bias: float = DEFAULT_MASK_BIAS, bg_bias: float = DEFAULT_BG_BIAS,
-                      ) -> "OrderedDict[str, torch.Tensor]":
-    """Every key drawn from its own generator seeded by seed + crc32(key), so any implementation
-    can rebuild the same weights from the key list alone."""
-    shapes = expected_shapes(cfg.name)
-    bn_prefixes = {k[: -len(".running_mean")] for k in shapes if k.endswith(".running_mean")}
-    out: OrderedDict[str, torch.Tensor] = OrderedDict()
-    for key, shape in shapes.items():
-        prefix, leaf = key.rsplit(".", 1)
-        if leaf == "num_batches_tracked":
-            out[key] = torch.tensor(0, dtype=torch.int64)
-            continue
-        n = np.random.default_rng(seed + zlib.crc32(key.encode("utf-8"))).standard_normal(size=shape)
-        if prefix in bn_prefixes:
-            value = {"weight": lambda: 0.5 + 0.1 * n, "bias": lambda: 0.1 * n,
-                     "running_mean": lambda: 0.1 * n, "running_var": lambda: 1 + np.abs(n)}[leaf]()
-        elif len(shape) == 4:
-            _, fan_in_channels, kh, kw = shape
-            gain = conf_gain if key.endswith("conf_layer.weight") else 1.0
-            value = n * np.sqrt(2.0 / (fan_in_channels * kh * kw)) * gain
-        else:
-            value = 0.01 * n
-            if key.endswith("mask_layer.bias"):
-                value = value + mask_bias
-            if key.endswith("conf_layer.bias"):
-                value = value + bg_bias * (np.arange(shape[0]) % cfg.num_classes == 0)
-        out[key] = torch.from_numpy(np.asarray(value, dtype=np.float64).astype(np.float32))
-    return out

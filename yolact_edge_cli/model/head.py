@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ def run_heads(head: PredictionHead, fpn_maps: list[torch.Tensor]):
     return loc, F.softmax(conf, dim=-1), torch.tanh(coef)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _priors(max_size: int, scales: tuple[int, ...], ratios: tuple[float, ...]) -> np.ndarray:
     rows = []
     for size, scale in zip(FPN_SIZES, scales):

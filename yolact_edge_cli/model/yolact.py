@@ -15,6 +15,7 @@ from .fpn import FPNPhase1, FPNPhase2
 from .head import PredictionHead, run_heads
 from .protonet import build_protonet, prototypes
 
+
 class Yolact(nn.Module):
     """Modules are registered in the reference's order so `state_dict()` keys line up."""
 
@@ -32,7 +33,9 @@ class Yolact(nn.Module):
 
     @property
     def head(self) -> PredictionHead:
-        return self.prediction_layers[0]
+        head = self.prediction_layers[0]
+        assert isinstance(head, PredictionHead)
+        return head
 
     def features(self, image: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """image [B,3,550,550] normalised RGB → ([P3..P7], proto [B,138,138,32])."""
@@ -80,6 +83,9 @@ class Uint8Input(nn.Module):
         self.inner = inner
         self.register_buffer("mean", torch.tensor(MEANS_BGR[::-1]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(STD_BGR[::-1]).view(1, 3, 1, 1), persistent=False)
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def forward(self, image: torch.Tensor):
         return self.inner((image.to(self.mean.dtype) - self.mean) / self.std)

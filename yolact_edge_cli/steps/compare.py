@@ -132,7 +132,7 @@ def match_detections(a, b, threshold: float = 0.5) -> tuple[int, list[float], li
 def run(ws: Workspace, a: Path, b: Path, *, inputs: int = 4, atol: float = 1e-4,
         rtol: float = 1e-3) -> CompareResult:
     if inputs < 1:
-        raise UsageError(f"--inputs must be at least 1, got {inputs}", hint="e.g. --inputs 4")
+        raise UsageError(f"--num-inputs must be at least 1, got {inputs}", hint="e.g. --num-inputs 4")
     ids = ws.read_ids()[:inputs]
     files = binio.list_input_files(ws.bin_dir)[: len(ids)]
     positions = list(range(len(ids)))

@@ -6,13 +6,12 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..choices import InputDtype, InputLayout
 from ..console import stage
 from ..errors import InputError, UsageError
-from ..choices import InputDtype, InputLayout
 from ..provenance import model_origin
 from ..records import ConvertRecord, ExportRecord, OmRecord
 from ..workspace import Workspace, atomic_write_text, sha256_file
-
 
 
 @dataclass
@@ -68,12 +67,15 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
     elif not re.fullmatch(r"Ascend[0-9A-Za-z_-]+", soc_version):
         raise UsageError(f"--soc-version {soc_version!r} is not an Ascend SoC name",
                          hint="e.g. Ascend310P3, Ascend910B3 (npu-smi's Name column with 'Ascend' before it)")
-    common = {"precision_mode": precision_mode, "extra": tuple(atc_args),
-              "aipp_config": aipp_path.absolute() if aipp_path else None}
-    jobs = [atc_driver.AtcJob(onnx.absolute(), ws.om_output(None).absolute(), soc_version,
-                              dynamic_batch=tuple(dynamic_batch), **common)] if dynamic_batch else \
-        [atc_driver.AtcJob(onnx.absolute(), ws.om_output(b).absolute(), soc_version, batch_size=b, **common)
-         for b in batch_sizes]
+    aipp_absolute = aipp_path.absolute() if aipp_path else None
+
+    def atc_job(batch_size: int | None) -> atc_driver.AtcJob:
+        return atc_driver.AtcJob(onnx.absolute(), ws.om_output(batch_size).absolute(), soc_version,
+                                 batch_size=batch_size,
+                                 dynamic_batch=tuple(dynamic_batch) if batch_size is None else (),
+                                 precision_mode=precision_mode, extra=tuple(atc_args), aipp_config=aipp_absolute)
+
+    jobs = [atc_job(None)] if dynamic_batch else [atc_job(b) for b in batch_sizes]
     result = ConvertResult(soc_version=soc_version, dry_run=dry_run)
     if dry_run:
         result.argv = [job.argv() for job in jobs]

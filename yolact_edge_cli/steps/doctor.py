@@ -8,7 +8,6 @@ import platform
 import shutil
 import sys
 from dataclasses import asdict, dataclass
-
 from pathlib import Path
 
 from ..data import binio
@@ -134,11 +133,10 @@ def _run_check(ws: Workspace, run_dir: Path, weights_sha: str | None, prepared: 
     record = read_run(run_dir)
     backend = (record.backend if record else None) or "onnxruntime"
     infer = f"yedge infer --backend {backend} --run {run_dir.name}"
-    model_changed = record is not None and _sha256_or_none(ws.resolve(record.model)) != record.model_sha256
     reasons = []
     if record is None:
         reasons.append("made without a record of its model (an older yedge or by hand)")
-    if model_changed:
+    elif _sha256_or_none(ws.resolve(record.model)) != record.model_sha256:
         reasons.append(f"its model {record.model} changed or is gone since")
     if record is not None and weights_sha and record.weights_sha256 and record.weights_sha256 != weights_sha:
         reasons.append("computed from another checkpoint than the one exported now")
@@ -152,7 +150,7 @@ def _run_check(ws: Workspace, run_dir: Path, weights_sha: str | None, prepared: 
     layout = binio.run_layout(run_dir)
     count = prepared if prepared is not None else len(list(run_dir.glob("*_0.bin")))
     complete = sum(binio.sample_dtype(run_dir, str(pos), layout) is not None for pos in range(count))
-    detail = f"{backend} on {record.device or '?'}, {complete} of {count} samples"
+    detail = f"{backend} on {(record.device if record else None) or '?'}, {complete} of {count} samples"
     if complete < count or count == 0:
         return Check("workspace", name, WARN, detail + (" (empty)" if complete == 0 else " (incomplete)"),
                      f"`{infer}` (it resumes)")

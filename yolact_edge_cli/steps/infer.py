@@ -200,7 +200,7 @@ def _run_batches(sessions, todo, total: int, run_dir: Path, input_dtype: str, la
                 for k, output in enumerate(outputs):
                     for j, part in enumerate(np.array_split(output, batch.size, axis=0)[: len(batch.files)]):
                         with atomic_path(binio.output_path(run_dir, batch.files[j], k)) as tmp:
-                            tmp.write_bytes(memoryview(np.ascontiguousarray(part)))
+                            tmp.write_bytes(np.ascontiguousarray(part).data)
                 advance(len(batch.files))
             return spent
 
@@ -292,7 +292,7 @@ def _run_aisbench_cli(ws, om, pending: list[Path], devices: list[int], run_dir: 
     with progress_bar(total, label) as advance:
         advance(total - len(pending))
         with ThreadPoolExecutor(max(1, len(jobs))) as pool:
-            for (device_id, share), spent in zip(jobs, pool.map(work, jobs)):
+            for (_, share), spent in zip(jobs, pool.map(work, jobs)):
                 times += [float(t) for t in spent]
                 advance(len(share))
     return times

@@ -7,17 +7,18 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..console import err, progress_bar
+from ..data.preprocess import sample_shape
 from ..errors import InputError, UsageError
 from ..parallel import process_pool
 from ..provenance import inputs_fingerprint
 from ..records import PrepRecord
-from ..data.preprocess import sample_shape
 from ..workspace import Workspace, atomic_path, atomic_write_text, file_size, remove_stale_temp
 
 
@@ -55,7 +56,7 @@ def _prep_one(task: tuple[int, str, str, str, str]) -> tuple[int, str | None, tu
         return pos, exc.message, (0, 0)
     tensor = prepare(image, dtype, layout)[None]
     with atomic_path(out_path) as tmp:
-        tmp.write_bytes(memoryview(np.ascontiguousarray(tensor)))
+        tmp.write_bytes(np.ascontiguousarray(tensor).data)
     return pos, None, (image.shape[1], image.shape[0])
 
 
@@ -102,6 +103,7 @@ def run(ws: Workspace, images: Path, annotations: Path, *, limit: int | None = N
         advance = stack.enter_context(progress_bar(len(tasks), f"prep {len(ids)} images ({dtype})"))
         sizes = stack.enter_context(open(ws.image_sizes, "a", encoding="utf-8"))
         advance(0)
+        results: Iterator[tuple[int, str | None, tuple[int, int]]]
         if workers == 1 or len(tasks) < 2:
             results = map(_prep_one, tasks)
         else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from ..model.checkpoint import DEFAULT_BG_BIAS, DEFAULT_CONF_GAIN, DEFAULT_MASK_BIAS
+from ..model.random_checkpoint import DEFAULT_BG_BIAS, DEFAULT_CONF_GAIN, DEFAULT_MASK_BIAS, random_state_dict
 from ..workspace import atomic_path, sha256_file
 
 
@@ -13,7 +13,6 @@ def run(output: Path, *, config: str = "yolact_edge_resnet50_config", seed: int 
         bg_bias: float = DEFAULT_BG_BIAS) -> dict:
     import torch
 
-    from ..model.checkpoint import random_state_dict
     from ..model.config import get_config
 
     cfg = get_config(config)

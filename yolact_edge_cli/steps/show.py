@@ -68,7 +68,7 @@ def run(ws: Workspace, *, images: int = 8, ids: list[int] | None = None, score_t
     from ..data.preprocess import read_image
 
     if images < 1:
-        raise UsageError(f"--images must be at least 1, got {images}", hint="e.g. --images 8")
+        raise UsageError(f"--num-images must be at least 1, got {images}", hint="e.g. --num-images 8")
     evaluated_run = ws.need(EvalRecord, "evaluation results", "yedge eval")
     prep = ws.need(PrepRecord, "prepared inputs", "yedge prep")
     check_same_inputs("the last evaluation", evaluated_run.inputs_fingerprint, ws,

@@ -73,7 +73,8 @@ def main() -> int:
             files = sorted((p for p in entries[0].iterdir() if p.is_file() and
                             p.name.endswith((".bin", ".BIN", ".npy", ".NPY"))), key=lambda p: natural_key(p.name))
             if not files:
-                raise RuntimeError(f"{entries[0]} of input args not find valid file,valid file format:[*.npy *.NPY *.bin *.BIN]")
+                raise RuntimeError(f"{entries[0]} of input args not find valid file,"
+                                   "valid file format:[*.npy *.NPY *.bin *.BIN]")
         else:
             files = entries
         filesize = files[0].stat().st_size
@@ -115,7 +116,7 @@ def main() -> int:
         for k, output in enumerate(outputs):
             for j, part in enumerate(np.array_split(output, len(group), axis=0)[: len(chunk)]):
                 part.tofile(out_dir / f"{os.path.basename(str(chunk[j])).split('.')[0]}_{k}.bin")
-        for j, infile in enumerate(chunk):
+        for infile in chunk:
             filesinfo[len(filesinfo)] = {
                 "infiles": [str(infile)],
                 "outfiles": [str(out_dir / f"{os.path.basename(str(infile)).split('.')[0]}_{k}.bin")
