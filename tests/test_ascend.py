@@ -333,3 +333,78 @@ def test_an_om_names_its_checkpoint_through_convert(ascend, onnx_workspace, tmp_
     with pytest.raises(InputError, match="npu was computed from .* but the host-side heads would come from"):
         evaluate.run(ws, workers=1)
     assert evaluate.run(ws, weights=checkpoint(), workers=1).images == 2
+
+
+# --- as the real tools behave (issue: the Ascend path on its first run on a real NPU host) ------
+
+def test_cli_inputs_are_chunked_under_the_argument_limit():
+    """Over 5,000 inputs: every comma-joined --input under 100 KiB (Linux refuses an argument
+    over 128 KiB), every input exactly once and in order, only the last batch ever padded."""
+    files = [Path("/data/workspaces/a-rather-long-folder-name/inputs/bin_file") / f"{i}.bin"
+             for i in range(5003)]
+    chunks = aisbench.input_chunks(files, per_batch=4)
+    assert len(chunks) > 1
+    assert [f for chunk in chunks for f in chunk] == files
+    assert all(len(",".join(map(str, chunk)).encode()) <= 100 * 1024 for chunk in chunks)
+    assert all(len(chunk) % 4 == 0 for chunk in chunks[:-1])
+    argv = aisbench.cli_argv(Path("/m.om"), inputs=chunks[0], output=Path("/o"), dirname="d")
+    assert max(len(a.encode()) for a in argv) <= 100 * 1024
+
+
+def test_cli_mode_in_several_runs_gives_the_same_outputs(ascend, onnx_workspace, tmp_path, monkeypatch):
+    ws = _clone(onnx_workspace, tmp_path)
+    convert.run(ws, batch_sizes=(1,))
+    monkeypatch.setattr(aisbench, "MAX_ARGUMENT_BYTES", 10)  # one input per run
+    result = infer.run(ws, backend="ascend", run_name="npu", ais_bench="cli")
+    assert result.computed == 2
+    assert len(list(ws.logs_dir.glob("ais_bench_npu_device0_*.log"))) == 2
+    _assert_same_outputs(ws.outputs_dir / "npu", ws.outputs_dir / "onnxruntime")
+
+
+def test_output_folders_pass_ais_bench_rules_whatever_the_umask(ascend, onnx_workspace, tmp_path):
+    """With umask 002 new folders are group-writable, which ais_bench refuses for --output; and
+    ais_bench re-modes --output, which must not be the user's outputs/ folder."""
+    import shutil
+    import stat
+
+    ws = _clone(onnx_workspace, tmp_path)
+    convert.run(ws, batch_sizes=(1,))
+    shutil.rmtree(ws.outputs_dir)
+    old = os.umask(0o002)
+    try:
+        infer.run(ws, backend="ascend", run_name="npu", ais_bench="cli")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(ws.outputs_dir.stat().st_mode) == 0o775  # untouched
+    assert len(list((ws.outputs_dir / "npu").glob("*.bin"))) == 12
+
+
+def test_a_run_name_ais_bench_refuses_is_a_usage_error_up_front(tmp_path):
+    proc = run_cli("-w", tmp_path / "ws", "infer", "--backend", "ascend", "--run", "my run+1", env=fake_env())
+    assert_clean_failure(proc, "--run 'my run+1'", "A-Z a-z 0-9 _ . -", code=2)
+
+
+def test_bench_in_cli_mode_leaves_no_outputs_behind(ascend, onnx_workspace, tmp_path):
+    ws = _clone(onnx_workspace, tmp_path)
+    convert.run(ws, batch_sizes=(1,))
+    rows = bench.run(ws, backend="ascend", batch_sizes=(1,), loop=2, warmup=0, ais_bench="cli").rows
+    assert rows[0].latency_p90_ms is not None  # the per-run times were read from the summary
+    assert not list(ws.root.rglob("pure_infer_data_*")) and not list(ws.root.rglob("*_summary.json"))[1:]
+
+
+def test_the_emulator_refuses_output_paths_as_the_tool_does(ascend, onnx_workspace, tmp_path):
+    import subprocess
+
+    ws = _clone(onnx_workspace, tmp_path)
+    convert.run(ws, batch_sizes=(1,))
+    om = next(ws.models_dir.glob("*.om"))
+    output = tmp_path / "out"
+    output.mkdir(mode=0o775)
+    os.chmod(output, 0o775)
+    argv = aisbench.cli_argv(om, output=output, dirname="x", loop=1)
+    proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **fake_env()})
+    assert proc.returncode == 1 and "writable by group or others" in proc.stdout
+    os.chmod(output, 0o755)
+    proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **fake_env()})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert output.stat().st_mode & 0o777 == 0o750  # re-moded, as the tool does

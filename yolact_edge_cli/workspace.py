@@ -141,6 +141,8 @@ class Workspace:
     # One JSON line per decoded image ({"id", "width", "height"}), appended as images finish so
     # a resumed prep still knows every real size (a torn last line from a kill is ignored).
     image_sizes = property(lambda self: self.inputs_dir / "image_sizes.jsonl")
+    # ais_bench's --output in CLI mode: it re-modes that folder, so it gets one of its own
+    ais_bench_staging = property(lambda self: self.outputs_dir / ".ais_bench")
     bench_log = property(lambda self: self.results_dir / "bench.json")
     vis_dir = property(lambda self: self.results_dir / "vis")
 

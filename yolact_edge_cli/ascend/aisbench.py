@@ -16,6 +16,11 @@ from ..choices import AisBenchMode
 from ..errors import EnvironmentProblem, InputError, UsageError
 
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_/.\-]+$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+# Linux refuses a single argument longer than MAX_ARG_STRLEN (128 KiB); a comma-joined --input
+# stays well below it (docs/ascend.md §1.1).
+MAX_ARGUMENT_BYTES = 100 * 1024
+PRIVATE_FOLDER_MODE = 0o750  # what ais_bench sets on --output, and accepts
 _TIMES = re.compile(r"(NPU_compute_time|H2D_latency|D2H_latency) \(ms\): min = (\S+), max = (\S+), "
                     r"mean = (\S+), median = (\S+), percentile\((\d+)%\) = (\S+)")
 _THROUGHPUT = re.compile(r"throughput 1000\*batchsize\.mean\(([^)]*)\)/NPU_compute_time\.mean\(([^)]*)\): "
@@ -52,6 +57,43 @@ def check_path(path: Path, what: str) -> None:
     if Path(path).exists() and os.stat(path).st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise InputError(f"ais_bench refuses a {what} writable by group or others", path=absolute,
                          hint=f"chmod go-w '{absolute}'")
+
+
+def check_name(name: str, option: str) -> None:
+    """A name ais_bench will see as part of a path (--output_dirname): its characters only."""
+    if not _SAFE_NAME.match(name):
+        raise UsageError(f"{option} {name!r}: ais_bench accepts only A-Z a-z 0-9 _ . - in it",
+                         hint=f"pick another {option} name")
+
+
+def private_folder(path: Path) -> Path:
+    """A folder ais_bench accepts as --output (owner-only writable, safe characters), made so
+    whatever the umask; ais_bench re-modes --output itself, so it is never a folder of the user's."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, PRIVATE_FOLDER_MODE)
+    check_path(path, "output folder")
+    return path
+
+
+def input_chunks(files: list[Path], per_batch: int, limit: int | None = None) -> list[list[Path]]:
+    """The files split into runs whose comma-joined --input stays under `limit` bytes (default
+    MAX_ARGUMENT_BYTES), each a whole number of batches, so only the very last batch is padded,
+    as in a single run."""
+    limit = limit or MAX_ARGUMENT_BYTES
+    chunks: list[list[Path]] = []
+    current: list[Path] = []
+    size = 0
+    for start in range(0, len(files), per_batch):
+        batch = files[start:start + per_batch]
+        extra = sum(len(os.fsencode(str(p))) + 1 for p in batch)
+        if current and size + extra > limit:
+            chunks.append(current)
+            current, size = [], 0
+        current += batch
+        size += extra
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def check_model(om: Path) -> None:

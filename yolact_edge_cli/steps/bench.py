@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -184,14 +185,19 @@ def _ascend(ws: Workspace, model: Path | None, device: str, batch_sizes, loop: i
                 return _time_batch(session, batch, loop, warmup, max_seconds)
             finally:
                 session.close()
+        # --output only for the summary's per-run times: the pure-inference outputs ais_bench
+        # also saves there (a batch's full outputs) are removed at once
         dirname = f"bench_bs{batch}"
-        out_dir = ws.logs_dir / "ais_bench_bench"  # ais_bench writes its summary here
-        out_dir.mkdir(parents=True, exist_ok=True)
-        argv = aisbench.cli_argv(om.absolute(), output=out_dir.absolute(), dirname=dirname,
+        out_dir = aisbench.private_folder(ws.ais_bench_staging).absolute()
+        argv = aisbench.cli_argv(om.absolute(), output=out_dir, dirname=dirname,
                                  device=device_id, loop=loop, batch_size=batch,
                                  dym_batch=batch if dynamic else None, warmup=warmup)
-        stdout = aisbench.run_cli(argv, cwd=out_dir, log_path=ws.log(f"ais_bench_{dirname}"))
-        return _row_from_aisbench(batch, loop, stdout, out_dir / f"{dirname}_summary.json")
+        try:
+            stdout = aisbench.run_cli(argv, cwd=out_dir, log_path=ws.log(f"ais_bench_{dirname}"))
+            return _row_from_aisbench(batch, loop, stdout, out_dir / f"{dirname}_summary.json")
+        finally:
+            shutil.rmtree(out_dir / dirname, ignore_errors=True)
+            (out_dir / f"{dirname}_summary.json").unlink(missing_ok=True)
 
     _sweep(result, sizes, measure)
     return result

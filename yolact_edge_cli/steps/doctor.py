@@ -122,8 +122,8 @@ def _run_folders(ws: Workspace) -> list[Path]:
     """Every run folder in outputs/ (ais_bench's per-device staging folders left out)."""
     if not ws.outputs_dir.is_dir():
         return []
-    return sorted(p for p in ws.outputs_dir.iterdir()
-                  if p.is_dir() and (read_run(p) is not None or any(p.glob("*.bin"))))
+    return sorted(p for p in ws.outputs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and (read_run(p) is not None or any(p.glob("*.bin"))))
 
 
 def _run_check(ws: Workspace, run_dir: Path, weights_sha: str | None, prepared: int | None) -> Check:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backends import open_session
-from ..choices import Layout
+from ..choices import Backend, Layout
 from ..console import progress_bar
 from ..data import binio
 from ..data.preprocess import sample_shape
@@ -65,12 +65,16 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}",
                          hint="e.g. --batch-size 8, or drop it for the model's batch")
     backend = choose_backend(backend, model)
+    run_name = run_name or backend
+    if backend == Backend.ASCEND.value:  # ais_bench sees it in --output_dirname
+        from ..ascend.aisbench import check_name
+
+        check_name(run_name, "--run")
     prep = ws.load(PrepRecord) or PrepRecord()
     input_dtype, input_layout = prep.dtype, prep.layout
     choice = model_for(ws, backend, model, batch_size)
     in_dir = Path(inputs) if inputs else ws.bin_dir
     files = binio.list_input_files(in_dir)
-    run_name = run_name or backend
     run_dir = ws.run_dir(run_name)
     if backend != "ascend" and input_layout != "nchw":
         raise InputError("the inputs were prepared as nhwc pixels, which only an .om converted with "
@@ -255,37 +259,40 @@ def _run_ascend(ws, choice: ModelChoice, device, batch_size, files, in_dir, run_
     per_batch = static or batch_size or 1
     todo = _pending(files, run_dir, layout, per_batch)
     pending = [f for b in todo for f in b.files]
-    times = _run_aisbench_cli(ws, om, pending, devices, run_dir,
+    times = _run_aisbench_cli(ws, om, pending, devices, run_dir, per_batch,
                               dym_batch=None if static else per_batch,
                               total=len(files), label=f"infer ascend ({label}, batch {per_batch})")
     return _Ran(om, layout, per_batch, label, len(pending), times, extra)
 
 
-def _run_aisbench_cli(ws, om, pending: list[Path], devices: list[int], run_dir: Path,
+def _run_aisbench_cli(ws, om, pending: list[Path], devices: list[int], run_dir: Path, per_batch: int,
                       dym_batch: int | None, total: int, label: str) -> list[float]:
-    """One `python3 -m ais_bench` per device on its share of the pending inputs, each into its own
-    folder; the outputs then move into the run folder (ais_bench writes them in place)."""
+    """`python3 -m ais_bench` per device on its share of the pending inputs — in several runs
+    when the comma-joined --input would pass the OS's limit on one argument — each into its own
+    folder under a staging folder of ais_bench's own; the outputs then move into the run folder."""
     from ..ascend import aisbench
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    staging_root = aisbench.private_folder(ws.ais_bench_staging).absolute()
     jobs = [(d, share) for d, share in zip(devices, _split(pending, len(devices))) if share]
 
     def work(job) -> list[float]:
         device_id, share = job
-        dirname = f"{run_dir.name}_device{device_id}"
-        staging = run_dir.parent / dirname
-        shutil.rmtree(staging, ignore_errors=True)
-        argv = aisbench.cli_argv(om.absolute(), inputs=[p.absolute() for p in share],
-                                 output=run_dir.parent.absolute(), dirname=dirname, device=device_id,
-                                 dym_batch=dym_batch)
-        aisbench.run_cli(argv, cwd=run_dir.parent, log_path=ws.log(f"ais_bench_{dirname}"))
-        for produced in staging.glob("*.bin"):
-            shutil.move(str(produced), run_dir / produced.name)
-        summary_file = binio.summary_path(staging)
-        spent = json.loads(summary_file.read_text()).get("npu_compute_time_list", []) \
-            if summary_file.exists() else []
-        summary_file.unlink(missing_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)
+        spent: list[float] = []
+        for part, chunk in enumerate(aisbench.input_chunks([p.absolute() for p in share], per_batch)):
+            dirname = f"{run_dir.name}_device{device_id}_{part}"
+            staging = staging_root / dirname
+            shutil.rmtree(staging, ignore_errors=True)
+            argv = aisbench.cli_argv(om.absolute(), inputs=chunk, output=staging_root, dirname=dirname,
+                                     device=device_id, dym_batch=dym_batch)
+            aisbench.run_cli(argv, cwd=staging_root, log_path=ws.log(f"ais_bench_{dirname}"))
+            for produced in staging.glob("*.bin"):
+                shutil.move(str(produced), run_dir / produced.name)
+            summary_file = binio.summary_path(staging)
+            if summary_file.exists():
+                spent += json.loads(summary_file.read_text()).get("npu_compute_time_list", [])
+            summary_file.unlink(missing_ok=True)
+            shutil.rmtree(staging, ignore_errors=True)
         return spent
 
     times: list[float] = []

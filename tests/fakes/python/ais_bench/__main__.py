@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ._model import OfflineModel
+from ._security import PathRefused, check
 
 
 def natural_key(name: str):
@@ -55,6 +56,19 @@ def main() -> int:
         raise RuntimeError("error bad parameters --output_dirname")
     if args.output_dirname and args.output_dirname.startswith("/"):
         raise RuntimeError("--output_dirname do not support abs path!")
+    try:
+        check(args.model, "model")
+        for entry in (args.input.split(",") if args.input else []):
+            check(entry, "input")
+        if args.output:
+            check(args.output, "output")
+        if args.output_dirname:
+            check(os.path.join(args.output, args.output_dirname), "output_dirname")
+    except PathRefused as exc:
+        print(f"[ERROR] {exc}")
+        return 1
+    if args.output:
+        os.chmod(args.output, 0o750)  # as the tool does to --output
     print("[INFO] acl init success")
     print(f"[INFO] open device {args.device} success")
     model = OfflineModel(args.model, int(args.device))
