@@ -24,7 +24,8 @@ def fake_env(**extra) -> dict:
     """PATH with the fake npu-smi/atc (and this interpreter for their shebang), PYTHONPATH with
     the fake ais_bench package."""
     path = os.pathsep.join([str(FAKES / "bin"), str(Path(sys.executable).parent), os.environ["PATH"]])
-    return {"PATH": path, "PYTHONPATH": str(FAKES / "python"), "FAKE_NPU_SMI": "310P3", **extra}
+    return {"PATH": path, "PYTHONPATH": str(FAKES / "python"), "FAKE_NPU_SMI": "310P3",
+            "LD_LIBRARY_PATH": "/usr/local/Ascend/ascend-toolkit/latest/lib64", **extra}
 
 
 @pytest.fixture
@@ -408,3 +409,17 @@ def test_the_emulator_refuses_output_paths_as_the_tool_does(ascend, onnx_workspa
     proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **fake_env()})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert output.stat().st_mode & 0o777 == 0o750  # re-moded, as the tool does
+
+
+def test_ais_bench_without_cann_environment_says_to_source_set_env(onnx_workspace, tmp_path):
+    """aclruntime needs CANN's libraries (set_env.sh): without them `--ais-bench auto` must not
+    end in an internal ImportError; doctor says the same."""
+    ws = _clone(onnx_workspace, tmp_path)
+    env = fake_env(LD_LIBRARY_PATH="")
+    proc = run_cli("-w", ws.root, "convert", env=env)
+    assert proc.returncode == 0, proc.stderr
+    for mode in ("auto", "api"):
+        proc = run_cli("-w", ws.root, "infer", "--backend", "ascend", "--ais-bench", mode, env=env)
+        assert_clean_failure(proc, "ais_bench's Python API cannot load: libascendcl.so", "set_env.sh", code=4)
+    checks = {c["name"]: c for c in json.loads(run_cli("-w", ws.root, "--json", "doctor", env=env).stdout)["checks"]}
+    assert "libascendcl.so" in checks["ais_bench"]["detail"] and "set_env.sh" in checks["ais_bench"]["fix"]

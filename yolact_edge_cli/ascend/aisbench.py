@@ -29,19 +29,46 @@ INSTALL_HINT = ("install ais_bench and aclruntime (pip3 install aclruntime-*.whl
                 "after sourcing CANN's set_env.sh")
 
 
+SET_ENV_HINT = ("source CANN's set_env.sh first (e.g. `. /usr/local/Ascend/ascend-toolkit/set_env.sh`), "
+                "then rerun")
+NOT_INSTALLED = "not installed"
+
+
+def api_problem() -> str | None:
+    """Why ais_bench's Python API cannot be used here, or None. Importing it loads aclruntime, an
+    extension that needs CANN's libraries on LD_LIBRARY_PATH (set_env.sh), so it is imported,
+    not just looked up."""
+    try:
+        if importlib.util.find_spec("ais_bench.infer.interface") is None:
+            return NOT_INSTALLED
+        importlib.import_module("ais_bench.infer.interface")
+    except ModuleNotFoundError:
+        return NOT_INSTALLED
+    except (ImportError, OSError, RuntimeError) as exc:
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    return None
+
+
 def api_available() -> bool:
-    return importlib.util.find_spec("ais_bench") is not None and \
-        importlib.util.find_spec("ais_bench.infer.interface") is not None
+    return api_problem() is None
 
 
 def resolve_mode(mode: str) -> str:
+    """api or cli. `auto` takes the API when it loads, the CLI when ais_bench's API is not
+    installed; an installed API that cannot load means CANN's environment is missing, which the
+    CLI would meet as well, so that is said at once."""
     if mode not in AisBenchMode.values():
         raise UsageError(f"unknown ais_bench mode {mode!r}", hint="use --ais-bench auto, api or cli")
-    if mode == "auto":
-        return "api" if api_available() else "cli"
-    if mode == "api" and not api_available():
-        raise EnvironmentProblem("ais_bench's Python API is not importable", hint=INSTALL_HINT)
-    return mode
+    if mode == AisBenchMode.CLI.value:
+        return mode
+    problem = api_problem()
+    if problem is None:
+        return AisBenchMode.API.value
+    if problem == NOT_INSTALLED:
+        if mode == AisBenchMode.AUTO.value:
+            return AisBenchMode.CLI.value
+        raise EnvironmentProblem("ais_bench's Python API is not installed", hint=INSTALL_HINT)
+    raise EnvironmentProblem(f"ais_bench's Python API cannot load: {problem}", hint=SET_ENV_HINT)
 
 
 def check_path(path: Path, what: str) -> None:

@@ -82,9 +82,10 @@ def ascend() -> list[Check]:
             checks.append(Check("ascend", "npu-smi", OK, f"{len(chips)} chip(s): {', '.join(socs)}"))
         except YedgeError as exc:
             checks.append(Check("ascend", "npu-smi", FAIL, exc.message, exc.hint or ""))
-    api = aisbench.api_available()
-    checks.append(Check("ascend", "ais_bench", OK if api else WARN,
-                        "importable (InferSession)" if api else "not importable", "" if api else aisbench.INSTALL_HINT))
+    problem = aisbench.api_problem()
+    fix = aisbench.INSTALL_HINT if problem == aisbench.NOT_INSTALLED else aisbench.SET_ENV_HINT
+    checks.append(Check("ascend", "ais_bench", OK if problem is None else WARN,
+                        "importable (InferSession)" if problem is None else problem, "" if problem is None else fix))
     runtime = importlib.util.find_spec("aclruntime") is not None
     checks.append(Check("ascend", "aclruntime", OK if runtime else WARN,
                         "installed" if runtime else "not installed", "" if runtime else aisbench.INSTALL_HINT))

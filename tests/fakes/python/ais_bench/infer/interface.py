@@ -1,6 +1,7 @@
 """Emulated `ais_bench.infer.interface.InferSession` (API_GUIDE.md's surface)."""
 from dataclasses import dataclass
 
+import aclruntime  # noqa: F401 - as the real module, it needs CANN's libraries to import
 import numpy as np
 
 from .._model import OfflineModel
