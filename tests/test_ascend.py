@@ -423,3 +423,14 @@ def test_ais_bench_without_cann_environment_says_to_source_set_env(onnx_workspac
         assert_clean_failure(proc, "ais_bench's Python API cannot load: libascendcl.so", "set_env.sh", code=4)
     checks = {c["name"]: c for c in json.loads(run_cli("-w", ws.root, "--json", "doctor", env=env).stdout)["checks"]}
     assert "libascendcl.so" in checks["ais_bench"]["detail"] and "set_env.sh" in checks["ais_bench"]["fix"]
+
+
+def test_json_stays_json_with_the_noisy_api(onnx_workspace, tmp_path):
+    """aclruntime prints [INFO] lines on the C-level stdout; they go to logs/ais_bench_api.log."""
+    ws = _clone(onnx_workspace, tmp_path)
+    assert run_cli("-w", ws.root, "convert", env=fake_env()).returncode == 0
+    proc = run_cli("-w", ws.root, "--json", "infer", "--backend", "ascend", "--ais-bench", "api",
+                   "--run", "npu", env=fake_env())
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["computed"] == 2 and "[INFO]" not in proc.stdout
+    assert "[INFO] load model" in (ws.logs_dir / "ais_bench_api.log").read_text()

@@ -3,6 +3,7 @@ else `python3 -m ais_bench`; its own constraints checked first so users get a cl
 instead of an ais_bench traceback; its console summary parsed."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -10,6 +11,8 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..choices import AisBenchMode
@@ -84,6 +87,34 @@ def check_path(path: Path, what: str) -> None:
     if Path(path).exists() and os.stat(path).st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise InputError(f"ais_bench refuses a {what} writable by group or others", path=absolute,
                          hint=f"chmod go-w '{absolute}'")
+
+
+_quiet_lock = threading.Lock()
+_quiet_state: dict = {"depth": 0, "saved": None}
+
+
+@contextlib.contextmanager
+def quiet_stdout(log_path: Path) -> Iterator[None]:
+    """aclruntime prints [INFO] lines on the process's C-level stdout (at init, load, unload and
+    every dynamic-batch infer). While its API is in use they go to `log_path`, so stdout keeps
+    only yedge's results (`--json` stays JSON). Nested and threaded uses share one redirect."""
+    with _quiet_lock:
+        if _quiet_state["depth"] == 0:
+            sys.stdout.flush()
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            _quiet_state["saved"] = os.dup(1)
+            os.dup2(log, 1)
+            os.close(log)
+        _quiet_state["depth"] += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_state["depth"] -= 1
+            if _quiet_state["depth"] == 0:
+                os.dup2(_quiet_state["saved"], 1)
+                os.close(_quiet_state["saved"])
 
 
 def check_name(name: str, option: str) -> None:

@@ -180,11 +180,12 @@ def _ascend(ws: Workspace, model: Path | None, device: str, batch_sizes, loop: i
         aisbench.check_model(om)
         dynamic = not (choice.om and choice.om.batch_size)
         if mode == "api":
-            session = open_session(om, device=str(device_id))
-            try:
-                return _time_batch(session, batch, loop, warmup, max_seconds)
-            finally:
-                session.close()
+            with aisbench.quiet_stdout(ws.log("ais_bench_api")):
+                session = open_session(om, device=str(device_id))
+                try:
+                    return _time_batch(session, batch, loop, warmup, max_seconds)
+                finally:
+                    session.close()
         # --output only for the summary's per-run times: the pure-inference outputs ais_bench
         # also saves there (a batch's full outputs) are removed at once
         dirname = f"bench_bs{batch}"

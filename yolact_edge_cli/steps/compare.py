@@ -3,11 +3,13 @@ max abs/rel error and cosine similarity, and at the detection level matched dete
 mean box and mask IoU. Finds what a conversion changed (fp16, precision mode, NMS, inputs)."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..ascend.aisbench import quiet_stdout
 from ..backends import open_session
 from ..data import binio
 from ..data.coco import image_info, load_coco
@@ -63,6 +65,12 @@ def _read_run(folder: Path, positions: list[int]) -> tuple[str, list[list[np.nda
 
 
 def _run_model(ws: Workspace, source: Path, files: list[Path]) -> tuple[str, list[list[np.ndarray]]]:
+    quiet = quiet_stdout(ws.log("ais_bench_api")) if source.suffix == ".om" else contextlib.nullcontext()
+    with quiet:
+        return _run_session(ws, source, files)
+
+
+def _run_session(ws: Workspace, source: Path, files: list[Path]) -> tuple[str, list[list[np.ndarray]]]:
     export = ws.load(ExportRecord) or ExportRecord()
     prep = ws.load(PrepRecord) or PrepRecord()
     session = open_session(source, layout=export.layout, input_dtype=prep.dtype,

@@ -244,15 +244,16 @@ def _run_ascend(ws, choice: ModelChoice, device, batch_size, files, in_dir, run_
     label = "npu:" + ",".join(map(str, devices))
     extra = {"ais_bench": mode, "soc_version": soc_version}
     if mode == "api":
-        sessions = [open_session(om, device=str(d)) for d in devices]
-        try:
-            per_batch = _check_session(sessions[0].info, om, input_dtype, batch_size)
-            todo = _pending(files, run_dir, sessions[0].info.layout, per_batch)
-            times = _run_batches(sessions, todo, len(files), run_dir, input_dtype,
-                                 f"infer ascend ({label}, batch {per_batch})", input_layout)
-        finally:
-            for session in sessions:
-                session.close()
+        with aisbench.quiet_stdout(ws.log("ais_bench_api")):
+            sessions = [open_session(om, device=str(d)) for d in devices]
+            try:
+                per_batch = _check_session(sessions[0].info, om, input_dtype, batch_size)
+                todo = _pending(files, run_dir, sessions[0].info.layout, per_batch)
+                times = _run_batches(sessions, todo, len(files), run_dir, input_dtype,
+                                     f"infer ascend ({label}, batch {per_batch})", input_layout)
+            finally:
+                for session in sessions:
+                    session.close()
         return _Ran(om, sessions[0].info.layout, per_batch, label, sum(len(b.files) for b in todo), times, extra)
     layout = known.layout if known else Layout.FPN.value
     static = known.batch_size if known else None

@@ -1,4 +1,6 @@
-"""Emulated `ais_bench.infer.interface.InferSession` (API_GUIDE.md's surface)."""
+"""Emulated `ais_bench.infer.interface.InferSession` (API_GUIDE.md's surface). Like aclruntime it
+prints [INFO] lines on the process's C-level stdout (file descriptor 1), not through Python."""
+import os
 from dataclasses import dataclass
 
 import aclruntime  # noqa: F401 - as the real module, it needs CANN's libraries to import
@@ -22,11 +24,18 @@ class _Summary:
         self.exec_time_list = list(times)
 
 
+def _info(text: str) -> None:
+    os.write(1, f"[INFO] {text}\n".encode())
+
+
 class InferSession:
     def __init__(self, device_id: int, model_path: str, acl_json_path=None, debug=False, loop=1):
         if not str(model_path).endswith(".om"):
             raise RuntimeError("model path must end with .om")
+        _info("acl init success")
+        _info(f"open device {device_id} success")
         self._model = OfflineModel(model_path, device_id)
+        _info(f"load model {model_path} success")
         self.loop = loop
 
     def get_inputs(self):
@@ -46,6 +55,8 @@ class InferSession:
         if mode == "static" and self._model.batch == -1:
             raise RuntimeError("[ERROR] dynamic batch model needs mode='dymbatch'")
         data = np.asarray(feeds[0])
+        if mode == "dymbatch":
+            _info(f"set dynamic batch size {data.shape[0]} success")
         for _ in range(self.loop):
             outputs = self._model.run(data)
         return outputs
@@ -57,4 +68,5 @@ class InferSession:
         self._model.exec_times.clear()
 
     def free_resource(self):
+        _info("unload model success, model Id is 1")
         self._model = None
