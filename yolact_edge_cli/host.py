@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .choices import Layout, Nms
+from .errors import InputError
 from .model.config import CONFIGS, DEFAULT_CONFIG
 
 HOST_STAGES = ("heads", "detect", "masks", "json")
@@ -44,7 +45,8 @@ class HostPipeline:
             from .model.checkpoint import load_model
 
             if spec.weights is None:
-                raise ValueError("the fpn layout needs the checkpoint of the heads")
+                raise InputError("the fpn layout needs the checkpoint for the host-side heads",
+                                 hint="pass --weights X.pth (or run `yedge export` in this workspace)")
             self.head = load_model(Path(spec.weights), spec.config).head
 
     def __call__(self, outputs: list, width: int, height: int, times: dict | None = None):
