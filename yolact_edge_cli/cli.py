@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -41,6 +41,11 @@ class Settings:
 
 _settings: ContextVar[Settings | None] = ContextVar("yedge_settings", default=None)
 
+def flag(*names: str, help: str) -> Any:
+    """A switch: it takes no value, so --help shows no type for it."""
+    return typer.Option(False, *names, metavar="", help=help)
+
+
 # Options shared by several commands: one name, one help text, one set of limits.
 JsonFlag = Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON on stdout.")]
 Workers = Annotated[int | None, typer.Option("--workers", min=1, help="Processes \\[default: CPU count].")]
@@ -70,8 +75,8 @@ def main_options(
     ctx: typer.Context,
     workspace: Path = typer.Option(DEFAULT_WORKSPACE, "--workspace", "-w", envvar="YEDGE_WORKSPACE",
                                    help="Folder shared by all steps (models, inputs, outputs, results)."),
-    json_output: bool = typer.Option(False, "--json", metavar="", help="Print the result as JSON on stdout."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", metavar="", help="Show tracebacks of internal errors."),
+    json_output: JsonFlag = False,
+    verbose: bool = flag("--verbose", "-v", help="Show tracebacks of internal errors."),
     version: bool | None = typer.Option(None, "--version", metavar="", callback=_version, is_eager=True,
                                            help="Print the version and exit."),
 ) -> None:
@@ -139,7 +144,7 @@ def export(
                                "whose keys the checkpoint has: yolact_edge_resnet50_config, "
                                "yolact_edge_config (ResNet-101), yolact_edge_mobilenetv2_config."),
     batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Static batch dimension."),
-    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", metavar="", help="Make the batch dimension dynamic."),
+    dynamic_batch: bool = flag("--dynamic-batch", help="Make the batch dimension dynamic."),
     opset: int = typer.Option(11, "--opset", min=11, help="ONNX opset (11 is what atc accepts)."),
     layout: Layout = typer.Option(Layout.FPN, "--layout", help="fpn: P3–P7 + proto, the Ascend "
                                   "recipe's six outputs; head: loc/conf/mask/proto, heads on the device too."),
@@ -186,9 +191,8 @@ def prep(
                                      ".bin) or uint8 (4× smaller; export with --input-dtype uint8)."),
     layout: InputLayout = typer.Option(InputLayout.NCHW, "--layout", help="nchw (the model's), or "
                                        "nhwc: uint8 HWC pixels for an .om converted with --aipp."),
-    all_images: bool = typer.Option(False, "--all-images", metavar="", help="Also images without annotations."),
-    skip_bad: bool = typer.Option(False, "--skip-bad", metavar="",
-                                  help="Leave out unreadable images instead of failing."),
+    all_images: bool = flag("--all-images", help="Also images without annotations."),
+    skip_bad: bool = flag("--skip-bad", help="Leave out unreadable images instead of failing."),
 ) -> None:
     """Preprocess COCO images into inputs/bin_file/<pos>.bin + inputs/ids.json (resumable)."""
     from .steps import prep as step
@@ -221,9 +225,9 @@ def convert(
                                                            "--precision_mode \\[atc's default: force_fp16]."),
     atc_arg: list[str] = typer.Option([], "--atc-arg", help="Extra argument passed to atc as is "
                                       "(repeat it), e.g. --atc-arg=--output_type=FP16."),
-    aipp: bool = typer.Option(False, "--aipp", metavar="", help="Normalise on the device with AIPP: the .om then "
+    aipp: bool = flag("--aipp", help="Normalise on the device with AIPP: the .om then "
                               "takes uint8 RGB HWC pixels (prep --dtype uint8 --layout nhwc)."),
-    dry_run: bool = typer.Option(False, "--dry-run", metavar="", help="Print the atc command lines; run nothing."),
+    dry_run: bool = flag("--dry-run", help="Print the atc command lines; run nothing."),
 ) -> None:
     """Convert the ONNX to .om with atc (soc_version from npu-smi), one model per batch size."""
     from .steps import convert as step
@@ -264,8 +268,7 @@ def infer(
     run_name: str | None = typer.Option(None, "--run", help="Output folder name under "
                                            "outputs/ \\[default: the backend's name]."),
     ais_bench: AisBenchOption = AisBenchMode.AUTO,
-    overwrite: bool = typer.Option(False, "--overwrite", metavar="",
-                                   help="Replace a run folder's outputs of another model or other inputs."),
+    overwrite: bool = flag("--overwrite", help="Replace a run folder's outputs of another model or other inputs."),
 ) -> None:
     """Run the model over the prepared inputs, writing ais_bench-style outputs (resumable)."""
     from .steps import infer as step
@@ -295,9 +298,8 @@ def evaluate(
     score_threshold: ScoreThreshold = 0.0,
     max_images: int | None = typer.Option(None, "--max-images", min=1, help="Only the first N images."),
     workers: Workers = None,
-    fast_eval: bool = typer.Option(False, "--fast-eval", metavar="", help="Use faster-coco-eval if installed."),
-    allow_missing: bool = typer.Option(False, "--allow-missing", metavar="",
-                                       help="Evaluate only images that have outputs."),
+    fast_eval: bool = flag("--fast-eval", help="Use faster-coco-eval if installed."),
+    allow_missing: bool = flag("--allow-missing", help="Evaluate only images that have outputs."),
     min_map: float | None = typer.Option(None, "--min-map", min=0.0, max=100.0, help="Fail (exit 5) "
                                             "when YOLACT's 'all' mAP of --map-kind is below this (points)."),
     map_kind: MapKind = typer.Option(MapKind.BOX, "--map-kind", help="box or mask, for --min-map."),
@@ -355,7 +357,7 @@ def bench(
                                       "size, warm-up included (at least one timed run)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda; for ascend an NPU id."),
     half: HalfFlag = False,
-    stages: bool = typer.Option(False, "--stages", metavar="", help="Time the whole path per image on prepared "
+    stages: bool = flag("--stages", help="Time the whole path per image on prepared "
                                 "inputs: read, inference, heads, Detect, masks, RLE/JSON."),
     num_images: NumImages = 10,
     ais_bench: AisBenchOption = AisBenchMode.AUTO,
@@ -468,7 +470,7 @@ def show(
     num_images: NumImages = 8,
     ids: str | None = typer.Option(None, "--ids", help="Comma list of COCO image ids instead."),
     score_threshold: ScoreThreshold = 0.3,
-    gt: bool = typer.Option(False, "--gt", metavar="", help="Ground truth beside each picture."),
+    gt: bool = flag("--gt", help="Ground truth beside each picture."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Folder \\[default: results/vis]."),
 ) -> None:
     """Draw detections (masks, boxes, classes, scores) on the images as PNGs, plus a contact sheet."""

@@ -20,6 +20,11 @@ from .model.config import CONFIGS, DEFAULT_CONFIG
 HOST_STAGES = ("heads", "detect", "masks", "json")
 
 
+def missing_heads() -> InputError:
+    return InputError("the fpn layout needs the checkpoint for the host-side heads",
+                      hint="pass --weights X.pth (or run `yedge export` in this workspace)")
+
+
 @dataclass(frozen=True)
 class HostSpec:
     layout: str = Layout.FPN.value
@@ -45,8 +50,7 @@ class HostPipeline:
             from .model.checkpoint import load_model
 
             if spec.weights is None:
-                raise InputError("the fpn layout needs the checkpoint for the host-side heads",
-                                 hint="pass --weights X.pth (or run `yedge export` in this workspace)")
+                raise missing_heads()
             self.head = load_model(Path(spec.weights), spec.config).head
 
     def __call__(self, outputs: list, width: int, height: int, times: dict | None = None):

@@ -44,23 +44,25 @@ def onnx_metadata(weights: str | Path) -> dict[str, str]:
     return {ONNX_WEIGHTS_SHA256: sha256_file(weights), ONNX_WEIGHTS_NAME: Path(weights).name}
 
 
-def model_origin(ws: Workspace, model: str | Path) -> Origin | None:
-    """The checkpoint a model file was made from: a .pth is its own; an ONNX says so in its
-    metadata (or export's record); an .om through convert's record. None when nothing tells."""
+def model_origin(ws: Workspace, model: str | Path, model_sha256: str | None = None) -> Origin | None:
+    """The checkpoint a model file was made from: a .pth is its own; an ONNX is export's (when
+    it is the file export wrote) or says so in its metadata; an .om through convert's record.
+    None when nothing tells. `model_sha256`, when the caller has hashed the file already, saves
+    reading a large model twice."""
     model = Path(model)
     if not model.is_file():
         return None
     if model.suffix in CHECKPOINT_SUFFIXES:
-        return checkpoint_origin(model)
+        return Origin(model_sha256 or sha256_file(model), str(model.absolute()))
     if model.suffix == ".onnx":
+        export = ws.load(ExportRecord)
+        if export and export.onnx_sha256 == (model_sha256 or sha256_file(model)):
+            return Origin(export.weights_sha256, export.weights)
         import onnx
 
         props = {p.key: p.value for p in onnx.load(str(model), load_external_data=False).metadata_props}
         if ONNX_WEIGHTS_SHA256 in props:
             return Origin(props[ONNX_WEIGHTS_SHA256], props.get(ONNX_WEIGHTS_NAME, "?"))
-        export = ws.load(ExportRecord)
-        if export and export.onnx_sha256 == sha256_file(model):
-            return Origin(export.weights_sha256, export.weights)
         return None
     if model.suffix == ".om":
         convert = ws.load(ConvertRecord)
@@ -126,16 +128,17 @@ def _unverifiable(what: str, why: str) -> None:
     err.print(f"[yellow]warning:[/] cannot check {what}: {why}", highlight=False, soft_wrap=True)
 
 
-def check_same_checkpoint(what: str, made_from: Origin | None, heads: Path, fix: str) -> None:
-    """`what` (outputs or a model) and the checkpoint whose heads run on the host must be one."""
+def check_same_checkpoint(what: str, made_from: Origin | None, heads: Origin, fix: str) -> None:
+    """`what` (outputs or a model) and the checkpoint whose heads run on the host (`heads`, hashed
+    once by the caller) must be one."""
     if made_from is None:
         _unverifiable(f"which checkpoint {what} came from", "no record of it (made by an older yedge "
                       "or outside this workspace)")
         return
-    if sha256_file(heads) != made_from.weights_sha256:
+    if heads.weights_sha256 != made_from.weights_sha256:
         raise InputError(
             f"{what} was computed from {made_from.describe()}, but the host-side heads would come "
-            f"from {checkpoint_origin(heads).describe()}", path=heads, hint=fix)
+            f"from {heads.describe()}", path=heads.weights, hint=fix)
 
 
 def check_same_inputs(what: str, fingerprint: str | None, ws: Workspace, fix: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from .backends import backend_of, open_session, resolve_backend
 from .choices import Backend, Layout
 from .errors import InputError, UsageError
-from .host import HostSpec
+from .host import HostSpec, missing_heads
 from .model.config import DEFAULT_CONFIG
 from .records import ConvertRecord, ExportRecord, OmRecord, PrepRecord
 from .workspace import Workspace
@@ -108,8 +108,7 @@ def host_spec(ws: Workspace, layout: str, *, weights: Path | None = None, config
         return HostSpec(layout, config or recorded or DEFAULT_CONFIG, None, nms, score_threshold, threads)
     if weights is None:
         if export is None:
-            raise InputError("the fpn layout needs the checkpoint for the host-side heads",
-                             hint="pass --weights X.pth (or run `yedge export` in this workspace)")
+            raise missing_heads()
         weights = Path(export.weights)
         if recorded and config in (None, recorded):
             return HostSpec(layout, recorded, str(weights), nms, score_threshold, threads)

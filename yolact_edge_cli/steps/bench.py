@@ -16,7 +16,7 @@ from ..console import progress_bar
 from ..data.preprocess import sample_shape
 from ..errors import InputError, UsageError
 from ..host import HOST_STAGES, HostPipeline
-from ..provenance import check_same_checkpoint, model_origin
+from ..provenance import check_same_checkpoint, checkpoint_origin, model_origin
 from ..records import BenchRecord, ConvertRecord, PrepRecord
 from ..resolve import annotations_for, choose_backend, host_model, host_spec, om_model, parse_devices, session_for
 from ..workspace import Workspace, atomic_write_text, sha256_file, versions
@@ -230,7 +230,7 @@ def _stages(ws: Workspace, session, source: Path, images: int) -> dict[str, floa
     dtype = (ws.load(PrepRecord) or PrepRecord()).dtype
     spec = host_spec(ws, session.info.layout)
     if session.info.layout == Layout.FPN.value:
-        check_same_checkpoint(str(source), model_origin(ws, source), Path(str(spec.weights)),
+        check_same_checkpoint(str(source), model_origin(ws, source), checkpoint_origin(str(spec.weights)),
                               fix="drop --model to bench the exported model, or export the "
                                   "checkpoint this model was made from")
     pipeline = HostPipeline(spec)

@@ -17,7 +17,7 @@ from ..data.preprocess import sample_shape
 from ..errors import AccuracyError, InputError, UsageError
 from ..host import HostPipeline
 from ..model.contract import FPN_OUTPUT_NAMES, HEAD_OUTPUT_NAMES, output_shapes
-from ..provenance import Origin, check_same_checkpoint, check_same_inputs, model_origin, read_run
+from ..provenance import Origin, check_same_checkpoint, check_same_inputs, checkpoint_origin, model_origin, read_run
 from ..records import ExportRecord, PrepRecord
 from ..resolve import annotations_for, host_spec
 from ..workspace import Workspace
@@ -163,8 +163,9 @@ def run(ws: Workspace, a: Path, b: Path, *, inputs: int = 4, atol: float = 1e-4,
             within_tolerance=bool(diff.max() <= atol + rtol * np.abs(y).max())))
     spec = host_spec(ws, layout_a)
     if layout_a == "fpn":  # one checkpoint's heads turn both sides into detections
+        heads = checkpoint_origin(str(spec.weights))
         for side, origin in origins.items():
-            check_same_checkpoint(str(side), origin, Path(str(spec.weights)),
+            check_same_checkpoint(str(side), origin, heads,
                                   fix="compare models of the checkpoint exported in this workspace, "
                                       "or compare their outputs only in a workspace of theirs")
     pipeline = HostPipeline(spec)

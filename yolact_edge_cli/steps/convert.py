@@ -87,7 +87,7 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
     if aipp_path:
         atomic_write_text(aipp_path, atc_driver.aipp_config())
     onnx_sha = sha256_file(onnx)
-    origin = model_origin(ws, onnx)
+    origin = model_origin(ws, onnx, onnx_sha)
     for job in jobs:
         result.argv.append(job.argv(atc))
         label = f"bs{job.batch_size}" if job.batch_size else "dynamic"

@@ -18,7 +18,7 @@ from ..errors import InputError, UsageError
 from ..host import HOST_STAGES, HostPipeline, HostSpec
 from ..model.contract import output_shapes
 from ..parallel import process_pool
-from ..provenance import check_same_checkpoint, check_same_inputs, read_run
+from ..provenance import check_same_checkpoint, check_same_inputs, checkpoint_origin, read_run
 from ..records import EvalRecord, InferRecord
 from ..resolve import annotations_for, host_spec
 from ..workspace import Workspace, atomic_copy, atomic_write_text, sha256_file
@@ -59,10 +59,10 @@ class EvalJob:
 class _Worker:
     """One per process: the host pipeline, the annotations, the shapes of the output files."""
 
-    def __init__(self, job: EvalJob):
+    def __init__(self, job: EvalJob, coco=None):
         self.job = job
         self.pipeline = HostPipeline(job.host)
-        self.coco = load_coco(job.annotations)
+        self.coco = coco if coco is not None else load_coco(job.annotations)
         self.shapes = [(1, *shape) for shape in output_shapes(job.host.layout).values()]
 
     def __call__(self, task: tuple[int, int]):
@@ -132,10 +132,11 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     job = EvalJob(str(run_dir), output_dtype, str(annotations_for(ws, annotations)), spec)
     if layout == "fpn":
         origin = record.origin if record else None
-        check_same_checkpoint(str(run_dir), origin, Path(str(spec.weights)), fix=(
+        check_same_checkpoint(str(run_dir), origin, checkpoint_origin(str(spec.weights)), fix=(
             f"pass --weights {origin.weights} (the checkpoint it came from), or rerun `yedge infer "
             f"--run {run_dir.name} --overwrite` with the current model") if origin else "")
-    require_images(load_coco(job.annotations), [image_id for _, image_id in tasks], job.annotations)
+    coco = load_coco(job.annotations)
+    require_images(coco, [image_id for _, image_id in tasks], job.annotations)
 
     from ..metrics.yolact_ap import APAccumulator
 
@@ -145,7 +146,7 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     with progress_bar(len(tasks), f"eval {len(tasks)} images ({layout} layout, {nms} NMS)") as advance:
         advance(0)
         if workers == 1:
-            _collect(map(_Worker(job), tasks), per_image, accumulator, totals, advance)
+            _collect(map(_Worker(job, coco), tasks), per_image, accumulator, totals, advance)
         else:
             with process_pool(workers, _init_worker, (job,)) as pool:
                 _collect(pool.map(_process, tasks, chunksize=1), per_image, accumulator, totals, advance)

@@ -135,7 +135,7 @@ def _claim_run_dir(ws: Workspace, run_dir: Path, model: Path, fingerprint: str |
                                                     "--overwrite to replace them")
             for old in run_dir.glob("*.bin"):
                 old.unlink()
-    origin = model_origin(ws, model)
+    origin = model_origin(ws, model, digest)
     record = RunRecord(model=ws.relative(model), model_sha256=digest,
                        weights=origin.weights if origin else None,
                        weights_sha256=origin.weights_sha256 if origin else None,
