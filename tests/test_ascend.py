@@ -10,7 +10,7 @@ import pytest
 
 from yolact_edge_cli.ascend import aisbench, npu_smi
 from yolact_edge_cli.ascend.atc import AtcJob
-from yolact_edge_cli.errors import EnvironmentProblem, InputError
+from yolact_edge_cli.errors import EnvironmentProblem, InputError, UsageError
 from yolact_edge_cli.steps import bench, convert, evaluate, export, infer, prep
 from yolact_edge_cli.workspace import Workspace
 
@@ -434,3 +434,166 @@ def test_json_stays_json_with_the_noisy_api(onnx_workspace, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["computed"] == 2 and "[INFO]" not in proc.stdout
     assert "[INFO] load model" in (ws.logs_dir / "ais_bench_api.log").read_text()
+
+
+def _trace(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _standalone_om(ws: Workspace, tmp_path: Path) -> Path:
+    """The workspace's batch-1 .om copied where no convert record knows it (given with --model)."""
+    import shutil
+
+    folder = tmp_path / "elsewhere"
+    folder.mkdir(mode=0o755)
+    os.chmod(folder, 0o755)
+    return Path(shutil.copy(ws.models_dir / "yolact_edge_bs1.om", folder / "static.om"))
+
+
+def test_a_static_om_given_with_model_gets_no_dym_batch(ascend, onnx_workspace, tmp_path):
+    """ais_bench refuses --dymBatch on a static .om: whether to pass it is read from the .om
+    itself (ais_bench's description of it), not from the manifest, which does not know this file."""
+    ws = _clone(onnx_workspace, tmp_path)
+    convert.run(ws, batch_sizes=(1,))
+    om = _standalone_om(ws, tmp_path)
+    result = infer.run(ws, backend="ascend", model=om, run_name="npu", ais_bench="cli")
+    assert result.batch_size == 1 and result.computed == 2
+    _assert_same_outputs(ws.outputs_dir / "npu", ws.outputs_dir / "onnxruntime")
+    assert not any("--dymBatch" in log.read_text() for log in ws.logs_dir.glob("ais_bench_npu_*.log"))
+    rows = bench.run(ws, backend="ascend", model=om, batch_sizes=(1,), loop=2, warmup=0, ais_bench="cli").rows
+    assert rows[0].batch_size == 1
+    with pytest.raises(UsageError, match="static.om has a static batch of 1, not 4"):
+        bench.run(ws, backend="ascend", model=om, batch_sizes=(4,), loop=2, warmup=0, ais_bench="cli")
+
+
+def test_the_emulator_refuses_dym_batch_on_a_static_om(ascend, onnx_workspace, tmp_path):
+    import subprocess
+
+    ws = _clone(onnx_workspace, tmp_path)
+    convert.run(ws, batch_sizes=(1,))
+    argv = aisbench.cli_argv(ws.models_dir / "yolact_edge_bs1.om", loop=1, dym_batch=1)
+    proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **fake_env()})
+    assert proc.returncode == 1 and "not a dynamic batch model" in proc.stdout
+
+
+@pytest.mark.parametrize("mode", ["api", "cli"])
+def test_an_om_taking_fp16_refuses_float32_inputs_of_the_same_size(ascend, onnx_workspace, tmp_path, mode):
+    """ais_bench compares byte sizes only: a batch-2 .om with an fp16 input takes one float32
+    file as its whole batch. The .om's own input dtype is checked, whatever the manifest says."""
+    ws = _clone(onnx_workspace, tmp_path)
+    convert.run(ws, batch_sizes=(2,), atc_args=("--input_fp16_nodes=image",))
+    om = ws.models_dir / "yolact_edge_bs2.om"
+    assert (ws.inputs_dir / "bin_file" / "0.bin").stat().st_size == 2 * 3 * 550 * 550 * 2
+    with pytest.raises(InputError, match="this .om takes float16 nchw inputs but they were prepared as float32"):
+        infer.run(ws, backend="ascend", model=om, run_name="fp16", ais_bench=mode)
+    assert not list((ws.outputs_dir / "fp16").glob("*.bin"))
+
+
+def test_the_emulator_compares_byte_sizes_without_converting(ascend, onnx_workspace, tmp_path):
+    from ais_bench.infer.interface import InferSession
+
+    ws = _clone(onnx_workspace, tmp_path)
+    convert.run(ws, batch_sizes=(1,), atc_args=("--input_fp16_nodes=image",))
+    session = InferSession(0, str(ws.models_dir / "yolact_edge_bs1.om"))
+    with pytest.raises(RuntimeError, match="size 3630000 does not match the model's 1815000"):
+        session.infer([np.zeros((1, 3, 550, 550), np.float32)])
+    assert len(session.infer([np.zeros((1, 3, 550, 550), np.float16)])) == 6
+
+
+@pytest.mark.parametrize("mode", ["api", "cli"])
+def test_npu_compute_time_is_the_execute_alone_and_copies_are_apart(ascend, onnx_workspace, tmp_path, mode):
+    """NPU_compute_time is what the device timed as execute (summary() in the API, the summary
+    JSON of the CLI), the same way in both modes; H2D and D2H are reported beside it."""
+    ascend.setenv("FAKE_ACL_TRACE", str(tmp_path / "trace.jsonl"))
+    ws = _clone(onnx_workspace, tmp_path)
+    convert.run(ws, batch_sizes=(1,))
+    infer.run(ws, backend="ascend", run_name="npu", ais_bench=mode)
+    # the CLI's warm-up run is traced too but not counted, as ais_bench does
+    executes = _trace(tmp_path / "trace.jsonl")[-2:]
+    summary = json.loads((ws.outputs_dir / "npu_summary.json").read_text())
+    assert summary["npu_compute_time_list"] == [t["execute_ms"] for t in executes]
+    for key, traced in (("H2D_latency", "h2d_ms"), ("D2H_latency", "d2h_ms")):
+        assert summary[key]["count"] == 2
+        assert summary[key]["mean"] == pytest.approx(np.mean([t[traced] for t in executes]))
+    (tmp_path / "trace.jsonl").unlink()
+    row = bench.run(ws, backend="ascend", batch_sizes=(1,), loop=3, warmup=0, ais_bench=mode).rows[0]
+    executes = _trace(tmp_path / "trace.jsonl")[-3:]
+    assert row.latency_mean_ms == round(float(np.mean([t["execute_ms"] for t in executes])), 2)
+    assert row.h2d_mean_ms == round(float(np.mean([t["h2d_ms"] for t in executes])), 3)
+    assert row.d2h_mean_ms is not None
+
+
+def test_copies_stats_merge_over_runs():
+    from yolact_edge_cli.data import binio
+
+    merged = binio.merge_stats([binio.timing_stats([1.0, 3.0]), binio.timing_stats([]), binio.timing_stats([8.0])])
+    assert (merged["count"], merged["min"], merged["max"], merged["mean"]) == (3, 1.0, 8.0, 4.0)
+    assert merged["median"] is None  # not recoverable from parts, so not guessed
+    assert binio.merge_stats([binio.timing_stats([2.0, 4.0])])["median"] == 3.0
+
+
+def test_api_mode_runs_one_process_per_npu(ascend, onnx_workspace, tmp_path):
+    """aclruntime holds the GIL (the emulator too): NPUs driven from threads of one process run
+    one after another, so each NPU gets a process of its own."""
+    ascend.setenv("FAKE_NPU_DEVICES", "0,1")
+    ascend.setenv("FAKE_ACL_TRACE", str(tmp_path / "trace.jsonl"))
+    ws = _clone(onnx_workspace, tmp_path)
+    convert.run(ws, batch_sizes=(1,))
+    result = infer.run(ws, backend="ascend", device="0,1", run_name="multi", ais_bench="api")
+    assert result.computed == 2
+    pids = {t["device"]: t["pid"] for t in _trace(tmp_path / "trace.jsonl")}
+    assert set(pids) == {0, 1} and pids[0] != pids[1] and os.getpid() not in pids.values()
+    _assert_same_outputs(ws.outputs_dir / "multi", ws.outputs_dir / "onnxruntime")
+
+
+def test_a_device_failing_in_its_process_is_one_clear_error(ascend, onnx_workspace, tmp_path):
+    ascend.setenv("FAKE_NPU_DEVICES", "0")
+    ws = _clone(onnx_workspace, tmp_path)
+    convert.run(ws, batch_sizes=(1,))
+    with pytest.raises(EnvironmentProblem, match="ais_bench failed on npu:1: .*acl open device 1 failed"):
+        infer.run(ws, backend="ascend", device="1,0", run_name="multi", ais_bench="api")
+
+
+def _toolkit(tmp_path: Path, version: str) -> Path:
+    home = tmp_path / f"cann-{version}"
+    home.mkdir()
+    (home / "version.cfg").write_text(f"runtime_running_version=[{version}.0.1:{version}]\n")
+    return home
+
+
+@pytest.mark.parametrize("version, mode, soc, refused", [
+    ("6.3.RC2", "cube_fp16in_fp32out", "Ascend310P3", "needs CANN 7.0 or later; this toolkit is CANN 6.3.RC2"),
+    ("6.3.RC2", "allow_mix_precision_fp16", "Ascend310P3", "needs CANN 7.0 or later"),
+    ("8.0.RC2", "allow_mix_precision_bf16", "Ascend310P3", "needs a chip with bf16"),
+    ("8.0.RC2", "allow_fp32_to_bf16", "Ascend310P3", "needs a chip with bf16"),
+])
+def test_precision_modes_the_installed_cann_lacks_are_refused_before_atc(
+        ascend, onnx_workspace, tmp_path, version, mode, soc, refused):
+    """atc refuses them with E10001 (the emulator too); yedge says why, and which release
+    or chip the mode needs, before running it."""
+    ws = _clone(onnx_workspace, tmp_path)
+    env = fake_env(ASCEND_TOOLKIT_HOME=str(_toolkit(tmp_path, version)), ASCEND_OPP_PATH="/opp")
+    proc = run_cli("-w", ws.root, "convert", "--soc-version", soc, "--precision-mode", mode, env=env)
+    assert_clean_failure(proc, refused, code=2)
+    assert not (ws.logs_dir / "atc_bs1.log").exists()  # atc never ran
+
+
+def test_precision_modes_the_installed_cann_has_run(ascend, onnx_workspace, tmp_path):
+    ws = _clone(onnx_workspace, tmp_path)
+    env = fake_env(ASCEND_TOOLKIT_HOME=str(_toolkit(tmp_path, "8.0.RC2")), ASCEND_OPP_PATH="/opp")
+    for mode, soc in (("cube_fp16in_fp32out", "Ascend310P3"), ("allow_mix_precision_bf16", "Ascend910B3")):
+        proc = run_cli("-w", ws.root, "convert", "--soc-version", soc, "--precision-mode", mode, env=env)
+        assert proc.returncode == 0, proc.stderr
+    proc = run_cli("-w", ws.root, "convert", "--soc-version", "Ascend310P3", "--precision-mode", "force_fp32",
+                   "--atc-arg=--precision_mode_v2=origin", env=env)
+    assert_clean_failure(proc, "cannot be used together", code=2)
+
+
+def test_the_emulated_atc_refuses_what_its_release_lacks(onnx_workspace, tmp_path):
+    import subprocess
+
+    job = AtcJob(onnx_workspace.default_onnx.absolute(), tmp_path / "m", "Ascend310P3",
+                 batch_size=1, precision_mode="cube_fp16in_fp32out")
+    env = {**os.environ, **fake_env(ASCEND_TOOLKIT_HOME=str(_toolkit(tmp_path, "6.3.RC2")))}
+    proc = subprocess.run(job.argv(), capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 255 and "E10001" in proc.stdout

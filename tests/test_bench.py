@@ -15,7 +15,7 @@ from yolact_edge_cli.workspace import Workspace
 from .conftest import DATA, assert_clean_failure, copy_sample_images, run_cli
 
 ROW_FIELDS = {"batch_size", "loops", "throughput", "latency_mean_ms", "latency_p50_ms",
-              "latency_p90_ms", "latency_p99_ms"}
+              "latency_p90_ms", "latency_p99_ms", "h2d_mean_ms", "d2h_mean_ms"}
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,7 @@ def test_batch_sweep_json_and_log(workspace):
     assert [row["batch_size"] for row in result["rows"]] == [1, 2]
     for row in result["rows"]:
         assert set(row) == ROW_FIELDS
+        assert row["h2d_mean_ms"] is None and row["d2h_mean_ms"] is None  # no device copies on the host
         assert row["loops"] == 3 and row["throughput"] > 0
         assert row["latency_p50_ms"] <= row["latency_p99_ms"]
         assert row["throughput"] == pytest.approx(1000 * row["batch_size"] / row["latency_mean_ms"], rel=0.01)

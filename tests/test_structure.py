@@ -39,7 +39,7 @@ def test_no_step_imports_another_step(step):
     "yolact_edge_cli.cli", "yolact_edge_cli.steps.prep", "yolact_edge_cli.steps.convert",
     "yolact_edge_cli.steps.infer", "yolact_edge_cli.steps.evaluate", "yolact_edge_cli.data.binio",
     "yolact_edge_cli.backends.onnxruntime", "yolact_edge_cli.backends.ascend",
-    "yolact_edge_cli.resolve", "yolact_edge_cli.host",
+    "yolact_edge_cli.resolve", "yolact_edge_cli.host", "yolact_edge_cli.batch_runner",
 ])
 def test_torch_free_modules(module):
     code = f"import sys, {module}; sys.exit(1 if 'torch' in sys.modules else 0)"

@@ -57,8 +57,9 @@ ModelOption = Annotated[Path | None, typer.Option("--model", help="ONNX file (on
                                                      "export/convert recorded].")]
 HalfFlag = Annotated[bool, typer.Option("--half", metavar="", help="fp16 (torch backend, CUDA only).")]
 AisBenchOption = Annotated[AisBenchMode, typer.Option("--ais-bench", help="ascend: api "
-                                                      "(InferSession, in-process), cli (python3 -m "
-                                                      "ais_bench) or auto (api if importable).")]
+                                                      "(InferSession; one process per NPU), cli "
+                                                      "(python3 -m ais_bench) or auto (api if it "
+                                                      "loads).")]
 NumImages = Annotated[int, typer.Option("--num-images", "-n", min=1, help="How many images.")]
 ScoreThreshold = Annotated[float, typer.Option("--score-threshold", min=0.0, max=1.0,
                                                help="Keep detections scoring above this.")]
@@ -390,13 +391,18 @@ def _print_bench(settings: Settings, result, stages: bool) -> None:
                             {k: f"{v:.1f}" for k, v in result.stages_ms.items()}))
         return
     table = Table(title=f"{result.backend} ({result.device}) — {result.model}", title_justify="left")
-    for column in ("batch", "loops", "img/s", "mean ms", "p50 ms", "p90 ms", "p99 ms"):
+    copies = any(row.h2d_mean_ms is not None or row.d2h_mean_ms is not None for row in result.rows)
+    for column in ("batch", "loops", "img/s", "mean ms", "p50 ms", "p90 ms", "p99 ms",
+                   *(("H2D ms", "D2H ms") if copies else ())):
         table.add_column(column, justify="right")
+
+    def ms(value: float | None) -> str:
+        return "—" if value is None else f"{value:.1f}"
+
     for row in result.rows:
         table.add_row(str(row.batch_size), str(row.loops), f"{row.throughput:.1f}",
-                      f"{row.latency_mean_ms:.1f}", f"{row.latency_p50_ms:.1f}",
-                      "—" if row.latency_p90_ms is None else f"{row.latency_p90_ms:.1f}",
-                      f"{row.latency_p99_ms:.1f}")
+                      ms(row.latency_mean_ms), ms(row.latency_p50_ms), ms(row.latency_p90_ms),
+                      ms(row.latency_p99_ms), *((ms(row.h2d_mean_ms), ms(row.d2h_mean_ms)) if copies else ()))
     out.print(table)
     for line in result.skipped:
         err.print(f"[yellow]skipped[/] {line}")

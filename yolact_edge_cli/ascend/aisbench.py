@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -178,7 +179,7 @@ def python_for_cli() -> str:
 def cli_argv(om: Path, *, inputs: list[Path] | Path | None = None, output: Path | None = None,
              dirname: str | None = None, device: int = 0, loop: int | None = None,
              batch_size: int | None = None, dym_batch: int | None = None,
-             warmup: int | None = None) -> list[str]:
+             warmup: int | None = None, all_summary: bool = False) -> list[str]:
     argv = [python_for_cli(), "-m", "ais_bench", "--model", str(om)]
     if inputs is not None:
         value = str(inputs) if isinstance(inputs, Path) else ",".join(str(p) for p in inputs)
@@ -196,7 +197,43 @@ def cli_argv(om: Path, *, inputs: list[Path] | Path | None = None, output: Path 
         argv += ["--dymBatch", str(dym_batch)]
     if warmup is not None:
         argv += ["--warmup_count", str(warmup)]
+    if all_summary:  # H2D and D2H lines too
+        argv += ["--display_all_summary", "1"]
     return argv
+
+
+# Run by the interpreter that has ais_bench (python_for_cli): loads the .om on one NPU and prints
+# ais_bench's description of its tensors on one marked line (aclruntime's own lines around it).
+_DESCRIBE = """
+import json, sys
+from ais_bench.infer.interface import InferSession
+session = InferSession(int(sys.argv[2]), sys.argv[1])
+def desc(t):
+    return {"name": t.name, "datatype": str(t.datatype), "shape": [int(d) for d in t.shape]}
+print("%s" + json.dumps({"inputs": [desc(t) for t in session.get_inputs()],
+                         "outputs": [desc(t) for t in session.get_outputs()]}), flush=True)
+session.free_resource()
+"""
+_DESCRIPTION_MARK = "YEDGE_MODEL_DESCRIPTION "
+
+
+def describe(om: Path, device: int, log_path: Path):
+    """What an .om takes and gives — its batch static or dynamic, input dtype and shape,
+    outputs — from ais_bench's own model description, so the CLI is driven by the .om itself
+    (a static .om refuses --dymBatch; a file of the right size but another dtype would be
+    read silently as the .om's dtype)."""
+    from types import SimpleNamespace
+
+    from ..backends.ascend import model_info
+
+    stdout = run_cli([python_for_cli(), "-c", _DESCRIBE % _DESCRIPTION_MARK, str(Path(om).absolute()),
+                      str(device)], cwd=log_path.parent, log_path=log_path)
+    line = next((line for line in stdout.splitlines() if line.startswith(_DESCRIPTION_MARK)), None)
+    if line is None:
+        raise EnvironmentProblem("ais_bench gave no description of the model", path=log_path, hint="read the log")
+    tensors = json.loads(line[len(_DESCRIPTION_MARK):])
+    return model_info([SimpleNamespace(**t) for t in tensors["inputs"]],
+                      [SimpleNamespace(**t) for t in tensors["outputs"]])
 
 
 def run_cli(argv: list[str], cwd: Path, log_path: Path) -> str:

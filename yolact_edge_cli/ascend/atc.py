@@ -2,16 +2,27 @@
 (docs/ascend.md §2)."""
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..choices import PrecisionMode
-from ..errors import EnvironmentProblem, YedgeError
+from ..errors import EnvironmentProblem, UsageError, YedgeError
 from ..model.config import INPUT_SIZE, MEANS_BGR, STD_BGR
 
 SUCCESS_LINE = "ATC run success"
 PRECISION_MODES = PrecisionMode.values()
+# The precision modes later CANN releases added, with the release that first documents them
+# (docs/ascend.md §2.1); the bf16 ones also need a chip with bf16 cubes (Atlas A2/A3).
+PRECISION_MODE_SINCE = {
+    PrecisionMode.CUBE_FP16IN_FP32OUT.value: (7, 0),
+    PrecisionMode.ALLOW_MIX_PRECISION_FP16.value: (7, 0),
+    PrecisionMode.ALLOW_MIX_PRECISION_BF16.value: (7, 0),
+    PrecisionMode.ALLOW_FP32_TO_BF16.value: (7, 0),
+}
+BF16_MODES = (PrecisionMode.ALLOW_MIX_PRECISION_BF16.value, PrecisionMode.ALLOW_FP32_TO_BF16.value)
+BF16_SOCS = ("Ascend910B", "Ascend910_93")  # Atlas A2 and A3 SoC names start so
 
 
 class AtcFailed(YedgeError):
@@ -42,6 +53,32 @@ class AtcJob:
         if self.aipp_config:
             argv += ["--insert_op_conf", str(self.aipp_config)]
         return argv + list(self.extra)
+
+
+def release(version: str | None) -> tuple[int, int] | None:
+    """(major, minor) of a CANN version string such as 8.0.0, 8.0.RC1 or 7.0.RC1.alpha003."""
+    match = re.match(r"(\d+)\.(\d+)", version or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def check_precision(mode: str | None, extra: tuple[str, ...], soc_version: str,
+                    cann_version: str | None) -> None:
+    """What atc would refuse with E10001 after loading the model, said first: a mode this CANN
+    release does not have, a bf16 mode on a chip without bf16, --precision_mode together with
+    --precision_mode_v2. An unknown CANN version is left to atc."""
+    if mode and any(arg.lstrip("-").startswith("precision_mode_v2") for arg in extra):
+        raise UsageError("--precision-mode and --atc-arg --precision_mode_v2 cannot be used together (atc refuses it)",
+                         hint="keep one of them")
+    if not mode:
+        return
+    if mode in BF16_MODES and not soc_version.startswith(BF16_SOCS):
+        raise UsageError(f"--precision-mode {mode} needs a chip with bf16 (Atlas A2/A3: Ascend910B*, "
+                         f"Ascend910_93*), not {soc_version}", hint="use allow_mix_precision_fp16 or force_fp16")
+    since, here = PRECISION_MODE_SINCE.get(mode), release(cann_version)
+    if since and here and here < since:
+        raise UsageError(f"--precision-mode {mode} needs CANN {since[0]}.{since[1]} or later; this toolkit "
+                         f"is CANN {cann_version}", hint="upgrade CANN, or pick a mode it has: "
+                         + ", ".join(m for m in PRECISION_MODES if m not in PRECISION_MODE_SINCE))
 
 
 def aipp_config() -> str:

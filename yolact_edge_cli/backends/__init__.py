@@ -2,6 +2,7 @@
 `run(batch)` returns the model's outputs as float32 numpy arrays, in output order."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -27,12 +28,35 @@ class ModelInfo:
 
 
 class Session(Protocol):
+    """A session whose device times its own work (the NPU: execute apart from the copies) also
+    has `last_times`, the RunTimes of its latest `run`."""
+
     info: ModelInfo
     device: str
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunTimes:
+    """One run's time as ais_bench splits it (docs/ascend.md §1.4): `compute_ms` is the model's
+    execution alone on an NPU, the whole call on the host backends; the copies to and from the
+    device apart, where the device reports them."""
+
+    compute_ms: float
+    h2d_ms: float | None = None
+    d2h_ms: float | None = None
+
+
+def timed_run(session: Session, batch: np.ndarray) -> tuple[list[np.ndarray], RunTimes]:
+    """Run a batch and say how long it took, the device's own figures where it has them."""
+    started = time.perf_counter()
+    outputs = session.run(batch)
+    wall_ms = (time.perf_counter() - started) * 1000
+    own = getattr(session, "last_times", None)
+    return outputs, own if own is not None else RunTimes(wall_ms)
 
 
 def resolve_backend(name: str) -> str:

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import EnvironmentProblem
 from ..model.contract import FPN_OUTPUT_NAMES, HEAD_OUTPUT_NAMES
-from . import ModelInfo
+from . import ModelInfo, RunTimes
 
 _DTYPES = ("float32", "float16", "uint8", "int8", "int32", "int64")
 
@@ -16,25 +17,67 @@ def _dtype_name(datatype) -> str:
     return next((name for name in _DTYPES if name in text), "float32")
 
 
+def model_info(inputs: list, outputs: list) -> ModelInfo:
+    """What an .om takes and gives, from ais_bench's tensor descriptions (name, datatype,
+    shape): a batch dimension of -1 is a dynamic batch; six outputs are the fpn layout."""
+    first = inputs[0]
+    batch = int(first.shape[0])
+    layout = "fpn" if len(outputs) == len(FPN_OUTPUT_NAMES) else "head"
+    return ModelInfo(batch_size=batch if batch > 0 else None, input_dtype=_dtype_name(first.datatype),
+                     layout=layout, output_names=FPN_OUTPUT_NAMES if layout == "fpn" else HEAD_OUTPUT_NAMES,
+                     output_dtype=_dtype_name(outputs[0].datatype),
+                     sample_shape=tuple(int(d) for d in first.shape[1:]))
+
+
 class AscendApiSession:
     def __init__(self, om: Path, device_id: int):
-        from ais_bench.infer.interface import InferSession
+        from ais_bench.infer import interface
 
-        self._session = InferSession(device_id, str(om))
-        first = self._session.get_inputs()[0]
-        outputs = self._session.get_outputs()
-        batch = int(first.shape[0])
-        layout = "fpn" if len(outputs) == len(FPN_OUTPUT_NAMES) else "head"
         self.device = f"npu:{device_id}"
-        self._mode = "static" if batch > 0 else "dymbatch"
-        self.info = ModelInfo(batch_size=batch if batch > 0 else None,
-                              input_dtype=_dtype_name(first.datatype), layout=layout,
-                              output_names=FPN_OUTPUT_NAMES if layout == "fpn" else HEAD_OUTPUT_NAMES,
-                              output_dtype=_dtype_name(outputs[0].datatype),
-                              sample_shape=tuple(int(d) for d in first.shape[1:]))
+        self._session = _device_call(self.device, interface.InferSession, device_id, str(om))
+        # the copies' times, where this ais_bench keeps them (docs/ascend.md §1.5)
+        self._memory = getattr(interface, "MemorySummary", None)
+        self.info = model_info(self._session.get_inputs(), self._session.get_outputs())
+        self._mode = "dymbatch" if self.info.batch_size is None else "static"
+        self.last_times: RunTimes | None = None
+        self._seen = self._counts()
+
+    def _summary(self):
+        """`summary()` in ais_bench 0.0.2's API guide, `sumary()` (sic) in some releases."""
+        method = getattr(self._session, "summary", None) or self._session.sumary
+        return method()
+
+    def _copies(self) -> tuple[list[float], list[float]]:
+        if self._memory is None:
+            return [], []
+        return list(self._memory.get_h2d_time_list()), list(self._memory.get_d2h_time_list())
+
+    def _counts(self) -> tuple[int, int, int]:
+        h2d, d2h = self._copies()
+        return len(self._summary().exec_time_list), len(h2d), len(d2h)
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        return [np.asarray(o) for o in self._session.infer([batch], mode=self._mode)]
+        outputs = [np.asarray(o) for o in _device_call(self.device, self._session.infer, [batch], mode=self._mode)]
+        # NPU_compute_time is the execute alone, as ais_bench's own summary counts it
+        executes = self._summary().exec_time_list
+        h2d, d2h = self._copies()
+        seen_exec, seen_h2d, seen_d2h = self._seen
+        self.last_times = RunTimes(
+            compute_ms=float(sum(end - start for start, end in executes[seen_exec:])),
+            h2d_ms=float(sum(h2d[seen_h2d:])) if self._memory is not None else None,
+            d2h_ms=float(sum(d2h[seen_d2h:])) if self._memory is not None else None)
+        self._seen = (len(executes), len(h2d), len(d2h))
+        return outputs
 
     def close(self) -> None:
         self._session.free_resource()
+
+
+def _device_call(device: str, function, *args, **kwargs):
+    """aclruntime reports a failed device call as a bare RuntimeError (its details printed on
+    stdout, which goes to the log): said as ours, naming the device."""
+    try:
+        return function(*args, **kwargs)
+    except RuntimeError as exc:
+        raise EnvironmentProblem(f"ais_bench failed on {device}: {str(exc).strip()[:200]}",
+                                 hint="read logs/ais_bench_api.log; check the device with `npu-smi info`") from None

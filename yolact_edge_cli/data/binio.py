@@ -103,17 +103,31 @@ def timing_stats(times_ms: list[float]) -> dict:
             "count": int(arr.size)}
 
 
+def merge_stats(parts: list[dict]) -> dict:
+    """The stats of several runs' times from each run's stats (ais_bench's CLI summary gives no
+    per-copy list): exact count, min, max and mean; a median or percentile cannot be recovered
+    from parts, so with more than one part they are None rather than a guess."""
+    parts = [p for p in parts if p.get("count")]
+    if len(parts) <= 1:
+        return dict(parts[0]) if parts else timing_stats([])
+    count = sum(p["count"] for p in parts)
+    return {"min": min(p["min"] for p in parts), "max": max(p["max"] for p in parts),
+            "mean": sum(p["mean"] * p["count"] for p in parts) / count, "median": None,
+            "percentile(99%)": None, "count": count}
+
+
 def summary(filesinfo: dict, compute_ms: list[float], batch_size: int,
-            h2d_ms: list[float] | None = None, d2h_ms: list[float] | None = None) -> dict:
-    """ais_bench's `<run>_summary.json` structure, keys in its order."""
+            h2d: dict | None = None, d2h: dict | None = None) -> dict:
+    """ais_bench's `<run>_summary.json` structure, keys in its order; `h2d`/`d2h` are the
+    copies' stats where the device reported them."""
     compute = timing_stats(compute_ms)
     mean = compute["mean"]
     return {
         "filesinfo": filesinfo,
         "args": list(sys.argv),
         "NPU_compute_time": compute,
-        "H2D_latency": timing_stats(h2d_ms or []),
-        "D2H_latency": timing_stats(d2h_ms or []),
+        "H2D_latency": h2d or timing_stats([]),
+        "D2H_latency": d2h or timing_stats([]),
         "npu_compute_time_list": [float(t) for t in compute_ms],
         "throughput": 1000 * batch_size / mean if mean else 0,
         "pid": os.getpid(),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends import open_session
+from ..backends import RunTimes, open_session, timed_run
 from ..choices import Backend, Layout
 from ..console import progress_bar
 from ..data.preprocess import sample_shape
@@ -34,6 +34,10 @@ class BenchRow:
     latency_p50_ms: float
     latency_p90_ms: float | None  # None where only ais_bench's printed summary was available
     latency_p99_ms: float
+    # the copies to and from the NPU per batch, apart from the compute time above (ais_bench's
+    # H2D_latency / D2H_latency); None on the host backends and where ais_bench gave none
+    h2d_mean_ms: float | None = None
+    d2h_mean_ms: float | None = None
 
 
 @dataclass
@@ -52,14 +56,25 @@ class BenchResult:
         return asdict(self)
 
 
-def row_from_times(batch: int, times_ms: list[float]) -> BenchRow:
+def row_from_times(batch: int, times_ms: list[float], h2d_mean_ms: float | None = None,
+                   d2h_mean_ms: float | None = None) -> BenchRow:
     t = np.asarray(times_ms)
     return BenchRow(batch_size=batch, loops=len(times_ms),
                     throughput=round(1000 * batch / float(t.mean()), 2),
                     latency_mean_ms=round(float(t.mean()), 2),
                     latency_p50_ms=round(float(np.percentile(t, 50)), 2),
                     latency_p90_ms=round(float(np.percentile(t, 90)), 2),
-                    latency_p99_ms=round(float(np.percentile(t, 99)), 2))
+                    latency_p99_ms=round(float(np.percentile(t, 99)), 2),
+                    h2d_mean_ms=_rounded(h2d_mean_ms), d2h_mean_ms=_rounded(d2h_mean_ms))
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else None
 
 
 def _synthetic(batch: int, dtype: str, sample: tuple[int, ...]) -> np.ndarray:
@@ -141,7 +156,7 @@ def _time_batch(session, batch: int, loop: int, warmup: int, max_seconds: float)
     minutes warming up; at least one timed run always happens."""
     budget_end = time.perf_counter() + max_seconds
     data = _synthetic(batch, session.info.input_dtype, session.info.sample_shape)
-    times: list[float] = []
+    runs: list[RunTimes] = []
     with progress_bar(warmup + loop, f"bench batch {batch}") as advance:
         for _ in range(warmup):
             if time.perf_counter() >= budget_end:
@@ -149,13 +164,12 @@ def _time_batch(session, batch: int, loop: int, warmup: int, max_seconds: float)
             session.run(data)
             advance(1)
         for _ in range(loop):
-            t0 = time.perf_counter()
-            session.run(data)
-            times.append((time.perf_counter() - t0) * 1000)
+            runs.append(timed_run(session, data)[1])
             advance(1)
             if time.perf_counter() >= budget_end:
                 break
-    return row_from_times(batch, times)
+    return row_from_times(batch, [r.compute_ms for r in runs], _mean([r.h2d_ms for r in runs]),
+                          _mean([r.d2h_ms for r in runs]))
 
 
 def _ascend(ws: Workspace, model: Path | None, device: str, batch_sizes, loop: int, warmup: int,
@@ -175,24 +189,27 @@ def _ascend(ws: Workspace, model: Path | None, device: str, batch_sizes, loop: i
                          model_sha256=sha256_file(first), mode="inference")
 
     def measure(batch: int) -> BenchRow:
-        choice = om_model(ws, model, batch)
-        om = choice.path
+        om = om_model(ws, model, batch).path
         aisbench.check_model(om)
-        dynamic = not (choice.om and choice.om.batch_size)
         if mode == "api":
             with aisbench.quiet_stdout(ws.log("ais_bench_api")):
                 session = open_session(om, device=str(device_id))
                 try:
+                    _static_batch_allows(session.info, om, batch)
                     return _time_batch(session, batch, loop, warmup, max_seconds)
                 finally:
                     session.close()
+        # the .om's own description says whether it takes --dymBatch (a static one refuses it)
+        info = aisbench.describe(om, device_id, ws.log("ais_bench_describe"))
+        _static_batch_allows(info, om, batch)
         # --output only for the summary's per-run times: the pure-inference outputs ais_bench
         # also saves there (a batch's full outputs) are removed at once
         dirname = f"bench_bs{batch}"
         out_dir = aisbench.private_folder(ws.ais_bench_staging).absolute()
         argv = aisbench.cli_argv(om.absolute(), output=out_dir, dirname=dirname,
                                  device=device_id, loop=loop, batch_size=batch,
-                                 dym_batch=batch if dynamic else None, warmup=warmup)
+                                 dym_batch=batch if info.batch_size is None else None, warmup=warmup,
+                                 all_summary=True)
         try:
             stdout = aisbench.run_cli(argv, cwd=out_dir, log_path=ws.log(f"ais_bench_{dirname}"))
             return _row_from_aisbench(batch, loop, stdout, out_dir / f"{dirname}_summary.json")
@@ -204,19 +221,32 @@ def _ascend(ws: Workspace, model: Path | None, device: str, batch_sizes, loop: i
     return result
 
 
+def _static_batch_allows(info, om: Path, batch: int) -> None:
+    if info.batch_size is not None and info.batch_size != batch:
+        raise UsageError(f"{om.name} has a static batch of {info.batch_size}, not {batch}",
+                         hint=f"use --batch-sizes {info.batch_size}, or convert with --dynamic-batch")
+
+
 def _row_from_aisbench(batch: int, loop: int, stdout: str, summary_file: Path) -> BenchRow:
-    """From the summary JSON's per-run times when ais_bench wrote one, else its printed block."""
+    """From the summary JSON's per-run times when ais_bench wrote one, else its printed block
+    (the copies' lines there only with --display_all_summary)."""
     from ..ascend import aisbench
 
+    printed = aisbench.parse_summary(stdout)
+    copies = {name: (printed.get(name) or {}).get("mean") for name in ("H2D_latency", "D2H_latency")}
     if summary_file.exists():
-        times = json.loads(summary_file.read_text()).get("npu_compute_time_list") or []
+        written = json.loads(summary_file.read_text())
+        times = written.get("npu_compute_time_list") or []
         if times:
-            return row_from_times(batch, [float(t) for t in times])
-    printed = aisbench.parse_summary(stdout)["NPU_compute_time"]
-    mean = printed["mean"]
+            copies = {name: (written.get(name) or {}).get("mean") if (written.get(name) or {}).get("count")
+                      else copies[name] for name in copies}
+            return row_from_times(batch, [float(t) for t in times], copies["H2D_latency"], copies["D2H_latency"])
+    compute = printed["NPU_compute_time"]
+    mean = compute["mean"]
     return BenchRow(batch_size=batch, loops=loop, throughput=round(1000 * batch / mean, 2) if mean else 0.0,
-                    latency_mean_ms=round(mean, 2), latency_p50_ms=round(printed["median"], 2),
-                    latency_p90_ms=None, latency_p99_ms=round(printed["percentile(99%)"], 2))
+                    latency_mean_ms=round(mean, 2), latency_p50_ms=round(compute["median"], 2),
+                    latency_p90_ms=None, latency_p99_ms=round(compute["percentile(99%)"], 2),
+                    h2d_mean_ms=_rounded(copies["H2D_latency"]), d2h_mean_ms=_rounded(copies["D2H_latency"]))
 
 
 def _stages(ws: Workspace, session, source: Path, images: int) -> dict[str, float]:

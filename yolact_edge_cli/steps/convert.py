@@ -78,11 +78,13 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
     jobs = [atc_job(None)] if dynamic_batch else [atc_job(b) for b in batch_sizes]
     result = ConvertResult(soc_version=soc_version, dry_run=dry_run)
     if dry_run:
+        atc_driver.check_precision(precision_mode, tuple(atc_args), soc_version, None)
         result.argv = [job.argv() for job in jobs]
         return result
     atc = cann.find_atc()
     env = cann.child_env(atc)
     version = cann.cann_version(env)
+    atc_driver.check_precision(precision_mode, tuple(atc_args), soc_version, version)
     ws.models_dir.mkdir(parents=True, exist_ok=True)
     if aipp_path:
         atomic_write_text(aipp_path, atc_driver.aipp_config())

@@ -5,25 +5,22 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from ..backends import open_session
-from ..choices import Backend, Layout
+from ..backends import RunTimes, open_session
+from ..batch_runner import DeviceWorkers, run_batch, split_contiguous
+from ..choices import AisBenchMode, Backend, InputDtype, InputLayout
 from ..console import progress_bar
 from ..data import binio
-from ..data.preprocess import sample_shape
 from ..errors import InputError, UsageError
 from ..model.contract import output_bytes
 from ..provenance import RunRecord, model_origin, prepared_fingerprint, read_run, write_run
 from ..records import InferRecord, PrepRecord
 from ..resolve import ModelChoice, choose_backend, model_for, parse_devices, session_for
-from ..workspace import Workspace, atomic_path, remove_stale_temp, sha256_file
+from ..workspace import Workspace, remove_stale_temp, sha256_file
 
 
 @dataclass
@@ -46,6 +43,22 @@ class InferResult:
 
 
 @dataclass
+class _Times:
+    """A run's times as ais_bench's summary reports them: the compute time of each batch, and
+    the copies' stats where the device reported them."""
+
+    compute_ms: list[float] = field(default_factory=list)
+    h2d: list[dict] = field(default_factory=list)  # stats of each part of the run
+    d2h: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, runs: list[RunTimes]) -> _Times:
+        h2d = [r.h2d_ms for r in runs if r.h2d_ms is not None]
+        d2h = [r.d2h_ms for r in runs if r.d2h_ms is not None]
+        return cls([r.compute_ms for r in runs], [binio.timing_stats(h2d)], [binio.timing_stats(d2h)])
+
+
+@dataclass
 class _Ran:
     """What a backend's run produced, for the summary and the manifest."""
 
@@ -54,7 +67,7 @@ class _Ran:
     batch_size: int
     device: str
     computed: int
-    times_ms: list[float]
+    times: _Times
     options: dict
 
 
@@ -93,7 +106,8 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
     filesinfo = {str(i): {"infiles": [str(f)],
                           "outfiles": [str(binio.output_path(run_dir, f, k)) for k in range(count)]}
                  for i, f in enumerate(files)}
-    summary = binio.summary(filesinfo, ran.times_ms, ran.batch_size)
+    summary = binio.summary(filesinfo, ran.times.compute_ms, ran.batch_size,
+                            binio.merge_stats(ran.times.h2d), binio.merge_stats(ran.times.d2h))
     binio.write_json(binio.summary_path(run_dir), summary)
     result = InferResult(run=run_name, run_dir=str(run_dir), backend=backend, device=ran.device,
                          model=str(ran.model), layout=ran.layout, batch_size=ran.batch_size,
@@ -144,13 +158,6 @@ def _claim_run_dir(ws: Workspace, run_dir: Path, model: Path, fingerprint: str |
     return record
 
 
-def _split(items: list, parts: int) -> list[list]:
-    """Contiguous, nearly equal shares (one per device)."""
-    size, extra = divmod(len(items), parts)
-    bounds = [i * size + min(i, extra) for i in range(parts + 1)]
-    return [items[bounds[i]:bounds[i + 1]] for i in range(parts)]
-
-
 def _pending(files: list[Path], run_dir: Path, layout: str, per_batch: int):
     """Batches with at least one sample whose outputs are missing or of the wrong size."""
     return [b for b in binio.group(files, per_batch)
@@ -162,10 +169,10 @@ def _run_host(choice: ModelChoice, backend, device, half, batch_size, files, run
     session = session_for(choice, device=device, half=half, batch_size=batch_size)
     per_batch = _check_session(session.info, source, input_dtype, batch_size)
     todo = _pending(files, run_dir, session.info.layout, per_batch)
-    times = _run_batches([session], todo, len(files), run_dir, input_dtype,
-                         f"infer {backend} ({device}, batch {per_batch})")
-    return _Ran(source, session.info.layout, per_batch, device, sum(len(b.files) for b in todo), times,
-                {"config": choice.export.config or "auto"})
+    runs = _run_batches(session, todo, len(files), run_dir, input_dtype,
+                        f"infer {backend} ({device}, batch {per_batch})")
+    return _Ran(source, session.info.layout, per_batch, device, sum(len(b.files) for b in todo),
+                _Times.of(runs), {"config": choice.export.config or "auto"})
 
 
 def _check_session(info, source: Path, input_dtype: str, batch_size: int | None) -> int:
@@ -180,57 +187,27 @@ def _check_session(info, source: Path, input_dtype: str, batch_size: int | None)
     return info.batch_size or batch_size or 1
 
 
-def _run_batches(sessions, todo, total: int, run_dir: Path, input_dtype: str, label: str,
-                 input_layout: str = "nchw") -> list[float]:
-    """Run pending batches, split in contiguous shares over the sessions (one per device), and
-    write each real sample's outputs atomically; padding outputs are dropped."""
+def _run_batches(session, todo, total: int, run_dir: Path, input_dtype: str, label: str,
+                 input_layout: str = "nchw") -> list[RunTimes]:
+    """Run pending batches in this thread (so Ctrl-C stops it between batches)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    shares = _split(todo, len(sessions))
-    times: list[float] = []
+    runs: list[RunTimes] = []
     with progress_bar(total, label) as advance:
         advance(total - sum(len(b.files) for b in todo))
-
-        stop = threading.Event()
-
-        def work(session, batches) -> list[float]:
-            spent = []
-            for batch in batches:
-                if stop.is_set():
-                    break
-                data = binio.read_batch(batch, np.dtype(input_dtype), sample_shape(input_layout))
-                t0 = time.perf_counter()
-                outputs = session.run(data)
-                spent.append((time.perf_counter() - t0) * 1000)
-                for k, output in enumerate(outputs):
-                    for j, part in enumerate(np.array_split(output, batch.size, axis=0)[: len(batch.files)]):
-                        with atomic_path(binio.output_path(run_dir, batch.files[j], k)) as tmp:
-                            tmp.write_bytes(np.ascontiguousarray(part).data)
-                advance(len(batch.files))
-            return spent
-
-        if len(sessions) == 1:  # in this thread, so Ctrl-C stops it between batches
-            return work(sessions[0], shares[0])
-        with ThreadPoolExecutor(len(sessions)) as pool:
-            try:
-                for spent in pool.map(work, sessions, shares):
-                    times += spent
-            except BaseException:
-                stop.set()  # the other devices' threads stop after their current batch
-                raise
-    return times
+        for batch in todo:
+            runs.append(run_batch(session, batch, run_dir, input_dtype, input_layout))
+            advance(len(batch.files))
+    return runs
 
 
 def _run_ascend(ws, choice: ModelChoice, device, batch_size, files, in_dir, run_dir, input_dtype,
                 input_layout, ais_bench_mode):
+    """What the .om takes is read from the .om itself — its session's description (API), or
+    ais_bench's (CLI) — never assumed from the manifest: a static .om refuses --dymBatch, and
+    inputs of another dtype but the right size would be read silently."""
     from ..ascend import aisbench, npu_smi
 
     om, known = choice.path, choice.om
-    # an .om converted elsewhere: what it takes is checked by the session (API) or the tool (CLI)
-    wanted = (known.input_dtype, known.input_layout) if known else (input_dtype, "nchw")
-    if wanted != (input_dtype, input_layout):
-        raise InputError(f"this .om takes {' '.join(wanted)} inputs but they were prepared as "
-                         f"{input_dtype} {input_layout}", path=om,
-                         hint=f"rerun `yedge prep --dtype {wanted[0]} --layout {wanted[1]}`")
     aisbench.check_model(om)
     aisbench.check_inputs(in_dir, files)
     soc_version = known.soc_version if known else None
@@ -243,31 +220,52 @@ def _run_ascend(ws, choice: ModelChoice, device, batch_size, files, in_dir, run_
     mode = aisbench.resolve_mode(ais_bench_mode)
     label = "npu:" + ",".join(map(str, devices))
     extra = {"ais_bench": mode, "soc_version": soc_version}
-    if mode == "api":
-        with aisbench.quiet_stdout(ws.log("ais_bench_api")):
-            sessions = [open_session(om, device=str(d)) for d in devices]
+    log = ws.log("ais_bench_api")
+    if mode == AisBenchMode.API.value and len(devices) == 1:
+        with aisbench.quiet_stdout(log):
+            session = open_session(om, device=str(devices[0]))
             try:
-                per_batch = _check_session(sessions[0].info, om, input_dtype, batch_size)
-                todo = _pending(files, run_dir, sessions[0].info.layout, per_batch)
-                times = _run_batches(sessions, todo, len(files), run_dir, input_dtype,
-                                     f"infer ascend ({label}, batch {per_batch})", input_layout)
+                per_batch = _check_om(session.info, om, input_dtype, input_layout, batch_size)
+                todo = _pending(files, run_dir, session.info.layout, per_batch)
+                runs = _run_batches(session, todo, len(files), run_dir, input_dtype,
+                                    f"infer ascend ({label}, batch {per_batch})", input_layout)
             finally:
-                for session in sessions:
-                    session.close()
-        return _Ran(om, sessions[0].info.layout, per_batch, label, sum(len(b.files) for b in todo), times, extra)
-    layout = known.layout if known else Layout.FPN.value
-    static = known.batch_size if known else None
-    per_batch = static or batch_size or 1
-    todo = _pending(files, run_dir, layout, per_batch)
+                session.close()
+        return _Ran(om, session.info.layout, per_batch, label, sum(len(b.files) for b in todo),
+                    _Times.of(runs), extra)
+    if mode == AisBenchMode.API.value:  # one process per NPU: aclruntime never releases the GIL
+        with DeviceWorkers(om, [str(d) for d in devices], log) as workers:
+            info = workers.info()
+            per_batch = _check_om(info, om, input_dtype, input_layout, batch_size)
+            todo = _pending(files, run_dir, info.layout, per_batch)
+            with progress_bar(len(files), f"infer ascend ({label}, batch {per_batch})") as advance:
+                advance(len(files) - sum(len(b.files) for b in todo))
+                runs = workers.run(todo, run_dir, input_dtype, input_layout, advance)
+        return _Ran(om, info.layout, per_batch, label, sum(len(b.files) for b in todo), _Times.of(runs), extra)
+    info = aisbench.describe(om, devices[0], ws.log("ais_bench_describe"))
+    per_batch = _check_om(info, om, input_dtype, input_layout, batch_size)
+    todo = _pending(files, run_dir, info.layout, per_batch)
     pending = [f for b in todo for f in b.files]
     times = _run_aisbench_cli(ws, om, pending, devices, run_dir, per_batch,
-                              dym_batch=None if static else per_batch,
+                              dym_batch=per_batch if info.batch_size is None else None,
                               total=len(files), label=f"infer ascend ({label}, batch {per_batch})")
-    return _Ran(om, layout, per_batch, label, len(pending), times, extra)
+    return _Ran(om, info.layout, per_batch, label, len(pending), times, extra)
+
+
+def _check_om(info, om: Path, input_dtype: str, input_layout: str, batch_size: int | None) -> int:
+    """The prepared inputs against what the .om takes (an AIPP .om takes uint8 HWC pixels)."""
+    takes = (info.input_dtype, InputLayout.NHWC.value if info.sample_shape[-1] == 3 else InputLayout.NCHW.value)
+    if takes != (input_dtype, input_layout):
+        raise InputError(f"this .om takes {' '.join(takes)} inputs but they were prepared as "
+                         f"{input_dtype} {input_layout}", path=om,
+                         hint=f"rerun `yedge prep --dtype {takes[0]} --layout {takes[1]}`"
+                              if takes[0] in InputDtype.values() else
+                              f"convert the .om for {input_dtype} input (this one takes {takes[0]})")
+    return _check_session(info, om, input_dtype, batch_size)
 
 
 def _run_aisbench_cli(ws, om, pending: list[Path], devices: list[int], run_dir: Path, per_batch: int,
-                      dym_batch: int | None, total: int, label: str) -> list[float]:
+                      dym_batch: int | None, total: int, label: str) -> _Times:
     """`python3 -m ais_bench` per device on its share of the pending inputs — in several runs
     when the comma-joined --input would pass the OS's limit on one argument — each into its own
     folder under a staging folder of ais_bench's own; the outputs then move into the run folder."""
@@ -275,11 +273,11 @@ def _run_aisbench_cli(ws, om, pending: list[Path], devices: list[int], run_dir: 
 
     run_dir.mkdir(parents=True, exist_ok=True)
     staging_root = aisbench.private_folder(ws.ais_bench_staging).absolute()
-    jobs = [(d, share) for d, share in zip(devices, _split(pending, len(devices))) if share]
+    jobs = [(d, share) for d, share in zip(devices, split_contiguous(pending, len(devices))) if share]
 
-    def work(job) -> list[float]:
+    def work(job) -> _Times:
         device_id, share = job
-        spent: list[float] = []
+        spent = _Times()
         for part, chunk in enumerate(aisbench.input_chunks([p.absolute() for p in share], per_batch)):
             dirname = f"{run_dir.name}_device{device_id}_{part}"
             staging = staging_root / dirname
@@ -291,16 +289,21 @@ def _run_aisbench_cli(ws, om, pending: list[Path], devices: list[int], run_dir: 
                 shutil.move(str(produced), run_dir / produced.name)
             summary_file = binio.summary_path(staging)
             if summary_file.exists():
-                spent += json.loads(summary_file.read_text()).get("npu_compute_time_list", [])
+                written = json.loads(summary_file.read_text())
+                spent.compute_ms += [float(t) for t in written.get("npu_compute_time_list", [])]
+                spent.h2d.append(written.get("H2D_latency") or {})
+                spent.d2h.append(written.get("D2H_latency") or {})
             summary_file.unlink(missing_ok=True)
             shutil.rmtree(staging, ignore_errors=True)
         return spent
 
-    times: list[float] = []
+    times = _Times()
     with progress_bar(total, label) as advance:
         advance(total - len(pending))
-        with ThreadPoolExecutor(max(1, len(jobs))) as pool:
+        with ThreadPoolExecutor(max(1, len(jobs))) as pool:  # each device's runs are processes
             for (_, share), spent in zip(jobs, pool.map(work, jobs)):
-                times += [float(t) for t in spent]
+                times.compute_ms += spent.compute_ms
+                times.h2d += spent.h2d
+                times.d2h += spent.d2h
                 advance(len(share))
     return times

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import aclruntime
 import numpy as np
 
 from ._model import OfflineModel
@@ -74,6 +75,8 @@ def main() -> int:
     model = OfflineModel(args.model, int(args.device))
     print(f"[INFO] load model {args.model} success")
     print("[INFO] create model description success")
+    if args.dymBatch:
+        model.set_dynamic_batch(args.dymBatch)  # refused for a static model, as the tool does
     batch = args.dymBatch if model.batch == -1 else model.batch
     if batch <= 0:
         raise RuntimeError("dynamic batch model needs --dymBatch")
@@ -103,10 +106,10 @@ def main() -> int:
             chunk = files[i:i + per_batch]
             padded = chunk + [chunk[0]] * (per_batch - len(chunk))
             raw = b"".join(p.read_bytes() for p in padded)
-            groups.append(np.frombuffer(raw, dtype=model.input_dtype).reshape(batch, *model.sample_shape))
+            groups.append(np.frombuffer(raw, dtype=np.int8))  # bytes, as the tool reads them
             names.append(chunk)
     else:
-        groups.append(np.zeros((batch, *model.sample_shape), dtype=model.input_dtype))
+        groups.append(np.zeros(tensor_size, dtype=np.int8))
         names.append(None)
     out_dir = None
     if args.output:
@@ -114,13 +117,15 @@ def main() -> int:
         out_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
         print(f"[INFO] output path:{out_dir}")
     for _ in range(args.warmup_count):
-        model.run(groups[0])
+        model.run(groups[0], batch)
     print(f"[INFO] warm up {args.warmup_count} done")
     model.exec_times.clear()
+    aclruntime.H2D_TIMES.clear()
+    aclruntime.D2H_TIMES.clear()
     filesinfo = {}
     for group, chunk in zip(groups, names):
         for _ in range(args.loop):
-            outputs = model.run(group)
+            outputs = model.run(group, batch)
         if out_dir is None:
             continue
         if chunk is None:
@@ -128,7 +133,7 @@ def main() -> int:
                 output.tofile(out_dir / f"pure_infer_data_{k}.bin")
             continue
         for k, output in enumerate(outputs):
-            for j, part in enumerate(np.array_split(output, len(group), axis=0)[: len(chunk)]):
+            for j, part in enumerate(np.array_split(output, batch, axis=0)[: len(chunk)]):
                 part.tofile(out_dir / f"{os.path.basename(str(chunk[j])).split('.')[0]}_{k}.bin")
         for infile in chunk:
             filesinfo[len(filesinfo)] = {
@@ -137,14 +142,19 @@ def main() -> int:
                              for k in range(len(outputs))]}
     times = [end - start for start, end in model.exec_times]
     compute = stats(times)
+    h2d, d2h = stats(aclruntime.H2D_TIMES), stats(aclruntime.D2H_TIMES)
     throughput = 1000 * batchsize / compute["mean"] if compute["mean"] else 0
     print("[INFO] -----------------Performance Summary------------------")
+    if args.display_all_summary.lower() in ("1", "true", "t", "yes", "y"):
+        print(line("H2D_latency", h2d))
     print(line("NPU_compute_time", compute))
+    if args.display_all_summary.lower() in ("1", "true", "t", "yes", "y"):
+        print(line("D2H_latency", d2h))
     print(f"[INFO] throughput 1000*batchsize.mean({batchsize})/NPU_compute_time.mean({compute['mean']}): {throughput}")
     print("[INFO] ------------------------------------------------------")
     if out_dir is not None:
         summary = {"filesinfo": filesinfo, "args": sys.argv, "NPU_compute_time": compute,
-                   "H2D_latency": stats([]), "D2H_latency": stats([]),
+                   "H2D_latency": h2d, "D2H_latency": d2h,
                    "npu_compute_time_list": times, "throughput": throughput, "pid": os.getpid()}
         (out_dir.parent / f"{out_dir.name}_summary.json").write_text(json.dumps(summary))
     print("[INFO] unload model success, model Id is 1")

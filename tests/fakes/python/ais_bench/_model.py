@@ -1,9 +1,12 @@
-"""Loads a fake .om (see tests/fakes/fakeom.py) and runs it with onnxruntime."""
+"""Loads a fake .om (see tests/fakes/fakeom.py) and runs it with onnxruntime, as the device
+would: the input is taken as bytes (sizes compared, never converted), copied in (H2D), executed
+(the only part timed as execute), copied out (D2H); all under aclruntime's GIL."""
 import os
 import sys
 import time
 from pathlib import Path
 
+import aclruntime
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -16,12 +19,17 @@ def visible_devices() -> list[int]:
     return [int(d) for d in os.environ.get("FAKE_NPU_DEVICES", "0").split(",")]
 
 
+def _ms() -> float:
+    return time.perf_counter() * 1000
+
+
 class OfflineModel:
     def __init__(self, path: str, device_id: int):
         import onnxruntime as ort
 
         if device_id not in visible_devices():
             raise RuntimeError(f"[ERROR] acl open device {device_id} failed, ret 507033")
+        self.device_id = device_id
         self.meta, onnx_bytes = fakeom.read(path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
@@ -33,7 +41,7 @@ class OfflineModel:
             self.input_dtype = np.dtype(np.uint8)
             self.sample_shape = (*self.aipp["size"], 3)
         else:
-            self.input_dtype = np.dtype(_ORT_TYPES[first.type])
+            self.input_dtype = np.dtype(np.float16 if self.meta.get("input_fp16") else _ORT_TYPES[first.type])
             self.sample_shape = tuple(first.shape[1:])
         self.output_dtype = np.dtype(np.float16 if self.meta["output_type"] == "FP16" else np.float32)
         self.outputs = self.session.get_outputs()
@@ -46,17 +54,39 @@ class OfflineModel:
     def sample_bytes(self) -> int:
         return int(np.prod(self.sample_shape)) * self.input_dtype.itemsize
 
-    def run(self, data: np.ndarray) -> list[np.ndarray]:
-        rows = data.shape[0]
-        allowed = self.meta["dynamic_batch"] or [self.meta["batch"]]
-        if rows not in allowed:
-            raise RuntimeError(f"[ERROR] input batch {rows} not in model batch {allowed}")
-        start = time.perf_counter() * 1000
-        data = data.astype(self.input_dtype, copy=False)
-        if self.aipp:  # out = (in − min_chn) · var_reci_chn, then the model's NCHW float input
-            minimum = np.asarray(self.aipp["min"], np.float32)
-            scale = np.asarray(self.aipp["var_reci"], np.float32)
-            data = np.ascontiguousarray(((data.astype(np.float32) - minimum) * scale).transpose(0, 3, 1, 2))
-        outs = self.session.run(None, {self.input_name: data})
-        self.exec_times.append((start, time.perf_counter() * 1000))
-        return [o.astype(self.output_dtype) for o in outs]
+    def set_dynamic_batch(self, rows: int) -> None:
+        """aclmdlSetDynamicBatchSize: only a dynamic-batch model has the batch input it sets."""
+        if self.batch != -1:
+            print("[ERROR] aclmdlSetDynamicBatchSize failed, ret[145000]: "
+                  "the model is not a dynamic batch model", flush=True)
+            raise RuntimeError("set dynamic batch size failed")
+        if rows not in self.meta["dynamic_batch"]:
+            raise RuntimeError(f"[ERROR] dynamic batch {rows} not in model batches {self.meta['dynamic_batch']}")
+
+    def run(self, data: np.ndarray, rows: int) -> list[np.ndarray]:
+        """One execute of `rows` samples on `data`'s bytes, whatever its dtype: the tool compares
+        byte sizes only."""
+        expected = rows * self.sample_bytes()
+        if data.nbytes != expected:
+            raise RuntimeError(f"[ERROR] input 0 size {data.nbytes} does not match the model's {expected}")
+        with aclruntime.GIL:
+            start = _ms()
+            device = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=self.input_dtype)
+            device = device.reshape(rows, *self.sample_shape)
+            h2d = _ms() - start
+            begin = _ms()
+            if self.aipp:  # out = (in − min_chn) · var_reci_chn, then the model's NCHW float input
+                minimum = np.asarray(self.aipp["min"], np.float32)
+                scale = np.asarray(self.aipp["var_reci"], np.float32)
+                device = np.ascontiguousarray(((device.astype(np.float32) - minimum) * scale).transpose(0, 3, 1, 2))
+            elif device.dtype == np.float16:  # the .om's own cast after its fp16 input
+                device = device.astype(np.float32)
+            outs = self.session.run(None, {self.input_name: device})
+            end = _ms()
+            self.exec_times.append((begin, end))
+            results = [o.astype(self.output_dtype) for o in outs]
+            d2h = _ms() - end
+        aclruntime.H2D_TIMES.append(h2d)
+        aclruntime.D2H_TIMES.append(d2h)
+        aclruntime.trace(device=self.device_id, execute_ms=end - begin, h2d_ms=h2d, d2h_ms=d2h)
+        return results

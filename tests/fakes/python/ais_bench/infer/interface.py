@@ -1,9 +1,11 @@
-"""Emulated `ais_bench.infer.interface.InferSession` (API_GUIDE.md's surface). Like aclruntime it
-prints [INFO] lines on the process's C-level stdout (file descriptor 1), not through Python."""
+"""Emulated `ais_bench.infer.interface` (API_GUIDE.md's surface): InferSession and
+MemorySummary. Like aclruntime it prints [INFO] lines on the process's C-level stdout (file
+descriptor 1), not through Python; `summary().exec_time_list` holds (start, end) of each
+execute alone, the copies being in MemorySummary's H2D/D2H lists."""
 import os
 from dataclasses import dataclass
 
-import aclruntime  # noqa: F401 - as the real module, it needs CANN's libraries to import
+import aclruntime  # as the real module, it needs CANN's libraries to import
 import numpy as np
 
 from .._model import OfflineModel
@@ -26,6 +28,21 @@ class _Summary:
 
 def _info(text: str) -> None:
     os.write(1, f"[INFO] {text}\n".encode())
+
+
+class MemorySummary:
+    @staticmethod
+    def get_h2d_time_list():
+        return list(aclruntime.H2D_TIMES)
+
+    @staticmethod
+    def get_d2h_time_list():
+        return list(aclruntime.D2H_TIMES)
+
+    @staticmethod
+    def reset():
+        aclruntime.H2D_TIMES.clear()
+        aclruntime.D2H_TIMES.clear()
 
 
 class InferSession:
@@ -52,13 +69,21 @@ class InferSession:
     def infer(self, feeds, mode="static", custom_sizes=100000, out_array=True):
         if mode not in ("static", "dymbatch"):
             raise RuntimeError(f"mode {mode} is not emulated")
-        if mode == "static" and self._model.batch == -1:
-            raise RuntimeError("[ERROR] dynamic batch model needs mode='dymbatch'")
-        data = np.asarray(feeds[0])
-        if mode == "dymbatch":
-            _info(f"set dynamic batch size {data.shape[0]} success")
+        data = feeds[0]
+        if not isinstance(data, np.ndarray):
+            raise RuntimeError(f"type:{type(data)} invalid")
+        if mode == "static":
+            if self._model.batch == -1:
+                raise RuntimeError("[ERROR] dynamic batch model needs mode='dymbatch'")
+            rows = self._model.batch
+        else:  # the batch is the first dimension of the feed's shape, as _dymbatch_prepare reads it
+            if self._model.batch != -1:
+                raise RuntimeError("not a dymbatch model!")
+            rows = data.shape[0]
+            self._model.set_dynamic_batch(rows)
+            _info(f"set dynamic batch size {rows} success")
         for _ in range(self.loop):
-            outputs = self._model.run(data)
+            outputs = self._model.run(data, rows)
         return outputs
 
     def summary(self):
