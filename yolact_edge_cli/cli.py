@@ -8,7 +8,6 @@ import sys
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -16,7 +15,21 @@ from rich.table import Table
 from . import __version__
 from .choices import AisBenchMode, Backend, InputDtype, InputLayout, Layout, MapKind, Nms, PrecisionMode
 from .console import err, out, print_json
-from .errors import Interrupted, UsageError, YedgeError
+from .errors import InputError, Interrupted, UsageError, YedgeError
+from .model.config import DEFAULT_CONFIG, RANDOM_BG_BIAS, RANDOM_CONF_GAIN, RANDOM_MASK_BIAS
+from .options import (
+    AisBenchOption,
+    BackendOption,
+    BatchSizeOption,
+    DeviceOption,
+    HalfFlag,
+    JsonFlag,
+    ModelOption,
+    NumImages,
+    ScoreThreshold,
+    Workers,
+    flag,
+)
 from .workspace import DEFAULT_WORKSPACE, Workspace
 
 app = typer.Typer(
@@ -40,30 +53,6 @@ class Settings:
 
 
 _settings: ContextVar[Settings | None] = ContextVar("yedge_settings", default=None)
-
-def flag(*names: str, help: str) -> Any:
-    """A switch: it takes no value, so --help shows no type for it."""
-    return typer.Option(False, *names, metavar="", help=help)
-
-
-# Options shared by several commands: one name, one help text, one set of limits.
-JsonFlag = Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON on stdout.")]
-Workers = Annotated[int | None, typer.Option("--workers", min=1, help="Processes \\[default: CPU count].")]
-BackendOption = Annotated[Backend, typer.Option("--backend", help="auto (ascend where an NPU and "
-                                                "ais_bench are present, else onnxruntime), "
-                                                "onnxruntime, torch or ascend.")]
-ModelOption = Annotated[Path | None, typer.Option("--model", help="ONNX file (onnxruntime), .pth "
-                                                     "(torch) or .om (ascend) \\[default: what "
-                                                     "export/convert recorded].")]
-HalfFlag = Annotated[bool, typer.Option("--half", metavar="", help="fp16 (torch backend, CUDA only).")]
-AisBenchOption = Annotated[AisBenchMode, typer.Option("--ais-bench", help="ascend: api "
-                                                      "(InferSession; one process per NPU), cli "
-                                                      "(python3 -m ais_bench) or auto (api if it "
-                                                      "loads).")]
-NumImages = Annotated[int, typer.Option("--num-images", "-n", min=1, help="How many images.")]
-ScoreThreshold = Annotated[float, typer.Option("--score-threshold", min=0.0, max=1.0,
-                                               help="Keep detections scoring above this.")]
-
 
 def _version(value: bool) -> None:
     if value:
@@ -261,11 +250,9 @@ def infer(
     ctx: typer.Context,
     backend: BackendOption = Backend.AUTO,
     model: ModelOption = None,
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda; for ascend NPU ids, e.g. 0 or 0,1 "
-                               "(inputs are split across them)."),
+    device: DeviceOption = "cpu",
     half: HalfFlag = False,
-    batch_size: int | None = typer.Option(None, "--batch-size", "-b", min=1,
-                                             help="Batch for dynamic-batch models and torch."),
+    batch_size: BatchSizeOption = None,
     run_name: str | None = typer.Option(None, "--run", help="Output folder name under "
                                            "outputs/ \\[default: the backend's name]."),
     ais_bench: AisBenchOption = AisBenchMode.AUTO,
@@ -286,6 +273,61 @@ def infer(
         "model": result.model, "layout": result.layout, "batch": result.batch_size,
         "samples": f"{result.samples} ({result.computed} computed, {result.skipped_existing} already done)",
         "throughput": f"{result.throughput} img/s"}))
+
+
+@command(locks=True)
+def predict(
+    ctx: typer.Context,
+    sources: list[str] = typer.Argument(..., metavar="SOURCE...", help="Image files, folders, globs "
+                                        "(quoted) and videos (mp4, avi, mov, mkv, webm …); a camera "
+                                        "index or stream URL too."),
+    model: ModelOption = None,
+    weights: Path | None = typer.Option(None, "--weights", help="A checkpoint to run in PyTorch "
+                                        "instead of the exported model."),
+    backend: BackendOption = Backend.AUTO,
+    device: DeviceOption = "cpu",
+    batch_size: BatchSizeOption = None,
+    score_threshold: ScoreThreshold = 0.3,
+    top_k: int = typer.Option(100, "--top-k", min=1, help="At most this many detections per image."),
+    classes: str | None = typer.Option(None, "--classes", help="Only these COCO classes, e.g. person,car."),
+    output: Path | None = typer.Option(None, "--output", "-o", help=r"Output folder \[default: "
+                                       "<workspace>/predict/<name>]."),
+    name: str | None = typer.Option(None, "--name", help="Folder name under <workspace>/predict "
+                                    r"\[default: the first source's name]."),
+    save_images: bool = typer.Option(True, "--save-images/--no-save-images", help="Write each image drawn."),
+    save_video: bool = typer.Option(True, "--save-video/--no-save-video", help="Write each video annotated."),
+    save_json: bool = typer.Option(True, "--save-json/--no-save-json", help="Write predictions.jsonl."),
+    recursive: bool = flag("--recursive", "-r", help="Also the images and videos in sub-folders."),
+    skip_bad: bool = flag("--skip-bad", help="Exit 0 even when some sources could not be read."),
+    workers: Workers = None,
+) -> None:
+    """Run YolactEdge on your own images and videos: each one drawn (masks, boxes, classes,
+    scores) and every detection in predictions.jsonl. No annotations needed.
+
+    Examples: `yedge predict photos/`, `yedge predict clip.mp4 --classes person`,
+    `yedge predict "shots/*.jpg" --weights yolact_edge.pth --score-threshold 0.5`."""
+    from .steps import predict as step
+
+    settings: Settings = ctx.obj
+    result = step.run(settings.workspace, sources, model=model, weights=weights, backend=backend.value,
+                      device=device, batch_size=batch_size, score_threshold=score_threshold, top_k=top_k,
+                      classes=[c for c in classes.split(",") if c.strip()] if classes else None,
+                      output=output, name=name, save_images=save_images, save_video=save_video,
+                      save_json=save_json, recursive=recursive, workers=workers)
+    if settings.json:
+        print_json(result.to_dict())
+    else:
+        out.print(_kv_table("predict", {
+            "output": result.output, "model": f"{result.model} ({result.backend})",
+            "sources": result.sources, "images": result.images, "frames": result.frames,
+            "detections": result.detections, "speed": f"{result.fps} images/s ({result.seconds} s)"}))
+        for failure in result.failed:
+            err.print(f"[yellow]failed[/] {failure['source']}: {failure['reason']}", highlight=False)
+    if result.failed and not skip_bad:
+        if settings.json:
+            raise typer.Exit(InputError.exit_code)
+        raise InputError(f"{len(result.failed)} of {result.sources} source(s) could not be run (listed above)",
+                         hint="fix or remove them, or pass --skip-bad")
 
 
 @command("eval", locks=True)
@@ -499,11 +541,11 @@ def show(
 def random_weights(
     ctx: typer.Context,
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the .pth."),
-    config: str = typer.Option("yolact_edge_resnet50_config", "--config", help="Model config."),
+    config: str = typer.Option(DEFAULT_CONFIG, "--config", help="Model config."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of every key's generator."),
-    conf_gain: float = typer.Option(2.0, "--conf-gain", help="Gain of the class-score conv weights."),
-    mask_bias: float = typer.Option(0.3, "--mask-bias", help="Added to the mask-coefficient bias."),
-    bg_bias: float = typer.Option(0.0, "--bg-bias", help="Added to the background class bias."),
+    conf_gain: float = typer.Option(RANDOM_CONF_GAIN, "--conf-gain", help="Gain of the class-score conv weights."),
+    mask_bias: float = typer.Option(RANDOM_MASK_BIAS, "--mask-bias", help="Added to the mask-coefficient bias."),
+    bg_bias: float = typer.Option(RANDOM_BG_BIAS, "--bg-bias", help="Added to the background class bias."),
 ) -> None:
     """Write the deterministic random checkpoint (for demos and tests: its mAP is ≈ 0)."""
     from .steps import random_weights as step

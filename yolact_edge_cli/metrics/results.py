@@ -16,14 +16,18 @@ def encode_masks(result: ImageResult) -> list[dict]:
     return mask_utils.encode(np.asfortranarray(result.masks.transpose(1, 2, 0)))
 
 
+def kept_detections(boxes: np.ndarray) -> list[int]:
+    """The detections results are written for: boxes of zero area are skipped, as the
+    reference's eval.py does."""
+    return [i for i in range(len(boxes)) if (boxes[i, 3] - boxes[i, 1]) * (boxes[i, 2] - boxes[i, 0]) > 0]
+
+
 def coco_entries(image_id: int, result: ImageResult, rles: list[dict] | None = None,
                  ) -> tuple[list[dict], list[dict]]:
     """bbox and mask entries for one image; boxes of zero area are skipped, as the reference does."""
     rles = encode_masks(result) if rles is None else rles
     boxes, bbox_entries, mask_entries = result.boxes, [], []
-    keep = [i for i in range(len(result))
-            if (boxes[i, 3] - boxes[i, 1]) * (boxes[i, 2] - boxes[i, 0]) > 0]
-    for i in keep:
+    for i in kept_detections(boxes):
         rle = rles[i]
         x1, y1, x2, y2 = (int(v) for v in boxes[i])
         category = COCO_CATEGORY_IDS[int(result.classes[i])]

@@ -68,6 +68,12 @@ MOBILENETV2 = ModelConfig(
 CONFIGS: dict[str, ModelConfig] = {c.name: c for c in (RESNET50, RESNET101, MOBILENETV2)}
 DEFAULT_CONFIG = RESNET50.name
 
+# The deterministic random checkpoint's defaults (docs/random-checkpoint.md): written here, where
+# the torch-free CLI can read them for its --help.
+RANDOM_CONF_GAIN = 2.0
+RANDOM_MASK_BIAS = 0.3
+RANDOM_BG_BIAS = 0.0
+
 
 def get_config(name: str) -> ModelConfig:
     try:

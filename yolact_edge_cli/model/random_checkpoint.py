@@ -10,11 +10,7 @@ import numpy as np
 import torch
 
 from .checkpoint import expected_shapes
-from .config import ModelConfig
-
-DEFAULT_CONF_GAIN = 2.0
-DEFAULT_MASK_BIAS = 0.3
-DEFAULT_BG_BIAS = 0.0
+from .config import RANDOM_BG_BIAS, RANDOM_CONF_GAIN, RANDOM_MASK_BIAS, ModelConfig
 
 
 def _batch_norm_value(leaf: str, n: np.ndarray) -> np.ndarray:
@@ -25,8 +21,8 @@ def _batch_norm_value(leaf: str, n: np.ndarray) -> np.ndarray:
     return 0.1 * n  # bias and running_mean
 
 
-def random_state_dict(cfg: ModelConfig, seed: int = 0, conf_gain: float = DEFAULT_CONF_GAIN,
-                      mask_bias: float = DEFAULT_MASK_BIAS, bg_bias: float = DEFAULT_BG_BIAS,
+def random_state_dict(cfg: ModelConfig, seed: int = 0, conf_gain: float = RANDOM_CONF_GAIN,
+                      mask_bias: float = RANDOM_MASK_BIAS, bg_bias: float = RANDOM_BG_BIAS,
                       ) -> OrderedDict[str, torch.Tensor]:
     """Every key drawn from its own generator seeded by seed + crc32(key), so any implementation
     can rebuild the same weights from the key list alone."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from ..model.random_checkpoint import DEFAULT_BG_BIAS, DEFAULT_CONF_GAIN, DEFAULT_MASK_BIAS, random_state_dict
+from ..model.config import DEFAULT_CONFIG, RANDOM_BG_BIAS, RANDOM_CONF_GAIN, RANDOM_MASK_BIAS
+from ..model.random_checkpoint import random_state_dict
 from ..workspace import atomic_path, sha256_file
 
 
-def run(output: Path, *, config: str = "yolact_edge_resnet50_config", seed: int = 0,
-        conf_gain: float = DEFAULT_CONF_GAIN, mask_bias: float = DEFAULT_MASK_BIAS,
-        bg_bias: float = DEFAULT_BG_BIAS) -> dict:
+def run(output: Path, *, config: str = DEFAULT_CONFIG, seed: int = 0,
+        conf_gain: float = RANDOM_CONF_GAIN, mask_bias: float = RANDOM_MASK_BIAS,
+        bg_bias: float = RANDOM_BG_BIAS) -> dict:
     import torch
 
     from ..model.config import get_config

@@ -2,7 +2,6 @@
 and score drawn on the original image, ground truth beside it with --gt, and a contact sheet."""
 from __future__ import annotations
 
-import colorsys
 import contextlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..draw import draw
 from ..errors import InputError, UsageError
 from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES
 from ..provenance import check_current_model, check_same_inputs
@@ -28,27 +28,6 @@ class ShowResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _colour(index: int) -> tuple[int, int, int]:
-    r, g, b = colorsys.hsv_to_rgb((index * 0.618033988749895) % 1.0, 0.85, 1.0)
-    return int(b * 255), int(g * 255), int(r * 255)  # BGR for cv2
-
-
-def draw(image: np.ndarray, instances: list[dict], alpha: float = 0.5) -> np.ndarray:
-    """instances: {'mask': HxW uint8, 'bbox': [x, y, w, h], 'label': str}."""
-    import cv2
-
-    canvas = image.copy()
-    for i, inst in enumerate(instances):
-        colour = np.array(_colour(i), dtype=np.float32)
-        mask = inst["mask"].astype(bool)
-        canvas[mask] = (canvas[mask] * (1 - alpha) + colour * alpha).astype(np.uint8)
-        x, y, w, h = (int(round(v)) for v in inst["bbox"])
-        cv2.rectangle(canvas, (x, y), (x + w, y + h), _colour(i), 2)
-        cv2.putText(canvas, inst["label"], (x + 2, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    _colour(i), 1, cv2.LINE_AA)
-    return canvas
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:

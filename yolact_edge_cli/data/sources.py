@@ -1,0 +1,114 @@
+"""What `yedge predict` runs on: image files, folders, globs and videos, expanded into images
+and videos in a stable order, each bad source kept with the reason instead of stopping the rest."""
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# What cv2.imread decodes (the formats of OpenCV's image codecs) and what VideoCapture opens.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp",
+                  ".pbm", ".pgm", ".ppm", ".pnm", ".pxm", ".sr", ".ras", ".jp2", ".exr", ".hdr", ".pic")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
+
+
+@dataclass
+class Sources:
+    found: list[str] = field(default_factory=list)  # image and video files, cameras ("0"), stream URLs
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (source, why)
+
+
+def is_video(source: str) -> bool:
+    return source.isdigit() or "://" in source or Path(source).suffix.lower() in VIDEO_SUFFIXES
+
+
+def expand(arguments: list[str], recursive: bool = False) -> Sources:
+    """Files as given; a folder's images and videos in name order (its sub-folders too with
+    `recursive`); a glob's matches in name order; a digit is a camera, `scheme://…` a stream."""
+    found = Sources()
+    seen: set[str] = set()
+
+    def add(path: Path) -> None:
+        key = str(path.resolve())
+        if key in seen:
+            return
+        seen.add(key)
+        suffix = path.suffix.lower()
+        if suffix in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
+            found.found.append(str(path))
+        else:
+            found.failed.append((str(path), f"not an image or video file ({suffix or 'no suffix'})"))
+
+    for argument in arguments:
+        if argument.isdigit() or "://" in argument:
+            found.found.append(argument)
+            continue
+        path = Path(argument)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            members = sorted(p for p in path.glob(pattern) if p.is_file()
+                             and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+            if not members:
+                found.failed.append((argument, "no images or videos in this folder"
+                                     + ("" if recursive else " (--recursive for its sub-folders)")))
+            for member in members:
+                add(member)
+        elif path.is_file():
+            add(path)
+        elif glob.has_magic(argument):
+            matches = sorted(Path(p) for p in glob.glob(argument, recursive=recursive) if Path(p).is_file())
+            if not matches:
+                found.failed.append((argument, "the pattern matches no file"))
+            for match in matches:
+                add(match)
+        else:
+            found.failed.append((argument, "no such file or folder"))
+    return found
+
+
+@dataclass
+class Video:
+    """An opened video: its frame rate, size and (when the container says) frame count."""
+
+    source: str
+    fps: float
+    width: int
+    height: int
+    frame_count: int | None
+    _capture: object = None
+
+    def release(self) -> None:
+        self._capture.release()  # type: ignore[attr-defined]
+
+    def frames(self) -> Iterator[np.ndarray]:
+        capture = self._capture
+        try:
+            while True:
+                ok, frame = capture.read()  # type: ignore[attr-defined]
+                if not ok:
+                    return
+                yield frame
+        finally:
+            capture.release()  # type: ignore[attr-defined]
+
+
+def open_video(source: str) -> Video | str:
+    """The opened video, or why it cannot be opened."""
+    import cv2
+
+    if not source.isdigit() and "://" not in source and not Path(source).is_file():
+        return "no such file"
+    # FFmpeg's own complaints about a bad file would land on the terminal; the reason is ours to say
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    if not capture.isOpened():
+        capture.release()
+        return "OpenCV cannot open it as a video (corrupt, or a codec it lacks)"
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return Video(source, fps if fps and fps > 0 else 30.0, int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                 int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), count if count > 0 else None, capture)

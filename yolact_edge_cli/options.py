@@ -1,0 +1,38 @@
+"""The options several commands share, each with one name, one help text and one set of
+limits, as `Annotated` aliases; closed choices are the Enums of choices.py, so Typer refuses a
+typo before any work and --help lists them."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .choices import AisBenchMode, Backend
+
+
+def flag(*names: str, help: str) -> Any:
+    """A switch: it takes no value, so --help shows no type for it."""
+    return typer.Option(False, *names, metavar="", help=help)
+
+
+JsonFlag = Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON on stdout.")]
+Workers = Annotated[int | None, typer.Option("--workers", min=1, help="Processes \\[default: CPU count].")]
+BackendOption = Annotated[Backend, typer.Option("--backend", help="auto (ascend where an NPU and "
+                                                "ais_bench are present, else onnxruntime), "
+                                                "onnxruntime, torch or ascend.")]
+ModelOption = Annotated[Path | None, typer.Option("--model", help="ONNX file (onnxruntime), .pth "
+                                                     "(torch) or .om (ascend) \\[default: what "
+                                                     "export/convert recorded].")]
+HalfFlag = Annotated[bool, typer.Option("--half", metavar="", help="fp16 (torch backend, CUDA only).")]
+AisBenchOption = Annotated[AisBenchMode, typer.Option("--ais-bench", help="ascend: api "
+                                                      "(InferSession; one process per NPU), cli "
+                                                      "(python3 -m ais_bench) or auto (api if it "
+                                                      "loads).")]
+NumImages = Annotated[int, typer.Option("--num-images", "-n", min=1, help="How many images.")]
+ScoreThreshold = Annotated[float, typer.Option("--score-threshold", min=0.0, max=1.0,
+                                               help="Keep detections scoring above this.")]
+DeviceOption = Annotated[str, typer.Option("--device", help="cpu or cuda; for ascend NPU ids, e.g. 0 or 0,1 "
+                                                        "(inputs are split across them).")]
+BatchSizeOption = Annotated[int | None, typer.Option("--batch-size", "-b", min=1,
+                                                     help="Batch for dynamic-batch models and torch.")]

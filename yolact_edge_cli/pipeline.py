@@ -1,0 +1,191 @@
+"""Streaming inference: items (images or video frames) → decode + preprocess in worker processes
+→ batches of the session's size → the session → host post-processing in worker processes → the
+caller, in source order, with no file in between (docs/architecture.md, "Streaming").
+
+One thread drives it: the worker pools run while the session computes, and the session runs while
+the pools work, so the stages overlap; each stage keeps at most `window` items in flight, so
+memory is bounded by the windows, not by the number of images.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backends import ModelInfo, Session
+from .choices import InputLayout
+from .errors import InputError, UsageError
+from .host import HostPipeline, HostSpec
+from .parallel import process_pool
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image file, or one frame of a video (its pixels already decoded by the reader)."""
+
+    index: int                       # position in the stream
+    source: str
+    frame: int | None = None         # frame number in a video
+    pixels: np.ndarray | None = None  # BGR frame of a video; image files are decoded in a worker
+
+
+@dataclass
+class Detections:
+    """One image's detections, compact enough to pass between processes: boxes in pixels
+    (x1, y1, x2, y2), class indices, scores, and COCO RLEs of the masks."""
+
+    boxes: np.ndarray
+    classes: np.ndarray
+    scores: np.ndarray
+    rles: list[dict]
+
+
+@dataclass
+class Prediction:
+    """What comes out of the pipeline for one item, in source order."""
+
+    item: Item
+    width: int = 0
+    height: int = 0
+    detections: Detections | None = None
+    image: np.ndarray | None = None   # the decoded BGR image, when asked for (to draw on)
+    error: str | None = None          # why this item could not be run (unreadable image …)
+    times: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PrepareSpec:
+    input_dtype: str
+    input_layout: str
+    keep_image: bool
+
+
+def prepare_item(item: Item, spec: PrepareSpec) -> tuple[Prediction, np.ndarray | None]:
+    """Decode (cv2.imread's rules) and preprocess exactly as `prep` does."""
+    from .data.preprocess import prepare, read_image
+
+    try:
+        image = item.pixels if item.pixels is not None else read_image(item.source)
+    except InputError as exc:
+        return Prediction(Item(item.index, item.source, item.frame), error=exc.message), None
+    tensor = prepare(image, spec.input_dtype, spec.input_layout)
+    height, width = image.shape[:2]
+    return (Prediction(Item(item.index, item.source, item.frame), width, height,
+                       image=image if spec.keep_image else None), tensor)
+
+
+# One per host worker process, built for the first image it post-processes.
+_host: HostPipeline | None = None
+
+
+def _post(spec: HostSpec, outputs: list[np.ndarray], width: int, height: int) -> tuple[Detections, dict[str, float]]:
+    from .metrics.results import encode_masks
+
+    global _host
+    if _host is None or _host.spec != spec:
+        _host = HostPipeline(spec)
+    times: dict[str, float] = {}
+    result = _host(outputs, width, height, times)
+    rles = encode_masks(result)
+    for rle in rles:
+        rle["counts"] = rle["counts"].decode("ascii")
+    return Detections(result.boxes, result.classes, result.scores, list(rles)), times
+
+
+def _warm() -> None:
+    """Nothing: submitted once per worker so the pool starts its processes now."""
+
+
+def _ordered(pool, function: Callable, tasks: Iterable, window: int) -> Iterator:
+    """`function` over `tasks` in the pool, results in task order, at most `window` in flight."""
+    pending: deque[Future] = deque()
+    for task in tasks:
+        pending.append(pool.submit(function, *task))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+@dataclass
+class Stream:
+    """The pipeline's settings: the batch (for a dynamic-batch model), the workers per pool, and
+    whether the decoded images come back (to be drawn on)."""
+
+    batch_size: int | None = None
+    workers: int = 1
+    keep_images: bool = False
+    window: int = 0  # items in flight per stage; 0: four batches' worth, at least two per worker
+    info: ModelInfo | None = None  # the session's, once it is open
+
+    def run(self, items: Iterable[Item], open_session: Callable[[], Session],
+            host_for: Callable[[ModelInfo], HostSpec]) -> Iterator[Prediction]:
+        """Predictions for `items`, in their order. The pools start before the session opens,
+        so no worker is forked from a process whose runtime threads are already running; what
+        the model takes (dtype, layout, batch) and the host part are read from the session."""
+        with contextlib.ExitStack() as stack:
+            prep_pool = stack.enter_context(process_pool(self.workers))
+            host_pool = stack.enter_context(process_pool(self.workers))
+            for pool in (prep_pool, host_pool):
+                for started in [pool.submit(_warm) for _ in range(self.workers)]:
+                    started.result()
+            session = open_session()
+            stack.callback(session.close)
+            info = self.info = session.info
+            if info.batch_size is not None and self.batch_size not in (None, info.batch_size):
+                raise UsageError(f"the model has a static batch of {info.batch_size}, not {self.batch_size}",
+                                 hint="drop --batch-size, or export with --dynamic-batch")
+            batch_size = info.batch_size or self.batch_size or 1
+            host = host_for(info)
+            layout = InputLayout.NHWC.value if info.sample_shape[-1] == 3 else InputLayout.NCHW.value
+            prepare_spec = PrepareSpec(info.input_dtype, layout, self.keep_images)
+            window = self.window or max(4 * batch_size, 2 * self.workers, 2)
+            prepared = _ordered(prep_pool, prepare_item, ((item, prepare_spec) for item in items), window)
+            done: deque[tuple[Prediction, Future | None]] = deque()
+            for group in _groups(prepared, batch_size):
+                for prediction, outputs in _infer(session, group, batch_size):
+                    future = None if outputs is None else host_pool.submit(
+                        _post, host, outputs, prediction.width, prediction.height)
+                    done.append((prediction, future))
+                while done and (len(done) > window or done[0][1] is None or done[0][1].done()):
+                    yield _finish(*done.popleft())
+            while done:
+                yield _finish(*done.popleft())
+
+
+def _infer(session: Session, group: list[tuple[Prediction, np.ndarray | None]], batch_size: int):
+    """One batch through the session (padded with copies of its first input, as ais_bench
+    pads); each good item's outputs with its batch dimension; failed items as they are."""
+    good = [(p, t) for p, t in group if t is not None]
+    per_item: dict[int, list[np.ndarray]] = {}
+    if good:
+        tensors = [t for _, t in good]
+        outputs = session.run(np.stack(tensors + [tensors[0]] * (batch_size - len(tensors))))
+        for j, (prediction, _) in enumerate(good):
+            per_item[prediction.item.index] = [np.ascontiguousarray(o[j:j + 1]) for o in outputs]
+    return [(p, per_item.get(p.item.index)) for p, _ in group]
+
+
+def _groups(prepared: Iterator, size: int) -> Iterator[list]:
+    """Consecutive prepared items, `size` good ones per group (failed ones ride along)."""
+    group: list = []
+    good = 0
+    for prediction, tensor in prepared:
+        group.append((prediction, tensor))
+        good += tensor is not None
+        if good == size:
+            yield group
+            group, good = [], 0
+    if group:
+        yield group
+
+
+def _finish(prediction: Prediction, future: Future | None) -> Prediction:
+    if future is not None:
+        prediction.detections, prediction.times = future.result()
+    return prediction
+

@@ -1,0 +1,258 @@
+"""`yedge predict`: YolactEdge on people's own images and videos, streamed (pipeline.Stream):
+each image drawn in its own format, each video written back annotated with its frame size, rate
+and count, and one `predictions.jsonl` line per image or frame. Nothing half-written: every file
+goes through a temporary name; a bad source is listed with its reason and the others still run."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..backends import ModelInfo
+from ..choices import Layout
+from ..console import progress_bar
+from ..data.sources import Video, expand, is_video, open_video
+from ..draw import draw_detections
+from ..errors import UsageError
+from ..host import HostSpec
+from ..metrics.results import kept_detections
+from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES
+from ..pipeline import Item, Prediction, Stream
+from ..records import ExportRecord
+from ..resolve import ModelChoice, choose_backend, host_spec, model_for, session_for
+from ..workspace import Workspace, atomic_path
+
+PREDICTIONS = "predictions.jsonl"
+
+
+@dataclass
+class PredictResult:
+    output: str
+    model: str
+    backend: str
+    sources: int = 0
+    images: int = 0
+    frames: int = 0
+    detections: int = 0
+    seconds: float = 0.0
+    fps: float = 0.0
+    predictions: str | None = None
+    written: list[str] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)  # {"source": …, "reason": …}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def class_indices(names: list[str] | None) -> set[int] | None:
+    """--classes person,car → their class indices; an unknown name is a usage error."""
+    if not names:
+        return None
+    lookup = {name.lower(): i for i, name in enumerate(COCO_CLASSES)}
+    unknown = [n for n in names if n.strip().lower() not in lookup]
+    if unknown:
+        raise UsageError(f"unknown class name(s): {', '.join(unknown)}",
+                         hint="COCO names, e.g. --classes person,car,dog (see docs/model.md for all 80)")
+    return {lookup[n.strip().lower()] for n in names}
+
+
+def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights: Path | None = None,
+        backend: str = "auto", device: str = "cpu", batch_size: int | None = None,
+        score_threshold: float = 0.3, top_k: int = 100, classes: list[str] | None = None,
+        output: Path | None = None, name: str | None = None, save_images: bool = True,
+        save_video: bool = True, save_json: bool = True, recursive: bool = False,
+        workers: int | None = None) -> PredictResult:
+    if model is not None and weights is not None:
+        raise UsageError("--model and --weights both name the model", hint="pass one of them")
+    if top_k < 1 or (batch_size is not None and batch_size < 1):
+        raise UsageError("--top-k and --batch-size must be at least 1", hint="e.g. --top-k 100 --batch-size 1")
+    wanted = class_indices(classes)
+    if weights is not None:  # a checkpoint runs in PyTorch; its heads too (the head layout)
+        backend = choose_backend(backend, weights)
+        choice = ModelChoice(Path(weights), ExportRecord(layout=Layout.HEAD.value, config="auto"))
+    else:
+        backend = choose_backend(backend, model)
+        choice = model_for(ws, backend, model, batch_size)
+    found = expand(sources, recursive)
+    if not found.found and found.failed:
+        source, reason = found.failed[0]
+        raise UsageError(f"nothing to run: {source}: {reason}", hint="pass image or video files, folders or globs")
+    dest = Path(output) if output else ws.root / "predict" / (name or _default_name(sources))
+    dest.mkdir(parents=True, exist_ok=True)
+    result = PredictResult(output=str(dest), model=str(choice.path), backend=backend,
+                           sources=len(found.found) + len(found.failed),
+                           failed=[{"source": s, "reason": r} for s, r in found.failed])
+    videos: dict[str, Video | str] = {}
+
+    def items() -> Iterator[Item]:
+        index = 0
+        for source in found.found:
+            if not is_video(source):
+                yield Item(index, source)
+                index += 1
+                continue
+            video = open_video(source)
+            videos[source] = video
+            if isinstance(video, str):
+                continue
+            read = 0
+            for frame in video.frames():
+                yield Item(index, source, read, frame)
+                index += 1
+                read += 1
+            if video.frame_count is not None and read < video.frame_count:
+                videos[source] = f"stopped after {read} of its {video.frame_count} frames"
+
+    spec: list[HostSpec] = []
+
+    def host_for(info: ModelInfo) -> HostSpec:
+        config = _config_of(choice, weights)
+        spec.append(host_spec(ws, info.layout, weights=Path(weights) if weights else None, config=config,
+                              score_threshold=score_threshold, threads=1))
+        return spec[-1]
+
+    workers = max(1, min(workers or (os.cpu_count() or 1), 8))
+    stream = Stream(batch_size=batch_size, workers=workers, keep_images=save_images or save_video)
+    writer = _Writer(dest, save_images, save_video, result)
+    total = sum(1 for s in found.found if not is_video(s)) + sum(_frame_count(s) for s in found.found if is_video(s))
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        jsonl = None
+        if save_json:
+            jsonl = stack.enter_context(open(stack.enter_context(atomic_path(dest / PREDICTIONS)), "w",
+                                             encoding="utf-8"))
+        advance = stack.enter_context(progress_bar(total, f"predict ({backend}, {choice.path.name})"))
+        for prediction in stream.run(items(), lambda: session_for(choice, device=device, batch_size=batch_size),
+                                     host_for):
+            writer.finish_videos_before(prediction.item.source, videos)
+            if prediction.error is not None:
+                result.failed.append({"source": prediction.item.source, "reason": prediction.error})
+                continue
+            line = _line(prediction, wanted, top_k)
+            result.detections += len(line["detections"])
+            if prediction.item.frame is None:
+                result.images += 1
+            else:
+                result.frames += 1
+            if jsonl is not None:
+                jsonl.write(json.dumps(line) + "\n")
+            writer.write(prediction, line, videos)
+            advance(1)
+        writer.finish_videos_before(None, videos)
+    result.predictions = str(dest / PREDICTIONS) if save_json else None
+    for source, video in videos.items():
+        if isinstance(video, str):
+            result.failed.append({"source": source, "reason": video})
+    result.seconds = round(time.perf_counter() - started, 2)
+    result.fps = round((result.images + result.frames) / result.seconds, 2) if result.seconds else 0.0
+    return result
+
+
+def _default_name(sources: list[str]) -> str:
+    first = Path(sources[0].rstrip("/")) if sources else Path("predict")
+    return (first.stem if first.suffix else first.name) or "predict"
+
+
+def _frame_count(source: str) -> int:
+    video = open_video(source)
+    if isinstance(video, str):
+        return 0
+    video.release()
+    return video.frame_count or 0
+
+
+def _config_of(choice: ModelChoice, weights: Path | None) -> str | None:
+    """The config the host part builds priors (and fpn heads) for: the checkpoint's own when
+    --weights names one, else export's."""
+    if weights is None:
+        return choice.export.config or None
+    from ..model.checkpoint import match_config, normalize_keys, read_state_dict
+
+    return match_config(normalize_keys(read_state_dict(Path(weights))), "auto", Path(weights)).name
+
+
+def _line(prediction: Prediction, wanted: set[int] | None, top_k: int) -> dict:
+    """One predictions.jsonl line: the image or frame, and its detections (COCO category ids,
+    pixel boxes x1,y1,x2,y2, masks as COCO RLE) — the same ones eval writes for the image."""
+    found = prediction.detections
+    detections: list[dict] = []
+    if found is not None:
+        for i in kept_detections(found.boxes):
+            if wanted is not None and int(found.classes[i]) not in wanted:
+                continue
+            if len(detections) == top_k:
+                break
+            cls = int(found.classes[i])
+            detections.append({"class": COCO_CLASSES[cls], "category_id": COCO_CATEGORY_IDS[cls],
+                               "score": float(found.scores[i]), "box": [int(v) for v in found.boxes[i]],
+                               "mask": found.rles[i]})
+    return {"source": prediction.item.source, "frame": prediction.item.frame, "width": prediction.width,
+            "height": prediction.height, "detections": detections}
+
+
+class _Writer:
+    """Drawn images (in their own format) and annotated videos (through a temporary file each,
+    renamed when the video's last frame is written)."""
+
+    def __init__(self, dest: Path, save_images: bool, save_video: bool, result: PredictResult):
+        self.dest, self.save_images, self.save_video, self.result = dest, save_images, save_video, result
+        self.open: dict[str, tuple[object, Path, Path]] = {}  # source → (VideoWriter, temp, final)
+        self.names: set[str] = set()
+
+    def _target(self, source: str, suffix: str) -> Path:
+        stem = Path(source).stem if not source.isdigit() and "://" not in source else f"camera_{source}"
+        name, n = f"{stem}{suffix}", 1
+        while name in self.names:
+            n += 1
+            name = f"{stem}_{n}{suffix}"
+        self.names.add(name)
+        return self.dest / name
+
+    def write(self, prediction: Prediction, line: dict, videos: dict) -> None:
+        import cv2
+
+        if prediction.image is None:
+            return
+        is_frame = prediction.item.frame is not None
+        if (is_frame and not self.save_video) or (not is_frame and not self.save_images):
+            return
+        picture = draw_detections(prediction.image, line["detections"])
+        source = prediction.item.source
+        if not is_frame:
+            suffix = Path(source).suffix.lower()
+            try:  # the source's own format where OpenCV can write it, else PNG
+                ok, data = cv2.imencode(suffix, picture)
+            except cv2.error:
+                ok = False
+            if not ok:
+                suffix, (ok, data) = ".png", cv2.imencode(".png", picture)
+            target = self._target(source, suffix)
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(data.tobytes())
+            self.result.written.append(str(target))
+            return
+        if source not in self.open:
+            video = videos[source]
+            target = self._target(source, Path(source).suffix.lower() if Path(source).suffix else ".mp4")
+            temp = target.with_name(f".{target.stem}.tmp{target.suffix}")
+            fourcc = cv2.VideoWriter.fourcc(*("MJPG" if target.suffix == ".avi" else "mp4v"))
+            self.open[source] = (cv2.VideoWriter(str(temp), fourcc, video.fps, (prediction.width, prediction.height)),
+                                 temp, target)
+        self.open[source][0].write(picture)  # type: ignore[attr-defined]
+
+    def finish_videos_before(self, source: str | None, videos: dict) -> None:
+        """Close every open video other than `source` (all with None): renamed into place when
+        it was read to its end, removed when it stopped early."""
+        for other in [s for s in self.open if s != source]:
+            writer, temp, target = self.open.pop(other)
+            writer.release()  # type: ignore[attr-defined]
+            if isinstance(videos.get(other), str):
+                temp.unlink(missing_ok=True)
+                continue
+            os.replace(temp, target)
+            self.result.written.append(str(target))
+
