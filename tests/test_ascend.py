@@ -597,3 +597,18 @@ def test_the_emulated_atc_refuses_what_its_release_lacks(onnx_workspace, tmp_pat
     env = {**os.environ, **fake_env(ASCEND_TOOLKIT_HOME=str(_toolkit(tmp_path, "6.3.RC2")))}
     proc = subprocess.run(job.argv(), capture_output=True, text=True, env=env, cwd=tmp_path)
     assert proc.returncode == 255 and "E10001" in proc.stdout
+
+
+def test_streaming_eval_on_the_npu_gives_the_files_of_infer_and_eval(onnx_workspace, tmp_path):
+    """`yedge eval --images` with the ascend backend: InferSession in the stream, aclruntime's
+    lines in the log (--json stays JSON), the same result files as infer → eval."""
+    ws = _clone(onnx_workspace, tmp_path)
+    env = fake_env()
+    assert run_cli("-w", ws.root, "convert", env=env).returncode == 0
+    assert run_cli("-w", ws.root, "infer", "--backend", "ascend", "--run", "npu", env=env).returncode == 0
+    assert run_cli("-w", ws.root, "eval", "--workers", "1", env=env).returncode == 0
+    proc = run_cli("-w", ws.root, "--json", "eval", "--stream", "--backend", "ascend", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["streamed"] is True
+    for name in ("bbox_detections.json", "mask_detections.json"):
+        assert (ws.results_dir / "npu" / name).read_bytes() == (ws.results_dir / "stream" / name).read_bytes()

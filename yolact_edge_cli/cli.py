@@ -349,15 +349,34 @@ def evaluate(
     against: Path | None = typer.Option(None, "--against", help="A previous metrics.json: fail "
                                            "(exit 5) when any reported mAP moved more than --tolerance."),
     tolerance: float = typer.Option(0.3, "--tolerance", min=0.0, help="mAP points allowed to move for --against."),
+    images: Path | None = typer.Option(None, "--images", help="Stream these images (a COCO folder) "
+                                       "through the model and the host in one pass: no prepared inputs, "
+                                       "no run folder."),
+    stream: bool = flag("--stream", help="Stream even where prepared inputs and a run folder exist "
+                        "(the images prep used, unless --images)."),
+    model: ModelOption = None,
+    backend: BackendOption = Backend.AUTO,
+    device: DeviceOption = "cpu",
+    batch_size: BatchSizeOption = None,
 ) -> None:
-    """Post-process outputs on the host, write COCO results, and report box and mask mAP."""
+    """Post-process outputs on the host, write COCO results, and report box and mask mAP; with
+    --images (or --stream), run the model too, streamed, with no intermediate files."""
     from .steps import evaluate as step
 
     settings: Settings = ctx.obj
     gates = step.Gates(min_map=min_map, map_kind=map_kind.value, against=against, tolerance=tolerance)
-    result = step.run(settings.workspace, outputs=outputs, annotations=annotations, weights=weights,
-                      nms=nms.value, score_threshold=score_threshold, max_images=max_images,
-                      workers=workers, fast_eval=fast_eval, allow_missing=allow_missing)
+    if images is not None or stream:
+        if outputs is not None or allow_missing:
+            raise UsageError("--outputs and --allow-missing read a run folder; streaming has none",
+                             hint="drop them, or drop --images/--stream")
+        result = step.run_streaming(settings.workspace, images, annotations=annotations, model=model,
+                                    backend=backend.value, device=device, batch_size=batch_size,
+                                    weights=weights, nms=nms.value, score_threshold=score_threshold,
+                                    max_images=max_images, workers=workers, fast_eval=fast_eval)
+    else:
+        result = step.run(settings.workspace, outputs=outputs, annotations=annotations, weights=weights,
+                          nms=nms.value, score_threshold=score_threshold, max_images=max_images,
+                          workers=workers, fast_eval=fast_eval, allow_missing=allow_missing)
     if settings.json:
         print_json(result.to_dict())
     else:
@@ -382,8 +401,8 @@ def _print_eval(result) -> None:
         out.print(f"outputs are {result.output_dtype} (an .om built with --output_type FP16); read as such")
     if result.missing:
         out.print(f"left out {len(result.missing)} image(s) without outputs")
-    out.print(f"host post-processing {result.host_ms_per_image['wall']:.1f} ms/image; "
-              f"results in {result.results_dir}")
+    what = "streamed (read, model and host)" if result.streamed else "host post-processing"
+    out.print(f"{what} {result.host_ms_per_image['wall']:.1f} ms/image; results in {result.results_dir}")
 
 
 @command(locks=True)

@@ -9,8 +9,9 @@ memory is bounded by the windows, not by the number of images.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from .backends import ModelInfo, Session
 from .choices import InputLayout
 from .errors import InputError, UsageError
 from .host import HostPipeline, HostSpec
+from .metrics.results import Detections
 from .parallel import process_pool
 
 
@@ -31,17 +33,7 @@ class Item:
     source: str
     frame: int | None = None         # frame number in a video
     pixels: np.ndarray | None = None  # BGR frame of a video; image files are decoded in a worker
-
-
-@dataclass
-class Detections:
-    """One image's detections, compact enough to pass between processes: boxes in pixels
-    (x1, y1, x2, y2), class indices, scores, and COCO RLEs of the masks."""
-
-    boxes: np.ndarray
-    classes: np.ndarray
-    scores: np.ndarray
-    rles: list[dict]
+    size: tuple[int, int] | None = None  # (width, height) to give results at, when not the image's own
 
 
 @dataclass
@@ -68,14 +60,14 @@ def prepare_item(item: Item, spec: PrepareSpec) -> tuple[Prediction, np.ndarray 
     """Decode (cv2.imread's rules) and preprocess exactly as `prep` does."""
     from .data.preprocess import prepare, read_image
 
+    bare = Item(item.index, item.source, item.frame, size=item.size)
     try:
         image = item.pixels if item.pixels is not None else read_image(item.source)
     except InputError as exc:
-        return Prediction(Item(item.index, item.source, item.frame), error=exc.message), None
+        return Prediction(bare, error=exc.message), None
     tensor = prepare(image, spec.input_dtype, spec.input_layout)
-    height, width = image.shape[:2]
-    return (Prediction(Item(item.index, item.source, item.frame), width, height,
-                       image=image if spec.keep_image else None), tensor)
+    width, height = item.size or (image.shape[1], image.shape[0])
+    return Prediction(bare, width, height, image=image if spec.keep_image else None), tensor
 
 
 # One per host worker process, built for the first image it post-processes.
@@ -83,17 +75,15 @@ _host: HostPipeline | None = None
 
 
 def _post(spec: HostSpec, outputs: list[np.ndarray], width: int, height: int) -> tuple[Detections, dict[str, float]]:
-    from .metrics.results import encode_masks
-
     global _host
     if _host is None or _host.spec != spec:
         _host = HostPipeline(spec)
     times: dict[str, float] = {}
     result = _host(outputs, width, height, times)
-    rles = encode_masks(result)
-    for rle in rles:
-        rle["counts"] = rle["counts"].decode("ascii")
-    return Detections(result.boxes, result.classes, result.scores, list(rles)), times
+    started = time.perf_counter()
+    detections = Detections.of(result)
+    times["json"] = time.perf_counter() - started
+    return detections, times
 
 
 def _warm() -> None:
@@ -123,7 +113,7 @@ class Stream:
     info: ModelInfo | None = None  # the session's, once it is open
 
     def run(self, items: Iterable[Item], open_session: Callable[[], Session],
-            host_for: Callable[[ModelInfo], HostSpec]) -> Iterator[Prediction]:
+            host_for: Callable[[ModelInfo], HostSpec]) -> Generator[Prediction, None, None]:
         """Predictions for `items`, in their order. The pools start before the session opens,
         so no worker is forked from a process whose runtime threads are already running; what
         the model takes (dtype, layout, batch) and the host part are read from the session."""

@@ -3,11 +3,13 @@
 recorded; the layout, input dtype and config default to the export record's."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .backends import backend_of, open_session, resolve_backend
-from .choices import Backend, Layout
+from .choices import AisBenchMode, Backend, Layout
 from .errors import InputError, UsageError
 from .host import HostSpec, missing_heads
 from .model.config import DEFAULT_CONFIG
@@ -79,6 +81,20 @@ def parse_devices(device: str) -> list[int]:
     if not devices or min(devices) < 0 or len(set(devices)) != len(devices):
         raise UsageError(f"--device {device!r} is not an NPU id list", hint="e.g. --device 0 or --device 0,1")
     return devices
+
+
+@contextlib.contextmanager
+def in_process(ws: Workspace, backend: str) -> Iterator[None]:
+    """What running a backend's session in this process needs: for ascend, ais_bench's API (said
+    clearly when it cannot load) with aclruntime's own stdout lines sent to the log."""
+    if backend != Backend.ASCEND.value:
+        yield
+        return
+    from .ascend import aisbench
+
+    aisbench.resolve_mode(AisBenchMode.API.value)
+    with aisbench.quiet_stdout(ws.log("ais_bench_api")):
+        yield
 
 
 def session_for(choice: ModelChoice, *, device: str = "cpu", half: bool = False,

@@ -1,10 +1,34 @@
 """COCO result entries written exactly as the reference's eval.py `Detections` writes them."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..model.config import COCO_CATEGORY_IDS
-from ..model.masks import ImageResult
+
+if TYPE_CHECKING:
+    from ..model.masks import ImageResult
+
+
+@dataclass
+class Detections:
+    """One image's detections, compact enough to pass between processes: boxes in pixels
+    (x1, y1, x2, y2), class indices, scores, and the masks as COCO RLEs (counts as text)."""
+
+    boxes: np.ndarray
+    classes: np.ndarray
+    scores: np.ndarray
+    rles: list[dict]
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    @classmethod
+    def of(cls, result: ImageResult) -> Detections:
+        rles = [dict(rle, counts=rle["counts"].decode("ascii")) for rle in encode_masks(result)]
+        return cls(result.boxes, result.classes, result.scores, rles)
 
 
 def encode_masks(result: ImageResult) -> list[dict]:
@@ -22,10 +46,11 @@ def kept_detections(boxes: np.ndarray) -> list[int]:
     return [i for i in range(len(boxes)) if (boxes[i, 3] - boxes[i, 1]) * (boxes[i, 2] - boxes[i, 0]) > 0]
 
 
-def coco_entries(image_id: int, result: ImageResult, rles: list[dict] | None = None,
+def coco_entries(image_id: int, result: ImageResult | Detections, rles: list[dict] | None = None,
                  ) -> tuple[list[dict], list[dict]]:
     """bbox and mask entries for one image; boxes of zero area are skipped, as the reference does."""
-    rles = encode_masks(result) if rles is None else rles
+    if rles is None:
+        rles = result.rles if isinstance(result, Detections) else encode_masks(result)
     boxes, bbox_entries, mask_entries = result.boxes, [], []
     for i in kept_detections(boxes):
         rle = rles[i]
@@ -37,6 +62,10 @@ def coco_entries(image_id: int, result: ImageResult, rles: list[dict] | None = N
                              "score": score})
         mask_entries.append({"image_id": int(image_id), "category_id": category,
                              "segmentation": {"size": [int(s) for s in rle["size"]],
-                                              "counts": rle["counts"].decode("ascii")},
+                                              "counts": _text(rle["counts"])},
                              "score": score})
     return bbox_entries, mask_entries
+
+
+def _text(counts: bytes | str) -> str:
+    return counts.decode("ascii") if isinstance(counts, bytes) else counts

@@ -2,6 +2,7 @@
 results, pycocotools box/mask mAP, and YOLACT's own mAP table (the recipe's metric)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -19,9 +20,9 @@ from ..host import HOST_STAGES, HostPipeline, HostSpec
 from ..model.contract import output_shapes
 from ..parallel import process_pool
 from ..provenance import check_same_checkpoint, check_same_inputs, checkpoint_origin, read_run
-from ..records import EvalRecord, InferRecord
+from ..records import EvalRecord, InferRecord, PrepRecord
 from ..resolve import annotations_for, host_spec
-from ..workspace import Workspace, atomic_copy, atomic_write_text, sha256_file
+from ..workspace import Workspace, atomic_copy, atomic_path, atomic_write_text, sha256_file
 
 STAGES = ("read", *HOST_STAGES, "match")
 BBOX_RESULTS = "bbox_detections.json"
@@ -41,6 +42,7 @@ class EvalResult:
     seconds: float = 0.0
     results_dir: str = ""
     missing: list[int] = field(default_factory=list)
+    streamed: bool = False  # images → model → host in one pass (wall time includes the model)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -151,47 +153,171 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
             with process_pool(workers, _init_worker, (job,)) as pool:
                 _collect(pool.map(_process, tasks, chunksize=1), per_image, accumulator, totals, advance)
     host_seconds = time.perf_counter() - started
-
-    bbox_entries = [e for pos in sorted(per_image) for e in per_image[pos][0]]
-    mask_entries = [e for pos in sorted(per_image) for e in per_image[pos][1]]
     run_results = ws.run_results(run_dir.name)
     results_paths = {"bbox": run_results / BBOX_RESULTS, "segm": run_results / MASK_RESULTS}
-    atomic_write_text(results_paths["bbox"], json.dumps(bbox_entries))
-    atomic_write_text(results_paths["segm"], json.dumps(mask_entries))
-    from ..metrics import coco_eval
-
-    evaluated_ids = [image_id for _, image_id in tasks]
-    coco = coco_eval.evaluate(Path(job.annotations), results_paths, evaluated_ids, fast=fast_eval)
-    result = EvalResult(
-        images=len(tasks), layout=layout, nms=nms, output_dtype=output_dtype, coco=coco,
-        yolact_ap=accumulator.table(),
-        host_ms_per_image={k: round(v / len(tasks) * 1000, 2) for k, v in totals.items()}
-        | {"wall": round(host_seconds / len(tasks) * 1000, 2)},
-        seconds=round(time.perf_counter() - started, 2), results_dir=str(run_results),
-        missing=missing)
-    metrics = {**result.to_dict(), "provenance": {
-        # what computed the outputs evaluated here: the run folder's own record
+    atomic_write_text(results_paths["bbox"], json.dumps([e for pos in sorted(per_image) for e in per_image[pos][0]]))
+    atomic_write_text(results_paths["segm"], json.dumps([e for pos in sorted(per_image) for e in per_image[pos][1]]))
+    provenance = {  # what computed the outputs evaluated here: the run folder's own record
         "run": run_dir.name, "backend": record.backend if record else None,
         "device": record.device if record else None, "model": record.model if record else None,
         "model_sha256": record.model_sha256 if record else None,
-        "model_weights_sha256": record.weights_sha256 if record else None,
-        "weights": spec.weights, "config": spec.config,
-        "outputs": str(run_dir), "annotations": job.annotations, "image_ids": evaluated_ids,
-        "score_threshold": score_threshold, "workers": workers}}
+        "model_weights_sha256": record.weights_sha256 if record else None}
+    return _finish(ws, run_results, results_paths, [image_id for _, image_id in tasks], EvalResult(
+        images=len(tasks), layout=layout, nms=nms, output_dtype=output_dtype, yolact_ap=accumulator.table(),
+        host_ms_per_image={k: round(v / len(tasks) * 1000, 2) for k, v in totals.items()}
+        | {"wall": round(host_seconds / len(tasks) * 1000, 2)}, missing=missing),
+        job.annotations, spec, provenance, str(run_dir), workers, fast_eval, started, EvalRecord(
+            outputs=str(run_dir), inputs_fingerprint=record.inputs_fingerprint if record else None,
+            model_weights=record.weights if record else None,
+            model_weights_sha256=record.weights_sha256 if record else None, run=run_dir.name))
+
+
+STREAM_RUN = "stream"
+
+
+def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | None = None, model: Path | None = None,
+                  backend: str = "auto", device: str = "cpu", batch_size: int | None = None,
+                  weights: Path | None = None, config: str | None = None, nms: str = "fast",
+                  score_threshold: float = 0.0, max_images: int | None = None, workers: int | None = None,
+                  fast_eval: bool = False, run_name: str = STREAM_RUN) -> EvalResult:
+    """prep → infer → eval in one pass (pipeline.Stream): the same images in the same order,
+    the same COCO result files and metrics, with no `.bin` inputs or raw outputs on disk. The
+    results are written to their JSON files as they come, so memory stays flat."""
+    from ..data.coco import image_order
+    from ..metrics.results import coco_entries
+    from ..metrics.yolact_ap import APAccumulator, ground_truth, match_image
+    from ..pipeline import Item, Stream
+    from ..resolve import choose_backend, in_process, model_for, session_for
+
+    if nms not in Nms.values():
+        raise UsageError(f"unknown NMS {nms!r}", hint="use --nms fast or --nms traditional")
+    if images is None:
+        images = Path(ws.need(PrepRecord, "images to stream", "yedge eval --images DIR --annotations FILE").images)
+    if not Path(images).is_dir():
+        raise InputError("image folder not found", path=images, hint="pass --images with the val2017 folder")
+    started = time.perf_counter()
+    annotations = Path(annotations_for(ws, annotations))
+    coco = load_coco(annotations)
+    ids = image_order(coco)[: max_images if max_images else None]
+    if not ids:
+        raise InputError("no annotated images to evaluate", path=annotations, hint="check the annotation file")
+    backend = choose_backend(backend, model)
+    choice = model_for(ws, backend, model, batch_size)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(ids)))
+    specs: list[HostSpec] = []
+    origins: list = []
+
+    def host_for(info) -> HostSpec:
+        """The host part for the session's layout, its heads checked against the model's
+        checkpoint before any image runs."""
+        from ..provenance import model_origin
+
+        spec = host_spec(ws, info.layout, weights=weights, config=config, nms=nms,
+                         score_threshold=score_threshold, threads=1)
+        origin = model_origin(ws, choice.path) if choice.path.is_file() else None
+        if info.layout == "fpn":
+            check_same_checkpoint(str(choice.path), origin, checkpoint_origin(str(spec.weights)), fix=(
+                f"pass --weights {origin.weights} (the checkpoint the model came from)") if origin else "")
+        specs.append(spec)
+        origins.append(origin)
+        return spec
+
+    items = (Item(pos, str(Path(images) / info.file_name), size=(info.width, info.height))
+             for pos, info in enumerate(image_info(coco, i) for i in ids))
+    accumulator = APAccumulator()
+    totals = dict.fromkeys(STAGES, 0.0)
+    run_results = ws.run_results(run_name)
+    results_paths = {"bbox": run_results / BBOX_RESULTS, "segm": run_results / MASK_RESULTS}
+    stream = Stream(batch_size=batch_size, workers=workers)
+    with contextlib.ExitStack() as stack:
+        files = [_JsonArray(stack.enter_context(atomic_path(results_paths[kind]))) for kind in ("bbox", "segm")]
+        for file in files:
+            stack.callback(file.close)
+        advance = stack.enter_context(progress_bar(len(ids), f"eval {len(ids)} images streamed ({nms} NMS)"))
+        stack.enter_context(in_process(ws, backend))
+        predictions = stack.enter_context(contextlib.closing(stream.run(
+            items, lambda: session_for(choice, device=device, batch_size=batch_size), host_for)))
+        for prediction in predictions:
+            if prediction.error is not None:
+                raise InputError(prediction.error, path=prediction.item.source,
+                                 hint="replace the image, or leave it out of the annotations")
+            image_id = ids[prediction.item.index]
+            found = prediction.detections
+            assert found is not None
+            bbox, mask = coco_entries(image_id, found)
+            for file, entries in zip(files, (bbox, mask)):
+                file.extend(entries)
+            t = time.perf_counter()
+            accumulator.add(match_image(found, found.rles,  # type: ignore[arg-type]
+                                        ground_truth(coco, image_id, prediction.width, prediction.height)))
+            totals["match"] += time.perf_counter() - t
+            for key, value in prediction.times.items():
+                totals[key] = totals.get(key, 0.0) + value
+            advance(1)
+        for file in files:
+            file.close()
+    info = stream.info
+    assert info is not None
+    spec, origin = specs[-1], origins[-1]
+    seconds = time.perf_counter() - started
+    provenance = {"run": run_name, "backend": backend, "device": device, "model": ws.relative(choice.path),
+                  "model_sha256": sha256_file(choice.path) if choice.path.is_file() else None,
+                  "model_weights_sha256": origin.weights_sha256 if origin else None}
+    return _finish(ws, run_results, results_paths, ids, EvalResult(
+        images=len(ids), layout=info.layout, nms=nms, output_dtype=info.output_dtype,
+        yolact_ap=accumulator.table(),
+        host_ms_per_image={k: round(v / len(ids) * 1000, 2) for k, v in totals.items()}
+        | {"wall": round(seconds / len(ids) * 1000, 2)}, streamed=True),
+        str(annotations), spec, provenance, f"streamed from {images}", workers, fast_eval, started,
+        EvalRecord(outputs=f"streamed from {images}", run=run_name,
+                   model_weights=origin.weights if origin else None,
+                   model_weights_sha256=origin.weights_sha256 if origin else None))
+
+
+class _JsonArray:
+    """A JSON array written entry by entry, byte for byte what `json.dumps(list)` writes."""
+
+    def __init__(self, path: Path):
+        self._file = open(path, "w", encoding="utf-8")
+        self._file.write("[")
+        self._first = True
+
+    def extend(self, entries: list[dict]) -> None:
+        for entry in entries:
+            self._file.write(("" if self._first else ", ") + json.dumps(entry))
+            self._first = False
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.write("]")
+            self._file.close()
+
+
+def _finish(ws: Workspace, run_results: Path, results_paths: dict[str, Path], evaluated_ids: list[int],
+            result: EvalResult, annotations: str, spec: HostSpec, provenance: dict, outputs: str,
+            workers: int, fast_eval: bool, started: float, record: EvalRecord) -> EvalResult:
+    """COCOeval over the written results, metrics.json, the latest copies, the manifest."""
+    from ..metrics import coco_eval
+
+    coco = coco_eval.evaluate(Path(annotations), results_paths, evaluated_ids, fast=fast_eval)
+    result.coco = coco
+    result.seconds = round(time.perf_counter() - started, 2)
+    result.results_dir = str(run_results)
+    metrics = {**result.to_dict(), "provenance": {
+        **provenance, "weights": spec.weights, "config": spec.config, "outputs": outputs, "annotations": annotations,
+        "image_ids": evaluated_ids, "score_threshold": spec.score_threshold, "workers": workers}}
     results_paths["metrics"] = run_results / METRICS
     atomic_write_text(results_paths["metrics"], json.dumps(metrics, indent=2) + "\n")
     for path in results_paths.values():  # the latest evaluation also where the README says
         atomic_copy(path, ws.results_dir / path.name)
-    ws.save(EvalRecord(
-        outputs=str(run_dir), annotations=job.annotations, weights=spec.weights,
-        inputs_fingerprint=record.inputs_fingerprint if record else None,
-        model_weights=record.weights if record else None,
-        model_weights_sha256=record.weights_sha256 if record else None,
-        nms=nms, score_threshold=score_threshold, images=len(tasks), layout=layout, config=spec.config,
-        run=run_dir.name, bbox=ws.relative(results_paths["bbox"]), segm=ws.relative(results_paths["segm"]),
-        metrics=ws.relative(results_paths["metrics"]), bbox_sha256=sha256_file(results_paths["bbox"]),
-        summary={"box_all": result.yolact_ap["box"]["all"], "mask_all": result.yolact_ap["mask"]["all"],
-                 "coco_bbox_AP": coco["bbox"]["stats"][0], "coco_segm_AP": coco["segm"]["stats"][0]}))
+    record.annotations, record.weights, record.nms = annotations, spec.weights, spec.nms
+    record.score_threshold, record.images, record.layout, record.config = \
+        spec.score_threshold, result.images, result.layout, spec.config
+    record.bbox, record.segm = ws.relative(results_paths["bbox"]), ws.relative(results_paths["segm"])
+    record.metrics, record.bbox_sha256 = ws.relative(results_paths["metrics"]), sha256_file(results_paths["bbox"])
+    record.summary = {"box_all": result.yolact_ap["box"]["all"], "mask_all": result.yolact_ap["mask"]["all"],
+                      "coco_bbox_AP": coco["bbox"]["stats"][0], "coco_segm_AP": coco["segm"]["stats"][0]}
+    ws.save(record)
     return result
 
 

@@ -23,7 +23,7 @@ from ..metrics.results import kept_detections
 from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES
 from ..pipeline import Item, Prediction, Stream
 from ..records import ExportRecord
-from ..resolve import ModelChoice, choose_backend, host_spec, model_for, session_for
+from ..resolve import ModelChoice, choose_backend, host_spec, in_process, model_for, session_for
 from ..workspace import Workspace, atomic_path
 
 PREDICTIONS = "predictions.jsonl"
@@ -126,8 +126,10 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
             jsonl = stack.enter_context(open(stack.enter_context(atomic_path(dest / PREDICTIONS)), "w",
                                              encoding="utf-8"))
         advance = stack.enter_context(progress_bar(total, f"predict ({backend}, {choice.path.name})"))
-        for prediction in stream.run(items(), lambda: session_for(choice, device=device, batch_size=batch_size),
-                                     host_for):
+        stack.enter_context(in_process(ws, backend))
+        predictions = stack.enter_context(contextlib.closing(stream.run(
+            items(), lambda: session_for(choice, device=device, batch_size=batch_size), host_for)))
+        for prediction in predictions:
             writer.finish_videos_before(prediction.item.source, videos)
             if prediction.error is not None:
                 result.failed.append({"source": prediction.item.source, "reason": prediction.error})

@@ -1,0 +1,70 @@
+"""Streaming evaluation (`yedge eval --images DIR`): images → model → host in one pass, no `.bin`
+inputs or raw outputs, and the very same COCO result files and metrics as prep → infer → eval."""
+import json
+
+import pytest
+
+from yolact_edge_cli.backends.onnxruntime import OrtSession
+from yolact_edge_cli.steps import evaluate, infer
+
+from .conftest import run_cli
+
+MBV2 = "yolact_edge_mobilenetv2_config"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, prepared):
+    return prepared(tmp_path_factory.mktemp("stream") / "ws", MBV2)
+
+
+def _same_results(ws, run: str) -> None:
+    """results/<run>/ (file-based) and results/stream/ hold identical result files and metrics."""
+    for name in ("bbox_detections.json", "mask_detections.json"):
+        assert (ws.results_dir / run / name).read_bytes() == (ws.results_dir / "stream" / name).read_bytes(), name
+    theirs, ours = (json.loads((ws.results_dir / r / "metrics.json").read_text()) for r in (run, "stream"))
+    assert ours["coco"] == theirs["coco"] and ours["yolact_ap"] == theirs["yolact_ap"]
+    assert ours["streamed"] and not theirs["streamed"]
+    assert ours["provenance"]["image_ids"] == theirs["provenance"]["image_ids"]
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_streaming_gives_the_files_of_prep_infer_eval(workspace, backend):
+    if backend != "onnxruntime":
+        infer.run(workspace, backend=backend)
+    evaluate.run(workspace, outputs=workspace.outputs_dir / backend, workers=1)
+    before = sorted(p.name for p in workspace.root.rglob("*") if p.is_file())
+    proc = run_cli("-w", workspace.root, "--json", "eval", "--images", workspace.step("prep")["inputs"]["images"],
+                   "--backend", backend, "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["streamed"] is True
+    _same_results(workspace, backend)
+    written = sorted(p.name for p in workspace.root.rglob("*") if p.is_file())
+    assert not [n for n in set(written) - set(before) if n.endswith(".bin")]  # nothing but results
+
+
+def test_interrupted_streaming_leaves_no_results_and_a_rerun_gives_the_same(workspace, monkeypatch):
+    evaluate.run(workspace, outputs=workspace.outputs_dir / "onnxruntime", workers=1)
+    calls = []
+    original = OrtSession.run
+
+    def interrupted(self, batch):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(OrtSession, "run", interrupted)
+    stream = workspace.results_dir / "stream"
+    for name in ("bbox_detections.json", "mask_detections.json", "metrics.json"):
+        (stream / name).unlink(missing_ok=True)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.run_streaming(workspace, None, backend="onnxruntime", workers=1)
+    assert not (stream.exists() and list(stream.iterdir()))  # no half-written result
+    monkeypatch.setattr(OrtSession, "run", original)
+    evaluate.run_streaming(workspace, None, backend="onnxruntime", workers=1)
+    _same_results(workspace, "onnxruntime")
+
+
+def test_streaming_options_that_need_a_run_folder_are_refused(workspace):
+    proc = run_cli("-w", workspace.root, "eval", "--stream", "--allow-missing")
+    assert proc.returncode == 2 and "streaming has none" in proc.stderr
