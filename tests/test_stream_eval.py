@@ -68,3 +68,18 @@ def test_interrupted_streaming_leaves_no_results_and_a_rerun_gives_the_same(work
 def test_streaming_options_that_need_a_run_folder_are_refused(workspace):
     proc = run_cli("-w", workspace.root, "eval", "--stream", "--allow-missing")
     assert proc.returncode == 2 and "streaming has none" in proc.stderr
+
+
+def test_bench_stream_reports_each_stage_and_the_wall_throughput(workspace):
+    proc = run_cli("-w", workspace.root, "--json", "bench", "--stream", "--num-images", "2", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["mode"] == "stream" and result["workers"] == 1
+    stages = result["stages_ms"]
+    assert set(stages) == {"decode", "inference", "heads", "detect", "masks", "json", "write", "wall",
+                           "images_per_second"}
+    assert all(stages[k] > 0 for k in ("decode", "inference", "masks", "wall"))
+    # one process per stage here: the wall time per image is at least the busiest stage's
+    assert stages["wall"] >= max(stages["decode"], stages["inference"]) * 0.9
+    logged = json.loads((workspace.results_dir / "bench.json").read_text())
+    assert logged[-1]["mode"] == "stream"

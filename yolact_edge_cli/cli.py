@@ -423,6 +423,10 @@ def bench(
                                 "inputs: read, inference, heads, Detect, masks, RLE/JSON."),
     num_images: NumImages = 10,
     ais_bench: AisBenchOption = AisBenchMode.AUTO,
+    stream: bool = flag("--stream", help="Run the streaming pipeline (predict's, eval --images') on "
+                        "the prepared images, else synthetic ones: busy ms per image of each stage "
+                        "and the wall throughput, to see which stage bounds it."),
+    workers: Workers = None,
 ) -> None:
     """Measure throughput and latency per batch size (results appended to results/bench.json)."""
     from .steps import bench as step
@@ -433,11 +437,11 @@ def bench(
         result = step.run(settings.workspace, backend=backend.value, model=model, device=device,
                           half=half, batch_sizes=sizes, loop=loop, warmup=warmup,
                           max_seconds=max_seconds, stages=stages, images=num_images,
-                          ais_bench=ais_bench.value)
+                          ais_bench=ais_bench.value, stream=stream, workers=workers)
     except KeyboardInterrupt:
         raise Interrupted("interrupted before any measurement finished; nothing was written to "
                           "results/bench.json") from None
-    _print_bench(settings, result, stages)
+    _print_bench(settings, result, stages or stream)
     if result.interrupted:
         raise Interrupted(f"interrupted after {len(result.rows)} batch size(s); their rows are "
                           "above and in results/bench.json")

@@ -46,6 +46,8 @@ class Prediction:
     detections: Detections | None = None
     image: np.ndarray | None = None   # the decoded BGR image, when asked for (to draw on)
     error: str | None = None          # why this item could not be run (unreadable image …)
+    # seconds each stage spent on it: decode (+ preprocess), inference (its share of the batch),
+    # and the host's (heads, detect, masks, json)
     times: dict[str, float] = field(default_factory=dict)
 
 
@@ -60,6 +62,7 @@ def prepare_item(item: Item, spec: PrepareSpec) -> tuple[Prediction, np.ndarray 
     """Decode (cv2.imread's rules) and preprocess exactly as `prep` does."""
     from .data.preprocess import prepare, read_image
 
+    started = time.perf_counter()
     bare = Item(item.index, item.source, item.frame, size=item.size)
     try:
         image = item.pixels if item.pixels is not None else read_image(item.source)
@@ -67,7 +70,8 @@ def prepare_item(item: Item, spec: PrepareSpec) -> tuple[Prediction, np.ndarray 
         return Prediction(bare, error=exc.message), None
     tensor = prepare(image, spec.input_dtype, spec.input_layout)
     width, height = item.size or (image.shape[1], image.shape[0])
-    return Prediction(bare, width, height, image=image if spec.keep_image else None), tensor
+    return Prediction(bare, width, height, image=image if spec.keep_image else None,
+                      times={"decode": time.perf_counter() - started}), tensor
 
 
 # One per host worker process, built for the first image it post-processes.
@@ -154,9 +158,12 @@ def _infer(session: Session, group: list[tuple[Prediction, np.ndarray | None]], 
     per_item: dict[int, list[np.ndarray]] = {}
     if good:
         tensors = [t for _, t in good]
+        started = time.perf_counter()
         outputs = session.run(np.stack(tensors + [tensors[0]] * (batch_size - len(tensors))))
+        share = (time.perf_counter() - started) / len(good)
         for j, (prediction, _) in enumerate(good):
             per_item[prediction.item.index] = [np.ascontiguousarray(o[j:j + 1]) for o in outputs]
+            prediction.times["inference"] = share
     return [(p, per_item.get(p.item.index)) for p, _ in group]
 
 
@@ -176,6 +183,7 @@ def _groups(prepared: Iterator, size: int) -> Iterator[list]:
 
 def _finish(prediction: Prediction, future: Future | None) -> Prediction:
     if future is not None:
-        prediction.detections, prediction.times = future.result()
+        prediction.detections, host_times = future.result()
+        prediction.times.update(host_times)
     return prediction
 

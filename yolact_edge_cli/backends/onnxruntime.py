@@ -27,6 +27,8 @@ class OrtSession:
             providers.insert(0, "CUDAExecutionProvider")
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # idle threads sleep instead of spinning: other processes (decode, host) share the cores
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files

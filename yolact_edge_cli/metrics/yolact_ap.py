@@ -4,6 +4,7 @@ crowd annotations get class −1 and so never excuse a false positive; a class i
 has ground truth or predictions."""
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -93,22 +94,29 @@ def match_image(result: ImageResult, rles: list, gt: GroundTruth) -> ImageMatche
 
 
 class APAccumulator:
+    """Every detection's (score, matched) per (IoU type, threshold, class), over all images.
+    Kept as flat arrays (9 bytes a point, not a Python tuple's ≈ 100), since a COCO-sized run
+    has millions of points: memory grows with the detections, slowly."""
+
     def __init__(self):
         self.num_gt: dict = defaultdict(int)
-        self.points: dict = defaultdict(list)
+        self.scores: dict = defaultdict(lambda: array("d"))
+        self.matched: dict = defaultdict(lambda: array("b"))
 
     def add(self, matches: ImageMatches) -> None:
         for key, (num_gt, points) in matches.items():
             self.num_gt[key] += num_gt
-            self.points[key].extend(points)
+            self.scores[key].extend(score for score, _ in points)
+            self.matched[key].extend(bool(hit) for _, hit in points)
 
-    @staticmethod
-    def _ap(num_gt: int, points: list) -> float:
+    def _ap(self, key) -> float:
+        num_gt = self.num_gt[key]
         if num_gt == 0:
             return 0.0
-        points = sorted(points, key=lambda p: -p[0])  # stable, like the reference
-        tp = np.cumsum([p[1] for p in points])
-        count = np.arange(1, len(points) + 1)
+        scores = np.frombuffer(self.scores[key], dtype=np.float64)
+        order = np.argsort(-scores, kind="stable")  # ties in insertion order, like the reference
+        tp = np.cumsum(np.frombuffer(self.matched[key], dtype=np.int8)[order].astype(np.int64))
+        count = np.arange(1, len(order) + 1)
         precisions = list(tp / count)
         recalls = tp / num_gt
         for i in range(len(precisions) - 1, 0, -1):
@@ -123,9 +131,8 @@ class APAccumulator:
         for kind in IOU_TYPES:
             row = {}
             for t, threshold in enumerate(IOU_THRESHOLDS):
-                aps = [self._ap(self.num_gt[key], self.points[key])
-                       for key in sorted(set(self.num_gt) | set(self.points))
-                       if key[0] == kind and key[1] == t and (self.num_gt[key] or self.points[key])]
+                aps = [self._ap(key) for key in sorted(set(self.num_gt) | set(self.scores))
+                       if key[0] == kind and key[1] == t and (self.num_gt[key] or len(self.scores[key]))]
                 row[str(int(round(threshold * 100)))] = sum(aps) / len(aps) * 100 if aps else 0.0
             table[kind] = {"all": sum(row.values()) / len(row), **row}
         return table

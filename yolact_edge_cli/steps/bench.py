@@ -2,7 +2,9 @@
 `ais_bench --loop`), or with --stages the whole path per image on prepared inputs."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,7 +20,17 @@ from ..errors import InputError, UsageError
 from ..host import HOST_STAGES, HostPipeline
 from ..provenance import check_same_checkpoint, checkpoint_origin, model_origin
 from ..records import BenchRecord, ConvertRecord, PrepRecord
-from ..resolve import annotations_for, choose_backend, host_model, host_spec, om_model, parse_devices, session_for
+from ..resolve import (
+    annotations_for,
+    choose_backend,
+    host_model,
+    host_spec,
+    in_process,
+    model_for,
+    om_model,
+    parse_devices,
+    session_for,
+)
 from ..workspace import Workspace, atomic_write_text, sha256_file, versions
 
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32, 64)
@@ -51,6 +63,7 @@ class BenchResult:
     stages_ms: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     interrupted: bool = False  # Ctrl-C during the sweep: `rows` are the batch sizes that finished
+    workers: int | None = None  # processes per pipeline stage (--stream)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,10 +101,22 @@ def _synthetic(batch: int, dtype: str, sample: tuple[int, ...]) -> np.ndarray:
 def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, device: str = "cpu",
         half: bool = False, batch_sizes: tuple[int, ...] | None = None, loop: int = 100,
         warmup: int = 10, max_seconds: float = 60.0, stages: bool = False,
-        images: int = 10, ais_bench: str = "auto") -> BenchResult:
+        images: int = 10, ais_bench: str = "auto", stream: bool = False,
+        workers: int | None = None) -> BenchResult:
     backend = choose_backend(backend, model)
     if loop < 1 or warmup < 0:
         raise UsageError("--loop must be ≥ 1 and --warmup ≥ 0", hint="e.g. --loop 100 --warmup 10")
+    if stream:
+        if stages:
+            raise UsageError("--stream and --stages are two views of the whole path", hint="pick one")
+        batch = batch_sizes[0] if batch_sizes else None
+        choice = model_for(ws, backend, model, batch)
+        result = BenchResult(backend=backend, device=device, model=str(choice.path),
+                             model_sha256=sha256_file(choice.path) if choice.path.is_file() else "",
+                             mode="stream", workers=max(1, workers or os.cpu_count() or 1))
+        result.stages_ms = _stream(ws, choice, backend, device, batch, images, result.workers or 1)
+        _append(ws, result)
+        return result
     if backend == Backend.ASCEND.value:
         if stages:
             raise UsageError("--stages runs on the host backends", hint="use --backend onnxruntime or torch")
@@ -283,6 +308,55 @@ def _stages(ws: Workspace, session, source: Path, images: int) -> dict[str, floa
             advance(1)
     stages = {k: round(v / len(ids) * 1000, 2) for k, v in totals.items()}
     stages["host_total"] = round(sum(stages[k] for k in HOST_STAGES), 2)
+    return stages
+
+
+STREAM_BENCH_STAGES = ("decode", "inference", *HOST_STAGES, "write")
+
+
+def _stream(ws: Workspace, choice, backend: str, device: str, batch_size: int | None, images: int,
+            workers: int) -> dict[str, float]:
+    """The streaming pipeline on the prepared images (their first `images`), else on synthetic
+    640×480 frames: each stage's busy milliseconds per image — decode+preprocess and the host
+    stages run on `workers` processes each, inference and writing (COCO entries as JSON) in this
+    one — and the pipeline's wall milliseconds per image. The stage whose busy time divided by
+    its processes is largest bounds the wall time."""
+    from ..metrics.results import coco_entries
+    from ..pipeline import Item, Stream
+
+    prep = ws.load(PrepRecord)
+    if prep is not None and prep.images and Path(prep.images).is_dir():
+        from ..data.coco import image_info, load_coco
+
+        coco = load_coco(annotations_for(ws, None))
+        infos = [image_info(coco, i) for i in ws.read_ids()[:images]]
+        items = [Item(pos, str(Path(prep.images) / info.file_name), size=(info.width, info.height))
+                 for pos, info in enumerate(infos)]
+    else:
+        rng = np.random.default_rng(0)
+        items = [Item(i, "synthetic", i, pixels=rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
+                 for i in range(images)]
+    stream = Stream(batch_size=batch_size, workers=workers)
+    totals = dict.fromkeys(STREAM_BENCH_STAGES, 0.0)
+    started = time.perf_counter()
+    with in_process(ws, backend), contextlib.closing(stream.run(
+            items, lambda: session_for(choice, device=device, batch_size=batch_size),
+            lambda info: host_spec(ws, info.layout))) as predictions, \
+            progress_bar(len(items), f"bench stream ({workers} workers per stage)") as advance:
+        for prediction in predictions:
+            if prediction.error is not None:
+                raise InputError(prediction.error, path=prediction.item.source, hint="replace the image")
+            t = time.perf_counter()
+            assert prediction.detections is not None
+            json.dumps(coco_entries(prediction.item.index, prediction.detections))
+            totals["write"] += time.perf_counter() - t
+            for key, value in prediction.times.items():
+                totals[key] = totals.get(key, 0.0) + value
+            advance(1)
+    wall = time.perf_counter() - started
+    stages = {k: round(v / len(items) * 1000, 2) for k, v in totals.items()}
+    stages["wall"] = round(wall / len(items) * 1000, 2)
+    stages["images_per_second"] = round(len(items) / wall, 2)
     return stages
 
 

@@ -25,6 +25,7 @@ from ..resolve import annotations_for, host_spec
 from ..workspace import Workspace, atomic_copy, atomic_path, atomic_write_text, sha256_file
 
 STAGES = ("read", *HOST_STAGES, "match")
+STREAM_STAGES = ("decode", "inference", *HOST_STAGES, "match")  # streaming: decode, not read
 BBOX_RESULTS = "bbox_detections.json"
 MASK_RESULTS = "mask_detections.json"
 METRICS = "metrics.json"
@@ -225,7 +226,7 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     items = (Item(pos, str(Path(images) / info.file_name), size=(info.width, info.height))
              for pos, info in enumerate(image_info(coco, i) for i in ids))
     accumulator = APAccumulator()
-    totals = dict.fromkeys(STAGES, 0.0)
+    totals = dict.fromkeys(STREAM_STAGES, 0.0)
     run_results = ws.run_results(run_name)
     results_paths = {"bbox": run_results / BBOX_RESULTS, "segm": run_results / MASK_RESULTS}
     stream = Stream(batch_size=batch_size, workers=workers)

@@ -116,7 +116,10 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
         return spec[-1]
 
     workers = max(1, min(workers or (os.cpu_count() or 1), 8))
-    stream = Stream(batch_size=batch_size, workers=workers, keep_images=save_images or save_video)
+    videos_given = any(is_video(s) for s in found.found)
+    images_given = len(found.found) > sum(1 for s in found.found if is_video(s))
+    stream = Stream(batch_size=batch_size, workers=workers,  # decoded pictures come back only to be drawn
+                    keep_images=(save_images and images_given) or (save_video and videos_given))
     writer = _Writer(dest, save_images, save_video, result)
     total = sum(1 for s in found.found if not is_video(s)) + sum(_frame_count(s) for s in found.found if is_video(s))
     started = time.perf_counter()
