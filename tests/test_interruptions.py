@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import pytest
 
 from yolact_edge_cli.steps import evaluate, export, infer, prep
@@ -128,3 +129,33 @@ def test_a_second_yedge_on_the_same_workspace_is_refused(reference, tmp_path):
     assert second.returncode == 4
     assert f"another yedge (pid {proc.pid}) is working in this workspace" in second.stderr
     assert "Traceback" not in second.stderr
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_predict_interrupted_stops_its_workers_and_leaves_complete_files_only(reference, tmp_path):
+    ws = _copy(reference, tmp_path)
+    images = json.loads((reference.inputs_dir / "prep_plan.json").read_text())["images"]
+    out = ws.root / "predict" / "p"
+    proc = _start(ws, "predict", images, "--workers", "2", "--name", "p")
+    _wait_for(lambda: len(list(out.glob("*.png"))) >= 3)
+    workers = _children(proc.pid)
+    assert len(workers) >= 4  # two pools of two
+    _assert_interrupted(*_stop(proc, signal.SIGINT), signal.SIGINT)
+    _wait_for(lambda: not [w for w in workers if Path(f"/proc/{w}").exists()
+                           and "Z" not in Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0]],
+              timeout=10)
+    assert not (out / "predictions.jsonl").exists()  # renamed into place only when complete
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
+    drawn = list(out.glob("*.png"))
+    assert 3 <= len(drawn) < IMAGES and all(cv2.imread(str(p)) is not None for p in drawn)

@@ -178,3 +178,26 @@ def test_predict_needs_a_source_it_can_run(workspace, tmp_path):
     assert_clean_failure(proc, "unknown class name(s): unicorn", code=2)
     proc = run_cli("-w", workspace.root, "predict", DATA / "coffee.png", "--model", "m.onnx", "--weights", "w.pth")
     assert_clean_failure(proc, "--model and --weights", code=2)
+
+
+def test_a_video_that_stops_early_is_listed_and_not_written(workspace, tmp_path):
+    """An AVI cut in half still opens and says 30 frames, but gives 7: its frames' lines are
+    kept, its annotated video is not written, and it is listed with the reason (exit 3)."""
+    writer = cv2.VideoWriter(str(tmp_path / "whole.avi"), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (160, 120))
+    for i in range(30):
+        writer.write(np.full((120, 160, 3), i * 8, np.uint8))
+    writer.release()
+    data = (tmp_path / "whole.avi").read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[: len(data) // 2])
+    proc = run_cli("-w", workspace.root, "--json", "predict", tmp_path / "cut.avi", tmp_path / "whole.avi",
+                   "--name", "cut", subprocess_=True)  # FFmpeg writes below Python, to file descriptor 2
+    assert proc.returncode == 3
+    result = json.loads(proc.stdout)
+    reasons = {Path(f["source"]).name: f["reason"] for f in result["failed"]}
+    assert list(reasons) == ["cut.avi"] and reasons["cut.avi"].startswith("stopped after ")
+    read = int(reasons["cut.avi"].split()[2])
+    out = workspace.root / "predict" / "cut"
+    assert not (out / "cut.avi").exists() and _frames(out / "whole.avi")[0] == 30
+    frames = [line["frame"] for line in _lines(out / "predictions.jsonl") if line["source"].endswith("cut.avi")]
+    assert frames == list(range(read)) and 0 < read < 30
+    assert "dqt" not in proc.stderr and "moov" not in proc.stderr  # FFmpeg's own noise kept off the terminal

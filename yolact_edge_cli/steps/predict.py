@@ -86,7 +86,8 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     result = PredictResult(output=str(dest), model=str(choice.path), backend=backend,
                            sources=len(found.found) + len(found.failed),
                            failed=[{"source": s, "reason": r} for s, r in found.failed])
-    videos: dict[str, Video | str] = {}
+    videos: dict[str, Video] = {}
+    broken: dict[str, str] = {}  # video → why it could not be opened or read to its end
 
     def items() -> Iterator[Item]:
         index = 0
@@ -96,16 +97,17 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
                 index += 1
                 continue
             video = open_video(source)
-            videos[source] = video
             if isinstance(video, str):
+                broken[source] = video
                 continue
+            videos[source] = video
             read = 0
             for frame in video.frames():
                 yield Item(index, source, read, frame)
                 index += 1
                 read += 1
             if video.frame_count is not None and read < video.frame_count:
-                videos[source] = f"stopped after {read} of its {video.frame_count} frames"
+                broken[source] = f"stopped after {read} of its {video.frame_count} frames"
 
     spec: list[HostSpec] = []
 
@@ -133,7 +135,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
         predictions = stack.enter_context(contextlib.closing(stream.run(
             items(), lambda: session_for(choice, device=device, batch_size=batch_size), host_for)))
         for prediction in predictions:
-            writer.finish_videos_before(prediction.item.source, videos)
+            writer.finish_videos_before(prediction.item.source, broken)
             if prediction.error is not None:
                 result.failed.append({"source": prediction.item.source, "reason": prediction.error})
                 continue
@@ -147,11 +149,9 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
                 jsonl.write(json.dumps(line) + "\n")
             writer.write(prediction, line, videos)
             advance(1)
-        writer.finish_videos_before(None, videos)
+        writer.finish_videos_before(None, broken)
     result.predictions = str(dest / PREDICTIONS) if save_json else None
-    for source, video in videos.items():
-        if isinstance(video, str):
-            result.failed.append({"source": source, "reason": video})
+    result.failed += [{"source": source, "reason": reason} for source, reason in broken.items()]
     result.seconds = round(time.perf_counter() - started, 2)
     result.fps = round((result.images + result.frames) / result.seconds, 2) if result.seconds else 0.0
     return result
@@ -217,7 +217,7 @@ class _Writer:
         self.names.add(name)
         return self.dest / name
 
-    def write(self, prediction: Prediction, line: dict, videos: dict) -> None:
+    def write(self, prediction: Prediction, line: dict, videos: dict[str, Video]) -> None:
         import cv2
 
         if prediction.image is None:
@@ -249,13 +249,13 @@ class _Writer:
                                  temp, target)
         self.open[source][0].write(picture)  # type: ignore[attr-defined]
 
-    def finish_videos_before(self, source: str | None, videos: dict) -> None:
+    def finish_videos_before(self, source: str | None, broken: dict[str, str]) -> None:
         """Close every open video other than `source` (all with None): renamed into place when
         it was read to its end, removed when it stopped early."""
         for other in [s for s in self.open if s != source]:
             writer, temp, target = self.open.pop(other)
             writer.release()  # type: ignore[attr-defined]
-            if isinstance(videos.get(other), str):
+            if other in broken:
                 temp.unlink(missing_ok=True)
                 continue
             os.replace(temp, target)
