@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from yolact_edge_cli.steps import evaluate, export, infer, prep
@@ -65,11 +66,12 @@ def _stop(proc: subprocess.Popen, sig: int) -> tuple[int, str]:
     return proc.returncode, stderr
 
 
-def _assert_interrupted(code: int, stderr: str, sig: int) -> None:
+def _assert_interrupted(code: int, stderr: str, sig: int,
+                        kept: str = "completed files are kept, rerun the step to resume") -> None:
     if sig == signal.SIGINT:
         assert code == 130, stderr
         assert "Traceback" not in stderr
-        assert "interrupted; completed files are kept, rerun the step to resume" in stderr
+        assert f"interrupted; {kept}" in stderr
     else:
         assert code == -signal.SIGKILL
 
@@ -131,6 +133,9 @@ def test_a_second_yedge_on_the_same_workspace_is_refused(reference, tmp_path):
     assert "Traceback" not in second.stderr
 
 
+PREDICT_KEPT = "the drawn images already written are kept, videos and predictions.jsonl only come with a complete run"
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -151,7 +156,7 @@ def test_predict_interrupted_stops_its_workers_and_leaves_complete_files_only(re
     _wait_for(lambda: len(list(out.glob("*.png"))) >= 3)
     workers = _children(proc.pid)
     assert len(workers) >= 4  # two pools of two
-    _assert_interrupted(*_stop(proc, signal.SIGINT), signal.SIGINT)
+    _assert_interrupted(*_stop(proc, signal.SIGINT), signal.SIGINT, PREDICT_KEPT)
     _wait_for(lambda: not [w for w in workers if Path(f"/proc/{w}").exists()
                            and "Z" not in Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0]],
               timeout=10)
@@ -159,3 +164,17 @@ def test_predict_interrupted_stops_its_workers_and_leaves_complete_files_only(re
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
     drawn = list(out.glob("*.png"))
     assert 3 <= len(drawn) < IMAGES and all(cv2.imread(str(p)) is not None for p in drawn)
+
+
+def test_predict_interrupted_in_a_video_leaves_no_half_written_video(reference, tmp_path):
+    ws = _copy(reference, tmp_path)
+    clip = tmp_path / "long.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (320, 240))
+    for i in range(200):
+        writer.write(np.full((240, 320, 3), i % 255, np.uint8))
+    writer.release()
+    out = tmp_path / "out"
+    proc = _start(ws, "predict", str(clip), "-o", str(out), "--workers", "2")
+    _wait_for(lambda: (out / ".long.tmp.mp4").exists() and (out / ".long.tmp.mp4").stat().st_size > 0)
+    _assert_interrupted(*_stop(proc, signal.SIGINT), signal.SIGINT, PREDICT_KEPT)
+    assert not out.exists() or not list(out.iterdir())  # no temporary video, no partial files

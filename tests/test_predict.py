@@ -143,10 +143,10 @@ def test_every_kind_of_image_opencv_reads_and_the_bad_ones_listed(workspace, tmp
         pixels = cv2.imread(str(folder / name))
         assert (line["height"], line["width"]) == pixels.shape[:2], name
     assert (lines["rotated.jpg"]["width"], lines["rotated.jpg"]["height"]) == (20, 40)
-    human = run_cli(*[a for a in args if a != "--json"])
+    human = run_cli(*[a for a in args if a != "--json"], "--exist-ok")
     assert_clean_failure(human, "4 of 10 source(s) could not be run", "--skip-bad", code=3)
     assert "corrupt.jpg: cannot decode" in human.stderr
-    assert run_cli(*args, "--skip-bad").returncode == 0
+    assert run_cli(*args, "--skip-bad", "--exist-ok").returncode == 0
 
 
 def test_ordering_holds_with_workers_and_a_padded_batch(tmp_path, prepared):
@@ -171,9 +171,25 @@ def test_ordering_holds_with_workers_and_a_padded_batch(tmp_path, prepared):
                            atol=1e-4)
 
 
-def test_predict_needs_a_source_it_can_run(workspace, tmp_path):
+def test_predict_needs_a_source_it_can_run_and_a_folder_of_its_own(workspace, tmp_path):
     proc = run_cli("-w", workspace.root, "predict", tmp_path / "nothing-here.jpg")
-    assert_clean_failure(proc, "nothing to run", "no such file or folder", code=2)
+    assert_clean_failure(proc, "nothing to run", "no such file or folder", code=3)
+    photo = DATA / "coffee.png"
+    assert_clean_failure(run_cli("-w", workspace.root, "predict", photo, "-o", tmp_path / "o", "--name", "x"),
+                         "-o and --name", code=2)
+    assert_clean_failure(run_cli("-w", workspace.root, "predict", photo, "--name", "../../escape"),
+                         "not a plain folder name", code=2)
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "mine.txt").write_text("a file of the user's")
+    assert_clean_failure(run_cli("-w", workspace.root, "predict", photo, "-o", taken), "already holds files",
+                         "--exist-ok", code=2)
+    outputs = []
+    for _ in range(2):  # the default folder is numbered when taken, never mixed with an earlier run
+        proc = run_cli("-w", workspace.root, "--json", "predict", photo, "--score-threshold", "0.9")
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(Path(json.loads(proc.stdout)["output"]).name)
+    assert outputs[1] == f"{outputs[0]}_2" or outputs[1].startswith("coffee_")
     proc = run_cli("-w", workspace.root, "predict", DATA / "coffee.png", "--classes", "person,unicorn")
     assert_clean_failure(proc, "unknown class name(s): unicorn", code=2)
     proc = run_cli("-w", workspace.root, "predict", DATA / "coffee.png", "--model", "m.onnx", "--weights", "w.pth")
@@ -201,3 +217,11 @@ def test_a_video_that_stops_early_is_listed_and_not_written(workspace, tmp_path)
     frames = [line["frame"] for line in _lines(out / "predictions.jsonl") if line["source"].endswith("cut.avi")]
     assert frames == list(range(read)) and 0 < read < 30
     assert "dqt" not in proc.stderr and "moov" not in proc.stderr  # FFmpeg's own noise kept off the terminal
+
+
+def test_a_quoted_glob_and_its_default_folder(workspace, tmp_path):
+    images = copy_sample_images(tmp_path / "my photos")
+    proc = run_cli("-w", workspace.root, "--json", "predict", str(images / "*.png"), "--no-save-images")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["output"] == str(workspace.root / "predict" / "my_photos") and result["images"] == 2

@@ -3,6 +3,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 from pycocotools import mask as mask_utils
 
 from yolact_edge_cli.steps import evaluate, export, infer, prep
@@ -41,3 +42,17 @@ def test_show_draws_masks_and_ground_truth(tmp_path, checkpoint):
     assert np.abs(drawn[mask].astype(int) - original[mask]).mean() > 10
     untouched = ~np.zeros_like(mask)
     assert (drawn[untouched] == original[untouched]).any()
+
+
+@pytest.mark.parametrize("shape, fill", [((1, 1), 0.5), ((3, 2), 0.0), ((3, 2), 1.0), ((120, 160), 0.3),
+                                         ((481, 641), 0.7), ((1080, 1920), 0.01)])
+def test_our_rle_decoding_is_pycocotools(shape, fill):
+    """draw.decode_rle (no numpy __array__ fallback) gives pycocotools' masks, bit for bit."""
+    from yolact_edge_cli.draw import decode_rle
+
+    rng = np.random.default_rng(shape[0])
+    mask = (rng.random(shape) < fill).astype(np.uint8)
+    mask[: shape[0] // 2] = np.roll(mask[: shape[0] // 2], 3)  # long runs as well as short ones
+    rle = mask_utils.encode(np.asfortranarray(mask))
+    text = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+    assert np.array_equal(decode_rle(text), mask) and np.array_equal(decode_rle(rle), mask_utils.decode(rle))

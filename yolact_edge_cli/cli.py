@@ -77,10 +77,14 @@ def main_options(
                          hint="pass -w with a folder (it is created if missing)")
 
 
-def command(name: str | None = None, *, locks: bool = False) -> Callable:
+RESUMABLE = "interrupted; completed files are kept, rerun the step to resume"
+
+
+def command(name: str | None = None, *, locks: bool = False, interrupted: str = RESUMABLE) -> Callable:
     """Register a command. Every command also takes --json after its name (`yedge eval --json`
     as well as `yedge --json eval`); those that write into the workspace (`locks`) hold its
-    lock. Failures go to the one error boundary, `main`."""
+    lock; Ctrl-C ends it with `interrupted` (what is kept). Failures go to the one error
+    boundary, `main`."""
 
     def register(function: Callable) -> Callable:
         @functools.wraps(function)
@@ -93,7 +97,7 @@ def command(name: str | None = None, *, locks: bool = False) -> Callable:
                 with settings.workspace.lock():
                     return function(ctx, *args, **kwargs)
             except KeyboardInterrupt:
-                raise Interrupted("interrupted; completed files are kept, rerun the step to resume") from None
+                raise Interrupted(interrupted) from None
 
         signature = inspect.signature(function, eval_str=True)
         flag = inspect.Parameter("json_output", inspect.Parameter.KEYWORD_ONLY, default=False,
@@ -275,7 +279,8 @@ def infer(
         "throughput": f"{result.throughput} img/s"}))
 
 
-@command(locks=True)
+@command(locks=True, interrupted="interrupted; the drawn images already written are kept, videos "
+                                 "and predictions.jsonl only come with a complete run (rerun it)")
 def predict(
     ctx: typer.Context,
     sources: list[str] = typer.Argument(..., metavar="SOURCE...", help="Image files, folders, globs "
@@ -293,7 +298,9 @@ def predict(
     output: Path | None = typer.Option(None, "--output", "-o", help=r"Output folder \[default: "
                                        "<workspace>/predict/<name>]."),
     name: str | None = typer.Option(None, "--name", help="Folder name under <workspace>/predict "
-                                    r"\[default: the first source's name]."),
+                                    r"\[default: the first source's name, numbered when taken: clip_2 …]."),
+    exist_ok: bool = flag("--exist-ok", help="Write into an existing, non-empty --name or -o folder "
+                          "(files of the same names are replaced)."),
     save_images: bool = typer.Option(True, "--save-images/--no-save-images", help="Write each image drawn."),
     save_video: bool = typer.Option(True, "--save-video/--no-save-video", help="Write each video annotated."),
     save_json: bool = typer.Option(True, "--save-json/--no-save-json", help="Write predictions.jsonl."),
@@ -313,7 +320,7 @@ def predict(
                       device=device, batch_size=batch_size, score_threshold=score_threshold, top_k=top_k,
                       classes=[c for c in classes.split(",") if c.strip()] if classes else None,
                       output=output, name=name, save_images=save_images, save_video=save_video,
-                      save_json=save_json, recursive=recursive, workers=workers)
+                      save_json=save_json, recursive=recursive, workers=workers, exist_ok=exist_ok)
     if settings.json:
         print_json(result.to_dict())
     else:
@@ -322,7 +329,8 @@ def predict(
             "sources": result.sources, "images": result.images, "frames": result.frames,
             "detections": result.detections, "speed": f"{result.fps} images/s ({result.seconds} s)"}))
         for failure in result.failed:
-            err.print(f"[yellow]failed[/] {failure['source']}: {failure['reason']}", highlight=False)
+            err.print(f"[yellow]failed[/] {failure['source']}: {failure['reason']}", highlight=False,
+                      soft_wrap=True)
     if result.failed and not skip_bad:
         if settings.json:
             raise typer.Exit(InputError.exit_code)

@@ -29,11 +29,34 @@ def draw(image: np.ndarray, instances: list[dict], alpha: float = 0.5) -> np.nda
     return canvas
 
 
+def decode_rle(rle: dict) -> np.ndarray:
+    """A COCO RLE ({'size': [h, w], 'counts': compressed text}) as an h × w uint8 mask, decoded
+    here rather than by pycocotools, whose decode goes through numpy's deprecated `__array__`
+    fallback (a Ctrl-C landing inside it surfaces as a TypeError instead of an interrupt)."""
+    height, width = (int(v) for v in rle["size"])
+    text = rle["counts"].encode() if isinstance(rle["counts"], str) else rle["counts"]
+    counts: list[int] = []
+    pos = 0
+    while pos < len(text):  # each count: 5-bit groups, 0x20 = more follow, sign in the last one
+        value, shift, more = 0, 0, True
+        while more:
+            chunk = text[pos] - 48
+            value |= (chunk & 0x1F) << shift
+            more = bool(chunk & 0x20)
+            pos += 1
+            shift += 5
+            if not more and chunk & 0x10:
+                value |= -1 << shift
+        if len(counts) > 2:  # runs after the second are stored as differences
+            value += counts[-2]
+        counts.append(value)
+    runs = np.repeat(np.arange(len(counts)) % 2, counts).astype(np.uint8)
+    return runs.reshape(width, height).T.copy() if runs.size else np.zeros((height, width), np.uint8)
+
+
 def draw_detections(image: np.ndarray, detections: list[dict]) -> np.ndarray:
     """predictions.jsonl detections ({'class', 'score', 'box': x1,y1,x2,y2, 'mask': RLE}) drawn."""
-    from pycocotools import mask as mask_utils
-
-    instances = [{"mask": mask_utils.decode({"size": d["mask"]["size"], "counts": d["mask"]["counts"].encode()}),
+    instances = [{"mask": decode_rle(d["mask"]),
                   "bbox": [d["box"][0], d["box"][1], d["box"][2] - d["box"][0], d["box"][3] - d["box"][1]],
                   "label": f"{d['class']} {d['score']:.2f}"} for d in detections]
     return draw(image, instances)

@@ -102,11 +102,16 @@ def open_video(source: str) -> Video | str:
 
     if not source.isdigit() and "://" not in source and not Path(source).is_file():
         return "no such file"
-    # FFmpeg's own complaints about a bad file would land on the terminal; the reason is ours to say
+    # FFmpeg's and OpenCV's own complaints would land on the terminal; the reason is ours to say
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
     if not capture.isOpened():
         capture.release()
+        if source.isdigit():
+            return f"OpenCV cannot open camera {source} (no such device, or no access to it)"
+        if "://" in source:
+            return "OpenCV cannot open this stream (unreachable, or a protocol its FFmpeg lacks)"
         return "OpenCV cannot open it as a video (corrupt, or a codec it lacks)"
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     fps = capture.get(cv2.CAP_PROP_FPS)

@@ -339,7 +339,7 @@ def _stream(ws: Workspace, choice, backend: str, device: str, batch_size: int | 
     stream = Stream(batch_size=batch_size, workers=workers)
     totals = dict.fromkeys(STREAM_BENCH_STAGES, 0.0)
     started = time.perf_counter()
-    with in_process(ws, backend), contextlib.closing(stream.run(
+    with in_process(ws, backend, device), contextlib.closing(stream.run(
             items, lambda: session_for(choice, device=device, batch_size=batch_size),
             lambda info: host_spec(ws, info.layout))) as predictions, \
             progress_bar(len(items), f"bench stream ({workers} workers per stage)") as advance:

@@ -197,7 +197,10 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     if not Path(images).is_dir():
         raise InputError("image folder not found", path=images, hint="pass --images with the val2017 folder")
     started = time.perf_counter()
-    annotations = Path(annotations_for(ws, annotations))
+    if annotations is None and ws.load(PrepRecord) is None:
+        raise UsageError("streaming eval needs the annotations of the images",
+                         hint="pass --annotations FILE (the COCO instances JSON)")
+    annotations = Path(annotations_for(ws, annotations)).absolute()
     coco = load_coco(annotations)
     ids = image_order(coco)[: max_images if max_images else None]
     if not ids:
@@ -235,7 +238,7 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
         for file in files:
             stack.callback(file.close)
         advance = stack.enter_context(progress_bar(len(ids), f"eval {len(ids)} images streamed ({nms} NMS)"))
-        stack.enter_context(in_process(ws, backend))
+        stack.enter_context(in_process(ws, backend, device))
         predictions = stack.enter_context(contextlib.closing(stream.run(
             items, lambda: session_for(choice, device=device, batch_size=batch_size), host_for)))
         for prediction in predictions:

@@ -5,8 +5,10 @@ goes through a temporary name; a bad source is listed with its reason and the ot
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -17,7 +19,7 @@ from ..choices import Layout
 from ..console import progress_bar
 from ..data.sources import Video, expand, is_video, open_video
 from ..draw import draw_detections
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from ..host import HostSpec
 from ..metrics.results import kept_detections
 from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES
@@ -65,7 +67,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
         score_threshold: float = 0.3, top_k: int = 100, classes: list[str] | None = None,
         output: Path | None = None, name: str | None = None, save_images: bool = True,
         save_video: bool = True, save_json: bool = True, recursive: bool = False,
-        workers: int | None = None) -> PredictResult:
+        workers: int | None = None, exist_ok: bool = False) -> PredictResult:
     if model is not None and weights is not None:
         raise UsageError("--model and --weights both name the model", hint="pass one of them")
     if top_k < 1 or (batch_size is not None and batch_size < 1):
@@ -80,9 +82,8 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     found = expand(sources, recursive)
     if not found.found and found.failed:
         source, reason = found.failed[0]
-        raise UsageError(f"nothing to run: {source}: {reason}", hint="pass image or video files, folders or globs")
-    dest = Path(output) if output else ws.root / "predict" / (name or _default_name(sources))
-    dest.mkdir(parents=True, exist_ok=True)
+        raise InputError(f"nothing to run: {source}: {reason}", hint="pass image or video files, folders or globs")
+    dest = _destination(ws, sources, output, name, exist_ok)
     result = PredictResult(output=str(dest), model=str(choice.path), backend=backend,
                            sources=len(found.found) + len(found.failed),
                            failed=[{"source": s, "reason": r} for s, r in found.failed])
@@ -125,19 +126,23 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     writer = _Writer(dest, save_images, save_video, result)
     total = sum(1 for s in found.found if not is_video(s)) + sum(_frame_count(s) for s in found.found if is_video(s))
     started = time.perf_counter()
+    created = not dest.exists()
     with contextlib.ExitStack() as stack:
+        stack.callback(_remove_if_empty, dest if created else None)
+        stack.callback(writer.abandon)
         jsonl = None
         if save_json:
             jsonl = stack.enter_context(open(stack.enter_context(atomic_path(dest / PREDICTIONS)), "w",
                                              encoding="utf-8"))
         advance = stack.enter_context(progress_bar(total, f"predict ({backend}, {choice.path.name})"))
-        stack.enter_context(in_process(ws, backend))
+        stack.enter_context(in_process(ws, backend, device))
         predictions = stack.enter_context(contextlib.closing(stream.run(
             items(), lambda: session_for(choice, device=device, batch_size=batch_size), host_for)))
         for prediction in predictions:
             writer.finish_videos_before(prediction.item.source, broken)
             if prediction.error is not None:
                 result.failed.append({"source": prediction.item.source, "reason": prediction.error})
+                advance(1)
                 continue
             line = _line(prediction, wanted, top_k)
             result.detections += len(line["detections"])
@@ -157,9 +162,35 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     return result
 
 
+def _destination(ws: Workspace, sources: list[str], output: Path | None, name: str | None,
+                 exist_ok: bool) -> Path:
+    """-o DIR, else <workspace>/predict/<name>: a given folder that holds files is refused unless
+    exist_ok (a run's files would mix with another's); the default name is numbered instead."""
+    if output is not None and name is not None:
+        raise UsageError("-o and --name both say where to write", hint="pass one of them")
+    if name is not None and (Path(name).name != name or name in (".", "..")):
+        raise UsageError(f"--name {name!r} is not a plain folder name", hint="e.g. --name street, or -o DIR for a path")
+    if output is not None or name is not None:
+        dest = Path(output) if output is not None else ws.root / "predict" / str(name)
+        if dest.is_dir() and any(dest.iterdir()) and not exist_ok:
+            raise UsageError("this output folder already holds files", path=dest,
+                             hint="pass --exist-ok to write into it, or another -o/--name")
+        return dest
+    base = _default_name(sources)
+    dest, n = ws.root / "predict" / base, 1
+    while dest.is_dir() and any(dest.iterdir()):
+        n += 1
+        dest = ws.root / "predict" / f"{base}_{n}"
+    return dest
+
+
 def _default_name(sources: list[str]) -> str:
+    """The first source's name (its folder's for a glob), safe as a folder name."""
     first = Path(sources[0].rstrip("/")) if sources else Path("predict")
-    return (first.stem if first.suffix else first.name) or "predict"
+    if glob.has_magic(str(first)):
+        first = first.parent
+    name = first.stem if first.suffix else first.name
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "predict"
 
 
 def _frame_count(source: str) -> int:
@@ -197,6 +228,12 @@ def _line(prediction: Prediction, wanted: set[int] | None, top_k: int) -> dict:
                                "mask": found.rles[i]})
     return {"source": prediction.item.source, "frame": prediction.item.frame, "width": prediction.width,
             "height": prediction.height, "detections": detections}
+
+
+def _remove_if_empty(folder: Path | None) -> None:
+    """A folder this run created and left empty (it failed before writing) goes again."""
+    if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 class _Writer:
@@ -248,6 +285,13 @@ class _Writer:
             self.open[source] = (cv2.VideoWriter(str(temp), fourcc, video.fps, (prediction.width, prediction.height)),
                                  temp, target)
         self.open[source][0].write(picture)  # type: ignore[attr-defined]
+
+    def abandon(self) -> None:
+        """After a failure or Ctrl-C: the videos not finished are removed, not left half-written."""
+        for writer, temp, _ in self.open.values():
+            writer.release()  # type: ignore[attr-defined]
+            temp.unlink(missing_ok=True)
+        self.open.clear()
 
     def finish_videos_before(self, source: str | None, broken: dict[str, str]) -> None:
         """Close every open video other than `source` (all with None): renamed into place when

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..draw import draw
+from ..draw import decode_rle, draw
 from ..errors import InputError, UsageError
 from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES
 from ..provenance import check_current_model, check_same_inputs
@@ -41,7 +41,6 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 def run(ws: Workspace, *, images: int = 8, ids: list[int] | None = None, score_threshold: float = 0.3,
         gt: bool = False, out: Path | None = None) -> ShowResult:
     import cv2
-    from pycocotools import mask as mask_utils
 
     from ..data.coco import load_coco
     from ..data.preprocess import read_image
@@ -77,15 +76,14 @@ def run(ws: Workspace, *, images: int = 8, ids: list[int] | None = None, score_t
             image = cv2.resize(image, (info["width"], info["height"]))
         mine = [(m, b) for m, b in zip(detections, boxes)
                 if m["image_id"] == image_id and m["score"] > score_threshold]
-        instances = [{"mask": mask_utils.decode({"size": m["segmentation"]["size"],
-                                                 "counts": m["segmentation"]["counts"].encode()}),
+        instances = [{"mask": decode_rle(m["segmentation"]),
                       "bbox": b["bbox"], "label": f"{CLASS_NAMES[m['category_id']]} {m['score']:.2f}"}
                      for m, b in mine]
         picture = draw(image, instances)
         result.detections_drawn += len(instances)
         if gt:
             anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
-            truth = [{"mask": coco.annToMask(a), "bbox": a["bbox"],
+            truth = [{"mask": decode_rle(coco.annToRLE(a)), "bbox": a["bbox"],
                       "label": CLASS_NAMES.get(a["category_id"], str(a["category_id"])) +
                       (" (crowd)" if a.get("iscrowd") else "")} for a in anns]
             picture = np.concatenate([picture, np.full((picture.shape[0], 8, 3), 255, np.uint8),
