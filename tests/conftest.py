@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -130,6 +131,7 @@ def _run_in_process(args: list[str]) -> subprocess.CompletedProcess:
 
     stdout, stderr = io.StringIO(), io.StringIO()
     argv = ["yedge", *args]
+    handler = signal.getsignal(signal.SIGINT)  # an interrupted command ignores SIGINT from then on
     with mock.patch.object(sys, "argv", argv), contextlib.redirect_stdout(stdout), \
             contextlib.redirect_stderr(stderr), mock.patch.dict(os.environ, {"COLUMNS": "200"}):
         try:
@@ -137,6 +139,8 @@ def _run_in_process(args: list[str]) -> subprocess.CompletedProcess:
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            signal.signal(signal.SIGINT, handler)
     return subprocess.CompletedProcess(argv, code, stdout.getvalue(), stderr.getvalue())
 
 

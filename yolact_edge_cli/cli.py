@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import inspect
 import shlex
+import signal
 import sys
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -590,6 +591,14 @@ def random_weights(
         out.print(_kv_table("random checkpoint", result))
 
 
+def _ignore_further_interrupts() -> None:
+    """The interruption is reported and what it left is cleaned up; while the interpreter then
+    shuts down (joining pools whose workers finish their current item) Python puts SIGINT back
+    to its default, and a late Ctrl-C would end the process by the signal (exit −2) instead of
+    130. Ignored from here on, it cannot."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def main() -> None:
     """The one error boundary. A YedgeError (a command's, or a usage error found while parsing:
     unknown option, value out of range, not one of the choices) ends as one `error:` line with
@@ -610,8 +619,11 @@ def main() -> None:
         code = exc.exit_code
     except YedgeError as exc:
         code = _report(exc)
+        if isinstance(exc, Interrupted):
+            _ignore_further_interrupts()
     except typer.Abort:
         code = Interrupted.exit_code
+        _ignore_further_interrupts()
     except Exception as exc:  # noqa: BLE001 - the last line of defence before a traceback
         settings = _settings.get()
         if settings is not None and settings.verbose:

@@ -110,19 +110,15 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
             if video.frame_count is not None and read < video.frame_count:
                 broken[source] = f"stopped after {read} of its {video.frame_count} frames"
 
-    spec: list[HostSpec] = []
-
     def host_for(info: ModelInfo) -> HostSpec:
-        config = _config_of(choice, weights)
-        spec.append(host_spec(ws, info.layout, weights=Path(weights) if weights else None, config=config,
-                              score_threshold=score_threshold, threads=1))
-        return spec[-1]
+        return host_spec(ws, info.layout, weights=Path(weights) if weights else None,
+                         config=_config_of(choice, weights), score_threshold=score_threshold, threads=1)
 
     workers = max(1, min(workers or (os.cpu_count() or 1), 8))
-    videos_given = any(is_video(s) for s in found.found)
-    images_given = len(found.found) > sum(1 for s in found.found if is_video(s))
+    videos_given = sum(1 for s in found.found if is_video(s))
+    images_given = len(found.found) - videos_given
     stream = Stream(batch_size=batch_size, workers=workers,  # decoded pictures come back only to be drawn
-                    keep_images=(save_images and images_given) or (save_video and videos_given))
+                    keep_images=(save_images and images_given > 0) or (save_video and videos_given > 0))
     writer = _Writer(dest, save_images, save_video, result)
     total = sum(1 for s in found.found if not is_video(s)) + sum(_frame_count(s) for s in found.found if is_video(s))
     started = time.perf_counter()
