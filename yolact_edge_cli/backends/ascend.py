@@ -50,7 +50,7 @@ class AscendApiSession:
     def _copies(self) -> tuple[list[float], list[float]]:
         if self._memory is None:
             return [], []
-        return list(self._memory.get_h2d_time_list()), list(self._memory.get_d2h_time_list())
+        return self._memory.get_h2d_time_list(), self._memory.get_d2h_time_list()
 
     def _counts(self) -> tuple[int, int, int]:
         h2d, d2h = self._copies()

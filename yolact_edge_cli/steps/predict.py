@@ -87,6 +87,8 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     result = PredictResult(output=str(dest), model=str(choice.path), backend=backend,
                            sources=len(found.found) + len(found.failed),
                            failed=[{"source": s, "reason": r} for s, r in found.failed])
+    # each video opened once: its frame count sizes the progress bar, its frames are read below
+    opened = {source: open_video(source) for source in found.found if is_video(source)}
     videos: dict[str, Video] = {}
     broken: dict[str, str] = {}  # video → why it could not be opened or read to its end
 
@@ -97,7 +99,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
                 yield Item(index, source)
                 index += 1
                 continue
-            video = open_video(source)
+            video = opened[source]
             if isinstance(video, str):
                 broken[source] = video
                 continue
@@ -120,7 +122,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     stream = Stream(batch_size=batch_size, workers=workers,  # decoded pictures come back only to be drawn
                     keep_images=(save_images and images_given > 0) or (save_video and videos_given > 0))
     writer = _Writer(dest, save_images, save_video, result)
-    total = sum(1 for s in found.found if not is_video(s)) + sum(_frame_count(s) for s in found.found if is_video(s))
+    total = images_given + sum(v.frame_count or 0 for v in opened.values() if not isinstance(v, str))
     started = time.perf_counter()
     created = not dest.exists()
     with contextlib.ExitStack() as stack:
@@ -187,14 +189,6 @@ def _default_name(sources: list[str]) -> str:
         first = first.parent
     name = first.stem if first.suffix else first.name
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "predict"
-
-
-def _frame_count(source: str) -> int:
-    video = open_video(source)
-    if isinstance(video, str):
-        return 0
-    video.release()
-    return video.frame_count or 0
 
 
 def _config_of(choice: ModelChoice, weights: Path | None) -> str | None:
