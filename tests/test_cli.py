@@ -72,6 +72,13 @@ def test_export_rejects_bad_weights_cleanly(kind, fragment, tmp_path, checkpoint
     assert not models.exists() or not any(models.iterdir())  # no temporary leftovers
 
 
+def test_an_error_naming_a_path_with_brackets_keeps_them(tmp_path):
+    """Rich would read "[draft]" as a style tag and drop it from the one error line."""
+    weights = tmp_path / "[draft]" / "[bold]model.pth"
+    proc = run_cli("-w", tmp_path / "ws", "export", "--weights", weights)
+    assert_clean_failure(proc, str(weights), "weights file not found", code=3)
+
+
 def test_export_with_the_wrong_config_names_the_matching_one(tmp_path, checkpoint):
     out = tmp_path / "x.onnx"
     proc = run_cli("-w", tmp_path, "export", "--weights", checkpoint(),

@@ -16,6 +16,7 @@ from yolact_edge_cli.steps import export
 from yolact_edge_cli.workspace import Workspace
 
 from .conftest import DATA
+from .fakes.atc_ops import unsupported
 
 FPN_SHAPES = [[256, 69, 69], [256, 35, 35], [256, 18, 18], [256, 9, 9], [256, 5, 5], [138, 138, 32]]
 HEAD_SHAPES = [[19248, 4], [19248, 81], [19248, 32], [138, 138, 32]]
@@ -44,6 +45,7 @@ def test_export_matches_pytorch(config, layout, batch, checkpoint, tmp_path):
 
     model = onnx.load(str(path))
     assert model.opset_import[0].version == 11
+    assert unsupported(model) == []  # every operator is one atc converts
     names = ["output0", "output1", "output2", "output3", "output4", "output5"] if layout == "fpn" \
         else ["loc", "conf", "mask", "proto"]
     assert [o.name for o in model.graph.output] == names

@@ -29,6 +29,7 @@ class Layout(Choice):
 
     FPN = "fpn"
     HEAD = "head"
+    DETECT = "detect"
 
 
 class InputDtype(Choice):

@@ -11,6 +11,7 @@ from contextvars import ContextVar
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -115,7 +116,8 @@ def command(name: str | None = None, *, locks: bool = False, interrupted: str = 
 def _report(error: YedgeError) -> int:
     """One line on stderr (and JSON on stdout with --json); the exit code to end with."""
     line = error.one_line()
-    err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+    # escaped: paths and the tools' own lines hold [...] that Rich would take for style tags
+    err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     settings = _settings.get()
     if settings is not None and settings.json:
         print_json({"error": line, "exit_code": error.exit_code})
@@ -142,7 +144,9 @@ def export(
     dynamic_batch: bool = flag("--dynamic-batch", help="Make the batch dimension dynamic."),
     opset: int = typer.Option(11, "--opset", min=11, help="ONNX opset (11 is what atc accepts)."),
     layout: Layout = typer.Option(Layout.FPN, "--layout", help="fpn: P3–P7 + proto, the Ascend "
-                                  "recipe's six outputs; head: loc/conf/mask/proto, heads on the device too."),
+                                  "recipe's six outputs; head: loc/conf/mask/proto, heads on the device "
+                                  "too; detect: boxes/scores/classes/coefficients/count/proto, Detect "
+                                  "(fast NMS, top 100) on the device too, the host left with the masks."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Where to write the ONNX "
                                           "\\[default: WORKSPACE/models/yolact_edge.onnx]."),
     check_image: Path | None = typer.Option(None, "--check-image", help="Image for the "
@@ -330,7 +334,7 @@ def predict(
             "sources": result.sources, "images": result.images, "frames": result.frames,
             "detections": result.detections, "speed": f"{result.fps} images/s ({result.seconds} s)"}))
         for failure in result.failed:
-            err.print(f"[yellow]failed[/] {failure['source']}: {failure['reason']}", highlight=False,
+            err.print(f"[yellow]failed[/] {escape(failure['source'])}: {escape(failure['reason'])}", highlight=False,
                       soft_wrap=True)
     if result.failed and not skip_bad:
         if settings.json:
@@ -479,7 +483,7 @@ def _print_bench(settings: Settings, result, stages: bool) -> None:
                       ms(row.latency_p99_ms), *((ms(row.h2d_mean_ms), ms(row.d2h_mean_ms)) if copies else ()))
     out.print(table)
     for line in result.skipped:
-        err.print(f"[yellow]skipped[/] {line}")
+        err.print(f"[yellow]skipped[/] {escape(line)}")
 
 
 def _parse_ints(text: str, option: str = "--batch-sizes") -> tuple[int, ...]:
@@ -508,7 +512,7 @@ def doctor(ctx: typer.Context) -> None:
         marks = {step.OK: "[green]✓[/]", step.WARN: "[yellow]![/]", step.FAIL: "[red]✗[/]"}
         for check in result.checks:
             fix = f" — {check.fix}" if check.fix and check.status != step.OK else ""
-            out.print(f"{marks[check.status]} {check.area:11s} {check.name}: {check.detail}{fix}",
+            out.print(f"{marks[check.status]} {check.area:11s} {check.name}: {escape(check.detail + fix)}",
                       soft_wrap=True, highlight=False)
     raise typer.Exit(result.exit_code)
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 err = Console(stderr=True)
@@ -17,9 +18,9 @@ out = Console(highlight=False)
 @contextlib.contextmanager
 def stage(message: str) -> Iterator[None]:
     """A spinner on stderr for a stage of work whose length we cannot count."""
-    with err.status(message, spinner="dots"):
+    with err.status(escape(message), spinner="dots"):
         yield
-    err.print(f"[green]✓[/] {message}")
+    err.print(f"[green]✓[/] {escape(message)}")
 
 
 @contextlib.contextmanager

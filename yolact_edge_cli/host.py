@@ -1,5 +1,6 @@
-"""The host part of the model as one object: for the fpn layout the prediction heads, then Detect,
-then masks and boxes at an image's size, then COCO entries (docs/model.md, Detect and masks).
+"""The host part of the model as one object: for the fpn layout the prediction heads, then Detect
+(unless the graph ends with it: the detect layout), then masks and boxes at an image's size, then
+COCO entries (docs/model.md, Detect and masks).
 
 `HostSpec` is the small picklable recipe; `HostPipeline(spec)` loads what it needs once (head
 weights, priors), so a process pool builds one per worker and eval, compare, bench --stages (and
@@ -58,7 +59,7 @@ class HostPipeline:
         width × height; each stage's seconds are added to `times` when given."""
         import torch
 
-        from .model.detect import detect_image
+        from .model.detect import detect_image, device_detections
         from .model.head import run_heads
         from .model.masks import postprocess
 
@@ -67,13 +68,15 @@ class HostPipeline:
                    for o in outputs]
         t = time.perf_counter()
         with torch.inference_mode():
+            on_device = self.spec.layout == Layout.DETECT.value  # heads and Detect ran there
             if self.head is not None:
                 loc, conf, coef = run_heads(self.head, tensors[:5])
-            else:
+            elif not on_device:
                 loc, conf, coef = tensors[0], tensors[1], tensors[2]
             times["heads"] = times.get("heads", 0.0) + time.perf_counter() - t
             t = time.perf_counter()
-            dets = detect_image(loc[0], conf[0], coef[0], self.priors, self.cfg, self.spec.nms)
+            dets = device_detections(*(o[0] for o in tensors[:5])) if on_device else \
+                detect_image(loc[0], conf[0], coef[0], self.priors, self.cfg, self.spec.nms)
             times["detect"] = times.get("detect", 0.0) + time.perf_counter() - t
             t = time.perf_counter()
             result = postprocess(dets, tensors[-1][0], width, height, self.spec.score_threshold)

@@ -13,6 +13,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from rich.markup import escape
+
 from .backends import CHECKPOINT_SUFFIXES
 from .console import err
 from .errors import InputError
@@ -125,7 +127,7 @@ def write_run(run_dir: Path, record: RunRecord) -> None:
 
 
 def _unverifiable(what: str, why: str) -> None:
-    err.print(f"[yellow]warning:[/] cannot check {what}: {why}", highlight=False, soft_wrap=True)
+    err.print(f"[yellow]warning:[/] cannot check {escape(what)}: {escape(why)}", highlight=False, soft_wrap=True)
 
 
 def check_same_checkpoint(what: str, made_from: Origin | None, heads: Origin, fix: str) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .backends import backend_of, open_session, resolve_backend
-from .choices import AisBenchMode, Backend, Layout
+from .choices import AisBenchMode, Backend, Layout, Nms
 from .errors import InputError, UsageError
 from .host import HostSpec, missing_heads
 from .model.config import DEFAULT_CONFIG
@@ -121,6 +121,9 @@ def host_spec(ws: Workspace, layout: str, *, weights: Path | None = None, config
     """The host part for outputs of `layout`: the fpn layout needs the checkpoint of the heads
     (--weights, else export's). The checkpoint export recorded was already matched to its
     config; only another one is read to find its config."""
+    if layout == Layout.DETECT.value and nms != Nms.FAST.value:
+        raise UsageError(f"--nms {nms} runs on the host, but this model ends with Detect (the detect layout)",
+                         hint="use --nms fast, or export with --layout fpn or --layout head")
     export = ws.load(ExportRecord)
     recorded = export.config if export else None
     if layout != Layout.FPN.value:

@@ -21,7 +21,7 @@ class ModelInfo:
 
     batch_size: int | None  # None: dynamic batch
     input_dtype: str        # "float32" or "uint8"
-    layout: str             # "fpn" or "head"
+    layout: str             # "fpn", "head" or "detect"
     output_names: tuple[str, ...]
     output_dtype: str = "float32"  # an .om built with --output_type FP16 gives float16
     sample_shape: tuple[int, ...] = (3, 550, 550)  # one sample's input (HWC for an AIPP .om)

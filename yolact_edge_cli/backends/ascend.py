@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EnvironmentProblem
-from ..model.contract import FPN_OUTPUT_NAMES, HEAD_OUTPUT_NAMES
+from ..model.contract import layout_of_shapes, output_names
 from . import ModelInfo, RunTimes
 
 _DTYPES = ("float32", "float16", "uint8", "int8", "int32", "int64")
@@ -19,12 +19,13 @@ def _dtype_name(datatype) -> str:
 
 def model_info(inputs: list, outputs: list) -> ModelInfo:
     """What an .om takes and gives, from ais_bench's tensor descriptions (name, datatype,
-    shape): a batch dimension of -1 is a dynamic batch; six outputs are the fpn layout."""
+    shape): a batch dimension of -1 is a dynamic batch; the outputs' shapes tell the layout (atc
+    does not keep the ONNX output names)."""
     first = inputs[0]
     batch = int(first.shape[0])
-    layout = "fpn" if len(outputs) == len(FPN_OUTPUT_NAMES) else "head"
+    layout = layout_of_shapes([tuple(int(d) for d in out.shape[1:]) for out in outputs])
     return ModelInfo(batch_size=batch if batch > 0 else None, input_dtype=_dtype_name(first.datatype),
-                     layout=layout, output_names=FPN_OUTPUT_NAMES if layout == "fpn" else HEAD_OUTPUT_NAMES,
+                     layout=layout, output_names=output_names(layout),
                      output_dtype=_dtype_name(outputs[0].datatype),
                      sample_shape=tuple(int(d) for d in first.shape[1:]))
 

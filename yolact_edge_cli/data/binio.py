@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..choices import Layout
 from ..errors import InputError
-from ..model.contract import HEAD_OUTPUT_NAMES, output_bytes
+from ..model.contract import LAYOUTS, output_bytes
 from ..workspace import file_size
 
 INPUT_SUFFIXES = (".bin", ".BIN", ".npy", ".NPY")
@@ -60,8 +61,18 @@ def output_path(run_dir: Path, infile: Path, k: int) -> Path:
 
 
 def run_layout(run_dir: Path) -> str:
-    """`head` (4 outputs per sample) or `fpn` (6), from the first sample's files."""
-    return "head" if len(list(run_dir.glob("0_*.bin"))) == len(HEAD_OUTPUT_NAMES) else "fpn"
+    """The layout whose output sizes the first sample's files have; while that sample is still
+    incomplete, the one its number of files and first file's size can belong to (the fpn and
+    detect layouts both have six outputs, the detect layout's first is a few KB)."""
+    count = len(list(run_dir.glob("0_*.bin")))
+    sizes = [file_size(run_dir / f"0_{k}.bin") for k in range(count)]
+    for layout in LAYOUTS:
+        if any(sizes == output_bytes(layout, np.dtype(d).itemsize) for d in OUTPUT_DTYPES):
+            return layout
+    if count == len(output_bytes(Layout.HEAD.value)):
+        return Layout.HEAD.value
+    detect_first = output_bytes(Layout.DETECT.value)[0]
+    return Layout.DETECT.value if sizes and sizes[0] <= detect_first else Layout.FPN.value
 
 
 def sample_dtype(run_dir: Path, stem: str, layout: str) -> str | None:

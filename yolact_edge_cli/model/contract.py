@@ -13,21 +13,40 @@ from .config import FPN_SIZES, PROTO_SIZE, RESNET50, ModelConfig
 LAYOUTS = Layout.values()
 FPN_OUTPUT_NAMES = ("output0", "output1", "output2", "output3", "output4", "output5")
 HEAD_OUTPUT_NAMES = ("loc", "conf", "mask", "proto")
+# Detect on the device (docs/model.md, the detect layout): every output is float, classes and
+# count included, so all of a model's outputs share one dtype as ais_bench and atc expect.
+DETECT_OUTPUT_NAMES = ("boxes", "scores", "classes", "coefficients", "count", "proto")
+_OUTPUT_NAMES = {Layout.FPN.value: FPN_OUTPUT_NAMES, Layout.HEAD.value: HEAD_OUTPUT_NAMES,
+                 Layout.DETECT.value: DETECT_OUTPUT_NAMES}
 
 
 def output_names(layout: str) -> tuple[str, ...]:
-    return FPN_OUTPUT_NAMES if layout == "fpn" else HEAD_OUTPUT_NAMES
+    return _OUTPUT_NAMES[layout]
 
 
 def output_shapes(layout: str, cfg: ModelConfig = RESNET50) -> dict[str, tuple[int, ...]]:
     """Per-sample shape (batch dimension left out) of every output of a layout; the released
     configs all share these sizes."""
     proto = (PROTO_SIZE, PROTO_SIZE, cfg.mask_dim)
-    if layout == "fpn":
-        maps = [(cfg.fpn_channels, s, s) for s in FPN_SIZES]
-        return dict(zip(FPN_OUTPUT_NAMES, [*maps, proto]))
-    p = cfg.num_priors
-    return dict(zip(HEAD_OUTPUT_NAMES, [(p, 4), (p, cfg.num_classes), (p, cfg.mask_dim), proto]))
+    if layout == Layout.FPN.value:
+        shapes: list[tuple[int, ...]] = [(cfg.fpn_channels, s, s) for s in FPN_SIZES]
+    elif layout == Layout.HEAD.value:
+        p = cfg.num_priors
+        shapes = [(p, 4), (p, cfg.num_classes), (p, cfg.mask_dim)]
+    else:
+        n = cfg.max_num_detections
+        shapes = [(n, 4), (n,), (n,), (n, cfg.mask_dim), ()]
+    return dict(zip(output_names(layout), [*shapes, proto]))
+
+
+def layout_of_shapes(shapes: list[tuple[int, ...]]) -> str:
+    """Which layout gives outputs of these per-sample shapes (an .om's or a run folder's files,
+    where the names are not kept)."""
+    for layout in LAYOUTS:
+        if [tuple(s) for s in shapes] == list(output_shapes(layout).values()):
+            return layout
+    raise InputError(f"model outputs of shapes {shapes} are none of the layouts {', '.join(LAYOUTS)}",
+                     hint="export the model with `yedge export`")
 
 
 def output_bytes(layout: str, itemsize: int = 4) -> list[int]:
@@ -40,5 +59,5 @@ def layout_of(names: list[str]) -> str:
     for layout in LAYOUTS:
         if list(names) == list(output_names(layout)):
             return layout
-    raise InputError(f"model outputs {names} are neither the fpn nor the head layout",
+    raise InputError(f"model outputs {names} are none of the layouts {', '.join(LAYOUTS)}",
                      hint="export the model with `yedge export`")

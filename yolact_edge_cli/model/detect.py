@@ -3,6 +3,7 @@ traditional greedy NMS (yolact_edge's own default), capped at 100 detections per
 
 The arithmetic follows docs/model.md §4 and §6 operation by operation, quirks
 included, so detections match the reference's bit for bit where the float ops allow.
+`DeviceDetect` is the same fast NMS with fixed shapes, the end of the detect layout's graph.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..choices import Nms
 from .config import ModelConfig
@@ -18,6 +20,8 @@ NMS_METHODS = Nms.values()
 VARIANCES = (0.1, 0.2)
 # Largest candidate set fast_nms compares pairwise before using the per-class computation.
 FAST_NMS_WINDOW = 2048
+# DeviceDetect's score for what is not a candidate: below every softmax score, so it sorts last.
+NOT_A_CANDIDATE = -1.0
 
 
 @dataclass
@@ -34,11 +38,12 @@ class Detections:
 
 
 def decode(loc: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
-    """(cx, cy, w, h) priors + offsets → x1y1x2y2, with x2 computed as x1 + w like the reference."""
-    centers = priors[:, :2] + loc[:, :2] * VARIANCES[0] * priors[:, 2:]
-    sizes = priors[:, 2:] * torch.exp(loc[:, 2:] * VARIANCES[1])
+    """(cx, cy, w, h) priors + offsets [..., P, 4] → x1y1x2y2, with x2 computed as x1 + w like
+    the reference."""
+    centers = priors[:, :2] + loc[..., :2] * VARIANCES[0] * priors[:, 2:]
+    sizes = priors[:, 2:] * torch.exp(loc[..., 2:] * VARIANCES[1])
     top_left = centers - sizes / 2
-    return torch.cat([top_left, top_left + sizes], dim=1)
+    return torch.cat([top_left, top_left + sizes], dim=-1)
 
 
 def jaccard(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -150,3 +155,61 @@ def detect_image(loc, conf, coefs, priors, cfg: ModelConfig, nms: str = "fast") 
         return None
     method = fast_nms if nms == "fast" else traditional_nms
     return method(decoded[keep], coefs[keep], scores, cfg)
+
+
+class DeviceDetect(nn.Module):
+    """Detect of a whole batch with fixed shapes, so it runs inside an exported graph (the detect
+    layout, docs/model.md): the reference's fast NMS written with opset-11 operators that atc
+    converts (docs/atc-onnx-operators.md): TopK, Gather, comparisons, Where, ReduceMax; no
+    NonMaxSuppression and no loops.
+
+    A prior that is no candidate (best foreground score ≤ conf_thresh) gets the score -1 in every
+    class: it sorts after all candidates, so it can suppress none of them, and it is never output.
+    Slots past `count` are zero. Every output is float32, classes and count included."""
+
+    def __init__(self, cfg: ModelConfig, priors: torch.Tensor):
+        super().__init__()
+        self.cfg = cfg
+        k = min(cfg.top_k, int(priors.shape[0]))
+        self.register_buffer("priors", priors, persistent=False)
+        # earlier[i, j] = 1 when candidate i is scored above candidate j (the reference's triu)
+        self.register_buffer("earlier", torch.ones(k, k).triu(diagonal=1), persistent=False)
+
+    priors: torch.Tensor
+    earlier: torch.Tensor
+
+    def forward(self, loc: torch.Tensor, conf: torch.Tensor, coef: torch.Tensor):
+        """loc [B,P,4], conf [B,P,81] (softmax), coef [B,P,32] → boxes [B,n,4], scores [B,n],
+        classes [B,n], coefficients [B,n,32], count [B] with n = max_num_detections."""
+        cfg = self.cfg
+        batch, num_priors = loc.shape[0], loc.shape[1]
+        k = self.earlier.shape[0]
+        boxes = decode(loc, self.priors)
+        foreground = conf[:, :, 1:]
+        num_classes = foreground.shape[2]
+        candidate = foreground.amax(dim=2, keepdim=True) > cfg.conf_thresh
+        scores = torch.where(candidate, foreground, torch.full_like(foreground, NOT_A_CANDIDATE))
+        class_scores, class_priors = scores.transpose(1, 2).topk(k, dim=2)  # [B, 80, k], best first
+        first_row = (torch.arange(batch) * num_priors).view(batch, 1)
+        rows = (class_priors.reshape(batch, num_classes * k) + first_row).reshape(-1)
+        cand = boxes.reshape(-1, 4).index_select(0, rows).view(batch * num_classes, k, 4)
+        overlap = (jaccard(cand, cand) * self.earlier).amax(dim=1).view(batch, num_classes, k)
+        keep = (overlap <= cfg.nms_thresh) & (class_scores > NOT_A_CANDIDATE)
+        survivors = torch.where(keep, class_scores, torch.full_like(class_scores, NOT_A_CANDIDATE))
+        top_scores, top = survivors.reshape(batch, num_classes * k).topk(cfg.max_num_detections, dim=1)
+        found = (top_scores > NOT_A_CANDIDATE).to(loc.dtype)
+        chosen = (class_priors.reshape(batch, num_classes * k).gather(1, top) + first_row).reshape(-1)
+        picked_boxes = boxes.reshape(-1, 4).index_select(0, chosen).view(batch, -1, 4)
+        picked_coefs = coef.reshape(-1, coef.shape[2]).index_select(0, chosen).view(batch, -1, coef.shape[2])
+        classes = torch.div(top, k, rounding_mode="floor").to(loc.dtype)
+        return (picked_boxes * found[:, :, None], top_scores * found, classes * found,
+                picked_coefs * found[:, :, None], found.sum(dim=1))
+
+
+def device_detections(boxes, scores, classes, coefs, count) -> Detections | None:
+    """One image's DeviceDetect outputs (no batch dimension) → Detections, or None when there was
+    no candidate (as `detect_image`)."""
+    n = int(count)
+    if n == 0:
+        return None
+    return Detections(boxes[:n], coefs[:n], classes[:n].round().long(), scores[:n])

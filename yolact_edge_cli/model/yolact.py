@@ -1,18 +1,20 @@
 """The YolactEdge network, split where the deployment splits it.
 
 `Yolact.features` is what runs on the accelerator in the `fpn` layout (P3–P7 + prototypes);
-`Yolact.heads` is the host part the Ascend recipe runs afterwards. `export_module` wraps either
-layout as the module that `torch.onnx.export` traces.
+`Yolact.heads` is the host part the Ascend recipe runs afterwards. `export_module` wraps any
+layout (fpn, head, detect) as the module that `torch.onnx.export` traces.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from ..choices import Layout
 from .backbone import build_backbone
 from .config import MEANS_BGR, STD_BGR, ModelConfig
+from .detect import DeviceDetect
 from .fpn import FPNPhase1, FPNPhase2
-from .head import PredictionHead, run_heads
+from .head import PredictionHead, priors_tensor, run_heads
 from .protonet import build_protonet, prototypes
 
 
@@ -75,6 +77,20 @@ class HeadLayout(nn.Module):
         return self.net(image)
 
 
+class DetectLayout(nn.Module):
+    """boxes, scores, classes, coefficients, count, proto: Detect on the device too, the host
+    left with the masks."""
+
+    def __init__(self, net: Yolact):
+        super().__init__()
+        self.net = net
+        self.detect = DeviceDetect(net.cfg, priors_tensor(net.cfg))
+
+    def forward(self, image: torch.Tensor):
+        loc, conf, coef, proto = self.net(image)
+        return (*self.detect(loc, conf, coef), proto)
+
+
 class Uint8Input(nn.Module):
     """Takes uint8 RGB pixels and normalises them in the graph (prep --dtype uint8)."""
 
@@ -92,7 +108,8 @@ class Uint8Input(nn.Module):
 
 
 def export_module(net: Yolact, layout: str, input_dtype: str = "float32") -> nn.Module:
-    module = FpnLayout(net) if layout == "fpn" else HeadLayout(net)
+    module = {Layout.FPN.value: FpnLayout, Layout.HEAD.value: HeadLayout,
+              Layout.DETECT.value: DetectLayout}[layout](net)
     return Uint8Input(module) if input_dtype == "uint8" else module
 
 

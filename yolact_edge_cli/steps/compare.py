@@ -16,7 +16,7 @@ from ..data.coco import image_info, load_coco
 from ..data.preprocess import sample_shape
 from ..errors import AccuracyError, InputError, UsageError
 from ..host import HostPipeline
-from ..model.contract import FPN_OUTPUT_NAMES, HEAD_OUTPUT_NAMES, output_shapes
+from ..model.contract import output_names, output_shapes
 from ..provenance import Origin, check_same_checkpoint, check_same_inputs, checkpoint_origin, model_origin, read_run
 from ..records import ExportRecord, PrepRecord
 from ..resolve import annotations_for, host_spec
@@ -150,7 +150,7 @@ def run(ws: Workspace, a: Path, b: Path, *, inputs: int = 4, atol: float = 1e-4,
     if layout_a != layout_b:
         raise UsageError(f"{a} has the {layout_a} layout and {b} the {layout_b} layout",
                          hint="compare models or runs exported with the same --layout")
-    names = FPN_OUTPUT_NAMES if layout_a == "fpn" else HEAD_OUTPUT_NAMES
+    names = output_names(layout_a)
     result = CompareResult(a=str(a), b=str(b), samples=len(ids), layout=layout_a)
     for k, name in enumerate(names):
         x = np.concatenate([s[k].reshape(-1) for s in out_a]).astype(np.float64)

@@ -85,7 +85,7 @@ def run(ws: Workspace, weights: Path, *, config: str = "auto", batch_size: int =
     from ..model.yolact import export_module
 
     if layout not in LAYOUTS:
-        raise UsageError(f"unknown layout {layout!r}", hint="use --layout fpn or --layout head")
+        raise UsageError(f"unknown layout {layout!r}", hint=f"use --layout {', '.join(LAYOUTS)}")
     if input_dtype not in INPUT_DTYPES:
         raise UsageError(f"unknown input dtype {input_dtype!r}", hint="use float32 or uint8")
     if batch_size < 1:
