@@ -48,8 +48,8 @@ def assert_results_match(ours: list[dict], theirs: list[dict], kind: str) -> Non
 @pytest.mark.parametrize("image", IMAGES)
 def test_coco_entries_equal_the_reference_json(image):
     golden = Golden(image)
-    result = ImageResult(golden["out0_classes"], golden["out0_scores"], golden["out0_boxes"],
-                         golden.masks())
+    result = ImageResult.from_masks(golden["out0_classes"], golden["out0_scores"], golden["out0_boxes"],
+                                    golden.masks())
     bbox, mask = coco_entries(0, result)
     assert bbox == json.loads((DATA / "golden" / f"r50_seed0_{image}_bbox.json").read_text())
     assert mask == json.loads((DATA / "golden" / f"r50_seed0_{image}_mask.json").read_text())

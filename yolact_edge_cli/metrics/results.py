@@ -32,12 +32,53 @@ class Detections:
 
 
 def encode_masks(result: ImageResult) -> list[dict]:
-    """COCO RLEs of every mask (no copy when masks come from `resize_masks`)."""
+    """COCO RLEs of every mask (bytes counts, exactly as pycocotools' `encode` of the full masks
+    gives them), from the masks' windows: no full-image mask is built."""
     from pycocotools import mask as mask_utils
 
     if len(result) == 0:
         return []
-    return mask_utils.encode(np.asfortranarray(result.masks.transpose(1, 2, 0)))
+    height, width = result.height, result.width
+    return mask_utils.frPyObjects([{"size": [height, width], "counts": counts}
+                                   for counts in mask_runs(result)], height, width)
+
+
+def mask_runs(result: ImageResult) -> list[list[int]]:
+    """Uncompressed COCO RLE counts of every mask: column-major runs over the whole image,
+    zeros first.
+
+    All window columns are laid out in one strip, each between a zero above and a zero below, so
+    every change in the strip is a run of ones starting or ending inside one column, at image
+    position column * height + row. A run that ends at the foot of one column and one that
+    starts at the head of the next are one run (their two changes share a position and cancel);
+    a run that reaches the last pixel has no empty run after it. The counts are the gaps between
+    a mask's changes, from 0 to height * width."""
+    height, total = result.height, result.height * result.width
+    tops = np.array([w.top for w in result.windows], np.int64)
+    lefts = np.array([w.left for w in result.windows], np.int64)
+    rows = np.array([w.bits.shape[0] for w in result.windows], np.int64) + 2  # with the two zeros
+    cols = np.array([w.bits.shape[1] for w in result.windows], np.int64)
+    starts = np.concatenate([[0], np.cumsum(rows * cols)])
+    strip = np.zeros(int(starts[-1]) + 1, np.int8)
+    for w, start, padded in zip(result.windows, starts.tolist(), rows.tolist()):
+        if w.bits.size:
+            strip[start:start + w.bits.size + 2 * w.bits.shape[1]].reshape(-1, padded)[:, 1:-1] = w.bits.T
+    changed = np.flatnonzero(np.diff(strip)) + 1  # strip index of the first pixel after a change
+    mask = np.searchsorted(starts, changed, side="right") - 1
+    column, padded_row = np.divmod(changed - starts[mask], rows[mask])
+    position = (lefts[mask] + column) * height + tops[mask] + padded_row - 1
+    same = (position[1:] == position[:-1]) & (mask[1:] == mask[:-1])
+    keep = position != total
+    keep[1:] &= ~same
+    keep[:-1] &= ~same
+    position, mask = position[keep], mask[keep]
+    previous = np.concatenate([[0], position[:-1]])
+    first = np.searchsorted(mask, np.arange(len(result.windows)))
+    previous[first[first < position.size]] = 0
+    last = np.searchsorted(mask, np.arange(len(result.windows)), side="right") - 1
+    tails = np.where(last >= first, total - position[np.maximum(last, 0)] if position.size else total, total)
+    gaps = np.split(position - previous, first[1:])
+    return [part.tolist() + [int(tail)] for part, tail in zip(gaps, tails)]
 
 
 def kept_detections(boxes: np.ndarray) -> list[int]:

@@ -1,5 +1,6 @@
 """Mask assembly at the original image size: prototypes × coefficients → sigmoid → crop to the
-(padded) box at proto resolution → bilinear resize → strict > 0.5; boxes to integer pixels."""
+(padded) box at proto resolution → bilinear resize → strict > 0.5; boxes to integer pixels.
+Each mask is computed, kept and encoded only over the window its box can reach (docs/model.md §7)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,16 +13,43 @@ from .detect import Detections
 
 
 @dataclass
+class MaskWindow:
+    """One mask as the part of the image that can hold its pixels (its box, padded): uint8 bits
+    [h, w] at (top, left); the mask is zero everywhere else."""
+
+    top: int
+    left: int
+    bits: np.ndarray
+
+
+@dataclass
 class ImageResult:
-    """Final detections of one image in pixels: int x1y1x2y2 boxes, uint8 masks [N, H, W]."""
+    """Final detections of one image in pixels: int x1y1x2y2 boxes, and each mask as a window
+    of a height × width image (`masks` gives them as full uint8 masks [N, H, W])."""
 
     classes: np.ndarray
     scores: np.ndarray
     boxes: np.ndarray
-    masks: np.ndarray
+    windows: list[MaskWindow]
+    height: int
+    width: int
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
+
+    @classmethod
+    def from_masks(cls, classes, scores, boxes, masks: np.ndarray) -> ImageResult:
+        """From full masks [N, H, W] (each a window of the whole image)."""
+        _, height, width = masks.shape
+        return cls(classes, scores, boxes, [MaskWindow(0, 0, np.asarray(m, np.uint8)) for m in masks],
+                   height, width)
+
+    @property
+    def masks(self) -> np.ndarray:
+        full = np.zeros((len(self.windows), self.height, self.width), np.uint8)
+        for i, w in enumerate(self.windows):
+            full[i, w.top:w.top + w.bits.shape[0], w.left:w.left + w.bits.shape[1]] = w.bits
+        return full
 
 
 def sanitize_coordinates(a: torch.Tensor, b: torch.Tensor, size: int, padding: int = 0):
@@ -31,43 +59,29 @@ def sanitize_coordinates(a: torch.Tensor, b: torch.Tensor, size: int, padding: i
     return torch.clamp(low - padding, min=0), torch.clamp(high + padding, max=size)
 
 
-def crop(masks: torch.Tensor, boxes: torch.Tensor, padding: int = 1) -> torch.Tensor:
-    """Zero every mask [h, w, n] outside its box, padded by one proto pixel."""
-    h, w, _ = masks.shape
-    x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], w, padding)
-    y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], h, padding)
-    cols = torch.arange(w, dtype=x1.dtype).view(1, -1, 1)
-    rows = torch.arange(h, dtype=x1.dtype).view(-1, 1, 1)
-    keep = (cols >= x1) & (cols < x2) & (rows >= y1) & (rows < y2)
-    return masks * keep.to(masks.dtype)
-
-
 def empty_result(height: int, width: int) -> ImageResult:
-    return ImageResult(np.zeros(0, np.int64), np.zeros(0, np.float32),
-                       np.zeros((0, 4), np.int64), np.zeros((0, height, width), np.uint8))
+    return ImageResult(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros((0, 4), np.int64), [],
+                       height, width)
+
+
+def _fused(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """float32 a * b + c rounded once, as a fused multiply-add (b in float64: it holds the exact
+    product of two float32 values)."""
+    return (a.astype(np.float64) * b + c).astype(np.float32)
 
 
 @lru_cache(maxsize=64)
 def _resize_taps(out_size: int, in_size: int):
     """Source indices and weights of align_corners=False bilinear resizing along one axis,
-    computed as PyTorch does (float32, negative source coordinates clamped to 0)."""
-    scale = np.float32(in_size / out_size)
-    src = np.maximum((np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5),
-                     np.float32(0))
+    computed as PyTorch does: float32, the source coordinate (i + 0.5) * scale - 0.5 as one fused
+    multiply-add, negative ones clamped to 0."""
+    scale = np.float32(in_size) / np.float32(out_size)
+    src = np.maximum(_fused(np.arange(out_size, dtype=np.float32) + np.float32(0.5), np.float64(scale),
+                            np.float64(-0.5)), np.float32(0))
     low = src.astype(np.int64)
     high = np.minimum(low + 1, in_size - 1)
     frac = (src - low).astype(np.float32)
     return low, high, (np.float32(1) - frac), frac
-
-
-def _resize_window(mask: np.ndarray, rows, cols) -> np.ndarray:
-    """Bilinear values of `mask` at the given output rows and columns (tap tuples)."""
-    r_low, r_high, r_w0, r_w1 = rows
-    c_low, c_high, c_w0, c_w1 = cols
-    top, bottom = mask[r_low], mask[r_high]
-    top = top[:, c_low] * c_w0 + top[:, c_high] * c_w1
-    bottom = bottom[:, c_low] * c_w0 + bottom[:, c_high] * c_w1
-    return top * r_w0[:, None] + bottom * r_w1[:, None]
 
 
 def _span(low: np.ndarray, high: np.ndarray, first: int, last: int) -> tuple[int, int]:
@@ -75,26 +89,39 @@ def _span(low: np.ndarray, high: np.ndarray, first: int, last: int) -> tuple[int
     return int(np.searchsorted(high, first, "left")), int(np.searchsorted(low, last, "right"))
 
 
-def resize_masks(masks: torch.Tensor, height: int, width: int) -> np.ndarray:
-    """[N, 138, 138] cropped probabilities → uint8 masks [N, height, width] of `> 0.5`.
+def mask_windows(probabilities: np.ndarray, boxes: torch.Tensor, height: int, width: int) -> list[MaskWindow]:
+    """Each mask at height × width: its probabilities [h, w, N] cropped to its box padded by one
+    proto pixel, resized bilinearly (align_corners=False) and thresholded at strictly > 0.5.
 
-    A cropped mask is zero outside its box, so only the output window whose bilinear taps
-    touch the box is computed; everything else stays 0. The result is a view of an
-    (H, W, N) Fortran-ordered array, the layout pycocotools encodes without a copy."""
-    count, in_h, in_w = masks.shape
-    out = np.zeros((height, width, count), dtype=np.uint8, order="F")
-    rows, cols = _resize_taps(height, in_h), _resize_taps(width, in_w)
-    data = masks.numpy()
-    for i in range(count):
-        nonzero_rows = np.flatnonzero(data[i].any(axis=1))
-        if nonzero_rows.size == 0:
+    The crop zeroes everything outside the box, so only the output window whose bilinear taps
+    touch the box can be set: that window alone is computed, from the box's values with a ring
+    of zeros around them (every tap of the window lands in box or ring), with the same float32
+    operations as a resize of the whole mask."""
+    proto_h, proto_w, _ = probabilities.shape
+    x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], proto_w, padding=1)
+    y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], proto_h, padding=1)
+    row_low, row_high, row_w0, row_w1 = _resize_taps(height, proto_h)
+    col_low, col_high, col_w0, col_w1 = _resize_taps(width, proto_w)
+    row_w0_64, col_w0_64 = row_w0.astype(np.float64), col_w0.astype(np.float64)
+    half = np.float32(0.5)
+    windows = []
+    # the crop keeps proto pixels p with low <= p < high: p from ceil(low) to ceil(high) - 1
+    for i, (r_lo, r_hi, c_lo, c_hi) in enumerate(torch.stack([y1, y2, x1, x2], dim=1).ceil().long().tolist()):
+        if r_hi <= r_lo or c_hi <= c_lo:
+            windows.append(MaskWindow(0, 0, np.zeros((0, 0), np.uint8)))
             continue
-        nonzero_cols = np.flatnonzero(data[i].any(axis=0))
-        r0, r1 = _span(rows[0], rows[1], nonzero_rows[0], nonzero_rows[-1])
-        c0, c1 = _span(cols[0], cols[1], nonzero_cols[0], nonzero_cols[-1])
-        window = _resize_window(data[i], tuple(t[r0:r1] for t in rows), tuple(t[c0:c1] for t in cols))
-        out[r0:r1, c0:c1, i] = window > np.float32(0.5)
-    return out.transpose(2, 0, 1)
+        box = np.zeros((r_hi - r_lo + 2, c_hi - c_lo + 2), np.float32)
+        box[1:-1, 1:-1] = probabilities[r_lo:r_hi, c_lo:c_hi, i]
+        r0, r1 = _span(row_low, row_high, r_lo, r_hi - 1)
+        c0, c1 = _span(col_low, col_high, c_lo, c_hi - 1)
+        # PyTorch's arithmetic, t0 * w0 + t1 * w1 as fma(t0, w0, t1 * w1): along each source
+        # row first (once per box row), then across the two rows
+        across = _fused(box[:, col_low[c0:c1] - (c_lo - 1)], col_w0_64[c0:c1],
+                        box[:, col_high[c0:c1] - (c_lo - 1)] * col_w1[c0:c1])
+        values = _fused(across[row_low[r0:r1] - (r_lo - 1)], row_w0_64[r0:r1, None],
+                        across[row_high[r0:r1] - (r_lo - 1)] * row_w1[r0:r1, None])
+        windows.append(MaskWindow(r0, c0, (values > half).view(np.uint8)))
+    return windows
 
 
 def postprocess(dets: Detections | None, proto: torch.Tensor, width: int, height: int,
@@ -108,10 +135,9 @@ def postprocess(dets: Detections | None, proto: torch.Tensor, width: int, height
         boxes, coefs, classes, scores = boxes[keep], coefs[keep], classes[keep], scores[keep]
     if scores.shape[0] == 0:
         return empty_result(height, width)
-    masks = torch.sigmoid(proto @ coefs.t())
-    masks = crop(masks, boxes).permute(2, 0, 1).contiguous()
+    probabilities = torch.sigmoid(proto @ coefs.t()).numpy()
     x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width)
     y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height)
     pixel_boxes = torch.stack([x1, y1, x2, y2], dim=1).long()
-    return ImageResult(classes.numpy().astype(np.int64), scores.numpy(),
-                       pixel_boxes.numpy(), resize_masks(masks, height, width))
+    return ImageResult(classes.numpy().astype(np.int64), scores.numpy(), pixel_boxes.numpy(),
+                       mask_windows(probabilities, boxes, height, width), height, width)
