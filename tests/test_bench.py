@@ -57,11 +57,15 @@ def test_table_output(workspace):
 
 
 def test_stages(workspace):
-    proc = run_cli("-w", workspace.root, "--json", "bench", "--stages", "--num-images", "2")
+    proc = run_cli("-w", workspace.root, "--json", "bench", "--stages", "--num-images", "2", "--workers", "2")
     assert proc.returncode == 0, proc.stderr
-    stages = json.loads(proc.stdout)["stages_ms"]
+    result = json.loads(proc.stdout)
+    stages = result["stages_ms"]
     assert set(stages) == {"read", "inference", "heads", "detect", "masks", "json", "host_total"}
     assert all(value > 0 for value in stages.values())
+    rates = result["host_images_per_s"]  # measured on a pool of each size
+    assert set(rates) == {"1 worker", "2 workers"} and all(value > 0 for value in rates.values())
+    assert result["workers"] == 2
 
 
 def test_torch_backend_and_static_batch(tmp_path, checkpoint):

@@ -433,7 +433,8 @@ def bench(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda; for ascend an NPU id."),
     half: HalfFlag = False,
     stages: bool = flag("--stages", help="Time the whole path per image on prepared "
-                                "inputs: read, inference, heads, Detect, masks, RLE/JSON."),
+                                "inputs: read, inference, heads, Detect, masks, RLE/JSON; then "
+                                "the images/s the host part sustains on 1 and on --workers workers."),
     num_images: NumImages = 10,
     ais_bench: AisBenchOption = AisBenchMode.AUTO,
     stream: bool = flag("--stream", help="Run the streaming pipeline (predict's, eval --images') on "
@@ -467,6 +468,9 @@ def _print_bench(settings: Settings, result, stages: bool) -> None:
     if stages:
         out.print(_kv_table(f"ms per image — {result.backend} ({result.device})",
                             {k: f"{v:.1f}" for k, v in result.stages_ms.items()}))
+        if result.host_images_per_s:
+            out.print(_kv_table("host part, images/s sustained",
+                                {k: f"{v:.1f}" for k, v in result.host_images_per_s.items()}))
         return
     table = Table(title=f"{result.backend} ({result.device}) — {result.model}", title_justify="left")
     copies = any(row.h2d_mean_ms is not None or row.d2h_mean_ms is not None for row in result.rows)

@@ -8,6 +8,7 @@ whatever comes later) share the same code without reaching into each other's sta
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,3 +95,40 @@ class HostPipeline:
         if times is not None:
             times["json"] = times.get("json", 0.0) + time.perf_counter() - t
         return bbox, mask, rles
+
+
+# The pipeline of a worker process of `sustained_rate` (built once per process by the pool).
+_WORKER_PIPELINE: HostPipeline | None = None
+
+
+def _start_worker(spec: HostSpec) -> None:
+    global _WORKER_PIPELINE
+    _WORKER_PIPELINE = HostPipeline(spec)
+
+
+def _post_process_saved(task: tuple[str, int, int]) -> int:
+    path, width, height = task
+    with np.load(path) as saved:
+        outputs = [saved[f"arr_{k}"] for k in range(len(saved.files))]
+    assert _WORKER_PIPELINE is not None
+    result = _WORKER_PIPELINE(outputs, width, height)
+    _WORKER_PIPELINE.to_coco(0, result)
+    return len(result)
+
+
+def sustained_rate(spec: HostSpec, saved: list[tuple[str, int, int]], workers: int,
+                   per_worker: int = 8) -> float:
+    """Images per second the host part keeps up on `workers` processes of `spec.threads` threads
+    each, as eval runs it: each image's model outputs read from a saved .npz (path, width,
+    height), post-processed and turned into COCO entries. Timed over `per_worker` images per
+    worker (the saved ones in turn), after every worker has built its pipeline. The workers are
+    spawned: the caller has usually run torch on several threads already."""
+    from .parallel import process_pool
+
+    count = max(len(saved), workers * per_worker)
+    tasks = (saved * math.ceil(count / len(saved)))[:count]
+    with process_pool(workers, _start_worker, (spec,), start_method="spawn") as pool:
+        list(pool.map(_post_process_saved, tasks[: 2 * workers]))
+        started = time.perf_counter()
+        list(pool.map(_post_process_saved, tasks))
+        return count / (time.perf_counter() - started)

@@ -28,9 +28,15 @@ def _start_worker(initializer: Callable | None, initargs: tuple) -> None:
 
 
 @contextlib.contextmanager
-def process_pool(workers: int, initializer: Callable | None = None,
-                 initargs: tuple = ()) -> Iterator[ProcessPoolExecutor]:
-    pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(initializer, initargs))
+def process_pool(workers: int, initializer: Callable | None = None, initargs: tuple = (),
+                 start_method: str | None = None) -> Iterator[ProcessPoolExecutor]:
+    """`start_method="spawn"` for workers that must not inherit this process's state (a parent
+    that already ran torch on several threads: a forked OpenMP pool can hang)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context(start_method) if start_method else None
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                               initargs=(initializer, initargs))
     try:
         yield pool
     except BaseException:

@@ -84,44 +84,53 @@ def _resize_taps(out_size: int, in_size: int):
     return low, high, (np.float32(1) - frac), frac
 
 
-def _span(low: np.ndarray, high: np.ndarray, first: int, last: int) -> tuple[int, int]:
-    """Output range whose taps touch source indices first..last (taps are non-decreasing)."""
-    return int(np.searchsorted(high, first, "left")), int(np.searchsorted(low, last, "right"))
-
-
 def mask_windows(probabilities: np.ndarray, boxes: torch.Tensor, height: int, width: int) -> list[MaskWindow]:
     """Each mask at height × width: its probabilities [h, w, N] cropped to its box padded by one
     proto pixel, resized bilinearly (align_corners=False) and thresholded at strictly > 0.5.
 
     The crop zeroes everything outside the box, so only the output window whose bilinear taps
     touch the box can be set: that window alone is computed, from the box's values with a ring
-    of zeros around them (every tap of the window lands in box or ring), with the same float32
-    operations as a resize of the whole mask."""
+    of zeros around them (every tap of the window lands in box or ring). PyTorch computes each
+    t0 * w0 + t1 * w1 as fma(t0, w0, t1 * w1), along the source rows first, then across them:
+    plain float32 arithmetic is within a few ulps of that, so only a window with a value that
+    close to 0.5 is computed again with the fused operations (float64 holds the exact
+    products), and the masks are bit for bit PyTorch's."""
     proto_h, proto_w, _ = probabilities.shape
     x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], proto_w, padding=1)
     y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], proto_h, padding=1)
     row_low, row_high, row_w0, row_w1 = _resize_taps(height, proto_h)
     col_low, col_high, col_w0, col_w1 = _resize_taps(width, proto_w)
-    row_w0_64, col_w0_64 = row_w0.astype(np.float64), col_w0.astype(np.float64)
+    # the crop keeps proto pixels p with low <= p < high: p from ceil(low) to ceil(high) - 1
+    r_lo, r_hi, c_lo, c_hi = torch.stack([y1, y2, x1, x2]).ceil().long().numpy()
+    r0, r1 = np.searchsorted(row_high, r_lo, "left"), np.searchsorted(row_low, r_hi - 1, "right")
+    c0, c1 = np.searchsorted(col_high, c_lo, "left"), np.searchsorted(col_low, c_hi - 1, "right")
     half = np.float32(0.5)
     windows = []
-    # the crop keeps proto pixels p with low <= p < high: p from ceil(low) to ceil(high) - 1
-    for i, (r_lo, r_hi, c_lo, c_hi) in enumerate(torch.stack([y1, y2, x1, x2], dim=1).ceil().long().tolist()):
-        if r_hi <= r_lo or c_hi <= c_lo:
+    for i in range(len(r_lo)):
+        if r_hi[i] <= r_lo[i] or c_hi[i] <= c_lo[i]:
             windows.append(MaskWindow(0, 0, np.zeros((0, 0), np.uint8)))
             continue
-        box = np.zeros((r_hi - r_lo + 2, c_hi - c_lo + 2), np.float32)
-        box[1:-1, 1:-1] = probabilities[r_lo:r_hi, c_lo:c_hi, i]
-        r0, r1 = _span(row_low, row_high, r_lo, r_hi - 1)
-        c0, c1 = _span(col_low, col_high, c_lo, c_hi - 1)
-        # PyTorch's arithmetic, t0 * w0 + t1 * w1 as fma(t0, w0, t1 * w1): along each source
-        # row first (once per box row), then across the two rows
-        across = _fused(box[:, col_low[c0:c1] - (c_lo - 1)], col_w0_64[c0:c1],
-                        box[:, col_high[c0:c1] - (c_lo - 1)] * col_w1[c0:c1])
-        values = _fused(across[row_low[r0:r1] - (r_lo - 1)], row_w0_64[r0:r1, None],
-                        across[row_high[r0:r1] - (r_lo - 1)] * row_w1[r0:r1, None])
-        windows.append(MaskWindow(r0, c0, (values > half).view(np.uint8)))
+        box = np.zeros((r_hi[i] - r_lo[i] + 2, c_hi[i] - c_lo[i] + 2), np.float32)
+        box[1:-1, 1:-1] = probabilities[r_lo[i]:r_hi[i], c_lo[i]:c_hi[i], i]
+        rows, cols = slice(r0[i], r1[i]), slice(c0[i], c1[i])
+        taps = (row_low[rows] - (r_lo[i] - 1), row_high[rows] - (r_lo[i] - 1),
+                col_low[cols] - (c_lo[i] - 1), col_high[cols] - (c_lo[i] - 1))
+        weights = (row_w0[rows, None], row_w1[rows, None], col_w0[cols], col_w1[cols])
+        across = box[:, taps[2]] * weights[2] + box[:, taps[3]] * weights[3]
+        above = across[taps[0]] * weights[0] + across[taps[1]] * weights[1] - half
+        if np.abs(above).min(initial=1.0) < np.float32(1e-6):
+            above = _fused_bilinear(box, taps, weights) - half
+        windows.append(MaskWindow(int(r0[i]), int(c0[i]), (above > 0).view(np.uint8)))
     return windows
+
+
+def _fused_bilinear(box: np.ndarray, taps: tuple, weights: tuple) -> np.ndarray:
+    """The window's values as PyTorch rounds them: fma(t0, w0, t1 * w1) along the source rows,
+    then across them."""
+    row_low, row_high, col_low, col_high = taps
+    row_w0, row_w1, col_w0, col_w1 = weights
+    across = _fused(box[:, col_low], col_w0.astype(np.float64), box[:, col_high] * col_w1)
+    return _fused(across[row_low], row_w0.astype(np.float64), across[row_high] * row_w1)
 
 
 def postprocess(dets: Detections | None, proto: torch.Tensor, width: int, height: int,

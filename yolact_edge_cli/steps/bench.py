@@ -7,17 +7,17 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..backends import RunTimes, open_session, timed_run
 from ..choices import Backend, Layout
-from ..console import progress_bar
+from ..console import progress_bar, stage
 from ..data.preprocess import sample_shape
 from ..errors import InputError, UsageError
-from ..host import HOST_STAGES, HostPipeline
+from ..host import HOST_STAGES, HostPipeline, sustained_rate
 from ..provenance import check_same_checkpoint, checkpoint_origin, model_origin
 from ..records import BenchRecord, ConvertRecord, PrepRecord
 from ..resolve import (
@@ -61,6 +61,8 @@ class BenchResult:
     mode: str  # "inference" or "stages"
     rows: list[BenchRow] = field(default_factory=list)
     stages_ms: dict[str, float] = field(default_factory=dict)
+    # --stages: images/s the host part sustains on 1 worker and on all `workers` (measured)
+    host_images_per_s: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     interrupted: bool = False  # Ctrl-C during the sweep: `rows` are the batch sizes that finished
     workers: int | None = None  # processes per pipeline stage (--stream)
@@ -129,8 +131,9 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
                          model_sha256=sha256_file(source) if source.is_file() else "",
                          mode="stages" if stages else "inference")
     if stages:
-        result.stages_ms = _stages(ws, session_for(choice, device=device, half=half, batch_size=1),
-                                   source, images)
+        result.workers = max(1, workers or os.cpu_count() or 1)
+        result.stages_ms, result.host_images_per_s = _stages(
+            ws, session_for(choice, device=device, half=half, batch_size=1), source, images, result.workers)
     else:
         session = session_for(choice, device=device, half=half)
         static = session.info.batch_size
@@ -274,8 +277,13 @@ def _row_from_aisbench(batch: int, loop: int, stdout: str, summary_file: Path) -
                     h2d_mean_ms=_rounded(copies["H2D_latency"]), d2h_mean_ms=_rounded(copies["D2H_latency"]))
 
 
-def _stages(ws: Workspace, session, source: Path, images: int) -> dict[str, float]:
-    """Per-image milliseconds of each stage of the whole path, on the first prepared inputs."""
+def _stages(ws: Workspace, session, source: Path, images: int, workers: int) -> tuple[dict, dict]:
+    """Per-image milliseconds of each stage of the whole path on the first prepared inputs (one
+    host worker with every core's thread, as `eval --workers 1`; the first image is run once
+    untimed), and the images per second the host part sustains on 1 and on `workers` worker
+    processes (the model's outputs saved in a temporary folder, read back as eval reads them)."""
+    import tempfile
+
     from ..data import binio
     from ..data.coco import image_info, load_coco
 
@@ -283,7 +291,8 @@ def _stages(ws: Workspace, session, source: Path, images: int) -> dict[str, floa
     if not ids:
         raise InputError("no prepared inputs", path=ws.ids_path, hint="run `yedge prep` first")
     dtype = (ws.load(PrepRecord) or PrepRecord()).dtype
-    spec = host_spec(ws, session.info.layout)
+    cores = os.cpu_count() or 1
+    spec = host_spec(ws, session.info.layout, threads=cores)
     if session.info.layout == Layout.FPN.value:
         check_same_checkpoint(str(source), model_origin(ws, source), checkpoint_origin(str(spec.weights)),
                               fix="drop --model to bench the exported model, or export the "
@@ -292,23 +301,32 @@ def _stages(ws: Workspace, session, source: Path, images: int) -> dict[str, floa
     coco = load_coco(annotations_for(ws, None))
     totals: dict[str, float] = {}
     files = binio.list_input_files(ws.bin_dir)
-    with progress_bar(len(ids), "bench stages") as advance:
-        for pos, image_id in enumerate(ids):
-            t = time.perf_counter()
-            data = binio.read_batch(binio.group([files[pos]], 1)[0], np.dtype(dtype), sample_shape())
-            read = time.perf_counter() - t
-            t = time.perf_counter()
-            outputs = session.run(data)
-            inference = time.perf_counter() - t
-            times: dict[str, float] = {}
-            info = image_info(coco, image_id)
-            pipeline.to_coco(image_id, pipeline(outputs, info.width, info.height, times), times)
-            for key, value in {"read": read, "inference": inference, **times}.items():
-                totals[key] = totals.get(key, 0.0) + value
-            advance(1)
+    with tempfile.TemporaryDirectory(prefix="yedge-bench-") as folder:
+        saved: list[tuple[str, int, int]] = []
+        with progress_bar(len(ids), "bench stages") as advance:
+            for pos, image_id in enumerate(ids):
+                t = time.perf_counter()
+                data = binio.read_batch(binio.group([files[pos]], 1)[0], np.dtype(dtype), sample_shape())
+                read = time.perf_counter() - t
+                t = time.perf_counter()
+                outputs = session.run(data)
+                inference = time.perf_counter() - t
+                times: dict[str, float] = {}
+                info = image_info(coco, image_id)
+                if pos == 0:  # warm-up: first calls fill caches and start thread pools
+                    pipeline.to_coco(image_id, pipeline(outputs, info.width, info.height))
+                pipeline.to_coco(image_id, pipeline(outputs, info.width, info.height, times), times)
+                for key, value in {"read": read, "inference": inference, **times}.items():
+                    totals[key] = totals.get(key, 0.0) + value
+                np.savez(Path(folder) / f"{pos}.npz", *outputs)
+                saved.append((str(Path(folder) / f"{pos}.npz"), info.width, info.height))
+                advance(1)
+        with stage(f"host part on 1 and {workers} worker(s)"):
+            rates = {f"{n} worker{'s' if n > 1 else ''}": round(sustained_rate(
+                replace(spec, threads=max(1, cores // n)), saved, n), 2) for n in sorted({1, workers})}
     stages = {k: round(v / len(ids) * 1000, 2) for k, v in totals.items()}
     stages["host_total"] = round(sum(stages[k] for k in HOST_STAGES), 2)
-    return stages
+    return stages, rates
 
 
 STREAM_BENCH_STAGES = ("decode", "inference", *HOST_STAGES, "write")

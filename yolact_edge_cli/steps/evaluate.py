@@ -17,6 +17,7 @@ from ..data import binio
 from ..data.coco import image_info, load_coco, require_images
 from ..errors import InputError, UsageError
 from ..host import HOST_STAGES, HostPipeline, HostSpec
+from ..metrics import coco_eval
 from ..model.contract import output_shapes
 from ..parallel import process_pool
 from ..provenance import check_same_checkpoint, check_same_inputs, checkpoint_origin, read_run
@@ -229,7 +230,9 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     items = (Item(pos, str(Path(images) / info.file_name), size=(info.width, info.height))
              for pos, info in enumerate(image_info(coco, i) for i in ids))
     accumulator = APAccumulator()
-    totals = dict.fromkeys(STREAM_STAGES, 0.0)
+    # COCOeval image by image as results come (memory stays flat); faster-coco-eval reads the files
+    by_image = None if fast_eval else coco_eval.ImageByImage(annotations)
+    totals = dict.fromkeys(STREAM_STAGES, 0.0) | ({} if fast_eval else {"cocoeval": 0.0})
     run_results = ws.run_results(run_name)
     results_paths = {"bbox": run_results / BBOX_RESULTS, "segm": run_results / MASK_RESULTS}
     stream = Stream(batch_size=batch_size, workers=workers)
@@ -251,6 +254,10 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
             bbox, mask = coco_entries(image_id, found)
             for file, entries in zip(files, (bbox, mask)):
                 file.extend(entries)
+            if by_image is not None:
+                t = time.perf_counter()
+                by_image.add(image_id, {"bbox": bbox, "segm": mask})
+                totals["cocoeval"] += time.perf_counter() - t
             t = time.perf_counter()
             accumulator.add(match_image(found, found.rles,  # type: ignore[arg-type]
                                         ground_truth(coco, image_id, prediction.width, prediction.height)))
@@ -275,7 +282,8 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
         str(annotations), spec, provenance, f"streamed from {images}", workers, fast_eval, started,
         EvalRecord(outputs=f"streamed from {images}", run=run_name,
                    model_weights=origin.weights if origin else None,
-                   model_weights_sha256=origin.weights_sha256 if origin else None))
+                   model_weights_sha256=origin.weights_sha256 if origin else None),
+        coco=by_image.stats() if by_image is not None else None)
 
 
 class _JsonArray:
@@ -299,11 +307,12 @@ class _JsonArray:
 
 def _finish(ws: Workspace, run_results: Path, results_paths: dict[str, Path], evaluated_ids: list[int],
             result: EvalResult, annotations: str, spec: HostSpec, provenance: dict, outputs: str,
-            workers: int, fast_eval: bool, started: float, record: EvalRecord) -> EvalResult:
-    """COCOeval over the written results, metrics.json, the latest copies, the manifest."""
-    from ..metrics import coco_eval
-
-    coco = coco_eval.evaluate(Path(annotations), results_paths, evaluated_ids, fast=fast_eval)
+            workers: int, fast_eval: bool, started: float, record: EvalRecord,
+            coco: dict | None = None) -> EvalResult:
+    """COCOeval over the written results (unless already computed image by image), metrics.json,
+    the latest copies, the manifest."""
+    if coco is None:
+        coco = coco_eval.evaluate(Path(annotations), results_paths, evaluated_ids, fast=fast_eval)
     result.coco = coco
     result.seconds = round(time.perf_counter() - started, 2)
     result.results_dir = str(run_results)
