@@ -4,8 +4,8 @@
            stand-ins, so the stage costs are known): the wall time per image against
            max(d / batch, h / W, preprocess / W), for d/batch ≈ h/W and for d/batch ≫ h/W.
   memory   Peak RSS of streaming eval on N synthetic images (64×48 PNGs with annotations; a
-           stand-in head-layout session giving a few detections each, the real host part), each
-           N in a fresh process: 200 vs 2,000 should differ little.
+           stand-in head-layout session giving a few detections each, the real host part and
+           COCOeval image by image), each N in a fresh process: 200 vs 2,000 should differ little.
   disk     Bytes written by streaming eval vs prep → infer → eval on the same images (the real
            exported model, onnxruntime).
   predict  Images/s of `yedge predict` vs `yedge infer` (+ prep) on the same images, onnxruntime.
@@ -122,20 +122,25 @@ def head_outputs() -> list[np.ndarray]:
 
 def memory_one(count: int, fast_eval: bool) -> None:
     """One streaming eval in this process; prints its peak RSS (this process and its workers),
-    also as it was when the stream ended, before COCOeval (pycocotools' own memory) ran."""
+    also as it was when the stream ended, before COCOeval's final step ran (accumulate over the
+    images evaluated one by one; with faster-coco-eval, all of it over the result files)."""
     from yolact_edge_cli import resolve
     from yolact_edge_cli.metrics import coco_eval
     from yolact_edge_cli.steps import evaluate
     from yolact_edge_cli.workspace import Workspace
 
     streamed: list[float] = []
-    cocoeval = coco_eval.evaluate
 
-    def measured(*args, **kwargs):
-        streamed.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-        return cocoeval(*args, **kwargs)
+    def measured(function):
+        def call(*args, **kwargs):
+            streamed.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            return function(*args, **kwargs)
+        return call
 
-    coco_eval.evaluate = measured  # type: ignore[assignment]
+    if fast_eval:
+        coco_eval.evaluate = measured(coco_eval.evaluate)  # type: ignore[assignment]
+    else:
+        coco_eval.ImageByImage.stats = measured(coco_eval.ImageByImage.stats)  # type: ignore[method-assign]
 
     root = Path(tempfile.mkdtemp(prefix="stream_memory_"))
     annotations = synthetic_set(root / "images", count)
