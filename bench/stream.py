@@ -8,9 +8,10 @@
            COCOeval image by image), each N in a fresh process: 200 vs 2,000 should differ little.
   disk     Bytes written by streaming eval vs prep → infer → eval on the same images (the real
            exported model, onnxruntime).
-  predict  Images/s of `yedge predict` vs `yedge infer` (+ prep) on the same images, onnxruntime.
+  predict  Images/s of `yedge predict` vs `yedge infer` (+ prep) on the same images, onnxruntime,
+           for the fpn layout (the heads on the host) and the detect layout (masks only).
 
-    .venv/bin/python bench/stream.py overlap|memory|disk|predict [--images N]
+    .venv/bin/python bench/stream.py overlap|memory|disk|predict [--images N] [--layouts fpn,detect]
 """
 from __future__ import annotations
 
@@ -169,7 +170,7 @@ def _tree_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def _workflow(root: Path, count: int) -> tuple[Path, Path, Path]:
+def _workflow(root: Path, count: int, layout: str = "fpn") -> tuple[Path, Path, Path]:
     from yolact_edge_cli.steps import export, random_weights
     from yolact_edge_cli.workspace import Workspace
 
@@ -184,7 +185,7 @@ def _workflow(root: Path, count: int) -> tuple[Path, Path, Path]:
     annotations.write_text(json.dumps(data))
     random_weights.run(root / "weights.pth")
     ws = Workspace(root / "ws")
-    export.run(ws, root / "weights.pth")
+    export.run(ws, root / "weights.pth", layout=layout)
     return folder, annotations, ws.root
 
 
@@ -210,12 +211,12 @@ def disk(count: int) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def predict_vs_infer(count: int) -> None:
+def predict_vs_infer(count: int, layout: str) -> None:
     from yolact_edge_cli.steps import evaluate, infer, predict, prep
     from yolact_edge_cli.workspace import Workspace
 
     root = Path(tempfile.mkdtemp(prefix="stream_predict_"))
-    folder, annotations, ws_root = _workflow(root, count)
+    folder, annotations, ws_root = _workflow(root, count, layout)
     ws = Workspace(ws_root)
     started = time.perf_counter()
     prep.run(ws, folder, annotations)
@@ -226,7 +227,7 @@ def predict_vs_infer(count: int) -> None:
     evaluated = time.perf_counter()
     result = predict.run(ws, [str(folder)], backend="onnxruntime", save_images=False, score_threshold=0.3)
     done = time.perf_counter()
-    print(f"{count} images, onnxruntime CPU, img/s: prep {count / (prepped - started):.2f}, infer "
+    print(f"{layout} layout, {count} images, onnxruntime CPU, img/s: prep {count / (prepped - started):.2f}, infer "
           f"{count / (inferred - prepped):.2f}, eval (host + COCOeval) {count / (evaluated - inferred):.2f}, "
           f"prep + infer + eval {count / (evaluated - started):.2f}; predict (decode, model, host, JSONL) "
           f"{count / (done - evaluated):.2f} (its own count: {result.fps})")
@@ -238,6 +239,7 @@ def main() -> None:
     parser.add_argument("what", choices=("overlap", "memory", "memory-one", "disk", "predict"))
     parser.add_argument("--images", type=int, default=None)
     parser.add_argument("--fast-eval", action="store_true", help="memory: COCOeval by faster-coco-eval")
+    parser.add_argument("--layouts", default="fpn,detect", help="predict: the export layouts to compare")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
     if args.what == "overlap":
@@ -249,7 +251,8 @@ def main() -> None:
     elif args.what == "disk":
         disk(args.images or 8)
     else:
-        predict_vs_infer(args.images or 8)
+        for layout in args.layouts.split(","):
+            predict_vs_infer(args.images or 8, layout)
 
 
 if __name__ == "__main__":
