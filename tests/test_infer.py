@@ -146,3 +146,27 @@ def test_uint8_model_normalises_in_graph(tmp_path, checkpoint):
 def test_infer_in_an_empty_workspace(tmp_path):
     proc = run_cli("-w", tmp_path / "empty", "infer")
     assert_clean_failure(proc, "no exported model", "yedge export", code=3)
+
+
+def test_compile_is_for_the_torch_backend_on_cuda(batch1):
+    ws, _ = batch1
+    for backend in ("torch", "onnxruntime"):
+        proc = run_cli("-w", ws.root, "infer", "--backend", backend, "--compile", "--run", "compiled")
+        assert_clean_failure(proc, "--compile applies to the torch backend on CUDA", code=2)
+    assert not (ws.outputs_dir / "compiled").exists()
+
+
+def test_onnxruntime_providers_on_cuda_prefer_tensorrt_then_cuda(tmp_path):
+    from yolact_edge_cli.backends.onnxruntime import execution_providers
+    from yolact_edge_cli.errors import EnvironmentProblem
+
+    model = tmp_path / "models" / "yolact_edge.onnx"
+    everything = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert execution_providers("cpu", everything, model) == ["CPUExecutionProvider"]
+    trt, *rest = execution_providers("cuda", everything, model)
+    assert trt[0] == "TensorrtExecutionProvider" and rest == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert trt[1]["trt_engine_cache_path"] == str(tmp_path / "models" / ".yolact_edge.trt")
+    assert "trt_fp16_enable" not in trt[1]  # the model's float32, as on every other backend
+    assert execution_providers("cuda", everything[1:], model) == everything[1:]
+    with pytest.raises(EnvironmentProblem, match="no CUDA provider"):
+        execution_providers("cuda", ["CPUExecutionProvider"], model)

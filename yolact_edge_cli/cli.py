@@ -23,6 +23,7 @@ from .options import (
     AisBenchOption,
     BackendOption,
     BatchSizeOption,
+    CompileFlag,
     DeviceOption,
     HalfFlag,
     JsonFlag,
@@ -261,6 +262,7 @@ def infer(
     model: ModelOption = None,
     device: DeviceOption = "cpu",
     half: HalfFlag = False,
+    compiled: CompileFlag = False,
     batch_size: BatchSizeOption = None,
     run_name: str | None = typer.Option(None, "--run", help="Output folder name under "
                                            "outputs/ \\[default: the backend's name]."),
@@ -273,7 +275,7 @@ def infer(
     settings: Settings = ctx.obj
     result = step.run(settings.workspace, backend=backend.value, model=model, device=device, half=half,
                       batch_size=batch_size, run_name=run_name, ais_bench=ais_bench.value,
-                      overwrite=overwrite)
+                      overwrite=overwrite, compiled=compiled)
     if settings.json:
         print_json(result.to_dict())
         return
@@ -432,6 +434,7 @@ def bench(
                                       "size, warm-up included (at least one timed run)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda; for ascend an NPU id."),
     half: HalfFlag = False,
+    compiled: CompileFlag = False,
     stages: bool = flag("--stages", help="Time the whole path per image on prepared "
                                 "inputs: read, inference, heads, Detect, masks, RLE/JSON; then "
                                 "the images/s the host part sustains on 1 and on --workers workers."),
@@ -451,7 +454,7 @@ def bench(
         result = step.run(settings.workspace, backend=backend.value, model=model, device=device,
                           half=half, batch_sizes=sizes, loop=loop, warmup=warmup,
                           max_seconds=max_seconds, stages=stages, images=num_images,
-                          ais_bench=ais_bench.value, stream=stream, workers=workers)
+                          ais_bench=ais_bench.value, stream=stream, workers=workers, compiled=compiled)
     except KeyboardInterrupt:
         raise Interrupted("interrupted before any measurement finished; nothing was written to "
                           "results/bench.json") from None

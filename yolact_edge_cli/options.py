@@ -25,6 +25,9 @@ ModelOption = Annotated[Path | None, typer.Option("--model", help="ONNX file (on
                                                      "(torch) or .om (ascend) \\[default: what "
                                                      "export/convert recorded].")]
 HalfFlag = Annotated[bool, typer.Option("--half", metavar="", help="fp16 (torch backend, CUDA only).")]
+CompileFlag = Annotated[bool, typer.Option("--compile", metavar="", help="torch.compile the model, its "
+                                           "static shapes replayed as CUDA graphs (torch backend, CUDA "
+                                           "only; the first batches compile for minutes).")]
 AisBenchOption = Annotated[AisBenchMode, typer.Option("--ais-bench", help="ascend: api "
                                                       "(InferSession; one process per NPU), cli "
                                                       "(python3 -m ais_bench) or auto (api if it "

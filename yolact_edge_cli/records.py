@@ -132,6 +132,7 @@ class InferRecord(Record):
     backend: str = _in("options", "")
     device: str = _in("options", "cpu")
     half: bool = _in("options", False)
+    compiled: bool = _in("options", False)  # torch.compile (CUDA graphs)
     batch_size: int = _in("options", 1)
     layout: str = _in("options", Layout.FPN.value)
     config: str | None = _in("options")

@@ -101,10 +101,10 @@ def in_process(ws: Workspace, backend: str, device: str) -> Iterator[None]:
 
 
 def session_for(choice: ModelChoice, *, device: str = "cpu", half: bool = False,
-                batch_size: int | None = None):
+                batch_size: int | None = None, compiled: bool = False):
     """The session of a chosen model, with the export record's layout, dtype and config."""
     export = choice.export
-    return open_session(choice.path, device=device, half=half, batch_size=batch_size,
+    return open_session(choice.path, device=device, half=half, batch_size=batch_size, compiled=compiled,
                         layout=export.layout, input_dtype=export.input_dtype,
                         config=export.config or "auto")
 

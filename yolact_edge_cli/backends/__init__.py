@@ -90,11 +90,15 @@ def backend_of(path: Path) -> str:
 
 def open_session(model: Path, *, device: str = "cpu", half: bool = False,
                  batch_size: int | None = None, layout: str = "fpn", input_dtype: str = "float32",
-                 config: str = "auto") -> Session:
+                 config: str = "auto", compiled: bool = False) -> Session:
     """The one factory: the session that runs `model`, chosen by its suffix — .onnx in
     onnxruntime, .pth/.pt in PyTorch (`layout`, `input_dtype` and `config` say what to build from
     the checkpoint), .om through ais_bench's InferSession on the NPU whose id `device` is."""
     backend = backend_of(model)
+    if compiled and (backend != Backend.TORCH.value or device != "cuda"):
+        # on the CPU inductor compiles for minutes and onnxruntime is the faster path anyway
+        raise UsageError("--compile applies to the torch backend on CUDA",
+                         hint="drop --compile, or use --backend torch --device cuda")
     if backend == Backend.ASCEND.value:
         from .ascend import AscendApiSession
 
@@ -114,7 +118,7 @@ def open_session(model: Path, *, device: str = "cpu", half: bool = False,
     from .torch import TorchSession
 
     return TorchSession(Path(model), config=config, layout=layout, input_dtype=input_dtype,
-                        device=device, half=half, batch_size=batch_size)
+                        device=device, half=half, batch_size=batch_size, compiled=compiled)
 
 
 def require_cuda() -> None:

@@ -1,4 +1,5 @@
-"""onnxruntime backend: the embedded default (CPU; CUDA provider when asked and present)."""
+"""onnxruntime backend: the embedded default (CPU; TensorRT and CUDA providers when asked and
+present)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,6 +13,23 @@ from . import ModelInfo
 _DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}
 
 
+def execution_providers(device: str, available: list[str], model: Path) -> list:
+    """onnxruntime's providers, best first: on CUDA, TensorRT where this onnxruntime has it (in
+    float32, as the model; its engines cached beside the model, built once per model and batch
+    size: minutes), then CUDA, then the CPU for what neither runs."""
+    if device != "cuda":
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in available:
+        raise EnvironmentProblem("onnxruntime has no CUDA provider here",
+                                 hint="install onnxruntime-gpu, or use --device cpu")
+    providers: list = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if "TensorrtExecutionProvider" in available:
+        cache = model.parent / f".{model.stem}.trt"
+        providers.insert(0, ("TensorrtExecutionProvider", {
+            "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}))
+    return providers
+
+
 class OrtSession:
     def __init__(self, path: Path | None, device: str = "cpu"):
         import onnxruntime as ort
@@ -19,12 +37,7 @@ class OrtSession:
         if path is None or not Path(path).is_file():
             raise InputError("ONNX model not found", path=path,
                              hint="run `yedge export --weights X.pth` first, or pass --model")
-        providers = ["CPUExecutionProvider"]
-        if device == "cuda":
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise EnvironmentProblem("onnxruntime has no CUDA provider here",
-                                         hint="install onnxruntime-gpu, or use --device cpu")
-            providers.insert(0, "CUDAExecutionProvider")
+        providers = execution_providers(device, ort.get_available_providers(), Path(path))
         options = ort.SessionOptions()
         options.log_severity_level = 3
         # idle threads sleep instead of spinning: other processes (decode, host) share the cores

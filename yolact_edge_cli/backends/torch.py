@@ -14,7 +14,7 @@ from . import ModelInfo, require_cuda
 class TorchSession:
     def __init__(self, weights: Path | None, *, config: str = "auto", layout: str = "fpn",
                  input_dtype: str = "float32", device: str = "cpu", half: bool = False,
-                 batch_size: int | None = None):
+                 batch_size: int | None = None, compiled: bool = False):
         import torch
 
         from ..model.checkpoint import load_model
@@ -33,6 +33,8 @@ class TorchSession:
             module = module.half()
         if device == "cuda":
             module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        if compiled:  # reduce-overhead: each static input shape is captured once as a CUDA graph
+            module = torch.compile(module, mode="reduce-overhead", dynamic=False)  # type: ignore[assignment]
         self._module = module
         self.info = ModelInfo(batch_size=batch_size, input_dtype=input_dtype, layout=layout,
                               output_names=output_names(layout))

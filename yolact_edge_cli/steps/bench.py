@@ -104,7 +104,7 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         half: bool = False, batch_sizes: tuple[int, ...] | None = None, loop: int = 100,
         warmup: int = 10, max_seconds: float = 60.0, stages: bool = False,
         images: int = 10, ais_bench: str = "auto", stream: bool = False,
-        workers: int | None = None) -> BenchResult:
+        workers: int | None = None, compiled: bool = False) -> BenchResult:
     backend = choose_backend(backend, model)
     if loop < 1 or warmup < 0:
         raise UsageError("--loop must be ≥ 1 and --warmup ≥ 0", hint="e.g. --loop 100 --warmup 10")
@@ -133,9 +133,10 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
     if stages:
         result.workers = max(1, workers or os.cpu_count() or 1)
         result.stages_ms, result.host_images_per_s = _stages(
-            ws, session_for(choice, device=device, half=half, batch_size=1), source, images, result.workers)
+            ws, session_for(choice, device=device, half=half, batch_size=1, compiled=compiled), source, images,
+            result.workers)
     else:
-        session = session_for(choice, device=device, half=half)
+        session = session_for(choice, device=device, half=half, compiled=compiled)
         static = session.info.batch_size
         sizes = _host_sizes(result, batch_sizes, static, device)
         if static is not None:

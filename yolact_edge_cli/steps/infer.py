@@ -73,7 +73,8 @@ class _Ran:
 
 def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, device: str = "cpu",
         half: bool = False, batch_size: int | None = None, run_name: str | None = None,
-        inputs: Path | None = None, ais_bench: str = "auto", overwrite: bool = False) -> InferResult:
+        inputs: Path | None = None, ais_bench: str = "auto", overwrite: bool = False,
+        compiled: bool = False) -> InferResult:
     if batch_size is not None and batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}",
                          hint="e.g. --batch-size 8, or drop it for the model's batch")
@@ -100,7 +101,7 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         ran = _run_ascend(ws, choice, device, batch_size, files, in_dir, run_dir, input_dtype,
                           input_layout, ais_bench)
     else:
-        ran = _run_host(choice, backend, device, half, batch_size, files, run_dir, input_dtype)
+        ran = _run_host(choice, backend, device, half, batch_size, files, run_dir, input_dtype, compiled)
     seconds = time.perf_counter() - started
     count = len(output_bytes(ran.layout))
     filesinfo = {str(i): {"infiles": [str(f)],
@@ -122,7 +123,8 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         bin_dir=ws.relative(in_dir), model=str(ran.model.absolute()),
         model_sha256=record.model_sha256 if record else None,
         weights_sha256=record.weights_sha256 if record else None, inputs_fingerprint=fingerprint,
-        backend=backend, device=ran.device, half=half, batch_size=ran.batch_size, layout=ran.layout,
+        backend=backend, device=ran.device, half=half, compiled=compiled, batch_size=ran.batch_size,
+        layout=ran.layout,
         run=run_name, run_dir=ws.relative(run_dir), summary=ws.relative(binio.summary_path(run_dir)),
         **ran.options))
     return result
@@ -164,9 +166,9 @@ def _pending(files: list[Path], run_dir: Path, layout: str, per_batch: int):
             if any(binio.sample_dtype(run_dir, binio.output_stem(f), layout) is None for f in b.files)]
 
 
-def _run_host(choice: ModelChoice, backend, device, half, batch_size, files, run_dir, input_dtype):
+def _run_host(choice: ModelChoice, backend, device, half, batch_size, files, run_dir, input_dtype, compiled):
     source = choice.path
-    session = session_for(choice, device=device, half=half, batch_size=batch_size)
+    session = session_for(choice, device=device, half=half, batch_size=batch_size, compiled=compiled)
     per_batch = _check_session(session.info, source, input_dtype, batch_size)
     todo = _pending(files, run_dir, session.info.layout, per_batch)
     runs = _run_batches(session, todo, len(files), run_dir, input_dtype,
