@@ -612,5 +612,7 @@ def test_streaming_eval_on_the_npu_gives_the_files_of_infer_and_eval(onnx_worksp
     assert json.loads(proc.stdout)["streamed"] is True
     for name in ("bbox_detections.json", "mask_detections.json"):
         assert (ws.results_dir / "npu" / name).read_bytes() == (ws.results_dir / "stream" / name).read_bytes()
+    metrics = json.loads((ws.results_dir / "stream" / "metrics.json").read_text())
+    assert metrics["provenance"]["device"] == "npu:0"  # the session's, not the --device default
     proc = run_cli("-w", ws.root, "predict", DATA / "coffee.png", "--backend", "ascend", "--device", "0,1", env=env)
     assert_clean_failure(proc, "--device 0,1: a stream runs on one NPU", code=2)

@@ -112,3 +112,20 @@ def test_json_output_of_export(tmp_path, checkpoint):
     assert result["config"] == "yolact_edge_mobilenetv2_config"
     assert result["onnx"].endswith("models/yolact_edge.onnx")
     assert "Conv" in result["op_types"]
+
+
+def test_paths_with_brackets_print_as_they_are(tmp_path, prepared):
+    """Tables and summary lines print paths exactly: Rich would take "[x]" for a style tag."""
+    ws = prepared(tmp_path / "ws [x]")
+    proc = run_cli("-w", ws.root, "infer", "--run", "again", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "ws [x]/outputs/again" in proc.stdout.replace("\n", "")
+    proc = run_cli("-w", ws.root, "eval", "--workers", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "results in " + str(ws.root / "results" / "again") in proc.stdout.replace("\n", "")
+
+
+def test_a_static_batch_with_dynamic_batch_is_refused(tmp_path, checkpoint):
+    proc = run_cli("-w", tmp_path, "export", "--weights", checkpoint(), "--batch-size", "2", "--dynamic-batch")
+    assert_clean_failure(proc, "--batch-size 2 and --dynamic-batch", code=2)
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())

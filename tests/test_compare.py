@@ -59,3 +59,42 @@ def test_compare_bad_arguments(workspace, tmp_path):
     (broken / "1_2.bin").write_bytes(b"short")
     proc = run_cli("-w", workspace.root, "compare", broken, workspace.default_onnx)
     assert_clean_failure(proc, "1_2.bin", "wrong size", code=3)
+
+
+def test_a_model_against_itself_matches_every_detection_eval_keeps(workspace, tmp_path):
+    """An 8×8 image gives detections whose boxes round to zero area: eval skips them, and so
+    does compare (they have no IoU to match on)."""
+    import cv2
+
+    from yolact_edge_cli.steps import prep
+
+    from .conftest import clone_workspace
+
+    ws = clone_workspace(workspace, tmp_path / "ws")
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "tiny.png"), np.full((8, 8, 3), 120, np.uint8))
+    annotations = tmp_path / "tiny.json"
+    annotations.write_text(json.dumps({"images": [{"id": 1, "file_name": "tiny.png", "width": 8, "height": 8}],
+                                       "annotations": [], "categories": [{"id": 1, "name": "person"}]}))
+    prep.run(ws, folder, annotations, workers=1, all_images=True)
+    proc = run_cli("-w", ws.root, "--json", "compare", ws.default_onnx, ws.default_onnx, "--num-inputs", "1")
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout)["detections"]
+    assert 0 < found["a"] < 100 and found["a"] == found["b"] == found["matched"]
+
+
+def test_a_model_taking_other_inputs_than_prepared_is_said_so(workspace, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    names = ("boxes", "scores", "classes", "coefficients", "count", "proto")
+    nodes = [helper.make_node("Constant", [], [n], value=helper.make_tensor(n, TensorProto.FLOAT, [1], [0.0]))
+             for n in names]
+    graph = helper.make_graph(nodes, "uint8_in",
+                              [helper.make_tensor_value_info("image", TensorProto.UINT8, [1, 3, 550, 550])],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1]) for n in names])
+    model = tmp_path / "uint8.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), str(model))
+    proc = run_cli("-w", workspace.root, "compare", model, workspace.default_onnx, "--num-inputs", "1")
+    assert_clean_failure(proc, "the model takes uint8 input but the inputs were prepared as float32", code=3)

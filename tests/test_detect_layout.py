@@ -32,15 +32,20 @@ def _score_maps(kind: str, seed: int = 0):
     few: two overlapping priors pass 0.05, the better one suppresses the other in every class,
     so 80 detections (fewer than 100);
     none: no prior passes 0.05;
-    crowded: class 7 has 600 candidates (more than the 200 a class keeps), other classes few."""
+    crowded: class 7 has 600 candidates (more than the 200 a class keeps), other classes few;
+    ties: 150 priors score exactly alike in every class, so ties decide what is kept."""
     g = torch.Generator().manual_seed(seed)
     loc = torch.randn(1, NUM_PRIORS, 4, generator=g) * 0.5
     logits = torch.randn(1, NUM_PRIORS, 81, generator=g)
-    if kind in ("few", "none", "crowded"):
+    if kind in ("few", "none", "crowded", "ties"):
         logits[..., 0] += 30.0  # background everywhere: no candidate
     if kind == "few":  # two anchors of one cell, ratios 1 and 1/2: IoU ≈ 0.55
         loc[0, [99, 100]] = 0.0
         logits[0, [99, 100], 12] += 40.0
+    if kind == "ties":  # 150 priors with the same scores in every class: ties everywhere, also at the 100th
+        tied = torch.arange(0, NUM_PRIORS, NUM_PRIORS // 150)[:150]
+        logits[0, tied] = torch.randn(81, generator=g)
+        logits[0, tied, 0] -= 5.0
     if kind == "crowded":
         crowd = torch.randperm(NUM_PRIORS, generator=g)[:600]
         logits[0, crowd, 8] += 34.0 + torch.rand(600, generator=g) * 3
@@ -49,7 +54,7 @@ def _score_maps(kind: str, seed: int = 0):
     return loc, logits.softmax(-1), coef
 
 
-KINDS = ("many", "few", "none", "crowded")
+KINDS = ("many", "few", "none", "crowded", "ties")
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +97,7 @@ def test_device_detect_equals_host_fast_nms(detect_graph, where, position, kind)
         assert not boxes.any() and not scores.any() and not classes.any() and not coefs.any()
         return
     assert want is not None and got is not None
-    assert len(got) == len(want) == int(count) == {"many": 100, "few": 80, "crowded": 100}[kind]
+    assert len(got) == len(want) == int(count) == {"many": 100, "few": 80, "crowded": 100, "ties": 100}[kind]
     assert torch.equal(got.classes, want.classes)
     assert (got.scores - want.scores).abs().max() <= 1e-5
     assert (got.boxes - want.boxes).abs().max() <= 1e-5

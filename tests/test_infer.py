@@ -170,3 +170,11 @@ def test_onnxruntime_providers_on_cuda_prefer_tensorrt_then_cuda(tmp_path):
     assert execution_providers("cuda", everything[1:], model) == everything[1:]
     with pytest.raises(EnvironmentProblem, match="no CUDA provider"):
         execution_providers("cuda", ["CPUExecutionProvider"], model)
+
+
+def test_a_run_name_is_a_folder_of_the_workspace(batch1, tmp_path):
+    ws, _ = batch1
+    for name in ("../escape", str(tmp_path / "elsewhere"), ".."):
+        proc = run_cli("-w", ws.root, "infer", "--run", name)
+        assert_clean_failure(proc, "is not a plain folder name", code=2)
+    assert not (ws.root / "escape").exists() and not (tmp_path / "elsewhere").exists()

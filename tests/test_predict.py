@@ -132,7 +132,9 @@ def test_every_kind_of_image_opencv_reads_and_the_bad_ones_listed(workspace, tmp
             "--score-threshold", "0.9", "--name", "kinds"]
     proc = run_cli(*args)
     assert proc.returncode == 3
-    result = json.loads(proc.stdout)
+    result = json.loads(proc.stdout)  # one document: the result, with the error's keys
+    assert result["exit_code"] == 3 and "4 of 10 source(s) could not be run" in result["error"]
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [f"error: {result['error']}"]
     reasons = {Path(f["source"]).name: f["reason"] for f in result["failed"]}
     assert set(reasons) == {"corrupt.jpg", "broken.mp4", "missing.png", "empty"}
     assert "cannot decode" in reasons["corrupt.jpg"] and "cannot open it as a video" in reasons["broken.mp4"]
@@ -192,6 +194,8 @@ def test_predict_needs_a_source_it_can_run_and_a_folder_of_its_own(workspace, tm
     assert outputs[1] == f"{outputs[0]}_2" or outputs[1].startswith("coffee_")
     proc = run_cli("-w", workspace.root, "predict", DATA / "coffee.png", "--classes", "person,unicorn")
     assert_clean_failure(proc, "unknown class name(s): unicorn", code=2)
+    proc = run_cli("-w", workspace.root, "predict", DATA / "coffee.png", "--top-k", "200")
+    assert_clean_failure(proc, "--top-k 200: Detect keeps at most 100", code=2)
     proc = run_cli("-w", workspace.root, "predict", DATA / "coffee.png", "--model", "m.onnx", "--weights", "w.pth")
     assert_clean_failure(proc, "--model and --weights", code=2)
 

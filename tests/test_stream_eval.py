@@ -83,3 +83,20 @@ def test_bench_stream_reports_each_stage_and_the_wall_throughput(workspace):
     assert stages["wall"] >= max(stages["decode"], stages["inference"]) * 0.9
     logged = json.loads((workspace.results_dir / "bench.json").read_text())
     assert logged[-1]["mode"] == "stream"
+
+
+def test_streaming_in_a_fresh_workspace_then_show(workspace, tmp_path):
+    """No prep at all: streaming eval reads the images, show draws them from there, and no
+    warning about prepared inputs it never used."""
+    fresh = tmp_path / "fresh"
+    images = workspace.step("prep")["inputs"]["images"]
+    annotations = workspace.step("prep")["inputs"]["annotations"]
+    proc = run_cli("-w", fresh, "--json", "eval", "--images", images, "--annotations", annotations,
+                   "--model", workspace.default_onnx, "--weights", workspace.step("export")["inputs"]["weights"],
+                   "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((fresh / "results" / "stream" / "metrics.json").read_text())
+    assert metrics["provenance"]["device"] == "cpu" and metrics["provenance"]["backend"] == "onnxruntime"
+    proc = run_cli("-w", fresh, "--json", "show", "--num-images", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" not in proc.stderr and len(json.loads(proc.stdout)["pictures"]) == 2

@@ -126,11 +126,11 @@ def _report(error: YedgeError) -> int:
 
 
 def _kv_table(title: str, rows: dict) -> Table:
-    table = Table(title=title, show_header=False, title_justify="left")
+    table = Table(title=escape(title), show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     for key, value in rows.items():
-        table.add_row(key, str(value))
+        table.add_row(escape(str(key)), escape(str(value)))  # paths may hold [...]
     return table
 
 
@@ -166,7 +166,7 @@ def export(
     if settings.json:
         print_json(result.to_dict())
         return
-    io = Table(title=f"{result.onnx} — opset {result.opset}, {result.config}, {result.layout} layout",
+    io = Table(title=escape(f"{result.onnx} — opset {result.opset}, {result.config}, {result.layout} layout"),
                title_justify="left")
     for column in ("", "name", "shape", "dtype", "max |onnx − torch|"):
         io.add_column(column)
@@ -251,7 +251,7 @@ def convert(
     for entry in result.models:
         dynamic = "dynamic " + ",".join(map(str, entry["dynamic_batch"]))
         batch = str(entry["batch_size"]) if entry["batch_size"] else dynamic
-        table.add_row(entry["om"], batch, entry["precision_mode"], entry["cann_version"] or "?")
+        table.add_row(escape(entry["om"]), batch, entry["precision_mode"], entry["cann_version"] or "?")
     out.print(table)
 
 
@@ -328,21 +328,23 @@ def predict(
                       classes=[c for c in classes.split(",") if c.strip()] if classes else None,
                       output=output, name=name, save_images=save_images, save_video=save_video,
                       save_json=save_json, recursive=recursive, workers=workers, exist_ok=exist_ok)
-    if settings.json:
-        print_json(result.to_dict())
+    failed = InputError(f"{len(result.failed)} of {result.sources} source(s) could not be run (listed above)",
+                        hint="fix or remove them, or pass --skip-bad") if result.failed and not skip_bad else None
+    if settings.json:  # one JSON document: the result, with the error's keys when it failed
+        print_json(result.to_dict() | ({"error": failed.one_line(), "exit_code": failed.exit_code} if failed else {}))
     else:
         out.print(_kv_table("predict", {
             "output": result.output, "model": f"{result.model} ({result.backend})",
             "sources": result.sources, "images": result.images, "frames": result.frames,
             "detections": result.detections, "speed": f"{result.fps} images/s ({result.seconds} s)"}))
-        for failure in result.failed:
-            err.print(f"[yellow]failed[/] {escape(failure['source'])}: {escape(failure['reason'])}", highlight=False,
-                      soft_wrap=True)
-    if result.failed and not skip_bad:
+    for failure in result.failed:
+        err.print(f"[yellow]failed[/] {escape(failure['source'])}: {escape(failure['reason'])}", highlight=False,
+                  soft_wrap=True)
+    if failed is not None:
         if settings.json:
-            raise typer.Exit(InputError.exit_code)
-        raise InputError(f"{len(result.failed)} of {result.sources} source(s) could not be run (listed above)",
-                         hint="fix or remove them, or pass --skip-bad")
+            err.print(f"[bold red]error:[/] {escape(failed.one_line())}", highlight=False, soft_wrap=True)
+            raise typer.Exit(failed.exit_code)
+        raise failed
 
 
 @command("eval", locks=True)
@@ -417,7 +419,7 @@ def _print_eval(result) -> None:
     if result.missing:
         out.print(f"left out {len(result.missing)} image(s) without outputs")
     what = "streamed (read, model and host)" if result.streamed else "host post-processing"
-    out.print(f"{what} {result.host_ms_per_image['wall']:.1f} ms/image; results in {result.results_dir}")
+    out.print(f"{what} {result.host_ms_per_image['wall']:.1f} ms/image; results in {escape(result.results_dir)}")
 
 
 @command(locks=True)
@@ -475,7 +477,7 @@ def _print_bench(settings: Settings, result, stages: bool) -> None:
             out.print(_kv_table("host part, images/s sustained",
                                 {k: f"{v:.1f}" for k, v in result.host_images_per_s.items()}))
         return
-    table = Table(title=f"{result.backend} ({result.device}) — {result.model}", title_justify="left")
+    table = Table(title=escape(f"{result.backend} ({result.device}) — {result.model}"), title_justify="left")
     copies = any(row.h2d_mean_ms is not None or row.d2h_mean_ms is not None for row in result.rows)
     for column in ("batch", "loops", "img/s", "mean ms", "p50 ms", "p90 ms", "p99 ms",
                    *(("H2D ms", "D2H ms") if copies else ())):
@@ -542,7 +544,7 @@ def compare(
     if settings.json:
         print_json(result.to_dict())
     else:
-        table = Table(title=f"{result.a} vs {result.b} on {result.samples} inputs", title_justify="left")
+        table = Table(title=escape(f"{result.a} vs {result.b} on {result.samples} inputs"), title_justify="left")
         for column in ("output", "max |Δ|", "max rel", "cosine", ""):
             table.add_column(column, justify="right")
         for o in result.outputs:
@@ -576,7 +578,7 @@ def show(
         return
     for picture in result.pictures:
         out.print(picture, highlight=False)
-    out.print(f"contact sheet: {result.contact_sheet} ({result.detections_drawn} detections drawn)",
+    out.print(f"contact sheet: {escape(result.contact_sheet)} ({result.detections_drawn} detections drawn)",
               highlight=False)
 
 

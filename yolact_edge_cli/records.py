@@ -152,6 +152,7 @@ class EvalRecord(Record):
     inputs_fingerprint: str | None = _in("inputs")
     model_weights: str | None = _in("inputs")
     model_weights_sha256: str | None = _in("inputs")
+    streamed_images: str | None = _in("inputs")  # the image folder a streaming eval read
     nms: str = _in("options", Nms.FAST.value)
     score_threshold: float = _in("options", 0.0)
     images: int = _in("options", 0)

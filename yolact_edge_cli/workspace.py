@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import __version__
-from .errors import EnvironmentProblem, InputError
+from .errors import EnvironmentProblem, InputError, UsageError
 
 if TYPE_CHECKING:
     from .records import Record
@@ -120,6 +120,14 @@ def versions() -> dict[str, str]:
     return found
 
 
+def plain_name(name: str, option: str) -> str:
+    """A folder name of the workspace's own: not a path that leaves its folder."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise UsageError(f"{option} {name!r} is not a plain folder name",
+                         hint=f"give {option} a name without '/' or '..', e.g. {option} npu")
+    return name
+
+
 class Workspace:
     """The folder's layout (every path a step reads or writes is named here), its manifest of
     typed step records, and its lock."""
@@ -151,11 +159,11 @@ class Workspace:
         return self.models_dir / (f"{OM_STEM}_bs{batch_size}" if batch_size else f"{OM_STEM}_dynamic")
 
     def run_dir(self, name: str) -> Path:
-        return self.outputs_dir / name
+        return self.outputs_dir / plain_name(name, "--run")
 
     def run_results(self, name: str) -> Path:
         """results/<run>/: one evaluation's files per run folder."""
-        return self.results_dir / name
+        return self.results_dir / plain_name(name, "--run")
 
     def log(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"

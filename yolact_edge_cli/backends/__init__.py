@@ -10,7 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from ..choices import Backend
-from ..errors import EnvironmentProblem, UsageError
+from ..errors import EnvironmentProblem, InputError, UsageError
 
 BACKENDS = Backend.values()
 
@@ -25,6 +25,14 @@ class ModelInfo:
     output_names: tuple[str, ...]
     output_dtype: str = "float32"  # an .om built with --output_type FP16 gives float16
     sample_shape: tuple[int, ...] = (3, 550, 550)  # one sample's input (HWC for an AIPP .om)
+
+    def check_inputs(self, input_dtype: str, source: Path) -> None:
+        """Inputs prepared as `input_dtype` are what this model takes (same byte size or not)."""
+        if self.input_dtype != input_dtype:
+            raise InputError(f"the model takes {self.input_dtype} input but the inputs were prepared as "
+                             f"{input_dtype}", path=source,
+                             hint=f"rerun `yedge prep --dtype {self.input_dtype}` or export with "
+                                  f"--input-dtype {input_dtype}")
 
 
 class Session(Protocol):

@@ -64,14 +64,21 @@ def fast_nms(boxes, coefs, scores, cfg: ModelConfig) -> Detections:
 
     A candidate's fate depends only on higher-scored candidates of its class, so we walk all
     candidates in global score order and stop as soon as 100 have survived, instead of building
-    the reference's [80, 200, 200] IoU tensor (same result; exact score ties may order differently).
+    the reference's [80, 200, 200] IoU tensor (same result).
+
+    Exactly equal scores go as ONNX's TopK orders them in the detect layout's graph (lower index
+    first): within a class the lower prior, across classes the lower class; so where tied
+    candidates suppress one another, or straddle the 100th place, the same ones are kept.
     """
     n, num_classes = scores.shape
     k = min(cfg.top_k, n)
     class_scores, class_idx = scores.topk(k, dim=0)  # [k, 80], best first
-    flat_scores, order = class_scores.reshape(-1).sort(descending=True)
-    classes_all = order % num_classes
-    priors_all = class_idx.reshape(-1)[order]
+    by_prior = torch.from_numpy(np.lexsort((class_idx.numpy(), -class_scores.numpy()), axis=0))
+    class_scores, class_idx = class_scores.gather(0, by_prior), class_idx.gather(0, by_prior)
+    # class-major, so the stable sort leaves tied candidates by class, then by rank
+    flat_scores, order = class_scores.t().reshape(-1).sort(descending=True, stable=True)
+    classes_all = torch.div(order, k, rounding_mode="floor")
+    priors_all = class_idx.t().reshape(-1)[order]
     m = min(order.numel(), 4 * cfg.max_num_detections)
     while m <= FAST_NMS_WINDOW:
         classes, priors = classes_all[:m], priors_all[:m]
@@ -86,7 +93,7 @@ def fast_nms(boxes, coefs, scores, cfg: ModelConfig) -> Detections:
     else:  # few survivors among many candidates: the reference's per-class computation
         cls_boxes = boxes[class_idx.t().reshape(-1)].view(num_classes, k, 4)
         per_class = jaccard(cls_boxes, cls_boxes).triu_(diagonal=1).max(dim=1).values  # [80, k]
-        keep = (per_class.t() <= cfg.nms_thresh).reshape(-1)[order]
+        keep = (per_class <= cfg.nms_thresh).reshape(-1)[order]
         classes, priors = classes_all, priors_all
     chosen = keep.nonzero().squeeze(1)[: cfg.max_num_detections]
     picked = priors[chosen]
@@ -154,7 +161,30 @@ def detect_image(loc, conf, coefs, priors, cfg: ModelConfig, nms: str = "fast") 
     if scores.shape[0] == 0:
         return None
     method = fast_nms if nms == "fast" else traditional_nms
-    return method(decoded[keep], coefs[keep], scores, cfg)
+    return tie_order(method(decoded[keep], coefs[keep], scores, cfg))
+
+
+def tie_order(dets: Detections) -> Detections:
+    """Best first, detections of exactly equal score by class, then by box (x1, y1, x2, y2).
+
+    Sorts and TopK order equal values as they please (the reference's CPU sort, our host sort,
+    the device's TopK each differently); this order is the same on every path, so the detect
+    layout writes the same files as the fpn and head layouts even where scores tie."""
+    if len(dets) < 2:
+        return dets
+    keys = [dets.boxes[:, 3], dets.boxes[:, 2], dets.boxes[:, 1], dets.boxes[:, 0], dets.classes, -dets.scores]
+    order = torch.from_numpy(np.lexsort([key.numpy() for key in keys]))
+    return Detections(dets.boxes[order], dets.coefs[order], dets.classes[order], dets.scores[order])
+
+
+def _top_k(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest along the last dimension, exactly equal ones by lower index first (ONNX
+    TopK's rule): TopK in an exported graph; in eager PyTorch, whose topk orders ties as it
+    pleases, a stable sort."""
+    if torch.onnx.is_in_onnx_export():
+        return values.topk(k, dim=-1)
+    ordered, indices = values.sort(dim=-1, descending=True, stable=True)
+    return ordered[..., :k], indices[..., :k]
 
 
 class DeviceDetect(nn.Module):
@@ -189,14 +219,14 @@ class DeviceDetect(nn.Module):
         num_classes = foreground.shape[2]
         candidate = foreground.amax(dim=2, keepdim=True) > cfg.conf_thresh
         scores = torch.where(candidate, foreground, torch.full_like(foreground, NOT_A_CANDIDATE))
-        class_scores, class_priors = scores.transpose(1, 2).topk(k, dim=2)  # [B, 80, k], best first
+        class_scores, class_priors = _top_k(scores.transpose(1, 2), k)  # [B, 80, k], best first
         first_row = (torch.arange(batch) * num_priors).view(batch, 1)
         rows = (class_priors.reshape(batch, num_classes * k) + first_row).reshape(-1)
         cand = boxes.reshape(-1, 4).index_select(0, rows).view(batch * num_classes, k, 4)
         overlap = (jaccard(cand, cand) * self.earlier).amax(dim=1).view(batch, num_classes, k)
         keep = (overlap <= cfg.nms_thresh) & (class_scores > NOT_A_CANDIDATE)
         survivors = torch.where(keep, class_scores, torch.full_like(class_scores, NOT_A_CANDIDATE))
-        top_scores, top = survivors.reshape(batch, num_classes * k).topk(cfg.max_num_detections, dim=1)
+        top_scores, top = _top_k(survivors.reshape(batch, num_classes * k), cfg.max_num_detections)
         found = (top_scores > NOT_A_CANDIDATE).to(loc.dtype)
         chosen = (class_priors.reshape(batch, num_classes * k).gather(1, top) + first_row).reshape(-1)
         picked_boxes = boxes.reshape(-1, 4).index_select(0, chosen).view(batch, -1, 4)
@@ -212,4 +242,4 @@ def device_detections(boxes, scores, classes, coefs, count) -> Detections | None
     n = int(count)
     if n == 0:
         return None
-    return Detections(boxes[:n], coefs[:n], classes[:n].round().long(), scores[:n])
+    return tie_order(Detections(boxes[:n], coefs[:n], classes[:n].round().long(), scores[:n]))

@@ -44,6 +44,10 @@ class ImageResult:
         return cls(classes, scores, boxes, [MaskWindow(0, 0, np.asarray(m, np.uint8)) for m in masks],
                    height, width)
 
+    def subset(self, keep: list[int]) -> ImageResult:
+        return ImageResult(self.classes[keep], self.scores[keep], self.boxes[keep],
+                           [self.windows[i] for i in keep], self.height, self.width)
+
     @property
     def masks(self) -> np.ndarray:
         full = np.zeros((len(self.windows), self.height, self.width), np.uint8)

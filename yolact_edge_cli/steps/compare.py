@@ -16,6 +16,7 @@ from ..data.coco import image_info, load_coco
 from ..data.preprocess import sample_shape
 from ..errors import AccuracyError, InputError, UsageError
 from ..host import HostPipeline
+from ..metrics.results import kept_detections
 from ..model.contract import output_names, output_shapes
 from ..provenance import Origin, check_same_checkpoint, check_same_inputs, checkpoint_origin, model_origin, read_run
 from ..records import ExportRecord, PrepRecord
@@ -79,6 +80,7 @@ def _run_session(ws: Workspace, source: Path, files: list[Path]) -> tuple[str, l
     batch = session.info.batch_size or 1
     samples = []
     try:
+        session.info.check_inputs(dtype, source)
         for path in files:
             data = binio.read_batch(binio.Batch((path,), batch), np.dtype(dtype), sample_shape(layout_in))
             samples.append([np.asarray(o[:1], dtype=np.float32) for o in session.run(data)])
@@ -174,8 +176,9 @@ def run(ws: Workspace, a: Path, b: Path, *, inputs: int = 4, atol: float = 1e-4,
     box_ious, mask_ious = [], []
     for image_id, sa, sb in zip(ids, out_a, out_b):
         info = image_info(coco, image_id)
-        det_a = pipeline(sa, info.width, info.height)
-        det_b = pipeline(sb, info.width, info.height)
+        # the detections eval writes (boxes of zero area are not): an empty box has no IoU to match
+        det_a, det_b = (det.subset(kept_detections(det.boxes)) for det in (pipeline(sa, info.width, info.height),
+                                                                       pipeline(sb, info.width, info.height)))
         matched, boxes, masks = match_detections(det_a, det_b)
         totals["a"] += len(det_a)
         totals["b"] += len(det_b)

@@ -242,8 +242,13 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
             stack.callback(file.close)
         advance = stack.enter_context(progress_bar(len(ids), f"eval {len(ids)} images streamed ({nms} NMS)"))
         stack.enter_context(in_process(ws, backend, device))
-        predictions = stack.enter_context(contextlib.closing(stream.run(
-            items, lambda: session_for(choice, device=device, batch_size=batch_size), host_for)))
+        opened: list = []  # the session, for the device it ran on (an NPU's id, say)
+
+        def open_session():
+            opened.append(session_for(choice, device=device, batch_size=batch_size))
+            return opened[-1]
+
+        predictions = stack.enter_context(contextlib.closing(stream.run(items, open_session, host_for)))
         for prediction in predictions:
             if prediction.error is not None:
                 raise InputError(prediction.error, path=prediction.item.source,
@@ -271,7 +276,8 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     assert info is not None
     spec, origin = specs[-1], origins[-1]
     seconds = time.perf_counter() - started
-    provenance = {"run": run_name, "backend": backend, "device": device, "model": ws.relative(choice.path),
+    provenance = {"run": run_name, "backend": backend, "device": opened[-1].device if opened else device,
+                  "model": ws.relative(choice.path),
                   "model_sha256": sha256_file(choice.path) if choice.path.is_file() else None,
                   "model_weights_sha256": origin.weights_sha256 if origin else None}
     return _finish(ws, run_results, results_paths, ids, EvalResult(
@@ -280,7 +286,7 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
         host_ms_per_image={k: round(v / len(ids) * 1000, 2) for k, v in totals.items()}
         | {"wall": round(seconds / len(ids) * 1000, 2)}, streamed=True),
         str(annotations), spec, provenance, f"streamed from {images}", workers, fast_eval, started,
-        EvalRecord(outputs=f"streamed from {images}", run=run_name,
+        EvalRecord(outputs=f"streamed from {images}", run=run_name, streamed_images=str(Path(images).absolute()),
                    model_weights=origin.weights if origin else None,
                    model_weights_sha256=origin.weights_sha256 if origin else None),
         coco=by_image.stats() if by_image is not None else None)

@@ -90,6 +90,9 @@ def run(ws: Workspace, weights: Path, *, config: str = "auto", batch_size: int =
         raise UsageError(f"unknown input dtype {input_dtype!r}", hint="use float32 or uint8")
     if batch_size < 1:
         raise UsageError(f"batch size must be ≥ 1, got {batch_size}", hint="pass --batch-size 1 or more")
+    if dynamic_batch and batch_size != 1:
+        raise UsageError(f"--batch-size {batch_size} and --dynamic-batch: a model has one or the other",
+                         hint="drop --batch-size for a dynamic batch, or --dynamic-batch for a static one")
     if opset < 11:
         raise UsageError(f"opset {opset} is too old", hint="use --opset 11 (the Ascend default) or higher")
     started = time.perf_counter()

@@ -178,11 +178,7 @@ def _run_host(choice: ModelChoice, backend, device, half, batch_size, files, run
 
 
 def _check_session(info, source: Path, input_dtype: str, batch_size: int | None) -> int:
-    if info.input_dtype != input_dtype:
-        raise InputError(f"the model takes {info.input_dtype} input but the inputs were prepared as "
-                         f"{input_dtype}", path=source,
-                         hint=f"rerun `yedge prep --dtype {info.input_dtype}` or export with "
-                              f"--input-dtype {input_dtype}")
+    info.check_inputs(input_dtype, source)
     if info.batch_size is not None and batch_size not in (None, info.batch_size):
         raise UsageError(f"the model has a static batch of {info.batch_size}, not {batch_size}",
                          hint="drop --batch-size, or export (or convert) with dynamic batch")

@@ -22,7 +22,7 @@ from ..draw import draw_detections
 from ..errors import InputError, UsageError
 from ..host import HostSpec
 from ..metrics.results import kept_detections
-from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES
+from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES, RESNET50
 from ..pipeline import Item, Prediction, Stream
 from ..records import ExportRecord
 from ..resolve import ModelChoice, choose_backend, host_spec, in_process, model_for, session_for
@@ -70,6 +70,9 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
         workers: int | None = None, exist_ok: bool = False) -> PredictResult:
     if model is not None and weights is not None:
         raise UsageError("--model and --weights both name the model", hint="pass one of them")
+    if top_k > RESNET50.max_num_detections:
+        raise UsageError(f"--top-k {top_k}: Detect keeps at most {RESNET50.max_num_detections} detections per image",
+                         hint=f"pass --top-k {RESNET50.max_num_detections} or fewer")
     if top_k < 1 or (batch_size is not None and batch_size < 1):
         raise UsageError("--top-k and --batch-size must be at least 1", hint="e.g. --top-k 100 --batch-size 1")
     wanted = class_indices(classes)

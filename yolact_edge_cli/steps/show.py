@@ -48,14 +48,16 @@ def run(ws: Workspace, *, images: int = 8, ids: list[int] | None = None, score_t
     if images < 1:
         raise UsageError(f"--num-images must be at least 1, got {images}", hint="e.g. --num-images 8")
     evaluated_run = ws.need(EvalRecord, "evaluation results", "yedge eval")
-    prep = ws.need(PrepRecord, "prepared inputs", "yedge prep")
-    check_same_inputs("the last evaluation", evaluated_run.inputs_fingerprint, ws,
-                      fix="rerun `yedge infer` and `yedge eval` on the current inputs")
+    if evaluated_run.streamed_images:  # read straight from its images: no prepared inputs to match
+        folder = Path(evaluated_run.streamed_images)
+    else:
+        folder = Path(ws.need(PrepRecord, "prepared inputs", "yedge prep").images)
+        check_same_inputs("the last evaluation", evaluated_run.inputs_fingerprint, ws,
+                          fix="rerun `yedge infer` and `yedge eval` on the current inputs")
     check_current_model("the last evaluation", evaluated_run.model_weights_sha256,
                         evaluated_run.model_weights, ws,
                         fix="rerun `yedge infer --overwrite` and `yedge eval` for the current model")
     coco = load_coco(evaluated_run.annotations)
-    folder = Path(prep.images)
     detections = json.loads(ws.resolve(evaluated_run.segm).read_text())
     boxes = json.loads(ws.resolve(evaluated_run.bbox).read_text())
     evaluated = _evaluated_ids(ws, evaluated_run)
