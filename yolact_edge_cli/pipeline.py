@@ -9,6 +9,7 @@ memory is bounded by the windows, not by the number of images.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -105,6 +106,16 @@ def _ordered(pool, function: Callable, tasks: Iterable, window: int) -> Iterator
         yield pending.popleft().result()
 
 
+# Niceness of the pools' workers. On a CPU backend the inference's threads share the cores with
+# them, and an inference thread that waits for a core holds up all of its op's threads: the
+# workers take what the inference leaves (docs/architecture.md, Streaming).
+WORKER_NICENESS = 10
+
+
+def _behind_inference() -> None:
+    os.nice(WORKER_NICENESS)
+
+
 @dataclass
 class Stream:
     """The pipeline's settings: the batch (for a dynamic-batch model), the workers per pool, and
@@ -122,8 +133,8 @@ class Stream:
         so no worker is forked from a process whose runtime threads are already running; what
         the model takes (dtype, layout, batch) and the host part are read from the session."""
         with contextlib.ExitStack() as stack:
-            prep_pool = stack.enter_context(process_pool(self.workers))
-            host_pool = stack.enter_context(process_pool(self.workers))
+            prep_pool = stack.enter_context(process_pool(self.workers, _behind_inference))
+            host_pool = stack.enter_context(process_pool(self.workers, _behind_inference))
             for pool in (prep_pool, host_pool):
                 for started in [pool.submit(_warm) for _ in range(self.workers)]:
                     started.result()
