@@ -229,3 +229,9 @@ def test_a_quoted_glob_and_its_default_folder(workspace, tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["output"] == str(workspace.root / "predict" / "my_photos") and result["images"] == 2
+    draft = images / "[draft] coffee.png"  # a file whose name looks like a glob is a file
+    (images / "coffee.png").rename(draft)
+    proc = run_cli("-w", workspace.root, "--json", "predict", draft, "--no-save-images")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["output"] == str(workspace.root / "predict" / "draft_coffee") and result["images"] == 1

@@ -186,9 +186,10 @@ def _destination(ws: Workspace, sources: list[str], output: Path | None, name: s
 
 
 def _default_name(sources: list[str]) -> str:
-    """The first source's name (its folder's for a glob), safe as a folder name."""
+    """The first source's name (its folder's for a glob), safe as a folder name. A file whose
+    name looks like a glob ("[draft] x.png") is a file, as `expand` takes it."""
     first = Path(sources[0].rstrip("/")) if sources else Path("predict")
-    if glob.has_magic(str(first)):
+    if glob.has_magic(str(first)) and not first.exists():
         first = first.parent
     name = first.stem if first.suffix else first.name
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "predict"
