@@ -6,6 +6,7 @@ import json
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from yolact_edge_cli.data.coco import load_coco
 from yolact_edge_cli.metrics import coco_eval
 
 
@@ -68,7 +69,7 @@ def test_image_by_image_equals_one_cocoeval(tmp_path):
         files[kind] = tmp_path / f"{kind}.json"
         files[kind].write_text(json.dumps([e for i in order for e in per_image[i][kind]]))
     want = coco_eval.evaluate(annotations, files, order)
-    by_image = coco_eval.ImageByImage(annotations)
+    by_image = coco_eval.ImageByImage(load_coco(annotations))
     for image_id in order:
         by_image.add(image_id, per_image[image_id])
     got = by_image.stats()
@@ -79,7 +80,7 @@ def test_image_by_image_equals_one_cocoeval(tmp_path):
 def test_no_detections_at_all_is_said_as_one_cocoeval_says_it(tmp_path):
     rng = np.random.default_rng(1)
     annotations, images, _ = _coco_set(tmp_path, rng)
-    by_image = coco_eval.ImageByImage(annotations)
+    by_image = coco_eval.ImageByImage(load_coco(annotations))
     for image in images:
         by_image.add(image["id"], {"bbox": [], "segm": []})
     assert by_image.stats() == {kind: {"stats": [-1.0] * 12, "summary": "no detections"} for kind in ("bbox", "segm")}

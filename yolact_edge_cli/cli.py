@@ -114,11 +114,17 @@ def command(name: str | None = None, *, locks: bool = False, interrupted: str = 
     return register
 
 
-def _report(error: YedgeError) -> int:
-    """One line on stderr (and JSON on stdout with --json); the exit code to end with."""
+def _error_line(error: YedgeError) -> str:
+    """The one `error:` line on stderr; returns its text."""
     line = error.one_line()
     # escaped: paths and the tools' own lines hold [...] that Rich would take for style tags
     err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    return line
+
+
+def _report(error: YedgeError) -> int:
+    """One line on stderr (and JSON on stdout with --json); the exit code to end with."""
+    line = _error_line(error)
     settings = _settings.get()
     if settings is not None and settings.json:
         print_json({"error": line, "exit_code": error.exit_code})
@@ -341,8 +347,8 @@ def predict(
         err.print(f"[yellow]failed[/] {escape(failure['source'])}: {escape(failure['reason'])}", highlight=False,
                   soft_wrap=True)
     if failed is not None:
-        if settings.json:
-            err.print(f"[bold red]error:[/] {escape(failed.one_line())}", highlight=False, soft_wrap=True)
+        if settings.json:  # the result's JSON already holds the error: the line only
+            _error_line(failed)
             raise typer.Exit(failed.exit_code)
         raise failed
 

@@ -64,11 +64,9 @@ class ImageByImage:
     `accumulate()` and `summarize()` run once over every image, in the order a COCOeval over all
     the results uses. The stats are that COCOeval's (tested against it)."""
 
-    def __init__(self, annotations: Path):
-        from pycocotools.coco import COCO
-
-        with contextlib.redirect_stdout(io.StringIO()):
-            self.gt = COCO(str(annotations))
+    def __init__(self, gt):
+        """`gt`: the annotations' COCO object the caller already loaded (`data.coco.load_coco`)."""
+        self.gt = gt
         self._kept: dict[str, dict[tuple[int, int, int], tuple]] = {t: {} for t in IOU_TYPES}
         self._detections = dict.fromkeys(IOU_TYPES, 0)
         self._image_ids: list[int] = []

@@ -231,7 +231,7 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
              for pos, info in enumerate(image_info(coco, i) for i in ids))
     accumulator = APAccumulator()
     # COCOeval image by image as results come (memory stays flat); faster-coco-eval reads the files
-    by_image = None if fast_eval else coco_eval.ImageByImage(annotations)
+    by_image = None if fast_eval else coco_eval.ImageByImage(coco)
     totals = dict.fromkeys(STREAM_STAGES, 0.0) | ({} if fast_eval else {"cocoeval": 0.0})
     run_results = ws.run_results(run_name)
     results_paths = {"bbox": run_results / BBOX_RESULTS, "segm": run_results / MASK_RESULTS}
