@@ -62,7 +62,7 @@ HOST_SECONDS = 0.0
 
 
 def sleeping_post(spec, outputs, width, height):
-    """Stands in for the host part (pipeline._post) in forked workers: h ms, no detections."""
+    """Stands in for the host part (pipeline.post) in forked workers: h ms, no detections."""
     time.sleep(HOST_SECONDS)
     empty = np.zeros((0,))
     return Detections(np.zeros((0, 4)), empty, empty, []), {"host": HOST_SECONDS}
@@ -70,7 +70,7 @@ def sleeping_post(spec, outputs, width, height):
 
 def overlap(count: int) -> None:
     global HOST_SECONDS
-    pipeline._post = sleeping_post  # forked workers inherit the stand-in
+    pipeline.post = sleeping_post  # forked workers inherit the stand-in
     frame = np.full((48, 64, 3), 128, np.uint8)
     t = time.perf_counter()
     for _ in range(20):

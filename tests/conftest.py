@@ -40,6 +40,17 @@ def checkpoint(tmp_path_factory):
 MINI_ANNOTATIONS = DATA / "golden" / "eval_mini" / "instances_mini.json"
 
 
+FAKES = Path(__file__).parent / "fakes"
+
+
+def fake_env(**extra) -> dict:
+    """PATH with the fake npu-smi/atc (and this interpreter for their shebang), PYTHONPATH with
+    the fake ais_bench package."""
+    path = os.pathsep.join([str(FAKES / "bin"), str(Path(sys.executable).parent), os.environ["PATH"]])
+    return {"PATH": path, "PYTHONPATH": str(FAKES / "python"), "FAKE_NPU_SMI": "310P3",
+            "LD_LIBRARY_PATH": "/usr/local/Ascend/ascend-toolkit/latest/lib64", **extra}
+
+
 def clone_workspace(ws, dest: Path):
     """A copy of a workspace at `dest`, its manifest's paths inside it moved along."""
     from yolact_edge_cli.workspace import Workspace

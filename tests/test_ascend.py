@@ -14,18 +14,16 @@ from yolact_edge_cli.errors import EnvironmentProblem, InputError, UsageError
 from yolact_edge_cli.steps import bench, convert, evaluate, export, infer, prep
 from yolact_edge_cli.workspace import Workspace
 
-from .conftest import DATA, assert_clean_failure, clone_workspace, copy_sample_images, run_cli
-
-FAKES = Path(__file__).parent / "fakes"
-MINI = DATA / "golden" / "eval_mini" / "instances_mini.json"
-
-
-def fake_env(**extra) -> dict:
-    """PATH with the fake npu-smi/atc (and this interpreter for their shebang), PYTHONPATH with
-    the fake ais_bench package."""
-    path = os.pathsep.join([str(FAKES / "bin"), str(Path(sys.executable).parent), os.environ["PATH"]])
-    return {"PATH": path, "PYTHONPATH": str(FAKES / "python"), "FAKE_NPU_SMI": "310P3",
-            "LD_LIBRARY_PATH": "/usr/local/Ascend/ascend-toolkit/latest/lib64", **extra}
+from .conftest import (
+    DATA,
+    FAKES,
+    MINI_ANNOTATIONS,
+    assert_clean_failure,
+    clone_workspace,
+    copy_sample_images,
+    fake_env,
+    run_cli,
+)
 
 
 @pytest.fixture
@@ -299,7 +297,7 @@ def test_aipp_model_takes_uint8_hwc_pixels(ascend, onnx_workspace, tmp_path, mod
     with pytest.raises(InputError, match="takes uint8 nhwc inputs but they were prepared as float32 nchw"):
         infer.run(ws, backend="ascend", ais_bench=mode)
     prep.run(ws, copy_sample_images(tmp_path / "images"),
-             MINI, workers=1, dtype="uint8", layout="nhwc")
+             MINI_ANNOTATIONS, workers=1, dtype="uint8", layout="nhwc")
     infer.run(ws, backend="ascend", run_name="aipp", ais_bench=mode)
     pixels = np.fromfile(ws.inputs_dir / "bin_file" / "1.bin", np.uint8).reshape(550, 550, 3)
     normalised = ((pixels.astype(np.float32) - np.float32(MEANS_BGR[::-1])) / np.float32(STD_BGR[::-1]))

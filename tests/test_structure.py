@@ -46,6 +46,15 @@ def test_torch_free_modules(module):
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0, f"{module} imports torch"
 
 
+def test_ray_is_imported_only_for_engine_ray():
+    """Ray is optional and slow to import: the modules of the commands that offer --engine ray
+    (and the engine's own module) import it only when a Ray run starts."""
+    modules = ("yolact_edge_cli.cli", "yolact_edge_cli.steps.predict", "yolact_edge_cli.steps.evaluate",
+               "yolact_edge_cli.steps.bench", "yolact_edge_cli.steps.doctor", "yolact_edge_cli.ray_engine")
+    code = f"import sys, {', '.join(modules)}; sys.exit(1 if 'ray' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
 def test_prep_and_onnxruntime_infer_run_without_torch(tmp_path, checkpoint):
     """The whole command, not just its import: prep and infer on onnxruntime load no torch."""
     from yolact_edge_cli.steps import export

@@ -70,3 +70,10 @@ class PrecisionMode(Choice):
     ALLOW_MIX_PRECISION_FP16 = "allow_mix_precision_fp16"
     ALLOW_MIX_PRECISION_BF16 = "allow_mix_precision_bf16"
     ALLOW_FP32_TO_BF16 = "allow_fp32_to_bf16"
+
+
+class Engine(Choice):
+    """Where the streaming pipeline runs: this host's processes, or a Ray cluster."""
+
+    LOCAL = "local"
+    RAY = "ray"

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
-from .choices import AisBenchMode, Backend, InputDtype, InputLayout, Layout, MapKind, Nms, PrecisionMode
+from .choices import AisBenchMode, Backend, Engine, InputDtype, InputLayout, Layout, MapKind, Nms, PrecisionMode
 from .console import err, out, print_json
 from .errors import InputError, Interrupted, UsageError, YedgeError
 from .model.config import DEFAULT_CONFIG, RANDOM_BG_BIAS, RANDOM_CONF_GAIN, RANDOM_MASK_BIAS
@@ -25,10 +25,14 @@ from .options import (
     BatchSizeOption,
     CompileFlag,
     DeviceOption,
+    EngineOption,
     HalfFlag,
     JsonFlag,
     ModelOption,
     NumImages,
+    RayAddressOption,
+    ReplicaResourcesOption,
+    ReplicasOption,
     ScoreThreshold,
     Workers,
     flag,
@@ -320,6 +324,10 @@ def predict(
     recursive: bool = flag("--recursive", "-r", help="Also the images and videos in sub-folders."),
     skip_bad: bool = flag("--skip-bad", help="Exit 0 even when some sources could not be read."),
     workers: Workers = None,
+    engine: EngineOption = Engine.LOCAL,
+    ray_address: RayAddressOption = None,
+    replicas: ReplicasOption = None,
+    replica_resources: ReplicaResourcesOption = None,
 ) -> None:
     """Run YolactEdge on your own images and videos: each one drawn (masks, boxes, classes,
     scores) and every detection in predictions.jsonl. No annotations needed.
@@ -333,7 +341,8 @@ def predict(
                       device=device, batch_size=batch_size, score_threshold=score_threshold, top_k=top_k,
                       classes=[c for c in classes.split(",") if c.strip()] if classes else None,
                       output=output, name=name, save_images=save_images, save_video=save_video,
-                      save_json=save_json, recursive=recursive, workers=workers, exist_ok=exist_ok)
+                      save_json=save_json, recursive=recursive, workers=workers, exist_ok=exist_ok,
+                      engine=engine.value, ray=_ray_settings(engine, ray_address, replicas, replica_resources))
     failed = InputError(f"{len(result.failed)} of {result.sources} source(s) could not be run (listed above)",
                         hint="fix or remove them, or pass --skip-bad") if result.failed and not skip_bad else None
     if settings.json:  # one JSON document: the result, with the error's keys when it failed
@@ -381,6 +390,10 @@ def evaluate(
     backend: BackendOption = Backend.AUTO,
     device: DeviceOption = "cpu",
     batch_size: BatchSizeOption = None,
+    engine: EngineOption = Engine.LOCAL,
+    ray_address: RayAddressOption = None,
+    replicas: ReplicasOption = None,
+    replica_resources: ReplicaResourcesOption = None,
 ) -> None:
     """Post-process outputs on the host, write COCO results, and report box and mask mAP; with
     --images (or --stream), run the model too, streamed, with no intermediate files."""
@@ -388,6 +401,9 @@ def evaluate(
 
     settings: Settings = ctx.obj
     gates = step.Gates(min_map=min_map, map_kind=map_kind.value, against=against, tolerance=tolerance)
+    ray = _ray_settings(engine, ray_address, replicas, replica_resources)
+    if engine != Engine.LOCAL and images is None and not stream:
+        raise UsageError(f"--engine {engine} runs the streaming pipeline", hint="add --images DIR or --stream")
     if images is not None or stream:
         if outputs is not None or allow_missing:
             raise UsageError("--outputs and --allow-missing read a run folder; streaming has none",
@@ -395,7 +411,8 @@ def evaluate(
         result = step.run_streaming(settings.workspace, images, annotations=annotations, model=model,
                                     backend=backend.value, device=device, batch_size=batch_size,
                                     weights=weights, nms=nms.value, score_threshold=score_threshold,
-                                    max_images=max_images, workers=workers, fast_eval=fast_eval)
+                                    max_images=max_images, workers=workers, fast_eval=fast_eval,
+                                    engine=engine.value, ray=ray)
     else:
         result = step.run(settings.workspace, outputs=outputs, annotations=annotations, weights=weights,
                           nms=nms.value, score_threshold=score_threshold, max_images=max_images,
@@ -452,17 +469,25 @@ def bench(
                         "the prepared images, else synthetic ones: busy ms per image of each stage "
                         "and the wall throughput, to see which stage bounds it."),
     workers: Workers = None,
+    engine: EngineOption = Engine.LOCAL,
+    ray_address: RayAddressOption = None,
+    replicas: ReplicasOption = None,
+    replica_resources: ReplicaResourcesOption = None,
 ) -> None:
     """Measure throughput and latency per batch size (results appended to results/bench.json)."""
     from .steps import bench as step
 
     settings: Settings = ctx.obj
     sizes = _parse_ints(batch_sizes) if batch_sizes else None
+    ray = _ray_settings(engine, ray_address, replicas, replica_resources)
+    if engine != Engine.LOCAL and not stream:
+        raise UsageError(f"--engine {engine} runs the streaming pipeline", hint="add --stream")
     try:
         result = step.run(settings.workspace, backend=backend.value, model=model, device=device,
                           half=half, batch_sizes=sizes, loop=loop, warmup=warmup,
                           max_seconds=max_seconds, stages=stages, images=num_images,
-                          ais_bench=ais_bench.value, stream=stream, workers=workers, compiled=compiled)
+                          ais_bench=ais_bench.value, stream=stream, workers=workers, compiled=compiled,
+                          engine=engine.value, ray=ray)
     except KeyboardInterrupt:
         raise Interrupted("interrupted before any measurement finished; nothing was written to "
                           "results/bench.json") from None
@@ -501,6 +526,18 @@ def _print_bench(settings: Settings, result, stages: bool) -> None:
         err.print(f"[yellow]skipped[/] {escape(line)}")
 
 
+def _ray_settings(engine: Engine, address: str | None, replicas: int | None, resources: str | None):
+    """--engine ray's settings (None for local, which refuses them: they would do nothing)."""
+    if engine == Engine.LOCAL:
+        if address is not None or replicas is not None or resources is not None:
+            raise UsageError("--ray-address, --replicas and --replica-resources are for --engine ray",
+                             hint="add --engine ray, or drop them")
+        return None
+    from .ray_engine import RaySettings, parse_resources
+
+    return RaySettings(address=address, replicas=replicas, resources=parse_resources(resources))
+
+
 def _parse_ints(text: str, option: str = "--batch-sizes") -> tuple[int, ...]:
     """A comma list of positive integers (batch sizes, device or image ids)."""
     try:
@@ -514,13 +551,13 @@ def _parse_ints(text: str, option: str = "--batch-sizes") -> tuple[int, ...]:
 
 
 @command()
-def doctor(ctx: typer.Context) -> None:
-    """Check this machine (Python, torch/CUDA, onnxruntime, pycocotools, CANN, atc, npu-smi,
-    ais_bench) and the workspace (steps done, stale artifacts)."""
+def doctor(ctx: typer.Context, ray_address: RayAddressOption = None) -> None:
+    """Check this machine (Python, torch/CUDA, onnxruntime, pycocotools, Ray and its cluster,
+    CANN, atc, npu-smi, ais_bench) and the workspace (steps done, stale artifacts)."""
     from .steps import doctor as step
 
     settings: Settings = ctx.obj
-    result = step.run(settings.workspace)
+    result = step.run(settings.workspace, ray_address)
     if settings.json:
         print_json(result.to_dict())
     else:

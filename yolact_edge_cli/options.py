@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .choices import AisBenchMode, Backend
+from .choices import AisBenchMode, Backend, Engine
 
 
 def flag(*names: str, help: str) -> Any:
@@ -39,3 +39,16 @@ DeviceOption = Annotated[str, typer.Option("--device", help="cpu or cuda; for as
                                                         "(inputs are split across them).")]
 BatchSizeOption = Annotated[int | None, typer.Option("--batch-size", "-b", min=1,
                                                      help="Batch for dynamic-batch models and torch.")]
+EngineOption = Annotated[Engine, typer.Option("--engine", help="local (this host's processes) or ray "
+                                              "(a Ray cluster: --ray-address, else RAY_ADDRESS, else "
+                                              "a local one; needs yedge[ray]).")]
+RayAddressOption = Annotated[str | None, typer.Option("--ray-address", help="--engine ray: the cluster's "
+                                                      "address, e.g. 10.0.0.1:6379 \\[default: "
+                                                      "RAY_ADDRESS, else a new local cluster].")]
+ReplicasOption = Annotated[int | None, typer.Option("--replicas", min=1, help="--engine ray: model replicas "
+                                                    "\\[default: one per NPU (ascend) or GPU (cuda) of "
+                                                    "the cluster, else 1].")]
+ReplicaResourcesOption = Annotated[str | None, typer.Option("--replica-resources", help="--engine ray: what "
+                                                            "each replica reserves, e.g. NPU=1, GPU=1 or "
+                                                            "CPU=2 \\[default: NPU=1 for ascend, GPU=1 "
+                                                            "for cuda, else CPU=1].")]

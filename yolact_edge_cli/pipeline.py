@@ -9,21 +9,26 @@ memory is bounded by the windows, not by the number of images.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .backends import ModelInfo, Session
-from .choices import InputLayout
+from .choices import Engine, InputLayout
 from .errors import InputError, UsageError
 from .host import HostPipeline, HostSpec
 from .metrics.results import Detections
 from .parallel import process_pool
+
+if TYPE_CHECKING:
+    from .ray_engine import RaySettings, RayStream
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,43 @@ class Item:
     frame: int | None = None         # frame number in a video
     pixels: np.ndarray | None = None  # BGR frame of a video; image files are decoded in a worker
     size: tuple[int, int] | None = None  # (width, height) to give results at, when not the image's own
+    error: str | None = None         # why the source gave no (more) pictures: a video that stopped early
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """A video (file, camera or stream) read frame by frame where the engine reads: in this
+    process for the local engine, in a Ray task for --engine ray. `expected`: its frame count,
+    when the container says, to tell a video that stops early."""
+
+    source: str
+    expected: int | None = None
+
+
+def frames_of(video: VideoSource) -> Iterator[Item]:
+    """Its frames as items (index 0: the stream numbers them), then one item carrying the error
+    when it could not be opened again or stopped before its frame count."""
+    from .data.sources import open_video
+
+    opened = open_video(video.source)
+    if isinstance(opened, str):
+        yield Item(0, video.source, error=opened)
+        return
+    read = 0
+    for pixels in opened.frames():
+        yield Item(0, video.source, read, pixels)
+        read += 1
+    if video.expected is not None and read < video.expected:
+        yield Item(0, video.source, error=f"stopped after {read} of its {video.expected} frames")
+
+
+def numbered(units: Iterable[Item | VideoSource]) -> Iterator[Item]:
+    """Images as they are and videos as their frames, numbered in stream order."""
+    index = 0
+    for unit in units:
+        for item in frames_of(unit) if isinstance(unit, VideoSource) else (unit,):
+            yield dataclasses.replace(item, index=index)
+            index += 1
 
 
 @dataclass
@@ -65,6 +107,8 @@ def prepare_item(item: Item, spec: PrepareSpec) -> tuple[Prediction, np.ndarray 
 
     started = time.perf_counter()
     bare = Item(item.index, item.source, item.frame, size=item.size)
+    if item.error is not None:
+        return Prediction(bare, error=item.error), None
     try:
         image = item.pixels if item.pixels is not None else read_image(item.source)
     except InputError as exc:
@@ -79,7 +123,7 @@ def prepare_item(item: Item, spec: PrepareSpec) -> tuple[Prediction, np.ndarray 
 _host: HostPipeline | None = None
 
 
-def _post(spec: HostSpec, outputs: list[np.ndarray], width: int, height: int) -> tuple[Detections, dict[str, float]]:
+def post(spec: HostSpec, outputs: list[np.ndarray], width: int, height: int) -> tuple[Detections, dict[str, float]]:
     global _host
     if _host is None or _host.spec != spec:
         _host = HostPipeline(spec)
@@ -126,12 +170,15 @@ class Stream:
     keep_images: bool = False
     window: int = 0  # items in flight per stage; 0: four batches' worth, at least two per worker
     info: ModelInfo | None = None  # the session's, once it is open
+    session_device: str = "cpu"  # the device the session passed to `run` opens
+    in_this_process = True  # the session runs here (resolve.in_process applies)
 
-    def run(self, items: Iterable[Item], open_session: Callable[[], Session],
+    def run(self, items: Iterable[Item | VideoSource], open_session: Callable[[], Session],
             host_for: Callable[[ModelInfo], HostSpec]) -> Generator[Prediction, None, None]:
-        """Predictions for `items`, in their order. The pools start before the session opens,
-        so no worker is forked from a process whose runtime threads are already running; what
-        the model takes (dtype, layout, batch) and the host part are read from the session."""
+        """Predictions for `items` (for a video: each of its frames), in their order. The pools
+        start before the session opens, so no worker is forked from a process whose runtime
+        threads are already running; what the model takes (dtype, layout, batch) and the host
+        part are read from the session."""
         with contextlib.ExitStack() as stack:
             prep_pool = stack.enter_context(process_pool(self.workers, _behind_inference))
             host_pool = stack.enter_context(process_pool(self.workers, _behind_inference))
@@ -149,12 +196,12 @@ class Stream:
             layout = InputLayout.NHWC.value if info.sample_shape[-1] == 3 else InputLayout.NCHW.value
             prepare_spec = PrepareSpec(info.input_dtype, layout, self.keep_images)
             window = self.window or max(4 * batch_size, 2 * self.workers, 2)
-            prepared = _ordered(prep_pool, prepare_item, ((item, prepare_spec) for item in items), window)
+            prepared = _ordered(prep_pool, prepare_item, ((item, prepare_spec) for item in numbered(items)), window)
             done: deque[tuple[Prediction, Future | None]] = deque()
             for group in _groups(prepared, batch_size):
-                for prediction, outputs in _infer(session, group, batch_size):
+                for prediction, outputs in run_batch(session, group, batch_size):
                     future = None if outputs is None else host_pool.submit(
-                        _post, host, outputs, prediction.width, prediction.height)
+                        post, host, outputs, prediction.width, prediction.height)
                     done.append((prediction, future))
                 while done and (len(done) > window or done[0][1] is None or done[0][1].done()):
                     yield _finish(*done.popleft())
@@ -162,7 +209,7 @@ class Stream:
                 yield _finish(*done.popleft())
 
 
-def _infer(session: Session, group: list[tuple[Prediction, np.ndarray | None]], batch_size: int):
+def run_batch(session: Session, group: list[tuple[Prediction, np.ndarray | None]], batch_size: int):
     """One batch through the session (padded with copies of its first input, as ais_bench
     pads); each good item's outputs with its batch dimension; failed items as they are."""
     good = [(p, t) for p, t in group if t is not None]
@@ -198,3 +245,12 @@ def _finish(prediction: Prediction, future: Future | None) -> Prediction:
         prediction.times.update(host_times)
     return prediction
 
+
+def stream_for(engine: str, ray: RaySettings | None = None, *, backend: str, device: str,
+               batch_size: int | None = None, workers: int = 1, keep_images: bool = False) -> Stream | RayStream:
+    """The pipeline of --engine: local (Stream) or ray (ray_engine.RayStream, the same results)."""
+    if engine == Engine.RAY.value:
+        from .ray_engine import RaySettings, RayStream
+
+        return RayStream(ray or RaySettings(), backend, device, batch_size, keep_images)
+    return Stream(batch_size=batch_size, workers=workers, keep_images=keep_images, session_device=device)

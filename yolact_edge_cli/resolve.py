@@ -4,6 +4,7 @@ recorded; the layout, input dtype and config default to the export record's."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,10 @@ class ModelChoice:
     path: Path
     export: ExportRecord  # defaults when the workspace has no export record
     om: OmRecord | None = None  # for an .om converted in this workspace
+
+    def absolute(self) -> ModelChoice:
+        """The same, its path absolute: for a session opened in another process or host (Ray)."""
+        return dataclasses.replace(self, path=self.path.absolute())
 
 
 def choose_backend(backend: str, model: Path | None) -> str:

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..backends import RunTimes, open_session, timed_run
-from ..choices import Backend, Layout
+from ..choices import Backend, Engine, Layout
 from ..console import progress_bar, stage
 from ..data.preprocess import sample_shape
 from ..errors import InputError, UsageError
 from ..host import HOST_STAGES, HostPipeline, sustained_rate
+from ..pipeline import Item, Stream, stream_for
 from ..provenance import check_same_checkpoint, checkpoint_origin, model_origin
 from ..records import BenchRecord, ConvertRecord, PrepRecord
 from ..resolve import (
@@ -32,6 +35,9 @@ from ..resolve import (
     session_for,
 )
 from ..workspace import Workspace, atomic_write_text, sha256_file, versions
+
+if TYPE_CHECKING:
+    from ..ray_engine import RaySettings, RayStream
 
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32, 64)
 CPU_BATCH_SIZES = (1, 4, 8)  # the larger ones take minutes each on a CPU
@@ -104,7 +110,8 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         half: bool = False, batch_sizes: tuple[int, ...] | None = None, loop: int = 100,
         warmup: int = 10, max_seconds: float = 60.0, stages: bool = False,
         images: int = 10, ais_bench: str = "auto", stream: bool = False,
-        workers: int | None = None, compiled: bool = False) -> BenchResult:
+        workers: int | None = None, compiled: bool = False, engine: str = Engine.LOCAL.value,
+        ray: RaySettings | None = None) -> BenchResult:
     backend = choose_backend(backend, model)
     if loop < 1 or warmup < 0:
         raise UsageError("--loop must be ≥ 1 and --warmup ≥ 0", hint="e.g. --loop 100 --warmup 10")
@@ -115,8 +122,11 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         choice = model_for(ws, backend, model, batch)
         result = BenchResult(backend=backend, device=device, model=str(choice.path),
                              model_sha256=sha256_file(choice.path) if choice.path.is_file() else "",
-                             mode="stream", workers=max(1, workers or os.cpu_count() or 1))
-        result.stages_ms = _stream(ws, choice, backend, device, batch, images, result.workers or 1)
+                             mode="stream" if engine == Engine.LOCAL.value else f"stream ({engine})",
+                             workers=max(1, workers or os.cpu_count() or 1))
+        pipeline = stream_for(engine, ray, backend=backend, device=device, batch_size=batch,
+                              workers=result.workers or 1)
+        result.stages_ms = _stream(ws, choice, pipeline, backend, images)
         _append(ws, result)
         return result
     if backend == Backend.ASCEND.value:
@@ -333,15 +343,13 @@ def _stages(ws: Workspace, session, source: Path, images: int, workers: int) -> 
 STREAM_BENCH_STAGES = ("decode", "inference", *HOST_STAGES, "write")
 
 
-def _stream(ws: Workspace, choice, backend: str, device: str, batch_size: int | None, images: int,
-            workers: int) -> dict[str, float]:
+def _stream(ws: Workspace, choice, stream: Stream | RayStream, backend: str, images: int) -> dict[str, float]:
     """The streaming pipeline on the prepared images (their first `images`), else on synthetic
     640×480 frames: each stage's busy milliseconds per image — decode+preprocess and the host
     stages run on `workers` processes each, inference and writing (COCO entries as JSON) in this
     one — and the pipeline's wall milliseconds per image. The stage whose busy time divided by
     its processes is largest bounds the wall time."""
     from ..metrics.results import coco_entries
-    from ..pipeline import Item, Stream
 
     prep = ws.load(PrepRecord)
     if prep is not None and prep.images and Path(prep.images).is_dir():
@@ -355,13 +363,15 @@ def _stream(ws: Workspace, choice, backend: str, device: str, batch_size: int | 
         rng = np.random.default_rng(0)
         items = [Item(i, "synthetic", i, pixels=rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
                  for i in range(images)]
-    stream = Stream(batch_size=batch_size, workers=workers)
     totals = dict.fromkeys(STREAM_BENCH_STAGES, 0.0)
     started = time.perf_counter()
-    with in_process(ws, backend, device), contextlib.closing(stream.run(
-            items, lambda: session_for(choice, device=device, batch_size=batch_size),
-            lambda info: host_spec(ws, info.layout))) as predictions, \
-            progress_bar(len(items), f"bench stream ({workers} workers per stage)") as advance:
+    where = f"{stream.workers} workers per stage" if isinstance(stream, Stream) else "on Ray"
+    with in_process(ws, backend, stream.session_device) if stream.in_this_process else contextlib.nullcontext(), \
+            contextlib.closing(stream.run(
+                items, functools.partial(session_for, choice.absolute(), device=stream.session_device,
+                                         batch_size=stream.batch_size),
+                lambda info: host_spec(ws, info.layout))) as predictions, \
+            progress_bar(len(items), f"bench stream ({where})") as advance:
         for prediction in predictions:
             if prediction.error is not None:
                 raise InputError(prediction.error, path=prediction.item.source, hint="replace the image")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import platform
 import shutil
 import sys
@@ -57,6 +58,30 @@ def environment() -> list[Check]:
     checks.append(_module("cv2", True, "pip install opencv-python-headless"))
     checks.append(_module("faster_coco_eval", False, "optional, for eval --fast-eval: pip install faster-coco-eval"))
     return checks
+
+
+def ray(address: str | None) -> list[Check]:
+    """--engine ray: Ray itself, and with an address (--ray-address, else RAY_ADDRESS) the
+    cluster's live nodes and their resources."""
+    from ..ray_engine import INSTALL_HINT
+
+    checks = [_module("ray", False, f"optional, for --engine ray: {INSTALL_HINT}")]
+    address = address or os.environ.get("RAY_ADDRESS")
+    if checks[0].status != OK or not address:
+        return checks
+    import ray as ray_module
+
+    from ..ray_engine import cluster_resources, connect, describe
+
+    try:
+        connect(address)
+    except YedgeError as exc:
+        return checks + [Check("ray", "cluster", FAIL, exc.message, exc.hint or "")]
+    try:
+        totals, nodes = cluster_resources()
+    finally:
+        ray_module.shutdown()
+    return checks + [Check("ray", "cluster", OK, f"{address}: {len(nodes)} node(s), {describe(totals)}")]
 
 
 def ascend() -> list[Check]:
@@ -180,5 +205,5 @@ class DoctorResult:
         return {"checks": [asdict(c) for c in self.checks], "exit_code": self.exit_code}
 
 
-def run(ws: Workspace) -> DoctorResult:
-    return DoctorResult(environment() + ascend() + workspace(ws))
+def run(ws: Workspace, ray_address: str | None = None) -> DoctorResult:
+    return DoctorResult(environment() + ray(ray_address) + ascend() + workspace(ws))

@@ -3,15 +3,19 @@ results, pycocotools box/mask mAP, and YOLACT's own mAP table (the recipe's metr
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..choices import Nms
+from ..backends import Session
+from ..choices import Engine, Nms
 from ..console import progress_bar
 from ..data import binio
 from ..data.coco import image_info, load_coco, require_images
@@ -24,6 +28,9 @@ from ..provenance import check_same_checkpoint, check_same_inputs, checkpoint_or
 from ..records import EvalRecord, InferRecord, PrepRecord
 from ..resolve import annotations_for, host_spec
 from ..workspace import Workspace, atomic_copy, atomic_path, atomic_write_text, sha256_file
+
+if TYPE_CHECKING:
+    from ..ray_engine import RaySettings
 
 STAGES = ("read", *HOST_STAGES, "match")
 STREAM_STAGES = ("decode", "inference", *HOST_STAGES, "match")  # streaming: decode, not read
@@ -181,14 +188,15 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
                   backend: str = "auto", device: str = "cpu", batch_size: int | None = None,
                   weights: Path | None = None, config: str | None = None, nms: str = "fast",
                   score_threshold: float = 0.0, max_images: int | None = None, workers: int | None = None,
-                  fast_eval: bool = False, run_name: str = STREAM_RUN) -> EvalResult:
+                  fast_eval: bool = False, run_name: str = STREAM_RUN, engine: str = Engine.LOCAL.value,
+                  ray: RaySettings | None = None) -> EvalResult:
     """prep → infer → eval in one pass (pipeline.Stream): the same images in the same order,
     the same COCO result files and metrics, with no `.bin` inputs or raw outputs on disk. The
     results are written to their JSON files as they come, so memory stays flat."""
     from ..data.coco import image_order
     from ..metrics.results import coco_entries
     from ..metrics.yolact_ap import APAccumulator, ground_truth, match_image
-    from ..pipeline import Item, Stream
+    from ..pipeline import Item, stream_for
     from ..resolve import choose_backend, in_process, model_for, session_for
 
     if nms not in Nms.values():
@@ -235,19 +243,18 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     totals = dict.fromkeys(STREAM_STAGES, 0.0) | ({} if fast_eval else {"cocoeval": 0.0})
     run_results = ws.run_results(run_name)
     results_paths = {"bbox": run_results / BBOX_RESULTS, "segm": run_results / MASK_RESULTS}
-    stream = Stream(batch_size=batch_size, workers=workers)
+    stream = stream_for(engine, ray, backend=backend, device=device, batch_size=batch_size, workers=workers)
     with contextlib.ExitStack() as stack:
         files = [_JsonArray(stack.enter_context(atomic_path(results_paths[kind]))) for kind in ("bbox", "segm")]
         for file in files:
             stack.callback(file.close)
         advance = stack.enter_context(progress_bar(len(ids), f"eval {len(ids)} images streamed ({nms} NMS)"))
-        stack.enter_context(in_process(ws, backend, device))
-        opened: list = []  # the session, for the device it ran on (an NPU's id, say)
-
-        def open_session():
-            opened.append(session_for(choice, device=device, batch_size=batch_size))
-            return opened[-1]
-
+        opened: list = []  # the session here, for the device it ran on (an NPU's id, say)
+        open_session: Callable[[], Session] = functools.partial(
+            session_for, choice.absolute(), device=stream.session_device, batch_size=batch_size)
+        if stream.in_this_process:
+            stack.enter_context(in_process(ws, backend, device))
+            open_session = _keeping(open_session, opened)
         predictions = stack.enter_context(contextlib.closing(stream.run(items, open_session, host_for)))
         for prediction in predictions:
             if prediction.error is not None:
@@ -290,6 +297,13 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
                    model_weights=origin.weights if origin else None,
                    model_weights_sha256=origin.weights_sha256 if origin else None),
         coco=by_image.stats() if by_image is not None else None)
+
+
+def _keeping(open_session: Callable[[], Session], opened: list) -> Callable[[], Session]:
+    def keep() -> Session:
+        opened.append(open_session())
+        return opened[-1]
+    return keep
 
 
 class _JsonArray:

@@ -5,6 +5,7 @@ goes through a temporary name; a bad source is listed with its reason and the ot
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import json
 import os
@@ -13,9 +14,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..backends import ModelInfo
-from ..choices import Layout
+from ..choices import Engine, Layout
 from ..console import progress_bar
 from ..data.sources import Video, expand, is_video, open_video
 from ..draw import draw_detections
@@ -23,10 +25,13 @@ from ..errors import InputError, UsageError
 from ..host import HostSpec
 from ..metrics.results import kept_detections
 from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES, RESNET50
-from ..pipeline import Item, Prediction, Stream
+from ..pipeline import Item, Prediction, VideoSource, stream_for
 from ..records import ExportRecord
 from ..resolve import ModelChoice, choose_backend, host_spec, in_process, model_for, session_for
 from ..workspace import Workspace, atomic_path
+
+if TYPE_CHECKING:
+    from ..ray_engine import RaySettings
 
 PREDICTIONS = "predictions.jsonl"
 
@@ -67,7 +72,8 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
         score_threshold: float = 0.3, top_k: int = 100, classes: list[str] | None = None,
         output: Path | None = None, name: str | None = None, save_images: bool = True,
         save_video: bool = True, save_json: bool = True, recursive: bool = False,
-        workers: int | None = None, exist_ok: bool = False) -> PredictResult:
+        workers: int | None = None, exist_ok: bool = False, engine: str = Engine.LOCAL.value,
+        ray: RaySettings | None = None) -> PredictResult:
     if model is not None and weights is not None:
         raise UsageError("--model and --weights both name the model", hint="pass one of them")
     if top_k > RESNET50.max_num_detections:
@@ -90,30 +96,24 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     result = PredictResult(output=str(dest), model=str(choice.path), backend=backend,
                            sources=len(found.found) + len(found.failed),
                            failed=[{"source": s, "reason": r} for s, r in found.failed])
-    # each video opened once: its frame count sizes the progress bar, its frames are read below
+    # each video opened here for its frame rate, size and count (the bar's length, the writer's
+    # settings); its frames are read where the engine reads (pipeline.frames_of)
     opened = {source: open_video(source) for source in found.found if is_video(source)}
     videos: dict[str, Video] = {}
     broken: dict[str, str] = {}  # video → why it could not be opened or read to its end
+    for source, video in opened.items():
+        if isinstance(video, str):
+            broken[source] = video
+        else:
+            video.release()
+            videos[source] = video
 
-    def items() -> Iterator[Item]:
-        index = 0
+    def units() -> Iterator[Item | VideoSource]:
         for source in found.found:
             if not is_video(source):
-                yield Item(index, source)
-                index += 1
-                continue
-            video = opened[source]
-            if isinstance(video, str):
-                broken[source] = video
-                continue
-            videos[source] = video
-            read = 0
-            for frame in video.frames():
-                yield Item(index, source, read, frame)
-                index += 1
-                read += 1
-            if video.frame_count is not None and read < video.frame_count:
-                broken[source] = f"stopped after {read} of its {video.frame_count} frames"
+                yield Item(0, source)
+            elif source in videos:
+                yield VideoSource(source, videos[source].frame_count)
 
     def host_for(info: ModelInfo) -> HostSpec:
         return host_spec(ws, info.layout, weights=Path(weights) if weights else None,
@@ -122,10 +122,11 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     workers = max(1, min(workers or (os.cpu_count() or 1), 8))
     videos_given = sum(1 for s in found.found if is_video(s))
     images_given = len(found.found) - videos_given
-    stream = Stream(batch_size=batch_size, workers=workers,  # decoded pictures come back only to be drawn
-                    keep_images=(save_images and images_given > 0) or (save_video and videos_given > 0))
+    stream = stream_for(engine, ray, backend=backend, device=device, batch_size=batch_size, workers=workers,
+                        # decoded pictures come back only to be drawn
+                        keep_images=(save_images and images_given > 0) or (save_video and videos_given > 0))
     writer = _Writer(dest, save_images, save_video, result)
-    total = images_given + sum(v.frame_count or 0 for v in opened.values() if not isinstance(v, str))
+    total = images_given + sum(v.frame_count or 0 for v in videos.values())
     started = time.perf_counter()
     created = not dest.exists()
     with contextlib.ExitStack() as stack:
@@ -136,14 +137,19 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
             jsonl = stack.enter_context(open(stack.enter_context(atomic_path(dest / PREDICTIONS)), "w",
                                              encoding="utf-8"))
         advance = stack.enter_context(progress_bar(total, f"predict ({backend}, {choice.path.name})"))
-        stack.enter_context(in_process(ws, backend, device))
+        if stream.in_this_process:
+            stack.enter_context(in_process(ws, backend, device))
         predictions = stack.enter_context(contextlib.closing(stream.run(
-            items(), lambda: session_for(choice, device=device, batch_size=batch_size), host_for)))
+            units(), functools.partial(session_for, choice.absolute(), device=stream.session_device,
+                                       batch_size=batch_size), host_for)))
         for prediction in predictions:
             writer.finish_videos_before(prediction.item.source, broken)
             if prediction.error is not None:
-                result.failed.append({"source": prediction.item.source, "reason": prediction.error})
-                advance(1)
+                if prediction.item.source in videos:
+                    broken[prediction.item.source] = prediction.error
+                else:
+                    result.failed.append({"source": prediction.item.source, "reason": prediction.error})
+                    advance(1)
                 continue
             line = _line(prediction, wanted, top_k)
             result.detections += len(line["detections"])

@@ -15,8 +15,22 @@ import fakeom  # noqa: E402
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8}
 
 
-def visible_devices() -> list[int]:
-    return [int(d) for d in os.environ.get("FAKE_NPU_DEVICES", "0").split(",")]
+def physical_device(device_id: int) -> int:
+    """The host's NPU behind `device_id`. The host has $FAKE_NPU_DEVICES; as with CANN, a process
+    started with ASCEND_RT_VISIBLE_DEVICES=3,5 sees only those, as devices 0 and 1 (Ray sets it
+    for each task or actor that holds NPUs)."""
+    devices = [int(d) for d in os.environ.get("FAKE_NPU_DEVICES", "0").split(",")]
+    visible = os.environ.get("ASCEND_RT_VISIBLE_DEVICES")
+    if visible is not None:
+        mapped = [int(d) for d in visible.split(",") if d.strip()]
+        if any(d not in devices for d in mapped):
+            raise RuntimeError(f"[ERROR] acl init failed, ret 507033: ASCEND_RT_VISIBLE_DEVICES={visible}")
+        if not 0 <= device_id < len(mapped):
+            raise RuntimeError(f"[ERROR] acl open device {device_id} failed, ret 507033")
+        return mapped[device_id]
+    if device_id not in devices:
+        raise RuntimeError(f"[ERROR] acl open device {device_id} failed, ret 507033")
+    return device_id
 
 
 def _ms() -> float:
@@ -27,9 +41,7 @@ class OfflineModel:
     def __init__(self, path: str, device_id: int):
         import onnxruntime as ort
 
-        if device_id not in visible_devices():
-            raise RuntimeError(f"[ERROR] acl open device {device_id} failed, ret 507033")
-        self.device_id = device_id
+        self.device_id = physical_device(device_id)
         self.meta, onnx_bytes = fakeom.read(path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1

@@ -1,0 +1,321 @@
+"""--engine ray: the streaming pipeline (pipeline.Stream) with its stages as Ray Data steps, so
+that one command runs on a laptop (a local Ray cluster) or on many hosts (docs/architecture.md,
+"Ray"):
+
+  units (image paths, videos by path)         ray.data.from_items
+  → read + preprocess, a video into frames    flat_map: Ray tasks
+  → inference                                 map_batches: a pool of `replicas` actors, each
+                                              opening its backend session once
+  → host post-processing                      map: Ray tasks
+  → the caller, in source order               iter_rows with preserve_order
+
+The functions the stages run are the local pipeline's own, so the results are the same. Rows
+hold one pickled payload: the stages pass Python objects (a Prediction, a tensor or None, a list
+of outputs) that Arrow's column types cannot hold when some of them are missing. Ray restarts a
+replica whose process dies and retries its batches, and retries a task whose worker dies.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import pickle
+import socket
+from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .backends import ModelInfo, Session
+from .choices import Backend, InputLayout
+from .errors import EnvironmentProblem, UsageError
+from .host import HostSpec
+from .pipeline import (
+    WORKER_NICENESS,
+    Item,
+    Prediction,
+    PrepareSpec,
+    VideoSource,
+    frames_of,
+    post,
+    prepare_item,
+    run_batch,
+)
+
+INSTALL_HINT = "install it: pip install 'yedge[ray]' (in a checkout: pip install -e '.[ray]')"
+CLUSTER_HINT = "start it with `ray start --head`, or fix --ray-address / RAY_ADDRESS"
+
+
+def parse_resources(text: str | None) -> dict[str, float]:
+    """`NPU=1,CPU=2` → {"NPU": 1.0, "CPU": 2.0}."""
+    resources: dict[str, float] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        name, _, amount = part.partition("=")
+        try:
+            value = float(amount)
+        except ValueError:
+            value = -1.0
+        if not name.strip() or value < 0:
+            raise UsageError(f"--replica-resources {text!r}: {part.strip()!r} is not NAME=AMOUNT",
+                             hint="e.g. --replica-resources NPU=1 or GPU=1,CPU=2")
+        resources[name.strip()] = value
+    return resources
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """--ray-address (None: RAY_ADDRESS, else a local cluster this command starts and stops),
+    --replicas (None: one per NPU or GPU of the cluster for those backends, else 1) and
+    --replica-resources (what each replica reserves; by default one NPU for ascend, one GPU for
+    cuda, one CPU otherwise)."""
+
+    address: str | None = None
+    replicas: int | None = None
+    resources: dict[str, float] = field(default_factory=dict)
+
+
+def accelerator(backend: str, device: str) -> str | None:
+    """The Ray resource a replica of this backend runs on: NPU, GPU, or None (the CPU)."""
+    if backend == Backend.ASCEND.value:
+        return "NPU"
+    return "GPU" if device.startswith("cuda") else None
+
+
+def replica_device(backend: str, device: str) -> str:
+    """The device a replica opens: Ray makes its NPU (ASCEND_RT_VISIBLE_DEVICES) or GPU
+    (CUDA_VISIBLE_DEVICES) the only one the process sees, so that is device 0 or plain cuda."""
+    kind = accelerator(backend, device)
+    if kind == "NPU":
+        return "0"
+    return "cuda" if kind == "GPU" else device
+
+
+def connect(address: str | None, shared_cpus: int = 0) -> bool:
+    """ray.init on the cluster at `address` (else RAY_ADDRESS, else a new local one); True when
+    this process started the cluster (and so stops it). A new local cluster counts this
+    machine's CPUs plus `shared_cpus`: what CPU replicas reserve while the read and host tasks
+    share their cores, as the local engine's processes do (bench/ray_scaling.py overhead: 578 →
+    485 ms per image on 2 cores). A cluster that cannot be reached is one line, not Ray's
+    retries and traceback."""
+    try:
+        import ray
+    except ImportError:
+        raise EnvironmentProblem("--engine ray needs Ray, which is not installed", hint=INSTALL_HINT) from None
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if ray.is_initialized():
+        return False
+    if address is not None and address != "auto" and "://" not in address:
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+        except (OSError, ValueError) as exc:
+            raise EnvironmentProblem(f"cannot reach the Ray cluster at {address} ({exc})", hint=CLUSTER_HINT) from None
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                 num_cpus=None if address else (os.cpu_count() or 1) + shared_cpus)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise EnvironmentProblem(f"cannot join the Ray cluster at {address or 'a new local cluster'} "
+                                 f"({str(exc).splitlines()[0][:160]})", hint=CLUSTER_HINT) from None
+    return address is None
+
+
+def cluster_resources() -> tuple[dict[str, float], list[dict[str, float]]]:
+    """The cluster's resources in all, and each live node's."""
+    import ray
+
+    nodes = [{k: float(v) for k, v in n["Resources"].items() if not k.startswith("node:")}
+             for n in ray.nodes() if n.get("Alive")]
+    totals: dict[str, float] = {}
+    for node in nodes:
+        for name, value in node.items():
+            totals[name] = totals.get(name, 0.0) + value
+    return totals, nodes
+
+
+def describe(resources: dict[str, float]) -> str:
+    """NAME=AMOUNT, …: what a replica asks or a cluster has (its memory left out)."""
+    shown = {k: v for k, v in resources.items() if k not in ("object_store_memory", "memory")}
+    return ", ".join(f"{k}={v:g}" for k, v in sorted(shown.items())) or "nothing"
+
+
+def plan_replicas(settings: RaySettings, backend: str, device: str, totals: dict[str, float],
+                  nodes: list[dict[str, float]]) -> tuple[int, dict[str, float]]:
+    """How many replicas, and what each reserves; refused (instead of a run that waits forever)
+    when no node can hold one replica, or the replicas would take every CPU the read and host
+    tasks need."""
+    kind = accelerator(backend, device)
+    resources = dict(settings.resources) or ({kind: 1.0} if kind else {"CPU": 1.0})
+    resources.setdefault("CPU", 0.0 if kind else 1.0)
+    if not any(all(node.get(k, 0.0) >= v for k, v in resources.items()) for node in nodes):
+        raise EnvironmentProblem(f"no node of the Ray cluster has {describe(resources)} for a replica "
+                                 f"(the cluster has {describe(totals)})",
+                                 hint="start nodes with that resource (ray start --resources ...), or pass "
+                                      "other --replica-resources")
+    replicas = settings.replicas or (int(totals.get(kind, 0)) if kind else 0) or 1
+    for name, amount in resources.items():
+        if amount and replicas * amount > totals.get(name, 0.0):
+            raise EnvironmentProblem(f"{replicas} replicas of {name}={amount:g} need more than the cluster's "
+                                     f"{totals.get(name, 0.0):g} {name}", hint="pass fewer --replicas")
+    if replicas * resources["CPU"] > totals.get("CPU", 0.0) - 1:
+        raise EnvironmentProblem(f"{replicas} replicas of CPU={resources['CPU']:g} leave none of the cluster's "
+                                 f"{totals.get('CPU', 0.0):g} CPUs to the read and host tasks",
+                                 hint="pass fewer --replicas, or --replica-resources CPU=0.5")
+    return replicas, resources
+
+
+def _info(open_session: Callable[[], Session]) -> ModelInfo:
+    session = open_session()
+    try:
+        return session.info
+    finally:
+        session.close()
+
+
+_niced = False
+
+
+def _behind_replicas() -> None:
+    """Once per Ray worker process that runs the read and host tasks: at the local pools'
+    niceness, so a replica on the same cores is not kept waiting (docs/architecture.md, Streaming)."""
+    global _niced
+    if not _niced:
+        os.nice(WORKER_NICENESS)
+        _niced = True
+
+
+def _read(row: dict[str, Any], spec: PrepareSpec) -> Iterator[dict[str, Any]]:
+    """A unit into prepared rows: an image into one, a video into one per frame (and one that
+    carries the error when it stopped early). Read at its absolute path (a task's folder is not
+    the driver's), named in the results as the driver was given it."""
+    _behind_replicas()
+    unit = pickle.loads(row["unit"])
+    given, at = unit.source, row["path"]
+    items = frames_of(replace(unit, source=at)) if isinstance(unit, VideoSource) else (replace(unit, source=at),)
+    for item in items:
+        prediction, tensor = prepare_item(item, spec)
+        prediction.item = replace(prediction.item, source=given)
+        yield {"payload": pickle.dumps((prediction, tensor), protocol=5)}
+
+
+def _replica(open_session: Callable[[], Session], batch_size: int) -> type:
+    """The class of a model replica: it opens its session once, then runs batches as the local
+    pipeline does (padded to the model's batch, failed items passed through). The session's
+    factory is part of the class, not a constructor argument: Ray could not restart a replica
+    whose arguments had left the object store."""
+
+    class Replica:
+        def __init__(self) -> None:
+            self.session = open_session()
+
+        def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            group = [pickle.loads(payload) for payload in batch["payload"]]
+            done = run_batch(self.session, group, batch_size)
+            return {"payload": np.array([pickle.dumps(pair, protocol=5) for pair in done], dtype=object)}
+
+    return Replica
+
+
+def _post(row: dict[str, Any], host: HostSpec) -> dict[str, Any]:
+    _behind_replicas()
+    prediction, outputs = pickle.loads(row["payload"])
+    if outputs is not None:
+        prediction.detections, host_times = post(host, outputs, prediction.width, prediction.height)
+        prediction.times.update(host_times)
+    return {"payload": pickle.dumps(prediction, protocol=5)}
+
+
+@dataclass
+class RayStream:
+    """The streaming pipeline on a Ray cluster: the same arguments and results as pipeline.Stream."""
+
+    settings: RaySettings
+    backend: str
+    device: str = "cpu"
+    batch_size: int | None = None
+    keep_images: bool = False
+    info: ModelInfo | None = None
+    replicas: int = 0
+    in_this_process = False  # the sessions run in Ray's actors
+
+    def __post_init__(self) -> None:
+        if accelerator(self.backend, self.device) == "NPU" and self.device != "cpu":
+            raise UsageError(f"--device {self.device}: with --engine ray, Ray gives each replica its NPU",
+                             hint="drop --device (--replicas N for how many NPUs)")
+
+    @property
+    def session_device(self) -> str:
+        """The device the session passed to `run` opens, in its replica (see replica_device)."""
+        return replica_device(self.backend, self.device)
+
+    def _cpu_replicas(self) -> int:
+        """The CPUs a new local cluster's replicas reserve by default (none for NPU or GPU ones)."""
+        if accelerator(self.backend, self.device) or self.settings.resources:
+            return 0
+        return self.settings.replicas or 1
+
+    def run(self, items: Iterable[Item | VideoSource], open_session: Callable[[], Session],
+            host_for: Callable[[ModelInfo], HostSpec]) -> Generator[Prediction, None, None]:
+        # first: it says when Ray is not installed
+        started_here = connect(self.settings.address, self._cpu_replicas())
+        import ray
+
+        try:
+            totals, nodes = cluster_resources()
+            self.replicas, resources = plan_replicas(self.settings, self.backend, self.device, totals, nodes)
+            remote = _remote_arguments(resources)
+            info = self.info = ray.get(ray.remote(_info).options(**remote).remote(open_session))
+            if info.batch_size is not None and self.batch_size not in (None, info.batch_size):
+                raise UsageError(f"the model has a static batch of {info.batch_size}, not {self.batch_size}",
+                                 hint="drop --batch-size, or export with --dynamic-batch")
+            batch_size = info.batch_size or self.batch_size or 1
+            host = host_for(info)
+            if host.weights is not None:
+                host = replace(host, weights=_absolute(host.weights))
+            layout = InputLayout.NHWC.value if info.sample_shape[-1] == 3 else InputLayout.NCHW.value
+            spec = PrepareSpec(info.input_dtype, layout, self.keep_images)
+            _quiet_console()
+            context = ray.data.DataContext.get_current()
+            context.execution_options.preserve_order = True
+            context.enable_progress_bars = False
+            rows = [{"unit": pickle.dumps(item, protocol=5), "path": _absolute(item.source)} for item in items]
+            if not rows:
+                return
+            data = (ray.data.from_items(rows)
+                    .flat_map(functools.partial(_read, spec=spec))
+                    .map_batches(_replica(open_session, batch_size), batch_size=batch_size,
+                                 compute=ray.data.ActorPoolStrategy(size=self.replicas), batch_format="numpy",
+                                 **remote)
+                    .map(functools.partial(_post, host=host)))
+            for index, row in enumerate(data.iter_rows()):
+                prediction = pickle.loads(row["payload"])
+                prediction.item = replace(prediction.item, index=index)
+                yield prediction
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+def _quiet_console() -> None:
+    """Ray Data's own progress lines stay in its log file (Ray's session folder): ours show."""
+    import ray.data  # noqa: F401  (its import sets its logging up)
+
+    for handler in logging.getLogger("ray.data").handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.ERROR)
+
+
+def _remote_arguments(resources: dict[str, float]) -> dict:
+    """Ray's options for a replica: CPUs and GPUs by their own names, the rest (NPU) as resources."""
+    others = {k: v for k, v in resources.items() if k not in ("CPU", "GPU")}
+    arguments: dict = {"num_cpus": resources.get("CPU", 0.0), "num_gpus": resources.get("GPU", 0.0)}
+    if others:
+        arguments["resources"] = others
+    return arguments
+
+
+def _absolute(source: str) -> str:
+    """A file's absolute path; a camera index or stream URL as it is."""
+    return source if source.isdigit() or "://" in source else os.path.abspath(source)
