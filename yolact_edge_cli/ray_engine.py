@@ -97,9 +97,9 @@ def connect(address: str | None, shared_cpus: int = 0) -> bool:
     """ray.init on the cluster at `address` (else RAY_ADDRESS, else a new local one); True when
     this process started the cluster (and so stops it). A new local cluster counts this
     machine's CPUs plus `shared_cpus`: what CPU replicas reserve while the read and host tasks
-    share their cores, as the local engine's processes do (bench/ray_scaling.py overhead: 578 →
-    485 ms per image on 2 cores). A cluster that cannot be reached is one line, not Ray's
-    retries and traceback."""
+    share their cores, as the local engine's processes do (on 2 cores, 100 images: 202 → 150 ms
+    per image more than --engine local, bench/ray_scaling.py overhead). A cluster that cannot be
+    reached is one line, not Ray's retries and traceback."""
     try:
         import ray
     except ImportError:
