@@ -113,7 +113,8 @@ def test_eval_interrupted_then_rerun(reference, tmp_path, sig):
     _wait_for(lambda: (ws.root / ".yedge.lock").exists()
               and (ws.root / ".yedge.lock").read_text().strip() == str(proc.pid))
     time.sleep(1.0)
-    _assert_interrupted(*_stop(proc, sig), sig)
+    _assert_interrupted(*_stop(proc, sig), sig,
+                        kept="no result file was written (they come with a complete run): rerun it")
     assert not (ws.results_dir / "bbox_detections.json").exists()
     done = run_cli("-w", ws.root, "eval")
     assert done.returncode == 0, done.stderr

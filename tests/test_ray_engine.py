@@ -138,6 +138,23 @@ def test_bench_stream_on_ray(workspace, cluster):
     assert result["stages_ms"]["images_per_second"] > 0
 
 
+def test_batches_of_two_while_another_cluster_runs(prepared, cluster, tmp_path):
+    """A dynamic-batch model at --batch-size 2 (three images: the last batch padded) with no
+    --ray-address while the module's cluster runs on this machine: the command starts a cluster
+    of its own, and each image keeps its own detections (the predictions of --engine local)."""
+    ws = prepared(tmp_path / "ws", MBV2, dynamic_batch=True)
+    images = copy_sample_images(tmp_path / "photos")
+    cv2.imwrite(str(images / "zzz.png"), np.roll(cv2.imread(str(images / "coffee.png")), 40, axis=1))
+    for engine in ("local", "ray"):
+        proc = run_cli("-w", ws.root, "predict", images, "--batch-size", "2", "--no-save-images",
+                       "--engine", engine, "-o", tmp_path / engine, subprocess_=True)
+        assert proc.returncode == 0, proc.stderr
+    lines = (tmp_path / "ray" / "predictions.jsonl").read_bytes()
+    assert lines == (tmp_path / "local" / "predictions.jsonl").read_bytes()
+    detections = [json.dumps(json.loads(line)["detections"]) for line in lines.splitlines()]
+    assert len(set(detections)) == 3  # three images, three different results
+
+
 def _predict_ascend(workspace, cluster, sources: Path, out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "yolact_edge_cli", "-w", str(workspace.root), "--json", "predict", str(sources),
@@ -254,6 +271,8 @@ def test_replica_plans():
     with pytest.raises(EnvironmentProblem, match="no node of the Ray cluster has CPU=0, GPU=1"):
         plan_replicas(RaySettings(), "torch", "cuda", node, [node])
     assert parse_resources("NPU=1, CPU=0.5") == {"NPU": 1.0, "CPU": 0.5}
-    for bad in ("NPU", "NPU=x", "=1", "NPU=-1"):
-        with pytest.raises(UsageError, match="is not NAME=AMOUNT"):
+    for bad, problem in (("NPU", "is not NAME=AMOUNT"), ("NPU=x", "is not NAME=AMOUNT"), ("=1", "is not NAME"),
+                         ("NPU=-1", "a number ≥ 0"), ("CPU=nan", "a number ≥ 0"), ("CPU=1e400", "a number ≥ 0"),
+                         ("CPU=1,CPU=2", "CPU is given twice"), ("memory=1000", "not a resource a replica")):
+        with pytest.raises(UsageError, match=problem):
             parse_resources(bad)

@@ -349,7 +349,7 @@ def predict(
         print_json(result.to_dict() | ({"error": failed.one_line(), "exit_code": failed.exit_code} if failed else {}))
     else:
         out.print(_kv_table("predict", {
-            "output": result.output, "model": f"{result.model} ({result.backend})",
+            "output": result.output, "model": f"{result.model} ({result.backend}, {result.engine} engine)",
             "sources": result.sources, "images": result.images, "frames": result.frames,
             "detections": result.detections, "speed": f"{result.fps} images/s ({result.seconds} s)"}))
     for failure in result.failed:
@@ -362,7 +362,8 @@ def predict(
         raise failed
 
 
-@command("eval", locks=True)
+@command("eval", locks=True, interrupted="interrupted; no result file was written (they come with a "
+                                          "complete run): rerun it")
 def evaluate(
     ctx: typer.Context,
     outputs: Path | None = typer.Option(None, "--outputs", help="Run folder \\[default: the last infer run]."),
@@ -551,7 +552,12 @@ def _parse_ints(text: str, option: str = "--batch-sizes") -> tuple[int, ...]:
 
 
 @command()
-def doctor(ctx: typer.Context, ray_address: RayAddressOption = None) -> None:
+def doctor(
+    ctx: typer.Context,
+    ray_address: str | None = typer.Option(None, "--ray-address", help="A Ray cluster to check: its "
+                                           "live nodes and their resources \\[default: RAY_ADDRESS; "
+                                           "unset: no cluster is checked]."),
+) -> None:
     """Check this machine (Python, torch/CUDA, onnxruntime, pycocotools, Ray and its cluster,
     CANN, atc, npu-smi, ais_bench) and the workspace (steps done, stale artifacts)."""
     from .steps import doctor as step

@@ -41,7 +41,7 @@ BatchSizeOption = Annotated[int | None, typer.Option("--batch-size", "-b", min=1
                                                      help="Batch for dynamic-batch models and torch.")]
 EngineOption = Annotated[Engine, typer.Option("--engine", help="local (this host's processes) or ray "
                                               "(a Ray cluster: --ray-address, else RAY_ADDRESS, else "
-                                              "a local one; needs yedge[ray]).")]
+                                              "a local one; needs yedge\\[ray]).")]
 RayAddressOption = Annotated[str | None, typer.Option("--ray-address", help="--engine ray: the cluster's "
                                                       "address, e.g. 10.0.0.1:6379 \\[default: "
                                                       "RAY_ADDRESS, else a new local cluster].")]

@@ -211,18 +211,19 @@ class Stream:
 
 def run_batch(session: Session, group: list[tuple[Prediction, np.ndarray | None]], batch_size: int):
     """One batch through the session (padded with copies of its first input, as ais_bench
-    pads); each good item's outputs with its batch dimension; failed items as they are."""
-    good = [(p, t) for p, t in group if t is not None]
-    per_item: dict[int, list[np.ndarray]] = {}
+    pads); each good item's outputs with its batch dimension; failed items as they are. Items
+    are told apart by their place in the group, not their index (Ray's numbers them later)."""
+    good = [k for k, (_, tensor) in enumerate(group) if tensor is not None]
+    outputs_at: dict[int, list[np.ndarray]] = {}
     if good:
-        tensors = [t for _, t in good]
+        tensors = [tensor for _, tensor in group if tensor is not None]
         started = time.perf_counter()
         outputs = session.run(np.stack(tensors + [tensors[0]] * (batch_size - len(tensors))))
         share = (time.perf_counter() - started) / len(good)
-        for j, (prediction, _) in enumerate(good):
-            per_item[prediction.item.index] = [np.ascontiguousarray(o[j:j + 1]) for o in outputs]
-            prediction.times["inference"] = share
-    return [(p, per_item.get(p.item.index)) for p, _ in group]
+        for j, k in enumerate(good):
+            outputs_at[k] = [np.ascontiguousarray(o[j:j + 1]) for o in outputs]
+            group[k][0].times["inference"] = share
+    return [(prediction, outputs_at.get(k)) for k, (prediction, _) in enumerate(group)]
 
 
 def _groups(prepared: Iterator, size: int) -> Iterator[list]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import pickle
 import socket
@@ -48,20 +49,28 @@ CLUSTER_HINT = "start it with `ray start --head`, or fix --ray-address / RAY_ADD
 
 
 def parse_resources(text: str | None) -> dict[str, float]:
-    """`NPU=1,CPU=2` → {"NPU": 1.0, "CPU": 2.0}."""
+    """`NPU=1,CPU=2` → {"NPU": 1.0, "CPU": 2.0}; each name once, each amount a finite number ≥ 0,
+    and no memory (Ray takes it apart from the resources)."""
     resources: dict[str, float] = {}
     for part in (text or "").split(","):
         if not part.strip():
             continue
-        name, _, amount = part.partition("=")
+        name, _, amount = (piece.strip() for piece in part.partition("="))
         try:
             value = float(amount)
         except ValueError:
-            value = -1.0
-        if not name.strip() or value < 0:
-            raise UsageError(f"--replica-resources {text!r}: {part.strip()!r} is not NAME=AMOUNT",
-                             hint="e.g. --replica-resources NPU=1 or GPU=1,CPU=2")
-        resources[name.strip()] = value
+            value = math.nan
+        if not name or not math.isfinite(value) or value < 0:
+            problem = f"{part.strip()!r} is not NAME=AMOUNT with a number ≥ 0"
+        elif name in resources:
+            problem = f"{name} is given twice"
+        elif name in ("memory", "object_store_memory"):
+            problem = f"{name} is not a resource a replica reserves here"
+        else:
+            resources[name] = value
+            continue
+        raise UsageError(f"--replica-resources {text!r}: {problem}",
+                         hint="e.g. --replica-resources NPU=1 or GPU=1,CPU=2 (names as Ray's: CPU, GPU, NPU …)")
     return resources
 
 
@@ -114,8 +123,9 @@ def connect(address: str | None, shared_cpus: int = 0) -> bool:
         except (OSError, ValueError) as exc:
             raise EnvironmentProblem(f"cannot reach the Ray cluster at {address} ({exc})", hint=CLUSTER_HINT) from None
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                 num_cpus=None if address else (os.cpu_count() or 1) + shared_cpus)
+        # "local": a new cluster of this command's own, even where one runs on this machine
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR, num_cpus=None if address else (os.cpu_count() or 1) + shared_cpus)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise EnvironmentProblem(f"cannot join the Ray cluster at {address or 'a new local cluster'} "
                                  f"({str(exc).splitlines()[0][:160]})", hint=CLUSTER_HINT) from None
@@ -157,13 +167,17 @@ def plan_replicas(settings: RaySettings, backend: str, device: str, totals: dict
     replicas = settings.replicas or (int(totals.get(kind, 0)) if kind else 0) or 1
     for name, amount in resources.items():
         if amount and replicas * amount > totals.get(name, 0.0):
-            raise EnvironmentProblem(f"{replicas} replicas of {name}={amount:g} need more than the cluster's "
+            raise EnvironmentProblem(f"{_replicas(replicas)} of {name}={amount:g} need more than the cluster's "
                                      f"{totals.get(name, 0.0):g} {name}", hint="pass fewer --replicas")
     if replicas * resources["CPU"] > totals.get("CPU", 0.0) - 1:
-        raise EnvironmentProblem(f"{replicas} replicas of CPU={resources['CPU']:g} leave none of the cluster's "
+        raise EnvironmentProblem(f"{_replicas(replicas)} of CPU={resources['CPU']:g} leave none of the cluster's "
                                  f"{totals.get('CPU', 0.0):g} CPUs to the read and host tasks",
                                  hint="pass fewer --replicas, or --replica-resources CPU=0.5")
     return replicas, resources
+
+
+def _replicas(count: int) -> str:
+    return f"{count} replica{'s' if count != 1 else ''}"
 
 
 def _info(open_session: Callable[[], Session]) -> ModelInfo:

@@ -283,7 +283,8 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     assert info is not None
     spec, origin = specs[-1], origins[-1]
     seconds = time.perf_counter() - started
-    provenance = {"run": run_name, "backend": backend, "device": opened[-1].device if opened else device,
+    provenance = {"run": run_name, "backend": backend, "engine": engine,
+                  "device": opened[-1].device if opened else device,
                   "model": ws.relative(choice.path),
                   "model_sha256": sha256_file(choice.path) if choice.path.is_file() else None,
                   "model_weights_sha256": origin.weights_sha256 if origin else None}

@@ -41,6 +41,7 @@ class PredictResult:
     output: str
     model: str
     backend: str
+    engine: str = Engine.LOCAL.value
     sources: int = 0
     images: int = 0
     frames: int = 0
@@ -93,7 +94,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
         source, reason = found.failed[0]
         raise InputError(f"nothing to run: {source}: {reason}", hint="pass image or video files, folders or globs")
     dest = _destination(ws, sources, output, name, exist_ok)
-    result = PredictResult(output=str(dest), model=str(choice.path), backend=backend,
+    result = PredictResult(output=str(dest), model=str(choice.path), backend=backend, engine=engine,
                            sources=len(found.found) + len(found.failed),
                            failed=[{"source": s, "reason": r} for s, r in found.failed])
     # each video opened here for its frame rate, size and count (the bar's length, the writer's
