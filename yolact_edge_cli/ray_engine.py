@@ -216,9 +216,8 @@ def _read(row: dict[str, Any], spec: PrepareSpec) -> Iterator[dict[str, Any]]:
 
 def _replica(open_session: Callable[[], Session], batch_size: int) -> type:
     """The class of a model replica: it opens its session once, then runs batches as the local
-    pipeline does (padded to the model's batch, failed items passed through). The session's
-    factory is part of the class, not a constructor argument: Ray could not restart a replica
-    whose arguments had left the object store."""
+    pipeline does (padded to the model's batch, failed items passed through). Ray Data makes
+    each actor from the class alone, a restarted one included, so the class holds the factory."""
 
     class Replica:
         def __init__(self) -> None:
