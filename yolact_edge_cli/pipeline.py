@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import time
 from collections import deque
@@ -29,6 +30,7 @@ from .parallel import process_pool
 
 if TYPE_CHECKING:
     from .ray_engine import RaySettings, RayStream
+    from .workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,9 @@ class Stream:
     window: int = 0  # items in flight per stage; 0: four batches' worth, at least two per worker
     info: ModelInfo | None = None  # the session's, once it is open
     session_device: str = "cpu"  # the device the session passed to `run` opens
-    in_this_process = True  # the session runs here (resolve.in_process applies)
+    # what running the session in this process needs (resolve.in_process), entered by `run`
+    around_session: Callable[[], contextlib.AbstractContextManager] | None = None
+    ran_on: str | None = None  # the open session's device (an NPU's id, say)
 
     def run(self, items: Iterable[Item | VideoSource], open_session: Callable[[], Session],
             host_for: Callable[[ModelInfo], HostSpec]) -> Generator[Prediction, None, None]:
@@ -180,6 +184,8 @@ class Stream:
         threads are already running; what the model takes (dtype, layout, batch) and the host
         part are read from the session."""
         with contextlib.ExitStack() as stack:
+            if self.around_session is not None:
+                stack.enter_context(self.around_session())
             prep_pool = stack.enter_context(process_pool(self.workers, _behind_inference))
             host_pool = stack.enter_context(process_pool(self.workers, _behind_inference))
             for pool in (prep_pool, host_pool):
@@ -187,6 +193,7 @@ class Stream:
                     started.result()
             session = open_session()
             stack.callback(session.close)
+            self.ran_on = session.device
             info = self.info = session.info
             if info.batch_size is not None and self.batch_size not in (None, info.batch_size):
                 raise UsageError(f"the model has a static batch of {info.batch_size}, not {self.batch_size}",
@@ -247,11 +254,15 @@ def _finish(prediction: Prediction, future: Future | None) -> Prediction:
     return prediction
 
 
-def stream_for(engine: str, ray: RaySettings | None = None, *, backend: str, device: str,
+def stream_for(ws: Workspace, engine: str, ray: RaySettings | None = None, *, backend: str, device: str,
                batch_size: int | None = None, workers: int = 1, keep_images: bool = False) -> Stream | RayStream:
-    """The pipeline of --engine: local (Stream) or ray (ray_engine.RayStream, the same results)."""
+    """The pipeline of --engine: local (Stream, its session in this process) or ray
+    (ray_engine.RayStream, the sessions in Ray's actors; the same results)."""
     if engine == Engine.RAY.value:
         from .ray_engine import RaySettings, RayStream
 
         return RayStream(ray or RaySettings(), backend, device, batch_size, keep_images)
-    return Stream(batch_size=batch_size, workers=workers, keep_images=keep_images, session_device=device)
+    from .resolve import in_process
+
+    return Stream(batch_size=batch_size, workers=workers, keep_images=keep_images, session_device=device,
+                  around_session=functools.partial(in_process, ws, backend, device))

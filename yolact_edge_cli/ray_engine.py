@@ -251,7 +251,7 @@ class RayStream:
     keep_images: bool = False
     info: ModelInfo | None = None
     replicas: int = 0
-    in_this_process = False  # the sessions run in Ray's actors
+    ran_on: str | None = None  # one device per replica: none to name
 
     def __post_init__(self) -> None:
         if accelerator(self.backend, self.device) == "NPU" and self.device != "cpu":

@@ -28,7 +28,6 @@ from ..resolve import (
     choose_backend,
     host_model,
     host_spec,
-    in_process,
     model_for,
     om_model,
     parse_devices,
@@ -124,9 +123,9 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
                              model_sha256=sha256_file(choice.path) if choice.path.is_file() else "",
                              mode="stream" if engine == Engine.LOCAL.value else f"stream ({engine})",
                              workers=max(1, workers or os.cpu_count() or 1))
-        pipeline = stream_for(engine, ray, backend=backend, device=device, batch_size=batch,
+        pipeline = stream_for(ws, engine, ray, backend=backend, device=device, batch_size=batch,
                               workers=result.workers or 1)
-        result.stages_ms = _stream(ws, choice, pipeline, backend, images)
+        result.stages_ms = _stream(ws, choice, pipeline, images)
         _append(ws, result)
         return result
     if backend == Backend.ASCEND.value:
@@ -343,7 +342,7 @@ def _stages(ws: Workspace, session, source: Path, images: int, workers: int) -> 
 STREAM_BENCH_STAGES = ("decode", "inference", *HOST_STAGES, "write")
 
 
-def _stream(ws: Workspace, choice, stream: Stream | RayStream, backend: str, images: int) -> dict[str, float]:
+def _stream(ws: Workspace, choice, stream: Stream | RayStream, images: int) -> dict[str, float]:
     """The streaming pipeline on the prepared images (their first `images`), else on synthetic
     640×480 frames: each stage's busy milliseconds per image — decode+preprocess and the host
     stages run on `workers` processes each, inference and writing (COCO entries as JSON) in this
@@ -366,11 +365,9 @@ def _stream(ws: Workspace, choice, stream: Stream | RayStream, backend: str, ima
     totals = dict.fromkeys(STREAM_BENCH_STAGES, 0.0)
     started = time.perf_counter()
     where = f"{stream.workers} workers per stage" if isinstance(stream, Stream) else "on Ray"
-    with in_process(ws, backend, stream.session_device) if stream.in_this_process else contextlib.nullcontext(), \
-            contextlib.closing(stream.run(
-                items, functools.partial(session_for, choice.absolute(), device=stream.session_device,
-                                         batch_size=stream.batch_size),
-                lambda info: host_spec(ws, info.layout))) as predictions, \
+    session = functools.partial(session_for, choice.absolute(), device=stream.session_device,
+                                batch_size=stream.batch_size)
+    with contextlib.closing(stream.run(items, session, lambda info: host_spec(ws, info.layout))) as predictions, \
             progress_bar(len(items), f"bench stream ({where})") as advance:
         for prediction in predictions:
             if prediction.error is not None:

@@ -7,14 +7,12 @@ import functools
 import json
 import os
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..backends import Session
 from ..choices import Engine, Nms
 from ..console import progress_bar
 from ..data import binio
@@ -197,7 +195,7 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     from ..metrics.results import coco_entries
     from ..metrics.yolact_ap import APAccumulator, ground_truth, match_image
     from ..pipeline import Item, stream_for
-    from ..resolve import choose_backend, in_process, model_for, session_for
+    from ..resolve import choose_backend, model_for, session_for
 
     if nms not in Nms.values():
         raise UsageError(f"unknown NMS {nms!r}", hint="use --nms fast or --nms traditional")
@@ -243,18 +241,14 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     totals = dict.fromkeys(STREAM_STAGES, 0.0) | ({} if fast_eval else {"cocoeval": 0.0})
     run_results = ws.run_results(run_name)
     results_paths = {"bbox": run_results / BBOX_RESULTS, "segm": run_results / MASK_RESULTS}
-    stream = stream_for(engine, ray, backend=backend, device=device, batch_size=batch_size, workers=workers)
+    stream = stream_for(ws, engine, ray, backend=backend, device=device, batch_size=batch_size, workers=workers)
     with contextlib.ExitStack() as stack:
         files = [_JsonArray(stack.enter_context(atomic_path(results_paths[kind]))) for kind in ("bbox", "segm")]
         for file in files:
             stack.callback(file.close)
         advance = stack.enter_context(progress_bar(len(ids), f"eval {len(ids)} images streamed ({nms} NMS)"))
-        opened: list = []  # the session here, for the device it ran on (an NPU's id, say)
-        open_session: Callable[[], Session] = functools.partial(
-            session_for, choice.absolute(), device=stream.session_device, batch_size=batch_size)
-        if stream.in_this_process:
-            stack.enter_context(in_process(ws, backend, device))
-            open_session = _keeping(open_session, opened)
+        open_session = functools.partial(session_for, choice.absolute(), device=stream.session_device,
+                                         batch_size=batch_size)
         predictions = stack.enter_context(contextlib.closing(stream.run(items, open_session, host_for)))
         for prediction in predictions:
             if prediction.error is not None:
@@ -284,7 +278,7 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     spec, origin = specs[-1], origins[-1]
     seconds = time.perf_counter() - started
     provenance = {"run": run_name, "backend": backend, "engine": engine,
-                  "device": opened[-1].device if opened else device,
+                  "device": stream.ran_on or device,
                   "model": ws.relative(choice.path),
                   "model_sha256": sha256_file(choice.path) if choice.path.is_file() else None,
                   "model_weights_sha256": origin.weights_sha256 if origin else None}
@@ -298,13 +292,6 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
                    model_weights=origin.weights if origin else None,
                    model_weights_sha256=origin.weights_sha256 if origin else None),
         coco=by_image.stats() if by_image is not None else None)
-
-
-def _keeping(open_session: Callable[[], Session], opened: list) -> Callable[[], Session]:
-    def keep() -> Session:
-        opened.append(open_session())
-        return opened[-1]
-    return keep
 
 
 class _JsonArray:

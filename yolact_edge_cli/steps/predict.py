@@ -27,7 +27,7 @@ from ..metrics.results import kept_detections
 from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES, RESNET50
 from ..pipeline import Item, Prediction, VideoSource, stream_for
 from ..records import ExportRecord
-from ..resolve import ModelChoice, choose_backend, host_spec, in_process, model_for, session_for
+from ..resolve import ModelChoice, choose_backend, host_spec, model_for, session_for
 from ..workspace import Workspace, atomic_path
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     workers = max(1, min(workers or (os.cpu_count() or 1), 8))
     videos_given = sum(1 for s in found.found if is_video(s))
     images_given = len(found.found) - videos_given
-    stream = stream_for(engine, ray, backend=backend, device=device, batch_size=batch_size, workers=workers,
+    stream = stream_for(ws, engine, ray, backend=backend, device=device, batch_size=batch_size, workers=workers,
                         # decoded pictures come back only to be drawn
                         keep_images=(save_images and images_given > 0) or (save_video and videos_given > 0))
     writer = _Writer(dest, save_images, save_video, result)
@@ -138,8 +138,6 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
             jsonl = stack.enter_context(open(stack.enter_context(atomic_path(dest / PREDICTIONS)), "w",
                                              encoding="utf-8"))
         advance = stack.enter_context(progress_bar(total, f"predict ({backend}, {choice.path.name})"))
-        if stream.in_this_process:
-            stack.enter_context(in_process(ws, backend, device))
         predictions = stack.enter_context(contextlib.closing(stream.run(
             units(), functools.partial(session_for, choice.absolute(), device=stream.session_device,
                                        batch_size=batch_size), host_for)))
