@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from yolact_edge_cli.model.config import RESNET50
-from yolact_edge_cli.model.detect import decode, detect_image, fast_nms, greedy_nms, traditional_nms
+from yolact_edge_cli.model.detect import best_per_class, decode, detect_image, fast_nms, greedy_nms, traditional_nms
 from yolact_edge_cli.model.masks import postprocess
 
 
@@ -49,7 +49,7 @@ def _candidates():
     scores = torch.zeros(80, 3)
     scores[0] = torch.tensor([0.9, 0.8, 0.7])
     scores[5] = torch.tensor([0.01, 0.02, 0.03])  # below conf_thresh, still a candidate
-    return boxes, torch.zeros(3, 32), scores.t().contiguous()  # [priors, classes]
+    return boxes.numpy(), np.zeros((3, 32), np.float32), scores.t().numpy()  # [priors, classes]
 
 
 def test_fast_nms_suppression_uses_suppressed_boxes_and_keeps_low_scores():
@@ -67,8 +67,8 @@ def test_traditional_nms_drops_low_class_scores():
     boxes, coefs, scores = _candidates()
     det = traditional_nms(boxes, coefs, scores, RESNET50)
     assert det.classes.tolist() == [0, 0]
-    np.testing.assert_allclose(det.scores.numpy(), [0.9, 0.7])
-    np.testing.assert_allclose(det.boxes.numpy(), boxes[[0, 2]].numpy(), atol=1e-6)
+    np.testing.assert_allclose(det.scores, [0.9, 0.7])
+    np.testing.assert_allclose(det.boxes, boxes[[0, 2]], atol=1e-6)
 
 
 def test_detect_returns_none_when_background_wins_everywhere():
@@ -95,7 +95,7 @@ def test_detections_capped_at_100():
 def test_decode_x2_is_x1_plus_w():
     priors = torch.tensor([[0.3, 0.6, 0.1, 0.1]])
     loc = torch.tensor([[1.0, -2.0, 0.5, -0.5]])
-    box = decode(loc, priors)[0]
+    box = decode(loc.numpy(), priors.numpy())[0]
     w = 0.1 * np.exp(0.5 * 0.2)
     x1 = 0.3 + 1.0 * 0.1 * 0.1 - w / 2
     assert abs(float(box[0]) - x1) < 1e-6 and abs(float(box[2] - box[0]) - w) < 1e-6
@@ -122,7 +122,22 @@ def test_fast_nms_equals_the_reference_formulation(n, spread):
     xy = 0.5 + (torch.rand(n, 2, generator=g) - 0.5) * spread
     boxes = torch.cat([xy, xy + 0.05 + torch.rand(n, 2, generator=g) * 0.3], 1)
     scores = torch.softmax(torch.randn(80, n, generator=g) * 2, 0)
-    det = fast_nms(boxes, torch.zeros(n, 32), scores.t().contiguous(), RESNET50)
+    det = fast_nms(boxes.numpy(), np.zeros((n, 32), np.float32), scores.t().numpy(), RESNET50)
     classes, ref_scores = reference_fast_nms(boxes, torch.zeros(n, 32), scores, RESNET50)
     assert det.classes.tolist() == classes.tolist()
-    assert torch.equal(det.scores, ref_scores)
+    assert np.array_equal(det.scores, ref_scores.numpy())
+
+
+def test_best_per_class_breaks_ties_by_lower_prior():
+    """Each class's k best priors, best first, equal scores by lower prior (ONNX TopK's rule), also
+    where ties straddle the k-th place: against a stable sort of each class."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n, classes, k = int(rng.integers(1, 600)), int(rng.integers(1, 6)), int(rng.integers(1, 250))
+        levels = int(rng.integers(1, 50))  # few distinct scores: ties everywhere
+        scores = (rng.integers(0, levels, (n, classes)) / levels).astype(np.float32)
+        k = min(k, n)
+        values, priors = best_per_class(scores, k)
+        for c in range(classes):
+            want = np.argsort(-scores[:, c], kind="stable")[:k]
+            assert np.array_equal(priors[c], want) and np.array_equal(values[c], scores[want, c])

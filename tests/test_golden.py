@@ -5,7 +5,8 @@ import torch
 
 from yolact_edge_cli.data.preprocess import preprocess, read_image
 from yolact_edge_cli.model.config import RESNET50
-from yolact_edge_cli.model.detect import DeviceDetect, decode, detect_image, device_detections
+from yolact_edge_cli.model.detect import decode, detect_image, device_detections
+from yolact_edge_cli.model.device_detect import DeviceDetect
 from yolact_edge_cli.model.head import priors_tensor
 from yolact_edge_cli.model.masks import postprocess
 
@@ -42,17 +43,17 @@ def test_heads_and_priors(forward):
     golden.check("conf", conf.numpy(), rtol=0, atol=1e-5)
     golden.check("mask_coef", coef.numpy())
     golden.check("priors", priors.numpy(), rtol=0, atol=0)
-    golden.check("decoded_boxes", decode(loc[0], priors)[None].numpy())
+    golden.check("decoded_boxes", decode(loc[0].numpy(), priors.numpy())[None])
 
 
 def test_detect_output(forward):
     golden, *_, loc, conf, coef = forward
     det = detect_image(loc[0], conf[0], coef[0], priors_tensor(RESNET50), RESNET50)
     assert len(det) == int(golden["det_count"][0]) == 100
-    np.testing.assert_array_equal(det.classes.numpy(), golden["det0_class"])
-    np.testing.assert_allclose(det.scores.numpy(), golden["det0_score"], atol=1e-4)
-    np.testing.assert_allclose(det.boxes.numpy(), golden["det0_box"], rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(det.coefs.numpy(), golden["det0_coef"], rtol=1e-3, atol=1e-4)
+    np.testing.assert_array_equal(det.classes, golden["det0_class"])
+    np.testing.assert_allclose(det.scores, golden["det0_score"], atol=1e-4)
+    np.testing.assert_allclose(det.boxes, golden["det0_box"], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(det.coefs, golden["det0_coef"], rtol=1e-3, atol=1e-4)
 
 
 def test_detect_on_the_device_gives_the_reference_detections(forward):
@@ -62,10 +63,10 @@ def test_detect_on_the_device_gives_the_reference_detections(forward):
         outputs = DeviceDetect(RESNET50, priors_tensor(RESNET50))(loc, conf, coef)
     det = device_detections(*(o[0] for o in outputs))
     assert det is not None and len(det) == int(golden["det_count"][0])
-    np.testing.assert_array_equal(det.classes.numpy(), golden["det0_class"])
-    np.testing.assert_allclose(det.scores.numpy(), golden["det0_score"], atol=1e-4)
-    np.testing.assert_allclose(det.boxes.numpy(), golden["det0_box"], rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(det.coefs.numpy(), golden["det0_coef"], rtol=1e-3, atol=1e-4)
+    np.testing.assert_array_equal(det.classes, golden["det0_class"])
+    np.testing.assert_allclose(det.scores, golden["det0_score"], atol=1e-4)
+    np.testing.assert_allclose(det.boxes, golden["det0_box"], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(det.coefs, golden["det0_coef"], rtol=1e-3, atol=1e-4)
 
 
 def test_final_detections_at_original_size(forward):

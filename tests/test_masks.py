@@ -38,7 +38,7 @@ def test_mask_windows_equal_the_whole_image_computation(height, width):
     corners[1] = torch.tensor([0.3, 0.3, 0.3, 0.6])     # no width
     corners[2] = torch.tensor([0.5, 0.5, 0.503, 0.502])  # under one proto pixel
     corners[3] = torch.tensor([-0.5, -0.5, -0.1, 0.2])  # outside the image
-    windows = mask_windows(probabilities.numpy(), corners, height, width)
+    windows = mask_windows(probabilities.numpy(), corners.numpy(), height, width)
     result = ImageResult(np.zeros(40), np.zeros(40), np.zeros((40, 4)), windows, height, width)
     want = _reference_masks(probabilities, corners, height, width)
     np.testing.assert_array_equal(result.masks, want)

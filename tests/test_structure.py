@@ -55,24 +55,31 @@ def test_ray_is_imported_only_for_engine_ray():
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
-def test_prep_and_onnxruntime_infer_run_without_torch(tmp_path, checkpoint):
-    """The whole command, not just its import: prep and infer on onnxruntime load no torch."""
+@pytest.mark.parametrize("layout", ["head", "detect"])
+def test_the_head_and_detect_layouts_run_without_torch(tmp_path, checkpoint, layout):
+    """The whole commands, worker processes included: prep, infer on onnxruntime, eval (from the
+    run folder, on two workers, and streaming) and predict never import torch where the model's
+    graph holds the heads (only the fpn layout's heads run in PyTorch on the host). A `torch`
+    that refuses to be imported comes first on every process's path."""
     from yolact_edge_cli.steps import export
     from yolact_edge_cli.workspace import Workspace
 
     ws = Workspace(tmp_path / "ws")
-    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"))
+    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"), layout=layout)
+    poisoned = tmp_path / "no_torch" / "torch"
+    poisoned.mkdir(parents=True)
+    (poisoned / "__init__.py").write_text("raise ImportError('torch imported by a torch-free command')\n")
+    env = {"PYTHONPATH": str(poisoned.parent)}
     images = copy_sample_images(tmp_path / "images")
     annotations = DATA / "golden" / "eval_mini" / "instances_mini.json"
-    code = ("import sys\nfrom yolact_edge_cli import cli\nsys.argv = ['yedge', *sys.argv[1:]]\n"
-            "try:\n    cli.main()\nexcept SystemExit as exc:\n"
-            "    assert exc.code in (0, None), exc.code\n"
-            "sys.exit(3 if 'torch' in sys.modules else 0)\n")
     for argv in (["prep", "--images", images, "--annotations", annotations, "--workers", "1"],
-                 ["infer", "--backend", "onnxruntime"]):
-        proc = subprocess.run([sys.executable, "-c", code, "-w", str(ws.root), *map(str, argv)],
-                              capture_output=True, text=True)
-        assert proc.returncode == 0, (argv, proc.returncode, proc.stderr[-2000:])
+                 ["infer", "--backend", "onnxruntime"],
+                 ["eval", "--workers", "2"],
+                 ["eval", "--images", images, "--annotations", annotations, "--workers", "2"],
+                 ["predict", images, "--workers", "2"]):
+        proc = run_cli("-w", ws.root, *argv, env=env)
+        assert proc.returncode == 0, (argv, proc.stderr[-2000:])
+    assert len((ws.root / "predict" / "images" / "predictions.jsonl").read_text().splitlines()) == 2
 
 
 @pytest.mark.parametrize("argv", [

@@ -39,48 +39,43 @@ class HostSpec:
 
 class HostPipeline:
     def __init__(self, spec: HostSpec):
-        import torch
+        from .model.priors import make_priors
 
-        from .model.head import priors_tensor
-
-        torch.set_num_threads(spec.threads)
         self.spec = spec
         self.cfg = CONFIGS[spec.config]
-        self.priors = priors_tensor(self.cfg)
+        self.priors = make_priors(self.cfg)
         self.head = None
-        if spec.layout == Layout.FPN.value:
+        if spec.layout == Layout.FPN.value:  # the heads are torch modules: only they need torch
+            import torch
+
             from .model.checkpoint import load_model
 
             if spec.weights is None:
                 raise missing_heads()
+            torch.set_num_threads(spec.threads)
             self.head = load_model(Path(spec.weights), spec.config).head
 
     def __call__(self, outputs: list, width: int, height: int, times: dict | None = None):
-        """One image's model outputs (batch dimension 1, numpy or torch) → an ImageResult at
+        """One image's model outputs (batch dimension 1, float32 arrays) → an ImageResult at
         width × height; each stage's seconds are added to `times` when given."""
-        import torch
-
         from .model.detect import detect_image, device_detections
-        from .model.head import run_heads
         from .model.masks import postprocess
 
         times = {} if times is None else times
-        tensors = [torch.as_tensor(np.asarray(o, dtype=np.float32)) if not isinstance(o, torch.Tensor) else o
-                   for o in outputs]
+        arrays = [np.asarray(o, dtype=np.float32) for o in outputs]
         t = time.perf_counter()
-        with torch.inference_mode():
-            on_device = self.spec.layout == Layout.DETECT.value  # heads and Detect ran there
-            if self.head is not None:
-                loc, conf, coef = run_heads(self.head, tensors[:5])
-            elif not on_device:
-                loc, conf, coef = tensors[0], tensors[1], tensors[2]
-            times["heads"] = times.get("heads", 0.0) + time.perf_counter() - t
-            t = time.perf_counter()
-            dets = device_detections(*(o[0] for o in tensors[:5])) if on_device else \
-                detect_image(loc[0], conf[0], coef[0], self.priors, self.cfg, self.spec.nms)
-            times["detect"] = times.get("detect", 0.0) + time.perf_counter() - t
-            t = time.perf_counter()
-            result = postprocess(dets, tensors[-1][0], width, height, self.spec.score_threshold)
+        on_device = self.spec.layout == Layout.DETECT.value  # heads and Detect ran there
+        if self.head is not None:
+            loc, conf, coef = _run_heads(self.head, arrays[:5])
+        elif not on_device:
+            loc, conf, coef = arrays[0][0], arrays[1][0], arrays[2][0]
+        times["heads"] = times.get("heads", 0.0) + time.perf_counter() - t
+        t = time.perf_counter()
+        dets = device_detections(*(o[0] for o in arrays[:5])) if on_device else \
+            detect_image(loc, conf, coef, self.priors, self.cfg, self.spec.nms)
+        times["detect"] = times.get("detect", 0.0) + time.perf_counter() - t
+        t = time.perf_counter()
+        result = postprocess(dets, arrays[-1][0], width, height, self.spec.score_threshold)
         times["masks"] = times.get("masks", 0.0) + time.perf_counter() - t
         return result
 
@@ -95,6 +90,17 @@ class HostPipeline:
         if times is not None:
             times["json"] = times.get("json", 0.0) + time.perf_counter() - t
         return bbox, mask, rles
+
+
+def _run_heads(head, fpn_maps: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fpn layout's prediction heads on one image's five maps: loc, conf, coefficients."""
+    import torch
+
+    from .model.head import run_heads
+
+    with torch.inference_mode():
+        loc, conf, coef = run_heads(head, [torch.from_numpy(m) for m in fpn_maps])
+    return loc[0].numpy(), conf[0].numpy(), coef[0].numpy()
 
 
 # The pipeline of a worker process of `sustained_rate` (built once per process by the pool).

@@ -1,15 +1,12 @@
-"""The prediction head shared by all five FPN levels, and the priors it predicts against."""
+"""The prediction head shared by all five FPN levels (its priors: model/priors.py)."""
 from __future__ import annotations
 
-import math
-from functools import cache
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import FPN_SIZES, ModelConfig
+from .config import ModelConfig
+from .priors import make_priors
 
 
 class PredictionHead(nn.Module):
@@ -44,28 +41,6 @@ def run_heads(head: PredictionHead, fpn_maps: list[torch.Tensor]):
     conf = torch.cat([o[1] for o in outs], dim=-2)
     coef = torch.cat([o[2] for o in outs], dim=-2)
     return loc, F.softmax(conf, dim=-1), torch.tanh(coef)
-
-
-@cache
-def _priors(max_size: int, scales: tuple[int, ...], ratios: tuple[float, ...]) -> np.ndarray:
-    rows = []
-    for size, scale in zip(FPN_SIZES, scales):
-        for j in range(size):
-            for i in range(size):
-                x, y = (i + 0.5) / size, (j + 0.5) / size
-                for ar in ratios:
-                    w = scale * math.sqrt(ar) / max_size
-                    # The reference computes h = scale / sqrt(ar) / max_size and then overrides it
-                    # with h = w (use_square_anchors): every anchor is a square.
-                    rows.append([x, y, w, w])
-    priors = np.asarray(rows, dtype=np.float64).astype(np.float32)
-    priors.setflags(write=False)
-    return priors
-
-
-def make_priors(cfg: ModelConfig) -> np.ndarray:
-    """Priors [19248, 4] as (cx, cy, w, h) relative to the input, unclipped, float32 (read-only)."""
-    return _priors(cfg.max_size, cfg.pred_scales, cfg.aspect_ratios)
 
 
 def priors_tensor(cfg: ModelConfig) -> torch.Tensor:

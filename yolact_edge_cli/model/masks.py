@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import torch
 
 from .detect import Detections
 
@@ -56,11 +55,11 @@ class ImageResult:
         return full
 
 
-def sanitize_coordinates(a: torch.Tensor, b: torch.Tensor, size: int, padding: int = 0):
+def sanitize_coordinates(a: np.ndarray, b: np.ndarray, size: int, padding: int = 0):
     """Relative coordinates → ordered, padded, clamped absolute ones (float, not cast)."""
     a, b = a * size, b * size
-    low, high = torch.min(a, b), torch.max(a, b)
-    return torch.clamp(low - padding, min=0), torch.clamp(high + padding, max=size)
+    low, high = np.minimum(a, b), np.maximum(a, b)
+    return np.clip(low - padding, 0, None), np.clip(high + padding, None, size)
 
 
 def empty_result(height: int, width: int) -> ImageResult:
@@ -88,7 +87,7 @@ def _resize_taps(out_size: int, in_size: int):
     return low, high, (np.float32(1) - frac), frac
 
 
-def mask_windows(probabilities: np.ndarray, boxes: torch.Tensor, height: int, width: int) -> list[MaskWindow]:
+def mask_windows(probabilities: np.ndarray, boxes: np.ndarray, height: int, width: int) -> list[MaskWindow]:
     """Each mask at height × width: its probabilities [h, w, N] cropped to its box padded by one
     proto pixel, resized bilinearly (align_corners=False) and thresholded at strictly > 0.5.
 
@@ -105,7 +104,7 @@ def mask_windows(probabilities: np.ndarray, boxes: torch.Tensor, height: int, wi
     row_low, row_high, row_w0, row_w1 = _resize_taps(height, proto_h)
     col_low, col_high, col_w0, col_w1 = _resize_taps(width, proto_w)
     # the crop keeps proto pixels p with low <= p < high: p from ceil(low) to ceil(high) - 1
-    r_lo, r_hi, c_lo, c_hi = torch.stack([y1, y2, x1, x2]).ceil().long().numpy()
+    r_lo, r_hi, c_lo, c_hi = np.ceil(np.stack([y1, y2, x1, x2])).astype(np.int64)
     r0, r1 = np.searchsorted(row_high, r_lo, "left"), np.searchsorted(row_low, r_hi - 1, "right")
     c0, c1 = np.searchsorted(col_high, c_lo, "left"), np.searchsorted(col_low, c_hi - 1, "right")
     half = np.float32(0.5)
@@ -137,9 +136,16 @@ def _fused_bilinear(box: np.ndarray, taps: tuple, weights: tuple) -> np.ndarray:
     return _fused(across[row_low], row_w0.astype(np.float64), across[row_high] * row_w1)
 
 
-def postprocess(dets: Detections | None, proto: torch.Tensor, width: int, height: int,
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x) in float32 (e^-x overflowing to infinity gives 0, as it should)."""
+    with np.errstate(over="ignore"):
+        return np.float32(1) / (np.float32(1) + np.exp(-x))
+
+
+def postprocess(dets: Detections | None, proto, width: int, height: int,
                 score_threshold: float = 0.0) -> ImageResult:
-    """The reference's `postprocess(..., crop_masks=True)` for one image at width × height."""
+    """The reference's `postprocess(..., crop_masks=True)` for one image at width × height;
+    proto [h, w, 32] (a float32 array, or anything numpy reads as one)."""
     if dets is None:
         return empty_result(height, width)
     boxes, coefs, classes, scores = dets.boxes, dets.coefs, dets.classes, dets.scores
@@ -148,9 +154,11 @@ def postprocess(dets: Detections | None, proto: torch.Tensor, width: int, height
         boxes, coefs, classes, scores = boxes[keep], coefs[keep], classes[keep], scores[keep]
     if scores.shape[0] == 0:
         return empty_result(height, width)
-    probabilities = torch.sigmoid(proto @ coefs.t()).numpy()
+    proto = np.asarray(proto, np.float32)
+    # one [h·w, 32] × [32, n] product, as the reference's matmul computes it
+    logits = (proto.reshape(-1, proto.shape[-1]) @ coefs.T).reshape(*proto.shape[:-1], -1)
     x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width)
     y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height)
-    pixel_boxes = torch.stack([x1, y1, x2, y2], dim=1).long()
-    return ImageResult(classes.numpy().astype(np.int64), scores.numpy(), pixel_boxes.numpy(),
-                       mask_windows(probabilities, boxes, height, width), height, width)
+    pixel_boxes = np.stack([x1, y1, x2, y2], axis=1).astype(np.int64)
+    return ImageResult(classes.astype(np.int64), scores, pixel_boxes,
+                       mask_windows(sigmoid(logits), boxes, height, width), height, width)

@@ -12,7 +12,7 @@ from torch import nn
 from ..choices import Layout
 from .backbone import build_backbone
 from .config import MEANS_BGR, STD_BGR, ModelConfig
-from .detect import DeviceDetect
+from .device_detect import DeviceDetect
 from .fpn import FPNPhase1, FPNPhase2
 from .head import PredictionHead, priors_tensor, run_heads
 from .protonet import build_protonet, prototypes
