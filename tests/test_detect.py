@@ -130,10 +130,11 @@ def test_fast_nms_equals_the_reference_formulation(n, spread):
 
 def test_best_per_class_breaks_ties_by_lower_prior():
     """Each class's k best priors, best first, equal scores by lower prior (ONNX TopK's rule), also
-    where ties straddle the k-th place: against a stable sort of each class."""
+    where ties straddle the k-th place, with few priors and with many (where only those above a
+    bound are ranked): against a stable sort of each class."""
     rng = np.random.default_rng(0)
-    for _ in range(200):
-        n, classes, k = int(rng.integers(1, 600)), int(rng.integers(1, 6)), int(rng.integers(1, 250))
+    for _ in range(300):
+        n, classes, k = int(rng.integers(1, 3000)), int(rng.integers(1, 6)), int(rng.integers(1, 250))
         levels = int(rng.integers(1, 50))  # few distinct scores: ties everywhere
         scores = (rng.integers(0, levels, (n, classes)) / levels).astype(np.float32)
         k = min(k, n)

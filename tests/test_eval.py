@@ -169,3 +169,29 @@ def test_accuracy_gates(workspace, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     assert_clean_failure(run_cli("-w", workspace.root, "eval", "--against", bad), "not a yedge metrics.json", code=3)
+
+
+def test_a_host_worker_keeps_numpys_blas_to_its_threads():
+    """The host part's matrix product is numpy's (OpenBLAS, a spinning thread per core): a
+    worker's pipeline keeps it to the worker's share of the cores, or two workers on two cores
+    fight over four spinning threads."""
+    import subprocess
+    import sys
+
+    code = ("import ctypes, numpy\nfrom pathlib import Path\n"
+            "from yolact_edge_cli.host import HostPipeline, HostSpec\n"
+            "found = sorted((Path(numpy.__file__).resolve().parent.parent / 'numpy.libs').glob('*openblas*.so*'))\n"
+            "library = ctypes.CDLL(str(found[0])) if found else None\n"
+            "threads = getattr(library, 'scipy_openblas_get_num_threads64_', None)\n"
+            "if threads is None:\n    raise SystemExit('no bundled OpenBLAS')\n"
+            "before = threads()\n"
+            "HostPipeline(HostSpec(layout='head', threads=1))\n"
+            "print(before, threads())\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if "no bundled OpenBLAS" in proc.stderr:
+        pytest.skip("numpy here does not use the OpenBLAS its wheels bundle")
+    assert proc.returncode == 0, proc.stderr
+    before, after = map(int, proc.stdout.split())
+    if before == 1:
+        pytest.skip("one core: nothing to keep")
+    assert after == 1

@@ -40,7 +40,9 @@ class HostSpec:
 class HostPipeline:
     def __init__(self, spec: HostSpec):
         from .model.priors import make_priors
+        from .parallel import limit_blas_threads
 
+        limit_blas_threads(spec.threads)
         self.spec = spec
         self.cfg = CONFIGS[spec.config]
         self.priors = make_priors(self.cfg)

@@ -10,6 +10,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 
 PR_SET_PDEATHSIG = 1
+# What numpy's bundled OpenBLAS calls its thread setter, newest wheels first.
+OPENBLAS_THREAD_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                           "openblas_set_num_threads64_", "openblas_set_num_threads")
 
 
 def _die_with_parent() -> None:
@@ -43,3 +46,27 @@ def process_pool(workers: int, initializer: Callable | None = None, initargs: tu
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def limit_blas_threads(threads: int) -> bool:
+    """Let numpy's matrix products use at most `threads` threads in this process; False where
+    numpy's BLAS is not the OpenBLAS its wheels bundle (then nothing changes).
+
+    OpenBLAS starts a thread per core and its threads spin while they wait: two host workers on
+    two cores, each with two BLAS threads, post-processed a third as many images per second as
+    with one each (bench --stages). The setter is called in the library numpy already loaded
+    (dlopen of a loaded path returns it)."""
+    import ctypes
+    from pathlib import Path
+
+    import numpy
+
+    libs = Path(numpy.__file__).resolve().parent.parent / "numpy.libs"
+    for path in sorted(libs.glob("*openblas*.so*")):
+        library = ctypes.CDLL(str(path))
+        for name in OPENBLAS_THREAD_SETTERS:
+            setter = getattr(library, name, None)
+            if setter is not None:
+                setter(ctypes.c_int(threads))
+                return True
+    return False

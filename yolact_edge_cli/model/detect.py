@@ -78,21 +78,50 @@ def best_per_class(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     by lower prior (ONNX TopK's rule): scores and prior indices, both [classes, k]."""
     by_class = np.ascontiguousarray(scores.T)
     num_classes, n = by_class.shape
-    if k < n:
-        kth = np.partition(by_class, n - k, axis=1)[:, n - k, None]  # each class's k-th best score
-        chosen = by_class >= kth
-        excess = chosen.sum(axis=1) > k
-        if excess.any():  # scores tied with the k-th: the lowest priors among them, to make k
-            rows = by_class[excess]
-            tied = rows == kth[excess]
-            room = k - (rows > kth[excess]).sum(axis=1, keepdims=True)
-            chosen[excess] &= ~tied | (np.cumsum(tied, axis=1) <= room)
-        priors = np.nonzero(chosen)[1].reshape(num_classes, k)
-    else:
+    if k >= n:
         priors = np.broadcast_to(np.arange(n), (num_classes, n))
+    elif n // k < 4:
+        priors = _top_columns(by_class, k)
+    else:
+        priors = _top_columns_among_few(by_class, k)
     values = np.take_along_axis(by_class, priors, axis=1)
     order = np.argsort(-values, axis=1, kind="stable")
     return np.take_along_axis(values, order, axis=1), np.take_along_axis(priors, order, axis=1)
+
+
+def _top_columns(rows: np.ndarray, k: int) -> np.ndarray:
+    """Each row's k largest values' columns [rows, k], ascending; of values equal to the k-th,
+    the lowest columns."""
+    n = rows.shape[1]
+    kth = np.partition(rows, n - k, axis=1)[:, n - k, None]
+    chosen = rows >= kth
+    excess = chosen.sum(axis=1) > k
+    if excess.any():  # values tied with the k-th: the lowest columns among them, to make k
+        tied = rows[excess] == kth[excess]
+        room = k - (rows[excess] > kth[excess]).sum(axis=1, keepdims=True)
+        chosen[excess] &= ~tied | (np.cumsum(tied, axis=1) <= room)
+    return np.nonzero(chosen)[1].reshape(rows.shape[0], k)
+
+
+def _top_columns_among_few(rows: np.ndarray, k: int) -> np.ndarray:
+    """`_top_columns` of wide rows (thousands of priors, a class keeps 200), done on the few
+    that can make it: cut each row into k interleaved groups (columns j, j + k, j + 2k, …); every
+    group holds a value at least its maximum, so at least k values reach the smallest group
+    maximum, and the k largest are among those. Interleaved, not contiguous, groups: neighbouring
+    priors score alike, so a contiguous group's maximum is a weak bound."""
+    num_rows, n = rows.shape
+    width = n // k
+    floor = rows[:, : k * width].reshape(num_rows, width, k).max(axis=1).min(axis=1)
+    candidate = rows >= floor[:, None]
+    counts = candidate.sum(axis=1)
+    row, column = np.nonzero(candidate)  # row by row, columns ascending
+    place = np.arange(row.size) - (np.cumsum(counts) - counts)[row]
+    # the candidates packed to the left, padded with -inf (below every candidate: never chosen)
+    packed = np.full((num_rows, int(counts.max())), -np.inf, rows.dtype)
+    packed_columns = np.zeros(packed.shape, np.int64)
+    packed[row, place] = rows[row, column]
+    packed_columns[row, place] = column
+    return np.take_along_axis(packed_columns, _top_columns(packed, k), axis=1)
 
 
 def fast_nms(boxes: np.ndarray, coefs: np.ndarray, scores: np.ndarray, cfg: ModelConfig) -> Detections:

@@ -87,9 +87,16 @@ def _resize_taps(out_size: int, in_size: int):
     return low, high, (np.float32(1) - frac), frac
 
 
-def mask_windows(probabilities: np.ndarray, boxes: np.ndarray, height: int, width: int) -> list[MaskWindow]:
-    """Each mask at height × width: its probabilities [h, w, N] cropped to its box padded by one
-    proto pixel, resized bilinearly (align_corners=False) and thresholded at strictly > 0.5.
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x) in float32 (e^-x overflowing to infinity gives 0, as it should)."""
+    with np.errstate(over="ignore"):
+        return np.float32(1) / (np.float32(1) + np.exp(-x))
+
+
+def mask_windows(logits: np.ndarray, boxes: np.ndarray, height: int, width: int) -> list[MaskWindow]:
+    """Each mask at height × width: the sigmoid of its logits [h, w, N] cropped to its box padded
+    by one proto pixel (the sigmoid taken inside the crop only), resized bilinearly
+    (align_corners=False) and thresholded at strictly > 0.5.
 
     The crop zeroes everything outside the box, so only the output window whose bilinear taps
     touch the box can be set: that window alone is computed, from the box's values with a ring
@@ -98,7 +105,7 @@ def mask_windows(probabilities: np.ndarray, boxes: np.ndarray, height: int, widt
     plain float32 arithmetic is within a few ulps of that, so only a window with a value that
     close to 0.5 is computed again with the fused operations (float64 holds the exact
     products), and the masks are bit for bit PyTorch's."""
-    proto_h, proto_w, _ = probabilities.shape
+    proto_h, proto_w, _ = logits.shape
     x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], proto_w, padding=1)
     y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], proto_h, padding=1)
     row_low, row_high, row_w0, row_w1 = _resize_taps(height, proto_h)
@@ -114,7 +121,7 @@ def mask_windows(probabilities: np.ndarray, boxes: np.ndarray, height: int, widt
             windows.append(MaskWindow(0, 0, np.zeros((0, 0), np.uint8)))
             continue
         box = np.zeros((r_hi[i] - r_lo[i] + 2, c_hi[i] - c_lo[i] + 2), np.float32)
-        box[1:-1, 1:-1] = probabilities[r_lo[i]:r_hi[i], c_lo[i]:c_hi[i], i]
+        box[1:-1, 1:-1] = sigmoid(logits[r_lo[i]:r_hi[i], c_lo[i]:c_hi[i], i])
         rows, cols = slice(r0[i], r1[i]), slice(c0[i], c1[i])
         taps = (row_low[rows] - (r_lo[i] - 1), row_high[rows] - (r_lo[i] - 1),
                 col_low[cols] - (c_lo[i] - 1), col_high[cols] - (c_lo[i] - 1))
@@ -136,12 +143,6 @@ def _fused_bilinear(box: np.ndarray, taps: tuple, weights: tuple) -> np.ndarray:
     return _fused(across[row_low], row_w0.astype(np.float64), across[row_high] * row_w1)
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + e^-x) in float32 (e^-x overflowing to infinity gives 0, as it should)."""
-    with np.errstate(over="ignore"):
-        return np.float32(1) / (np.float32(1) + np.exp(-x))
-
-
 def postprocess(dets: Detections | None, proto, width: int, height: int,
                 score_threshold: float = 0.0) -> ImageResult:
     """The reference's `postprocess(..., crop_masks=True)` for one image at width × height;
@@ -161,4 +162,4 @@ def postprocess(dets: Detections | None, proto, width: int, height: int,
     y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height)
     pixel_boxes = np.stack([x1, y1, x2, y2], axis=1).astype(np.int64)
     return ImageResult(classes.astype(np.int64), scores, pixel_boxes,
-                       mask_windows(sigmoid(logits), boxes, height, width), height, width)
+                       mask_windows(logits, boxes, height, width), height, width)
