@@ -135,7 +135,9 @@ def fast_nms(boxes: np.ndarray, coefs: np.ndarray, scores: np.ndarray, cfg: Mode
 
     Exactly equal scores go as ONNX's TopK orders them in the detect layout's graph (lower index
     first): within a class the lower prior, across classes the lower class; so where tied
-    candidates suppress one another, or straddle the 100th place, the same ones are kept.
+    candidates suppress one another, or straddle the 100th place, the same ones are kept, and
+    they come out in the graph's order. (Not by box: the host's exp and the graph's differ in
+    the last bit, which would reorder tied boxes that nearly coincide.)
     """
     n, num_classes = scores.shape
     k = min(cfg.top_k, n)
@@ -225,20 +227,7 @@ def detect_image(loc, conf, coefs, priors, cfg: ModelConfig, nms: str = "fast") 
     if scores.shape[0] == 0:
         return None
     method = fast_nms if nms == "fast" else traditional_nms
-    return tie_order(method(decoded[keep], coefs[keep], scores, cfg))
-
-
-def tie_order(dets: Detections) -> Detections:
-    """Best first, detections of exactly equal score by class, then by box (x1, y1, x2, y2).
-
-    Sorts and TopK order equal values as they please (the reference's CPU sort, our host sort,
-    the device's TopK each differently); this order is the same on every path, so the detect
-    layout writes the same files as the fpn and head layouts even where scores tie."""
-    if len(dets) < 2:
-        return dets
-    boxes = dets.boxes
-    order = np.lexsort([boxes[:, 3], boxes[:, 2], boxes[:, 1], boxes[:, 0], dets.classes, -dets.scores])
-    return Detections(boxes[order], dets.coefs[order], dets.classes[order], dets.scores[order])
+    return method(decoded[keep], coefs[keep], scores, cfg)
 
 
 def device_detections(boxes, scores, classes, coefs, count) -> Detections | None:
@@ -248,4 +237,4 @@ def device_detections(boxes, scores, classes, coefs, count) -> Detections | None
     if n == 0:
         return None
     boxes, scores, classes, coefs = (np.asarray(a, np.float32) for a in (boxes, scores, classes, coefs))
-    return tie_order(Detections(boxes[:n], coefs[:n], classes[:n].round().astype(np.int64), scores[:n]))
+    return Detections(boxes[:n], coefs[:n], classes[:n].round().astype(np.int64), scores[:n])
