@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from yolact_edge_cli.errors import InputError
 from yolact_edge_cli.model.config import RESNET50
 from yolact_edge_cli.model.detect import best_per_class, decode, detect_image, fast_nms, greedy_nms, traditional_nms
 from yolact_edge_cli.model.masks import postprocess
@@ -78,6 +79,14 @@ def test_detect_returns_none_when_background_wins_everywhere():
     assert detect_image(torch.zeros(4, 4), conf, torch.zeros(4, 32), priors, RESNET50) is None
     result = postprocess(None, torch.zeros(138, 138, 32), 640, 480)
     assert len(result) == 0 and result.masks.shape == (0, 480, 640)
+
+
+def test_nan_scores_are_refused():
+    conf = np.full((4, 81), 0.01, np.float32)
+    conf[2, 7] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        detect_image(np.zeros((4, 4), np.float32), conf, np.zeros((4, 32), np.float32),
+                     np.full((4, 4), 0.5, np.float32), RESNET50)
 
 
 def test_detections_capped_at_100():

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..choices import Nms
+from ..errors import InputError
 from .config import ModelConfig
 
 NMS_METHODS = Nms.values()
@@ -222,7 +223,11 @@ def detect_image(loc, conf, coefs, priors, cfg: ModelConfig, nms: str = "fast") 
     loc, conf, coefs, priors = (np.asarray(a, np.float32) for a in (loc, conf, coefs, priors))
     decoded = decode(loc, priors)
     foreground = conf[:, 1:]
-    keep = foreground.max(axis=1) > cfg.conf_thresh
+    best = foreground.max(axis=1)
+    if np.isnan(best).any():  # NaN would rank anywhere: refuse it rather than write it
+        raise InputError("the model's class scores hold NaN",
+                         hint="check the model and its outputs (yedge compare MODEL CHECKPOINT)")
+    keep = best > cfg.conf_thresh
     scores = foreground[keep]  # [kept priors, 80]
     if scores.shape[0] == 0:
         return None
