@@ -224,7 +224,7 @@ def detect_image(loc, conf, coefs, priors, cfg: ModelConfig, nms: str = "fast") 
     decoded = decode(loc, priors)
     foreground = conf[:, 1:]
     best = foreground.max(axis=1)
-    if np.isnan(best).any():  # NaN would rank anywhere: refuse it rather than write it
+    if np.isnan(best).any():  # a broken model or run: say so rather than drop those priors
         raise InputError("the model's class scores hold NaN",
                          hint="check the model and its outputs (yedge compare MODEL CHECKPOINT)")
     keep = best > cfg.conf_thresh
