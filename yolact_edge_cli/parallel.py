@@ -54,7 +54,7 @@ def limit_blas_threads(threads: int) -> bool:
 
     OpenBLAS starts a thread per core and its threads spin while they wait: two host workers on
     two cores, each with two BLAS threads, post-processed fewer than half as many images per
-    second as with one each (bench --stages: 17 against 44). The setter is called in the library
+    second as with one each (bench --stages: 17.6 against 35.6). The setter is called in the library
     numpy already loaded (dlopen of a loaded path returns it)."""
     import ctypes
     from pathlib import Path
