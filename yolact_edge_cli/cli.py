@@ -402,9 +402,8 @@ def evaluate(
 
     settings: Settings = ctx.obj
     gates = step.Gates(min_map=min_map, map_kind=map_kind.value, against=against, tolerance=tolerance)
-    ray = _ray_settings(engine, ray_address, replicas, replica_resources)
-    if engine != Engine.LOCAL and images is None and not stream:
-        raise UsageError(f"--engine {engine} runs the streaming pipeline", hint="add --images DIR or --stream")
+    ray = _ray_settings(engine, ray_address, replicas, replica_resources,
+                        streaming=images is not None or stream, stream_hint="add --images DIR or --stream")
     if images is not None or stream:
         if outputs is not None or allow_missing:
             raise UsageError("--outputs and --allow-missing read a run folder; streaming has none",
@@ -480,9 +479,8 @@ def bench(
 
     settings: Settings = ctx.obj
     sizes = _parse_ints(batch_sizes) if batch_sizes else None
-    ray = _ray_settings(engine, ray_address, replicas, replica_resources)
-    if engine != Engine.LOCAL and not stream:
-        raise UsageError(f"--engine {engine} runs the streaming pipeline", hint="add --stream")
+    ray = _ray_settings(engine, ray_address, replicas, replica_resources, streaming=stream,
+                        stream_hint="add --stream")
     try:
         result = step.run(settings.workspace, backend=backend.value, model=model, device=device,
                           half=half, batch_sizes=sizes, loop=loop, warmup=warmup,
@@ -527,8 +525,12 @@ def _print_bench(settings: Settings, result, stages: bool) -> None:
         err.print(f"[yellow]skipped[/] {escape(line)}")
 
 
-def _ray_settings(engine: Engine, address: str | None, replicas: int | None, resources: str | None):
-    """--engine ray's settings (None for local, which refuses them: they would do nothing)."""
+def _ray_settings(engine: Engine, address: str | None, replicas: int | None, resources: str | None,
+                  streaming: bool = True, stream_hint: str = ""):
+    """--engine ray's settings (None for local, which refuses them: they would do nothing).
+    `streaming`: whether the command runs the streaming pipeline, the only one Ray runs."""
+    if engine != Engine.LOCAL and not streaming:
+        raise UsageError(f"--engine {engine} runs the streaming pipeline", hint=stream_hint)
     if engine == Engine.LOCAL:
         if address is not None or replicas is not None or resources is not None:
             raise UsageError("--ray-address, --replicas and --replica-resources are for --engine ray",

@@ -195,13 +195,8 @@ class Stream:
             stack.callback(session.close)
             self.ran_on = session.device
             info = self.info = session.info
-            if info.batch_size is not None and self.batch_size not in (None, info.batch_size):
-                raise UsageError(f"the model has a static batch of {info.batch_size}, not {self.batch_size}",
-                                 hint="drop --batch-size, or export with --dynamic-batch")
-            batch_size = info.batch_size or self.batch_size or 1
+            batch_size, prepare_spec = batching(info, self.batch_size, self.keep_images)
             host = host_for(info)
-            layout = InputLayout.NHWC.value if info.sample_shape[-1] == 3 else InputLayout.NCHW.value
-            prepare_spec = PrepareSpec(info.input_dtype, layout, self.keep_images)
             window = self.window or max(4 * batch_size, 2 * self.workers, 2)
             prepared = _ordered(prep_pool, prepare_item, ((item, prepare_spec) for item in numbered(items)), window)
             done: deque[tuple[Prediction, Future | None]] = deque()
@@ -214,6 +209,16 @@ class Stream:
                     yield _finish(*done.popleft())
             while done:
                 yield _finish(*done.popleft())
+
+
+def batching(info: ModelInfo, batch_size: int | None, keep_images: bool) -> tuple[int, PrepareSpec]:
+    """What the session's model decides for either engine: the batch to run (a static one, which
+    --batch-size must not contradict) and how to prepare each image for it (dtype, layout)."""
+    if info.batch_size is not None and batch_size not in (None, info.batch_size):
+        raise UsageError(f"the model has a static batch of {info.batch_size}, not {batch_size}",
+                         hint="drop --batch-size, or export with --dynamic-batch")
+    layout = InputLayout.NHWC.value if info.sample_shape[-1] == 3 else InputLayout.NCHW.value
+    return info.batch_size or batch_size or 1, PrepareSpec(info.input_dtype, layout, keep_images)
 
 
 def run_batch(session: Session, group: list[tuple[Prediction, np.ndarray | None]], batch_size: int):

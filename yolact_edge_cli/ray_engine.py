@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .backends import ModelInfo, Session
-from .choices import Backend, InputLayout
+from .choices import Backend
 from .errors import EnvironmentProblem, UsageError
 from .host import HostSpec
 from .pipeline import (
@@ -38,6 +38,7 @@ from .pipeline import (
     Prediction,
     PrepareSpec,
     VideoSource,
+    batching,
     frames_of,
     post,
     prepare_item,
@@ -46,6 +47,8 @@ from .pipeline import (
 
 INSTALL_HINT = "install it: pip install 'yedge[ray]' (in a checkout: pip install -e '.[ray]')"
 CLUSTER_HINT = "start it with `ray start --head`, or fix --ray-address / RAY_ADDRESS"
+# What Ray reports among resources but a replica does not reserve here.
+RAY_MEMORY = ("memory", "object_store_memory")
 
 
 def parse_resources(text: str | None) -> dict[str, float]:
@@ -64,7 +67,7 @@ def parse_resources(text: str | None) -> dict[str, float]:
             problem = f"{part.strip()!r} is not NAME=AMOUNT with a number ≥ 0"
         elif name in resources:
             problem = f"{name} is given twice"
-        elif name in ("memory", "object_store_memory"):
+        elif name in RAY_MEMORY:
             problem = f"{name} is not a resource a replica reserves here"
         else:
             resources[name] = value
@@ -147,7 +150,7 @@ def cluster_resources() -> tuple[dict[str, float], list[dict[str, float]]]:
 
 def describe(resources: dict[str, float]) -> str:
     """NAME=AMOUNT, …: what a replica asks or a cluster has (its memory left out)."""
-    shown = {k: v for k, v in resources.items() if k not in ("object_store_memory", "memory")}
+    shown = {k: v for k, v in resources.items() if k not in RAY_MEMORY}
     return ", ".join(f"{k}={v:g}" for k, v in sorted(shown.items())) or "nothing"
 
 
@@ -280,15 +283,10 @@ class RayStream:
             self.replicas, resources = plan_replicas(self.settings, self.backend, self.device, totals, nodes)
             remote = _remote_arguments(resources)
             info = self.info = ray.get(ray.remote(_info).options(**remote).remote(open_session))
-            if info.batch_size is not None and self.batch_size not in (None, info.batch_size):
-                raise UsageError(f"the model has a static batch of {info.batch_size}, not {self.batch_size}",
-                                 hint="drop --batch-size, or export with --dynamic-batch")
-            batch_size = info.batch_size or self.batch_size or 1
+            batch_size, spec = batching(info, self.batch_size, self.keep_images)
             host = host_for(info)
             if host.weights is not None:
                 host = replace(host, weights=_absolute(host.weights))
-            layout = InputLayout.NHWC.value if info.sample_shape[-1] == 3 else InputLayout.NCHW.value
-            spec = PrepareSpec(info.input_dtype, layout, self.keep_images)
             _quiet_console()
             context = ray.data.DataContext.get_current()
             context.execution_options.preserve_order = True

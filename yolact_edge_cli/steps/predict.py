@@ -99,10 +99,10 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
                            failed=[{"source": s, "reason": r} for s, r in found.failed])
     # each video opened here for its frame rate, size and count (the bar's length, the writer's
     # settings); its frames are read where the engine reads (pipeline.frames_of)
-    opened = {source: open_video(source) for source in found.found if is_video(source)}
     videos: dict[str, Video] = {}
     broken: dict[str, str] = {}  # video → why it could not be opened or read to its end
-    for source, video in opened.items():
+    for source in filter(is_video, found.found):
+        video = open_video(source)
         if isinstance(video, str):
             broken[source] = video
         else:
