@@ -597,6 +597,7 @@ def test_the_emulated_atc_refuses_what_its_release_lacks(onnx_workspace, tmp_pat
     assert proc.returncode == 255 and "E10001" in proc.stdout
 
 
+@pytest.mark.exactness
 def test_streaming_eval_on_the_npu_gives_the_files_of_infer_and_eval(onnx_workspace, tmp_path):
     """`yedge eval --images` with the ascend backend: InferSession in the stream, aclruntime's
     lines in the log (--json stays JSON), the same result files as infer → eval."""

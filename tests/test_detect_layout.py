@@ -147,6 +147,7 @@ def test_export_writes_the_detect_contract(detect_ws):
     assert binio.run_layout(detect_ws.outputs_dir / "onnxruntime") == Layout.DETECT.value
 
 
+@pytest.mark.exactness
 def test_eval_gives_the_head_layouts_files_and_the_reference_ap(detect_ws, head_ws, tmp_path):
     from .conftest import clone_workspace
 
@@ -163,6 +164,7 @@ def test_eval_gives_the_head_layouts_files_and_the_reference_ap(detect_ws, head_
     assert len(shown.pictures) == 2 and shown.detections_drawn > 0
 
 
+@pytest.mark.exactness
 def test_the_torch_backend_runs_the_detect_layout(detect_ws, head_ws, tmp_path):
     """PyTorch's DeviceDetect after PyTorch's network: the head layout's files on the torch backend."""
     from .conftest import clone_workspace
@@ -177,6 +179,7 @@ def test_the_torch_backend_runs_the_detect_layout(detect_ws, head_ws, tmp_path):
     assert files["detect"] == files["head"]
 
 
+@pytest.mark.exactness
 def test_predict_and_streaming_eval_equal_the_head_layout(detect_ws, head_ws, tmp_path):
     """Also on flat images, where many detections tie exactly: the host decodes boxes with
     numpy's exp and the graph with onnxruntime's, which differ in the last bit, so ties must

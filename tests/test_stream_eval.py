@@ -27,6 +27,7 @@ def _same_results(ws, run: str) -> None:
     assert ours["provenance"]["image_ids"] == theirs["provenance"]["image_ids"]
 
 
+@pytest.mark.exactness
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
 def test_streaming_gives_the_files_of_prep_infer_eval(workspace, backend):
     if backend != "onnxruntime":
@@ -42,6 +43,7 @@ def test_streaming_gives_the_files_of_prep_infer_eval(workspace, backend):
     assert not [n for n in set(written) - set(before) if n.endswith(".bin")]  # nothing but results
 
 
+@pytest.mark.exactness
 def test_interrupted_streaming_leaves_no_results_and_a_rerun_gives_the_same(workspace, monkeypatch):
     evaluate.run(workspace, outputs=workspace.outputs_dir / "onnxruntime", workers=1)
     calls = []

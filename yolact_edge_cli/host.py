@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -23,8 +22,9 @@ HOST_STAGES = ("heads", "detect", "masks", "json")
 
 
 def missing_heads() -> InputError:
-    return InputError("the fpn layout needs the checkpoint for the host-side heads",
-                      hint="pass --weights X.pth (or run `yedge export` in this workspace)")
+    return InputError("the fpn layout's prediction heads run on the host and need their checkpoint",
+                      hint="pass --weights with the .pth the model was exported from (or run `yedge export` "
+                           "in this workspace)")
 
 
 @dataclass(frozen=True)
@@ -42,20 +42,19 @@ class HostPipeline:
         from .model.priors import make_priors
         from .parallel import limit_blas_threads
 
-        limit_blas_threads(spec.threads)
+        # One BLAS thread: OpenBLAS's threaded products are not always bit for bit its
+        # single-threaded ones, and the host's results must not depend on the worker count.
+        limit_blas_threads(1)
         self.spec = spec
         self.cfg = CONFIGS[spec.config]
         self.priors = make_priors(self.cfg)
-        self.head = None
-        if spec.layout == Layout.FPN.value:  # the heads are torch modules: only they need torch
-            import torch
-
-            from .model.checkpoint import load_model
+        self.heads = None
+        if spec.layout == Layout.FPN.value:  # only reading the heads' checkpoint needs torch
+            from .model.host_heads import HostHeads
 
             if spec.weights is None:
                 raise missing_heads()
-            torch.set_num_threads(spec.threads)
-            self.head = load_model(Path(spec.weights), spec.config).head
+            self.heads = HostHeads.from_checkpoint(spec.weights, spec.config, spec.threads)
 
     def __call__(self, outputs: list, width: int, height: int, times: dict | None = None):
         """One image's model outputs (batch dimension 1, float32 arrays) → an ImageResult at
@@ -67,8 +66,8 @@ class HostPipeline:
         arrays = [np.asarray(o, dtype=np.float32) for o in outputs]
         t = time.perf_counter()
         on_device = self.spec.layout == Layout.DETECT.value  # heads and Detect ran there
-        if self.head is not None:
-            loc, conf, coef = _run_heads(self.head, arrays[:5])
+        if self.heads is not None:
+            loc, conf, coef = self.heads(arrays[:5])
         elif not on_device:
             loc, conf, coef = arrays[0][0], arrays[1][0], arrays[2][0]
         times["heads"] = times.get("heads", 0.0) + time.perf_counter() - t
@@ -92,17 +91,6 @@ class HostPipeline:
         if times is not None:
             times["json"] = times.get("json", 0.0) + time.perf_counter() - t
         return bbox, mask, rles
-
-
-def _run_heads(head, fpn_maps: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The fpn layout's prediction heads on one image's five maps: loc, conf, coefficients."""
-    import torch
-
-    from .model.head import run_heads
-
-    with torch.inference_mode():
-        loc, conf, coef = run_heads(head, [torch.from_numpy(m) for m in fpn_maps])
-    return loc[0].numpy(), conf[0].numpy(), coef[0].numpy()
 
 
 # The pipeline of a worker process of `sustained_rate` (built once per process by the pool).
