@@ -77,18 +77,25 @@ class HeadLayout(nn.Module):
         return self.net(image)
 
 
+# The names of the detect layout's network tensors while export checks them.
+NETWORK_CHECK_OUTPUTS = ("loc", "conf", "mask")
+
+
 class DetectLayout(nn.Module):
     """boxes, scores, classes, coefficients, count, proto: Detect on the device too, the host
-    left with the masks."""
+    left with the masks. With `network_outputs`, loc, conf and mask follow: export's check
+    compares them, then drops them from the graph (model/parity.py)."""
 
     def __init__(self, net: Yolact):
         super().__init__()
         self.net = net
         self.detect = DeviceDetect(net.cfg, priors_tensor(net.cfg))
+        self.network_outputs = False
 
     def forward(self, image: torch.Tensor):
         loc, conf, coef, proto = self.net(image)
-        return (*self.detect(loc, conf, coef), proto)
+        extra = (loc, conf, coef) if self.network_outputs else ()
+        return (*self.detect(loc, conf, coef), proto, *extra)
 
 
 class Uint8Input(nn.Module):
@@ -113,3 +120,13 @@ def export_module(net: Yolact, layout: str, input_dtype: str = "float32") -> nn.
     return Uint8Input(module) if input_dtype == "uint8" else module
 
 
+
+
+def network_outputs(module: nn.Module) -> tuple[str, ...]:
+    """Switch a detect-layout module to give the network's loc, conf and mask after its own
+    outputs, and name them; () for the other layouts."""
+    for inner in module.modules():
+        if isinstance(inner, DetectLayout):
+            inner.network_outputs = True
+            return NETWORK_CHECK_OUTPUTS
+    return ()

@@ -18,8 +18,6 @@ from ..workspace import Workspace, atomic_path, sha256_file
 
 SAMPLE_IMAGE = Path(__file__).resolve().parent.parent / "assets" / "sample.jpg"
 DEFAULT_OPSET = 11
-# Outputs may differ by this much times max(1, |largest reference value|).
-PARITY_TOLERANCE = 1e-4
 
 
 @dataclass
@@ -67,13 +65,34 @@ def _declare_output_shapes(model, shapes: dict[str, tuple[int, ...]], dynamic: b
             dims.add().dim_value = size
 
 
+def _highest_opset() -> int:
+    """The newest opset PyTorch's TorchScript exporter (the one export uses) writes."""
+    from torch.onnx import _constants
+
+    return int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 17))
+
+
+def _keep_outputs(model, names: list[str]) -> None:
+    """Drop the graph's other outputs, and the nodes that only they needed."""
+    kept = [o for o in model.graph.output if o.name in names]
+    del model.graph.output[:]
+    model.graph.output.extend(kept)
+    while True:
+        needed = {o.name for o in model.graph.output} | {i for n in model.graph.node for i in n.input}
+        unused = [n for n in model.graph.node if not any(o in needed for o in n.output)]
+        if not unused:
+            return
+        for node in unused:
+            model.graph.node.remove(node)
+
+
 def _check_batch(image: np.ndarray, batch: int) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(image[None], batch, axis=0))
 
 
 def run(ws: Workspace, weights: Path, *, config: str = "auto", batch_size: int = 1,
         dynamic_batch: bool = False, opset: int = DEFAULT_OPSET, layout: str = "fpn",
-        output: Path | None = None, check_image: Path | None = None,
+        output: Path | None = None, check_images: list[Path] | None = None,
         input_dtype: str = "float32") -> ExportResult:
     import onnx
     import onnxruntime as ort
@@ -82,7 +101,8 @@ def run(ws: Workspace, weights: Path, *, config: str = "auto", batch_size: int =
     from ..data.preprocess import INPUT_DTYPES, prepare, read_image
     from ..model.checkpoint import load_model
     from ..model.contract import LAYOUTS, output_names, output_shapes
-    from ..model.yolact import export_module
+    from ..model.parity import Parity, compare_outputs
+    from ..model.yolact import export_module, network_outputs
 
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r}", hint=f"use --layout {', '.join(LAYOUTS)}")
@@ -93,50 +113,57 @@ def run(ws: Workspace, weights: Path, *, config: str = "auto", batch_size: int =
     if dynamic_batch and batch_size != 1:
         raise UsageError(f"--batch-size {batch_size} and --dynamic-batch: a model has one or the other",
                          hint="drop --batch-size for a dynamic batch, or --dynamic-batch for a static one")
-    if opset < 11:
-        raise UsageError(f"opset {opset} is too old", hint="use --opset 11 (the Ascend default) or higher")
+    highest = _highest_opset()
+    if not 11 <= opset <= highest:
+        raise UsageError(f"opset {opset} is not one this exporter writes",
+                         hint=f"use --opset 11 (what atc accepts) up to {highest}")
     started = time.perf_counter()
     output = Path(output) if output else ws.default_onnx
-    image = prepare(read_image(check_image or SAMPLE_IMAGE), input_dtype)
+    images = [prepare(read_image(path), input_dtype) for path in (check_images or [SAMPLE_IMAGE])]
 
     with atomic_path(output) as tmp:
         with stage(f"loading {weights}"):
             net = load_model(weights, config)
         module = export_module(net, layout, input_dtype).eval()
         names = list(output_names(layout))
-        dynamic_axes = {n: {0: "batch"} for n in ["image", *names]} if dynamic_batch else None
+        # The detect layout's graph also gives the network's tensors while it is checked.
+        checked = [*names, *network_outputs(module)]
+        dynamic_axes = {n: {0: "batch"} for n in ["image", *checked]} if dynamic_batch else None
         trace_batch = 1 if dynamic_batch else batch_size
         with stage(f"exporting {net.cfg.name} ({layout} layout, opset {opset})"), \
                 warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                module, (torch.from_numpy(_check_batch(image, trace_batch)),), str(tmp),
-                dynamo=False, opset_version=opset, input_names=["image"], output_names=names,
+                module, (torch.from_numpy(_check_batch(images[0], trace_batch)),), str(tmp),
+                dynamo=False, opset_version=opset, input_names=["image"], output_names=checked,
                 dynamic_axes=dynamic_axes, do_constant_folding=True,
             )
+        check_batch = 2 if dynamic_batch else batch_size
+        parity = Parity()
+        with stage(f"comparing onnxruntime with PyTorch on {len(images)} real image(s) (batch {check_batch})"):
+            session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+            for image in images:
+                batch = _check_batch(image, check_batch)
+                got = session.run(checked, {"image": batch})
+                with torch.no_grad():
+                    want = [t.numpy() for t in module(torch.from_numpy(batch))]
+                compare_outputs(layout, checked, want, got, net.cfg, parity)
+            del session
+        if not parity.ok:
+            shown = "; ".join(parity.problems[:3]) + (f" (+{len(parity.problems) - 3} more)"
+                                                       if len(parity.problems) > 3 else "")
+            raise AccuracyError(f"onnxruntime's outputs differ from PyTorch's: {shown}", path=output,
+                                hint="nothing was written; report it with the checkpoint and --check-image")
         with stage("checking the ONNX graph"):
             model = onnx.load(str(tmp))
+            _keep_outputs(model, names)
             _declare_output_shapes(model, output_shapes(layout, net.cfg), dynamic_batch)
             onnx.helper.set_model_props(model, onnx_metadata(weights))
             onnx.save(model, str(tmp))
             onnx.checker.check_model(str(tmp))
             inputs, outputs = _io_contract(model)
             op_types = sorted({node.op_type for node in model.graph.node})
-        check_batch = 2 if dynamic_batch else batch_size
-        batch = _check_batch(image, check_batch)
-        with stage(f"comparing onnxruntime with PyTorch on a real image (batch {check_batch})"):
-            session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-            got = session.run(names, {"image": batch})
-            with torch.no_grad():
-                want = [t.numpy() for t in module(torch.from_numpy(batch))]
-        diffs = {n: float(np.abs(g - w).max()) for n, g, w in zip(names, got, want)}
-        worst = {n: d / max(1.0, float(np.abs(w).max())) for (n, d), w in zip(diffs.items(), want)}
-        bad = {n: d for n, d in diffs.items() if worst[n] > PARITY_TOLERANCE}
-        if bad:
-            raise AccuracyError(
-                "ONNX output differs from PyTorch beyond tolerance: "
-                + ", ".join(f"{n} max|Δ|={d:.2e}" for n, d in bad.items()),
-                path=output, hint="try another --opset; nothing was written")
+        diffs = parity.max_abs_diff
 
     result = ExportResult(
         onnx=str(output), config=net.cfg.name, layout=layout,
