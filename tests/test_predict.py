@@ -49,6 +49,7 @@ def _frames(path: Path) -> tuple[int, float, tuple[int, int]]:
     return count, fps, size
 
 
+@pytest.mark.exactness
 def test_predictions_equal_eval_detection_for_detection(workspace, tmp_path):
     """Same model, same images: every detection eval wrote (class, score, box, RLE) is a line
     of predictions.jsonl, in the same order."""
@@ -196,8 +197,9 @@ def test_predict_needs_a_source_it_can_run_and_a_folder_of_its_own(workspace, tm
     assert_clean_failure(proc, "unknown class name(s): unicorn", code=2)
     proc = run_cli("-w", workspace.root, "predict", DATA / "coffee.png", "--top-k", "200")
     assert_clean_failure(proc, "--top-k 200: Detect keeps at most 100", code=2)
+    # --weights with --model names the fpn heads' checkpoint (tests/test_new_user_trial.py, row 4)
     proc = run_cli("-w", workspace.root, "predict", DATA / "coffee.png", "--model", "m.onnx", "--weights", "w.pth")
-    assert_clean_failure(proc, "--model and --weights", code=2)
+    assert_clean_failure(proc, "m.onnx: ONNX model not found", code=3)
 
 
 def test_a_video_that_stops_early_is_listed_and_not_written(workspace, tmp_path):

@@ -107,6 +107,9 @@ def test_ray_on_a_local_cluster_gives_the_predictions_of_local(workspace, tmp_pa
     assert (ray_out / "predictions.jsonl").read_bytes() == (local_out / "predictions.jsonl").read_bytes()
     assert sorted(p.name for p in ray_out.iterdir()) == sorted(p.name for p in local_out.iterdir())
     assert "Traceback" not in proc.stderr and "INFO" not in proc.stderr  # Ray's own lines stay in its logs
+    # its core worker's error line about restartable actors goes to the workspace's log (issue 19, row 14)
+    assert "core_worker" not in proc.stderr and "max_restarts" not in proc.stderr
+    assert "core_worker" in (workspace.root / "logs" / "ray.log").read_text()
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "ascend"])
@@ -276,3 +279,13 @@ def test_replica_plans():
                          ("CPU=1,CPU=2", "CPU is given twice"), ("memory=1000", "not a resource a replica")):
         with pytest.raises(UsageError, match=problem):
             parse_resources(bad)
+
+
+def test_cpu_replicas_of_a_local_cluster_follow_one_rule(workspace, tmp_path):
+    """Issue 19, row 7: --replicas alone and with the documented default --replica-resources
+    CPU=1 are the same request: more CPU replicas than this machine's cores is refused at once."""
+    too_many = str((os.cpu_count() or 1) + 1)
+    for extra in ((), ("--replica-resources", "CPU=1")):
+        proc = run_cli("-w", workspace.root, "predict", DATA / "coffee.png", "--engine", "ray",
+                       "--replicas", too_many, *extra, "-o", tmp_path / "o")
+        assert_clean_failure(proc, f"{too_many} replicas on the CPU reserve {too_many} CPUs", code=2)

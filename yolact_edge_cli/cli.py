@@ -17,7 +17,7 @@ from rich.table import Table
 from . import __version__
 from .choices import AisBenchMode, Backend, Engine, InputDtype, InputLayout, Layout, MapKind, Nms, PrecisionMode
 from .console import err, out, print_json
-from .errors import InputError, Interrupted, UsageError, YedgeError
+from .errors import Interrupted, UsageError, YedgeError
 from .model.config import DEFAULT_CONFIG, RANDOM_BG_BIAS, RANDOM_CONF_GAIN, RANDOM_MASK_BIAS
 from .options import (
     AisBenchOption,
@@ -144,7 +144,7 @@ def _kv_table(title: str, rows: dict) -> Table:
     return table
 
 
-@command(locks=True)
+@command(locks=True, interrupted="interrupted; nothing was written (an export starts over): rerun it")
 def export(
     ctx: typer.Context,
     weights: Path = typer.Option(..., "--weights", help="YolactEdge/YOLACT .pth checkpoint (a state_dict)."),
@@ -160,8 +160,9 @@ def export(
                                   "(fast NMS, top 100) on the device too, the host left with the masks."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Where to write the ONNX "
                                           "\\[default: WORKSPACE/models/yolact_edge.onnx]."),
-    check_image: Path | None = typer.Option(None, "--check-image", help="Image for the "
-                                               "onnxruntime-vs-PyTorch check \\[default: bundled photo]."),
+    check_images: list[Path] | None = typer.Option(None, "--check-image", help="Image for the "
+                                                    "onnxruntime-vs-PyTorch check; repeat it for several "
+                                                    "\\[default: bundled photo]."),
     input_dtype: InputDtype = typer.Option(InputDtype.FLOAT32, "--input-dtype", help="float32 "
                                            "(normalised, the recipe's) or uint8 (RGB pixels; "
                                            "normalised in the graph)."),
@@ -172,7 +173,7 @@ def export(
     settings: Settings = ctx.obj
     result = step.run(settings.workspace, weights, config=config, batch_size=batch_size,
                       dynamic_batch=dynamic_batch, opset=opset, layout=layout.value, output=output,
-                      check_image=check_image, input_dtype=input_dtype.value)
+                      check_images=check_images, input_dtype=input_dtype.value)
     if settings.json:
         print_json(result.to_dict())
         return
@@ -183,8 +184,9 @@ def export(
     for value in result.inputs:
         io.add_row("input", value["name"], str(value["shape"]), value["dtype"], "")
     for value in result.outputs:
+        diff = result.max_abs_diff.get(value["name"])  # classes and count: matched, not measured
         io.add_row("output", value["name"], str(value["shape"]), value["dtype"],
-                   f"{result.max_abs_diff[value['name']]:.2e}")
+                   "matched" if diff is None else f"{diff:.2e}")
     out.print(io)
     out.print(f"op types: {', '.join(result.op_types)}")
     out.print(f"exported in {result.seconds:.1f} s, peak memory {result.peak_rss_mb:.0f} MB")
@@ -343,8 +345,7 @@ def predict(
                       output=output, name=name, save_images=save_images, save_video=save_video,
                       save_json=save_json, recursive=recursive, workers=workers, exist_ok=exist_ok,
                       engine=engine.value, ray=_ray_settings(engine, ray_address, replicas, replica_resources))
-    failed = InputError(f"{len(result.failed)} of {result.sources} source(s) could not be run (listed above)",
-                        hint="fix or remove them, or pass --skip-bad") if result.failed and not skip_bad else None
+    failed = result.failure(skip_bad)
     if settings.json:  # one JSON document: the result, with the error's keys when it failed
         print_json(result.to_dict() | ({"error": failed.one_line(), "exit_code": failed.exit_code} if failed else {}))
     else:
@@ -352,6 +353,9 @@ def predict(
             "output": result.output, "model": f"{result.model} ({result.backend}, {result.engine} engine)",
             "sources": result.sources, "images": result.images, "frames": result.frames,
             "detections": result.detections, "speed": f"{result.fps} images/s ({result.seconds} s)"}))
+    for skipped in result.skipped:
+        err.print(f"skipped {escape(skipped['source'])}: {escape(skipped['reason'])}", highlight=False,
+                  soft_wrap=True)
     for failure in result.failed:
         err.print(f"[yellow]failed[/] {escape(failure['source'])}: {escape(failure['reason'])}", highlight=False,
                   soft_wrap=True)
@@ -387,6 +391,8 @@ def evaluate(
                                        "no run folder."),
     stream: bool = flag("--stream", help="Stream even where prepared inputs and a run folder exist "
                         "(the images prep used, unless --images)."),
+    skip_bad: bool = flag("--skip-bad", help="Streaming: evaluate the other images when some cannot be read "
+                          "(they are listed and left out)."),
     model: ModelOption = None,
     backend: BackendOption = Backend.AUTO,
     device: DeviceOption = "cpu",
@@ -404,6 +410,9 @@ def evaluate(
     gates = step.Gates(min_map=min_map, map_kind=map_kind.value, against=against, tolerance=tolerance)
     ray = _ray_settings(engine, ray_address, replicas, replica_resources,
                         streaming=images is not None or stream, stream_hint="add --images DIR or --stream")
+    if skip_bad and images is None and not stream:
+        raise UsageError("--skip-bad is for streaming eval (prep --skip-bad leaves bad images out of a run folder)",
+                         hint="add --images DIR or --stream")
     if images is not None or stream:
         if outputs is not None or allow_missing:
             raise UsageError("--outputs and --allow-missing read a run folder; streaming has none",
@@ -412,7 +421,7 @@ def evaluate(
                                     backend=backend.value, device=device, batch_size=batch_size,
                                     weights=weights, nms=nms.value, score_threshold=score_threshold,
                                     max_images=max_images, workers=workers, fast_eval=fast_eval,
-                                    engine=engine.value, ray=ray)
+                                    engine=engine.value, ray=ray, skip_bad=skip_bad)
     else:
         result = step.run(settings.workspace, outputs=outputs, annotations=annotations, weights=weights,
                           nms=nms.value, score_threshold=score_threshold, max_images=max_images,
@@ -441,6 +450,8 @@ def _print_eval(result) -> None:
         out.print(f"outputs are {result.output_dtype} (an .om built with --output_type FP16); read as such")
     if result.missing:
         out.print(f"left out {len(result.missing)} image(s) without outputs")
+    for bad in result.bad:
+        out.print(f"left out {escape(bad['file'])}: {escape(bad['error'])}", highlight=False, soft_wrap=True)
     what = "streamed (read, model and host)" if result.streamed else "host post-processing"
     out.print(f"{what} {result.host_ms_per_image['wall']:.1f} ms/image; results in {escape(result.results_dir)}")
 
@@ -633,7 +644,7 @@ def show(
               highlight=False)
 
 
-@command("random-weights")
+@command("random-weights", interrupted="interrupted; nothing was written: rerun it")
 def random_weights(
     ctx: typer.Context,
     output: Path = typer.Option(..., "--output", "-o", help="Where to write the .pth."),

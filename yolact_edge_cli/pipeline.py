@@ -91,6 +91,7 @@ class Prediction:
     detections: Detections | None = None
     image: np.ndarray | None = None   # the decoded BGR image, when asked for (to draw on)
     error: str | None = None          # why this item could not be run (unreadable image …)
+    decoded: tuple[int, int] | None = None  # the decoded image's (width, height)
     # seconds each stage spent on it: decode (+ preprocess), inference (its share of the batch),
     # and the host's (heads, detect, masks, json)
     times: dict[str, float] = field(default_factory=dict)
@@ -118,6 +119,7 @@ def prepare_item(item: Item, spec: PrepareSpec) -> tuple[Prediction, np.ndarray 
     tensor = prepare(image, spec.input_dtype, spec.input_layout)
     width, height = item.size or (image.shape[1], image.shape[0])
     return Prediction(bare, width, height, image=image if spec.keep_image else None,
+                      decoded=(image.shape[1], image.shape[0]),
                       times={"decode": time.perf_counter() - started}), tensor
 
 
@@ -266,7 +268,7 @@ def stream_for(ws: Workspace, engine: str, ray: RaySettings | None = None, *, ba
     if engine == Engine.RAY.value:
         from .ray_engine import RaySettings, RayStream
 
-        return RayStream(ray or RaySettings(), backend, device, batch_size, keep_images)
+        return RayStream(ray or RaySettings(), backend, device, batch_size, keep_images, log=ws.log("ray"))
     from .resolve import in_process
 
     return Stream(batch_size=batch_size, workers=workers, keep_images=keep_images, session_device=device,

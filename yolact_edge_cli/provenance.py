@@ -61,8 +61,13 @@ def model_origin(ws: Workspace, model: str | Path, model_sha256: str | None = No
         if export and export.onnx_sha256 == (model_sha256 or sha256_file(model)):
             return Origin(export.weights_sha256, export.weights)
         import onnx
+        from google.protobuf.message import DecodeError
 
-        props = {p.key: p.value for p in onnx.load(str(model), load_external_data=False).metadata_props}
+        try:
+            props = {p.key: p.value for p in onnx.load(str(model), load_external_data=False).metadata_props}
+        except (DecodeError, ValueError, OSError):
+            raise InputError("not a readable ONNX model (corrupt, or not ONNX)", path=model,
+                             hint="export it again with `yedge export`") from None
         if ONNX_WEIGHTS_SHA256 in props:
             return Origin(props[ONNX_WEIGHTS_SHA256], props.get(ONNX_WEIGHTS_NAME, "?"))
         return None

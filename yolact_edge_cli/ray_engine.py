@@ -16,14 +16,17 @@ replica whose process dies and retries its batches, and retries a task whose wor
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
 import os
 import pickle
 import socket
+import sys
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +50,9 @@ from .pipeline import (
 
 INSTALL_HINT = "install it: pip install 'yedge[ray]' (in a checkout: pip install -e '.[ray]')"
 CLUSTER_HINT = "start it with `ray start --head`, or fix --ray-address / RAY_ADDRESS"
+# Ray 2.59 and later turn token authentication on for `ray start --head` (README, --engine ray).
+AUTH_HINT = ("set RAY_AUTH_MODE=token here too, with the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN "
+             "(`ray get-auth-token` on the head prints it)")
 # What Ray reports among resources but a replica does not reserve here.
 RAY_MEMORY = ("memory", "object_store_memory")
 
@@ -105,13 +111,14 @@ def replica_device(backend: str, device: str) -> str:
     return "cuda" if kind == "GPU" else device
 
 
-def connect(address: str | None, shared_cpus: int = 0) -> bool:
+def connect(address: str | None, shared_cpus: int = 0, log: Path | None = None) -> bool:
     """ray.init on the cluster at `address` (else RAY_ADDRESS, else a new local one); True when
     this process started the cluster (and so stops it). A new local cluster counts this
     machine's CPUs plus `shared_cpus`: what CPU replicas reserve while the read and host tasks
     share their cores, as the local engine's processes do (on 2 cores, 100 images: 202 → 150 ms
     per image more than --engine local, bench/ray_scaling.py overhead). A cluster that cannot be
-    reached is one line, not Ray's retries and traceback."""
+    reached is one line, not Ray's retries and traceback; one that refuses this process's token
+    says so (Ray's own lines, which name it, go to `log` under native_stderr_to)."""
     try:
         import ray
     except ImportError:
@@ -121,18 +128,33 @@ def connect(address: str | None, shared_cpus: int = 0) -> bool:
         return False
     if address is not None and address != "auto" and "://" not in address:
         host, _, port = address.rpartition(":")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError(f"--ray-address {address}: not HOST:PORT",
+                             hint="e.g. --ray-address 10.0.0.5:6379 (the head's GCS port), or ray://HOST:10001")
         try:
             socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             raise EnvironmentProblem(f"cannot reach the Ray cluster at {address} ({exc})", hint=CLUSTER_HINT) from None
+    logged = log.stat().st_size if log is not None and log.exists() else 0
     try:
         # "local": a new cluster of this command's own, even where one runs on this machine
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
                  logging_level=logging.ERROR, num_cpus=None if address else (os.cpu_count() or 1) + shared_cpus)
     except (ConnectionError, RuntimeError, ValueError) as exc:
+        if log is not None and _refused_token(log, logged):
+            raise EnvironmentProblem(
+                f"the Ray cluster at {address} requires token authentication, and this process has no "
+                f"token it accepts", hint=AUTH_HINT) from None
         raise EnvironmentProblem(f"cannot join the Ray cluster at {address or 'a new local cluster'} "
                                  f"({str(exc).splitlines()[0][:160]})", hint=CLUSTER_HINT) from None
     return address is None
+
+
+def _refused_token(log: Path, start: int) -> bool:
+    """Did Ray's lines written to `log` since byte `start` say the cluster refused our token?"""
+    with open(log, "rb") as handle:
+        handle.seek(start)
+        return b"InvalidAuthToken" in handle.read()
 
 
 def cluster_resources() -> tuple[dict[str, float], list[dict[str, float]]]:
@@ -255,6 +277,7 @@ class RayStream:
     info: ModelInfo | None = None
     replicas: int = 0
     ran_on: str | None = None  # one device per replica: none to name
+    log: Path | None = None  # where Ray's own lines on this process's stderr go
 
     def __post_init__(self) -> None:
         if accelerator(self.backend, self.device) == "NPU" and self.device != "cpu":
@@ -267,15 +290,28 @@ class RayStream:
         return replica_device(self.backend, self.device)
 
     def _cpu_replicas(self) -> int:
-        """The CPUs a new local cluster's replicas reserve by default (none for NPU or GPU ones)."""
-        if accelerator(self.backend, self.device) or self.settings.resources:
+        """The CPUs a new local cluster's CPU replicas reserve (none for NPU or GPU ones): CPU=1
+        each unless --replica-resources says otherwise, given or not (one rule)."""
+        if accelerator(self.backend, self.device):
             return 0
-        return self.settings.replicas or 1
+        return math.ceil((self.settings.replicas or 1) * self.settings.resources.get("CPU", 1.0))
 
     def run(self, items: Iterable[Item | VideoSource], open_session: Callable[[], Session],
             host_for: Callable[[ModelInfo], HostSpec]) -> Generator[Prediction, None, None]:
+        cores = os.cpu_count() or 1
+        if not (self.settings.address or os.environ.get("RAY_ADDRESS")) and self._cpu_replicas() > cores:
+            raise UsageError(f"{_replicas(self.settings.replicas or 1)} on the CPU reserve {self._cpu_replicas()} "
+                             f"CPUs; this machine has {cores}",
+                             hint=f"pass --replicas {cores} or fewer (or --ray-address a larger cluster)")
+        with contextlib.ExitStack() as stack:
+            if self.log is not None:
+                stack.enter_context(native_stderr_to(self.log))
+            yield from self._run(items, open_session, host_for)
+
+    def _run(self, items: Iterable[Item | VideoSource], open_session: Callable[[], Session],
+             host_for: Callable[[ModelInfo], HostSpec]) -> Generator[Prediction, None, None]:
         # first: it says when Ray is not installed
-        started_here = connect(self.settings.address, self._cpu_replicas())
+        started_here = connect(self.settings.address, self._cpu_replicas(), self.log)
         import ray
 
         try:
@@ -307,6 +343,35 @@ class RayStream:
         finally:
             if started_here:
                 ray.shutdown()
+
+
+@contextlib.contextmanager
+def native_stderr_to(log_path: Path) -> Iterator[None]:
+    """Ray's C++ core worker in this process writes its own lines to file descriptor 2 (an
+    error-level one on every run, about the constructor arguments of Ray Data's restartable
+    actors). While Ray runs, descriptor 2 goes to `log_path`; Python's sys.stderr (yedge's
+    messages and progress bar) is pointed at the terminal it had."""
+    sys.stderr.flush()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    saved = os.dup(2)
+    previous, terminal = sys.stderr, None
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        if sys.stderr.fileno() == 2:  # not when something else already captures sys.stderr
+            terminal = os.fdopen(os.dup(saved), "w", buffering=1, encoding=sys.stderr.encoding or "utf-8",
+                                 errors="replace")
+            sys.stderr = terminal
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 2)
+    os.close(log)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        sys.stderr = previous
+        if terminal is not None:
+            terminal.close()
 
 
 def _quiet_console() -> None:

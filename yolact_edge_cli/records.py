@@ -153,6 +153,8 @@ class EvalRecord(Record):
     model_weights: str | None = _in("inputs")
     model_weights_sha256: str | None = _in("inputs")
     streamed_images: str | None = _in("inputs")  # the image folder a streaming eval read
+    bad: list = _in(TOP, factory=list)  # streaming: unreadable images left out (--skip-bad)
+    size_mismatches: list = _in(TOP, factory=list)  # streaming: as prep records them
     nms: str = _in("options", Nms.FAST.value)
     score_threshold: float = _in("options", 0.0)
     images: int = _in("options", 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from .backends import backend_of, open_session, resolve_backend
 from .choices import AisBenchMode, Backend, Layout, Nms
 from .errors import InputError, UsageError
 from .host import HostSpec, missing_heads
-from .model.config import DEFAULT_CONFIG
+from .model.config import DEFAULT_CONFIG, INPUT_SIZE
 from .records import ConvertRecord, ExportRecord, OmRecord, PrepRecord
 from .workspace import Workspace
 
@@ -70,7 +71,22 @@ def om_model(ws: Workspace, model: Path | None, batch_size: int | None) -> Model
                      hint=f"run `yedge convert --batch-sizes {batch_size}`")
 
 
+def check_batch_size(batch_size: int | None) -> None:
+    """A batch whose float32 inputs alone exceed this machine's memory is refused before anything
+    is allocated (numpy would fail with a bare MemoryError)."""
+    if batch_size is None:
+        return
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}", hint="e.g. --batch-size 8")
+    needed = batch_size * 3 * INPUT_SIZE * INPUT_SIZE * 4
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > memory:
+        raise UsageError(f"--batch-size {batch_size} needs {needed / 2**30:,.0f} GiB for one batch's inputs; "
+                         f"this machine has {memory / 2**30:,.0f} GiB", hint="pass a smaller --batch-size")
+
+
 def model_for(ws: Workspace, backend: str, model: Path | None, batch_size: int | None) -> ModelChoice:
+    check_batch_size(batch_size)
     if backend == Backend.ASCEND.value:
         return om_model(ws, model, batch_size)
     return host_model(ws, backend, model)
@@ -122,10 +138,24 @@ def annotations_for(ws: Workspace, annotations: Path | None) -> Path:
 
 
 def host_spec(ws: Workspace, layout: str, *, weights: Path | None = None, config: str | None = None,
-              nms: str = "fast", score_threshold: float = 0.0, threads: int = 1) -> HostSpec:
+              nms: str = "fast", score_threshold: float = 0.0, threads: int = 1,
+              model: Path | None = None) -> HostSpec:
     """The host part for outputs of `layout`: the fpn layout needs the checkpoint of the heads
-    (--weights, else export's). The checkpoint export recorded was already matched to its
-    config; only another one is read to find its config."""
+    (--weights, else export's), which must be the one `model` (when given) was made from. The
+    checkpoint export recorded was already matched to its config; only another one is read to
+    find its config."""
+    spec = _host_spec(ws, layout, weights, config, nms, score_threshold, threads)
+    if spec.weights is not None and model is not None and Path(model).is_file():
+        from .provenance import check_same_checkpoint, checkpoint_origin, model_origin
+
+        origin = model_origin(ws, model)
+        check_same_checkpoint(str(model), origin, checkpoint_origin(spec.weights), fix=(
+            f"pass --weights {origin.weights} (the checkpoint the model came from)" if origin else ""))
+    return spec
+
+
+def _host_spec(ws: Workspace, layout: str, weights: Path | None, config: str | None, nms: str,
+               score_threshold: float, threads: int) -> HostSpec:
     if layout == Layout.DETECT.value and nms != Nms.FAST.value:
         raise UsageError(f"--nms {nms} runs on the host, but this model ends with Detect (the detect layout)",
                          hint="use --nms fast, or export with --layout fpn or --layout head")

@@ -44,6 +44,9 @@ FILE_MODE = _file_mode()
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it over `target` only if the block succeeds."""
     target = Path(target)
+    if target.is_dir():
+        raise UsageError("this path is a folder, not a file", path=target,
+                         hint="pass the path of a file to write (inside this folder: FOLDER/NAME)")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

@@ -23,6 +23,9 @@ def load_coco(annotations: str | Path):
     from pycocotools.coco import COCO
 
     path = Path(annotations)
+    if path.is_dir():
+        raise InputError("is a folder, not an annotation file", path=path,
+                         hint="pass --annotations with the COCO instances_*.json file itself")
     if not path.is_file():
         raise InputError("annotation file not found", path=path,
                          hint="pass --annotations with a COCO instances_*.json file")
@@ -176,3 +179,20 @@ def require_images(coco, ids: list[int], path: str | Path) -> None:
 def image_info(coco, image_id: int) -> ImageInfo:
     img = coco.imgs[image_id]
     return ImageInfo(int(img["id"]), img["file_name"], int(img["width"]), int(img["height"]))
+
+
+def warn_size_mismatches(mismatches: list[dict]) -> None:
+    """The warning prep and streaming eval give for images whose decoded size is not their
+    annotation's ({"file", "annotated": [w, h], "actual": [w, h]} each)."""
+    if not mismatches:
+        return
+    from rich.markup import escape
+
+    from ..console import err
+
+    listed = ", ".join(f"{m['file']} (annotated {m['annotated'][0]}×{m['annotated'][1]}, "
+                       f"actual {m['actual'][0]}×{m['actual'][1]})" for m in mismatches[:5])
+    more = f" and {len(mismatches) - 5} more" if len(mismatches) > 5 else ""
+    err.print(f"[yellow]warning:[/] {len(mismatches)} image(s) differ in size from their "
+              f"annotations: {escape(listed)}{more}; eval uses the annotated size (as COCOeval needs), "
+              "so their masks are resized to it", highlight=False, soft_wrap=True)

@@ -20,10 +20,24 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 class Sources:
     found: list[str] = field(default_factory=list)  # image and video files, cameras ("0"), stream URLs
     failed: list[tuple[str, str]] = field(default_factory=list)  # (source, why)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # a folder's other files (file, why)
 
 
 def is_video(source: str) -> bool:
     return source.isdigit() or "://" in source or Path(source).suffix.lower() in VIDEO_SUFFIXES
+
+
+def output_name(source: str) -> tuple[str, str]:
+    """(stem, suffix) to name what is drawn from a source: a camera's `camera_0`, a URL's last
+    path component (`rtsp://cam/live` → `live`), a file's own; always a plain file name."""
+    import re
+    from urllib.parse import urlsplit
+
+    if source.isdigit():
+        return f"camera_{source}", ""
+    path = Path(urlsplit(source).path) if "://" in source else Path(source)
+    stem = re.sub(r"[^\w.-]+", "_", path.stem).strip("._") or "stream"
+    return stem, path.suffix.lower()
 
 
 def expand(arguments: list[str], recursive: bool = False) -> Sources:
@@ -50,8 +64,10 @@ def expand(arguments: list[str], recursive: bool = False) -> Sources:
         path = Path(argument)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            members = sorted(p for p in path.glob(pattern) if p.is_file()
-                             and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+            files = sorted(p for p in path.glob(pattern) if p.is_file())
+            members = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES]
+            found.skipped += [(str(p), f"not an image or video file OpenCV reads ({p.suffix.lower() or 'no suffix'})")
+                              for p in files if p not in members and not p.name.startswith(".")]
             if not members:
                 found.failed.append((argument, "no images or videos in this folder"
                                      + ("" if recursive else " (--recursive for its sub-folders)")))

@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from ..console import err
 from ..errors import InputError
-from .config import CONFIGS, ModelConfig
+from .config import CONFIGS, ModelConfig, get_config
 from .yolact import Yolact
 
 # Keys the model carries but inference never reads; a checkpoint may lack them.
@@ -90,8 +90,12 @@ def _strip_data_parallel(state: dict[str, torch.Tensor], path: Path) -> dict[str
     return {k[len(_DATA_PARALLEL_PREFIX):]: v for k, v in state.items()}
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+def _first_line(exc: BaseException, limit: int = 120) -> str:
+    """The exception's first line, shortened at a word (never mid-word) when it is long."""
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if len(line) <= limit:
+        return line
+    return line[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " …"
 
 
 def normalize_keys(state: dict[str, torch.Tensor], num_downsample: int = 2) -> dict[str, torch.Tensor]:
@@ -129,6 +133,8 @@ def _fit(state, config_name: str) -> float:
 
 def match_config(state: dict[str, torch.Tensor], config: str, path: str | Path) -> ModelConfig:
     """The config whose keys and shapes the checkpoint has exactly; `auto` tries them all."""
+    if config != "auto":
+        get_config(config)  # an unknown name is a usage error naming the known ones
     candidates = list(CONFIGS) if config == "auto" else [config]
     for name in candidates:
         if not any(_mismatches(state, name)):

@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..backends import RunTimes, open_session, timed_run
-from ..choices import Backend, Engine, Layout
+from ..choices import Backend, Engine
 from ..console import progress_bar, stage
 from ..data.preprocess import sample_shape
 from ..errors import InputError, UsageError
 from ..host import HOST_STAGES, HostPipeline, sustained_rate
 from ..pipeline import Item, Stream, stream_for
-from ..provenance import check_same_checkpoint, checkpoint_origin, model_origin
 from ..records import BenchRecord, ConvertRecord, PrepRecord
 from ..resolve import (
     annotations_for,
@@ -302,11 +301,7 @@ def _stages(ws: Workspace, session, source: Path, images: int, workers: int) -> 
         raise InputError("no prepared inputs", path=ws.ids_path, hint="run `yedge prep` first")
     dtype = (ws.load(PrepRecord) or PrepRecord()).dtype
     cores = os.cpu_count() or 1
-    spec = host_spec(ws, session.info.layout, threads=cores)
-    if session.info.layout == Layout.FPN.value:
-        check_same_checkpoint(str(source), model_origin(ws, source), checkpoint_origin(str(spec.weights)),
-                              fix="drop --model to bench the exported model, or export the "
-                                  "checkpoint this model was made from")
+    spec = host_spec(ws, session.info.layout, threads=cores, model=source)
     pipeline = HostPipeline(spec)
     coco = load_coco(annotations_for(ws, None))
     totals: dict[str, float] = {}

@@ -60,7 +60,7 @@ def environment() -> list[Check]:
     return checks
 
 
-def ray(address: str | None) -> list[Check]:
+def ray(address: str | None, log: Path) -> list[Check]:
     """--engine ray: Ray itself, and with an address (--ray-address, else RAY_ADDRESS) the
     cluster's live nodes and their resources."""
     from ..ray_engine import INSTALL_HINT
@@ -71,16 +71,17 @@ def ray(address: str | None) -> list[Check]:
         return checks
     import ray as ray_module
 
-    from ..ray_engine import cluster_resources, connect, describe
+    from ..ray_engine import cluster_resources, connect, describe, native_stderr_to
 
-    try:
-        connect(address)
-    except YedgeError as exc:
-        return checks + [Check("ray", "cluster", FAIL, exc.message, exc.hint or "")]
-    try:
-        totals, nodes = cluster_resources()
-    finally:
-        ray_module.shutdown()
+    with native_stderr_to(log):  # Ray's own retry lines go to the log
+        try:
+            connect(address, log=log)
+        except YedgeError as exc:
+            return checks + [Check("ray", "cluster", FAIL, exc.message, exc.hint or "")]
+        try:
+            totals, nodes = cluster_resources()
+        finally:
+            ray_module.shutdown()
     return checks + [Check("ray", "cluster", OK, f"{address}: {len(nodes)} node(s), {describe(totals)}")]
 
 
@@ -206,4 +207,4 @@ class DoctorResult:
 
 
 def run(ws: Workspace, ray_address: str | None = None) -> DoctorResult:
-    return DoctorResult(environment() + ray(ray_address) + ascend() + workspace(ws))
+    return DoctorResult(environment() + ray(ray_address, ws.log("ray")) + ascend() + workspace(ws))

@@ -50,6 +50,10 @@ class EvalResult:
     results_dir: str = ""
     missing: list[int] = field(default_factory=list)
     streamed: bool = False  # images → model → host in one pass (wall time includes the model)
+    # streaming: images that could not be read and were left out (--skip-bad), and those whose
+    # decoded size is not their annotation's (prep's record of the same names)
+    bad: list[dict] = field(default_factory=list)
+    size_mismatches: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -187,11 +191,11 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
                   weights: Path | None = None, config: str | None = None, nms: str = "fast",
                   score_threshold: float = 0.0, max_images: int | None = None, workers: int | None = None,
                   fast_eval: bool = False, run_name: str = STREAM_RUN, engine: str = Engine.LOCAL.value,
-                  ray: RaySettings | None = None) -> EvalResult:
+                  ray: RaySettings | None = None, skip_bad: bool = False) -> EvalResult:
     """prep → infer → eval in one pass (pipeline.Stream): the same images in the same order,
     the same COCO result files and metrics, with no `.bin` inputs or raw outputs on disk. The
     results are written to their JSON files as they come, so memory stays flat."""
-    from ..data.coco import image_order
+    from ..data.coco import image_order, warn_size_mismatches
     from ..metrics.results import coco_entries
     from ..metrics.yolact_ap import APAccumulator, ground_truth, match_image
     from ..pipeline import Item, stream_for
@@ -224,11 +228,8 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
         from ..provenance import model_origin
 
         spec = host_spec(ws, info.layout, weights=weights, config=config, nms=nms,
-                         score_threshold=score_threshold, threads=1)
+                         score_threshold=score_threshold, threads=1, model=choice.path)
         origin = model_origin(ws, choice.path) if choice.path.is_file() else None
-        if info.layout == "fpn":
-            check_same_checkpoint(str(choice.path), origin, checkpoint_origin(str(spec.weights)), fix=(
-                f"pass --weights {origin.weights} (the checkpoint the model came from)") if origin else "")
         specs.append(spec)
         origins.append(origin)
         return spec
@@ -250,11 +251,21 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
         open_session = functools.partial(session_for, choice.absolute(), device=stream.session_device,
                                          batch_size=batch_size)
         predictions = stack.enter_context(contextlib.closing(stream.run(items, open_session, host_for)))
+        bad: list[dict] = []
+        mismatches: list[dict] = []
+        evaluated: list[int] = []
         for prediction in predictions:
-            if prediction.error is not None:
-                raise InputError(prediction.error, path=prediction.item.source,
-                                 hint="replace the image, or leave it out of the annotations")
             image_id = ids[prediction.item.index]
+            if prediction.error is not None:  # listed, as prep lists them, after the others ran
+                bad.append({"position": prediction.item.index, "id": image_id,
+                            "file": prediction.item.source, "error": prediction.error})
+                advance(1)
+                continue
+            if prediction.decoded not in (None, (prediction.width, prediction.height)):
+                mismatches.append({"id": image_id, "file": Path(prediction.item.source).name,
+                                   "annotated": [prediction.width, prediction.height],
+                                   "actual": list(prediction.decoded)})
+            evaluated.append(image_id)
             found = prediction.detections
             assert found is not None
             bbox, mask = coco_entries(image_id, found)
@@ -271,8 +282,16 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
             for key, value in prediction.times.items():
                 totals[key] = totals.get(key, 0.0) + value
             advance(1)
+        if bad and not skip_bad:
+            listed = "; ".join(f"{b['file']} ({b['error']})" for b in bad[:5])
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            raise InputError(f"{len(bad)} image(s) could not be read: {listed}{more}", path=images,
+                             hint="fix or remove them, or pass --skip-bad to evaluate the others")
+        if not evaluated:
+            raise InputError("none of the images could be read", path=images, hint="check the image folder")
         for file in files:
             file.close()
+    warn_size_mismatches(mismatches)
     info = stream.info
     assert info is not None
     spec, origin = specs[-1], origins[-1]
@@ -282,14 +301,14 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
                   "model": ws.relative(choice.path),
                   "model_sha256": sha256_file(choice.path) if choice.path.is_file() else None,
                   "model_weights_sha256": origin.weights_sha256 if origin else None}
-    return _finish(ws, run_results, results_paths, ids, EvalResult(
-        images=len(ids), layout=info.layout, nms=nms, output_dtype=info.output_dtype,
+    return _finish(ws, run_results, results_paths, evaluated, EvalResult(
+        images=len(evaluated), layout=info.layout, nms=nms, output_dtype=info.output_dtype,
         yolact_ap=accumulator.table(),
-        host_ms_per_image={k: round(v / len(ids) * 1000, 2) for k, v in totals.items()}
-        | {"wall": round(seconds / len(ids) * 1000, 2)}, streamed=True),
+        host_ms_per_image={k: round(v / len(evaluated) * 1000, 2) for k, v in totals.items()}
+        | {"wall": round(seconds / len(evaluated) * 1000, 2)}, streamed=True, bad=bad, size_mismatches=mismatches),
         str(annotations), spec, provenance, f"streamed from {images}", workers, fast_eval, started,
         EvalRecord(outputs=f"streamed from {images}", run=run_name, streamed_images=str(Path(images).absolute()),
-                   model_weights=origin.weights if origin else None,
+                   bad=bad, size_mismatches=mismatches, model_weights=origin.weights if origin else None,
                    model_weights_sha256=origin.weights_sha256 if origin else None),
         coco=by_image.stats() if by_image is not None else None)
 

@@ -96,12 +96,13 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
     remove_stale_temp(run_dir)
     started = time.perf_counter()
     fingerprint = prepared_fingerprint(ws) if inputs is None else None
-    record = _claim_run_dir(ws, run_dir, choice.path, fingerprint, overwrite)
+    claim = _check_run_dir(ws, run_dir, choice.path, fingerprint, overwrite)
     if backend == "ascend":
-        ran = _run_ascend(ws, choice, device, batch_size, files, in_dir, run_dir, input_dtype,
+        ran = _run_ascend(ws, choice, device, batch_size, files, in_dir, claim, input_dtype,
                           input_layout, ais_bench)
     else:
-        ran = _run_host(choice, backend, device, half, batch_size, files, run_dir, input_dtype, compiled)
+        ran = _run_host(choice, backend, device, half, batch_size, files, claim, input_dtype, compiled)
+    record = claim.record
     seconds = time.perf_counter() - started
     count = len(output_bytes(ran.layout))
     filesinfo = {str(i): {"infiles": [str(f)],
@@ -130,34 +131,51 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
     return result
 
 
-def _claim_run_dir(ws: Workspace, run_dir: Path, model: Path, fingerprint: str | None,
-                   overwrite: bool) -> RunRecord | None:
+@dataclass
+class _Claim:
+    """The run folder's new record, written (and, with --overwrite, the outputs of another model
+    or inputs removed) only once the session has opened and accepted the inputs: a refused run
+    changes no file."""
+
+    run_dir: Path
+    record: RunRecord | None
+    replace: bool = False
+
+    def take(self) -> None:
+        if self.record is None:
+            return
+        if self.replace:
+            for old in self.run_dir.glob("*.bin"):
+                old.unlink()
+        write_run(self.run_dir, self.record)
+
+
+def _check_run_dir(ws: Workspace, run_dir: Path, model: Path, fingerprint: str | None,
+                   overwrite: bool) -> _Claim:
     """A run folder holds the outputs of one model on one set of prepared inputs: resuming into
     outputs of another model, or of other inputs, would mix them silently, so that is refused
-    (or, with overwrite, the old outputs are removed). Returns the folder's new record."""
+    (or, with overwrite, the old outputs are replaced when the run starts)."""
     if not Path(model).is_file():
-        return None  # opening the model reports it
+        return _Claim(run_dir, None)  # opening the model reports it
     digest = sha256_file(model)
     previous = read_run(run_dir)
+    replace = False
     if previous is not None and any(run_dir.glob("*.bin")):
         changed = [what for what, same in (("another model", previous.model_sha256 == digest),
                                            ("other prepared inputs",
                                             previous.inputs_fingerprint in (None, fingerprint)))
                    if not same]
-        if changed:
-            if not overwrite:
-                raise InputError(f"this run folder holds outputs of {' and '.join(changed)}",
-                                 path=run_dir, hint="pass --run NEW_NAME for a new folder, or "
-                                                    "--overwrite to replace them")
-            for old in run_dir.glob("*.bin"):
-                old.unlink()
+        if changed and not overwrite:
+            raise InputError(f"this run folder holds outputs of {' and '.join(changed)}",
+                             path=run_dir, hint="pass --run NEW_NAME for a new folder, or "
+                                                "--overwrite to replace them")
+        replace = bool(changed)
     origin = model_origin(ws, model, digest)
     record = RunRecord(model=ws.relative(model), model_sha256=digest,
                        weights=origin.weights if origin else None,
                        weights_sha256=origin.weights_sha256 if origin else None,
                        inputs_fingerprint=fingerprint)
-    write_run(run_dir, record)
-    return record
+    return _Claim(run_dir, record, replace)
 
 
 def _pending(files: list[Path], run_dir: Path, layout: str, per_batch: int):
@@ -166,10 +184,12 @@ def _pending(files: list[Path], run_dir: Path, layout: str, per_batch: int):
             if any(binio.sample_dtype(run_dir, binio.output_stem(f), layout) is None for f in b.files)]
 
 
-def _run_host(choice: ModelChoice, backend, device, half, batch_size, files, run_dir, input_dtype, compiled):
-    source = choice.path
+def _run_host(choice: ModelChoice, backend, device, half, batch_size, files, claim: _Claim, input_dtype,
+              compiled):
+    source, run_dir = choice.path, claim.run_dir
     session = session_for(choice, device=device, half=half, batch_size=batch_size, compiled=compiled)
     per_batch = _check_session(session.info, source, input_dtype, batch_size)
+    claim.take()
     todo = _pending(files, run_dir, session.info.layout, per_batch)
     runs = _run_batches(session, todo, len(files), run_dir, input_dtype,
                         f"infer {backend} ({device}, batch {per_batch})")
@@ -198,14 +218,14 @@ def _run_batches(session, todo, total: int, run_dir: Path, input_dtype: str, lab
     return runs
 
 
-def _run_ascend(ws, choice: ModelChoice, device, batch_size, files, in_dir, run_dir, input_dtype,
+def _run_ascend(ws, choice: ModelChoice, device, batch_size, files, in_dir, claim: _Claim, input_dtype,
                 input_layout, ais_bench_mode):
     """What the .om takes is read from the .om itself — its session's description (API), or
     ais_bench's (CLI) — never assumed from the manifest: a static .om refuses --dymBatch, and
     inputs of another dtype but the right size would be read silently."""
     from ..ascend import aisbench, npu_smi
 
-    om, known = choice.path, choice.om
+    om, known, run_dir = choice.path, choice.om, claim.run_dir
     aisbench.check_model(om)
     aisbench.check_inputs(in_dir, files)
     soc_version = known.soc_version if known else None
@@ -224,6 +244,7 @@ def _run_ascend(ws, choice: ModelChoice, device, batch_size, files, in_dir, run_
             session = open_session(om, device=str(devices[0]))
             try:
                 per_batch = _check_om(session.info, om, input_dtype, input_layout, batch_size)
+                claim.take()
                 todo = _pending(files, run_dir, session.info.layout, per_batch)
                 runs = _run_batches(session, todo, len(files), run_dir, input_dtype,
                                     f"infer ascend ({label}, batch {per_batch})", input_layout)
@@ -235,6 +256,7 @@ def _run_ascend(ws, choice: ModelChoice, device, batch_size, files, in_dir, run_
         with DeviceWorkers(om, [str(d) for d in devices], log) as workers:
             info = workers.info()
             per_batch = _check_om(info, om, input_dtype, input_layout, batch_size)
+            claim.take()
             todo = _pending(files, run_dir, info.layout, per_batch)
             with progress_bar(len(files), f"infer ascend ({label}, batch {per_batch})") as advance:
                 advance(len(files) - sum(len(b.files) for b in todo))
@@ -242,6 +264,7 @@ def _run_ascend(ws, choice: ModelChoice, device, batch_size, files, in_dir, run_
         return _Ran(om, info.layout, per_batch, label, sum(len(b.files) for b in todo), _Times.of(runs), extra)
     info = aisbench.describe(om, devices[0], ws.log("ais_bench_describe"))
     per_batch = _check_om(info, om, input_dtype, input_layout, batch_size)
+    claim.take()
     todo = _pending(files, run_dir, info.layout, per_batch)
     pending = [f for b in todo for f in b.files]
     times = _run_aisbench_cli(ws, om, pending, devices, run_dir, per_batch,

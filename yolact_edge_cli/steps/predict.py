@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ..backends import ModelInfo
 from ..choices import Engine, Layout
 from ..console import progress_bar
-from ..data.sources import Video, expand, is_video, open_video
+from ..data.sources import VIDEO_SUFFIXES, Video, expand, is_video, open_video, output_name
 from ..draw import draw_detections
 from ..errors import InputError, UsageError
 from ..host import HostSpec
@@ -28,12 +28,14 @@ from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES, RESNET50
 from ..pipeline import Item, Prediction, VideoSource, stream_for
 from ..records import ExportRecord
 from ..resolve import ModelChoice, choose_backend, host_spec, model_for, session_for
-from ..workspace import Workspace, atomic_path
+from ..workspace import Workspace, atomic_path, remove_stale_temp
 
 if TYPE_CHECKING:
     from ..ray_engine import RaySettings
 
 PREDICTIONS = "predictions.jsonl"
+# An annotated video is written as .<name>.tmp.<suffix> (OpenCV picks the container by the suffix).
+VIDEO_TEMP = ".tmp"
 
 
 @dataclass
@@ -51,9 +53,23 @@ class PredictResult:
     predictions: str | None = None
     written: list[str] = field(default_factory=list)
     failed: list[dict] = field(default_factory=list)  # {"source": …, "reason": …}
+    skipped: list[dict] = field(default_factory=list)  # a folder's files that are no image or video
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def failure(self, skip_bad: bool) -> InputError | None:
+        """The run's error, if any: sources that could not be run (forgiven by --skip-bad, unless
+        none could: then there is nothing to show for the run)."""
+        if not self.failed:
+            return None
+        if self.images + self.frames == 0:
+            return InputError(f"none of the {self.sources} source(s) could be run (listed above)",
+                              hint="pass readable images or videos")
+        if skip_bad:
+            return None
+        return InputError(f"{len(self.failed)} of {self.sources} source(s) could not be run (listed above)",
+                          hint="fix or remove them, or pass --skip-bad")
 
 
 def class_indices(names: list[str] | None) -> set[int] | None:
@@ -75,15 +91,13 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
         save_video: bool = True, save_json: bool = True, recursive: bool = False,
         workers: int | None = None, exist_ok: bool = False, engine: str = Engine.LOCAL.value,
         ray: RaySettings | None = None) -> PredictResult:
-    if model is not None and weights is not None:
-        raise UsageError("--model and --weights both name the model", hint="pass one of them")
     if top_k > RESNET50.max_num_detections:
         raise UsageError(f"--top-k {top_k}: Detect keeps at most {RESNET50.max_num_detections} detections per image",
                          hint=f"pass --top-k {RESNET50.max_num_detections} or fewer")
     if top_k < 1 or (batch_size is not None and batch_size < 1):
         raise UsageError("--top-k and --batch-size must be at least 1", hint="e.g. --top-k 100 --batch-size 1")
     wanted = class_indices(classes)
-    if weights is not None:  # a checkpoint runs in PyTorch; its heads too (the head layout)
+    if weights is not None and model is None:  # a checkpoint runs in PyTorch; its heads too (the head layout)
         backend = choose_backend(backend, weights)
         choice = ModelChoice(Path(weights), ExportRecord(layout=Layout.HEAD.value, config="auto"))
     else:
@@ -94,9 +108,11 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
         source, reason = found.failed[0]
         raise InputError(f"nothing to run: {source}: {reason}", hint="pass image or video files, folders or globs")
     dest = _destination(ws, sources, output, name, exist_ok)
+    _refuse_drawing_over_sources(dest, found.found, save_images, save_video)
     result = PredictResult(output=str(dest), model=str(choice.path), backend=backend, engine=engine,
                            sources=len(found.found) + len(found.failed),
-                           failed=[{"source": s, "reason": r} for s, r in found.failed])
+                           failed=[{"source": s, "reason": r} for s, r in found.failed],
+                           skipped=[{"source": s, "reason": r} for s, r in found.skipped])
     # each video opened here for its frame rate, size and count (the bar's length, the writer's
     # settings); its frames are read where the engine reads (pipeline.frames_of)
     videos: dict[str, Video] = {}
@@ -117,8 +133,12 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
                 yield VideoSource(source, videos[source].frame_count)
 
     def host_for(info: ModelInfo) -> HostSpec:
+        if weights is not None and model is not None and info.layout != Layout.FPN.value:
+            raise UsageError(f"--weights with --model names the host-side heads' checkpoint, but {model} "
+                             f"holds its heads ({info.layout} layout)", hint="drop --weights")
         return host_spec(ws, info.layout, weights=Path(weights) if weights else None,
-                         config=_config_of(choice, weights), score_threshold=score_threshold, threads=1)
+                         config=_config_of(choice, weights), score_threshold=score_threshold, threads=1,
+                         model=choice.path if model is not None else None)
 
     workers = max(1, min(workers or (os.cpu_count() or 1), 8))
     videos_given = sum(1 for s in found.found if is_video(s))
@@ -130,6 +150,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     total = images_given + sum(v.frame_count or 0 for v in videos.values())
     started = time.perf_counter()
     created = not dest.exists()
+    _Writer.remove_leftovers(dest)
     with contextlib.ExitStack() as stack:
         stack.callback(_remove_if_empty, dest if created else None)
         stack.callback(writer.abandon)
@@ -156,9 +177,9 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
                 result.images += 1
             else:
                 result.frames += 1
+            line["drawn"] = writer.write(prediction, line, videos)
             if jsonl is not None:
                 jsonl.write(json.dumps(line) + "\n")
-            writer.write(prediction, line, videos)
             advance(1)
         writer.finish_videos_before(None, broken)
     result.predictions = str(dest / PREDICTIONS) if save_json else None
@@ -174,7 +195,7 @@ def _destination(ws: Workspace, sources: list[str], output: Path | None, name: s
     exist_ok (a run's files would mix with another's); the default name is numbered instead."""
     if output is not None and name is not None:
         raise UsageError("-o and --name both say where to write", hint="pass one of them")
-    if name is not None and (Path(name).name != name or name in (".", "..")):
+    if name is not None and (not name.strip() or Path(name).name != name or name in (".", "..")):
         raise UsageError(f"--name {name!r} is not a plain folder name", hint="e.g. --name street, or -o DIR for a path")
     if output is not None or name is not None:
         dest = Path(output) if output is not None else ws.root / "predict" / str(name)
@@ -188,6 +209,20 @@ def _destination(ws: Workspace, sources: list[str], output: Path | None, name: s
         n += 1
         dest = ws.root / "predict" / f"{base}_{n}"
     return dest
+
+
+def _refuse_drawing_over_sources(dest: Path, sources: list[str], save_images: bool, save_video: bool) -> None:
+    """Drawn files are named after their sources: in a source's own folder they would replace it,
+    and the next run would take the drawings for photos."""
+    if not dest.is_dir():
+        return
+    folder = dest.resolve()
+    for source in sources:
+        path = Path(source)
+        drawn = save_video if is_video(source) else save_images
+        if drawn and "://" not in source and not source.isdigit() and path.resolve().parent == folder:
+            raise UsageError(f"{path.name} is a source in the output folder: its drawn copy would replace it",
+                             path=dest, hint="pass another -o/--name (or --no-save-images --no-save-video)")
 
 
 def _default_name(sources: list[str]) -> str:
@@ -245,7 +280,7 @@ class _Writer:
         self.names: set[str] = set()
 
     def _target(self, source: str, suffix: str) -> Path:
-        stem = Path(source).stem if not source.isdigit() and "://" not in source else f"camera_{source}"
+        stem, _ = output_name(source)
         name, n = f"{stem}{suffix}", 1
         while name in self.names:
             n += 1
@@ -253,18 +288,19 @@ class _Writer:
         self.names.add(name)
         return self.dest / name
 
-    def write(self, prediction: Prediction, line: dict, videos: dict[str, Video]) -> None:
+    def write(self, prediction: Prediction, line: dict, videos: dict[str, Video]) -> str | None:
+        """Draw the image or frame; the name of the file it goes to (None when not drawn)."""
         import cv2
 
         if prediction.image is None:
-            return
+            return None
         is_frame = prediction.item.frame is not None
         if (is_frame and not self.save_video) or (not is_frame and not self.save_images):
-            return
+            return None
         picture = draw_detections(prediction.image, line["detections"])
         source = prediction.item.source
         if not is_frame:
-            suffix = Path(source).suffix.lower()
+            suffix = output_name(source)[1]
             try:  # the source's own format where OpenCV can write it, else PNG
                 ok, data = cv2.imencode(suffix, picture)
             except cv2.error:
@@ -275,15 +311,26 @@ class _Writer:
             with atomic_path(target) as tmp:
                 tmp.write_bytes(data.tobytes())
             self.result.written.append(str(target))
-            return
+            return target.name
         if source not in self.open:
             video = videos[source]
-            target = self._target(source, Path(source).suffix.lower() if Path(source).suffix else ".mp4")
-            temp = target.with_name(f".{target.stem}.tmp{target.suffix}")
+            suffix = output_name(source)[1]
+            target = self._target(source, suffix if suffix in VIDEO_SUFFIXES else ".mp4")
+            temp = target.with_name(f".{target.stem}{VIDEO_TEMP}{target.suffix}")
             fourcc = cv2.VideoWriter.fourcc(*("MJPG" if target.suffix == ".avi" else "mp4v"))
             self.open[source] = (cv2.VideoWriter(str(temp), fourcc, video.fps, (prediction.width, prediction.height)),
                                  temp, target)
         self.open[source][0].write(picture)  # type: ignore[attr-defined]
+        return self.open[source][2].name
+
+    @staticmethod
+    def remove_leftovers(dest: Path) -> None:
+        """What a killed run (kill -9) left in the folder: videos being written, and the temporary
+        files of drawn images and predictions.jsonl."""
+        remove_stale_temp(dest)
+        if dest.is_dir():
+            for stale in dest.glob(f".*{VIDEO_TEMP}.*"):
+                stale.unlink(missing_ok=True)
 
     def abandon(self) -> None:
         """After a failure or Ctrl-C: the videos not finished are removed, not left half-written."""

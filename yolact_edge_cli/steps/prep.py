@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..console import err, progress_bar
+from ..console import progress_bar
+from ..data.coco import warn_size_mismatches
 from ..data.preprocess import sample_shape
 from ..errors import InputError, UsageError
 from ..parallel import process_pool
@@ -70,10 +71,16 @@ def run(ws: Workspace, images: Path, annotations: Path, *, limit: int | None = N
         raise UsageError(f"unknown dtype {dtype!r}", hint="use --dtype float32 or --dtype uint8")
     if layout not in INPUT_LAYOUTS:
         raise UsageError(f"unknown layout {layout!r}", hint="use --layout nchw or --layout nhwc")
+    if layout == "nhwc" and dtype != "uint8":
+        raise UsageError("--layout nhwc stores uint8 pixels (for an .om converted with --aipp), not float32",
+                         hint="pass --dtype uint8 --layout nhwc, or drop --layout")
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1, got {limit}", hint="drop --limit for all images")
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}", hint="drop it for one per CPU")
+    if Path(images).is_file():
+        raise InputError("is a file, not a folder of images", path=images,
+                         hint="pass --images with the folder that holds them (e.g. val2017)")
     if not Path(images).is_dir():
         raise InputError("image folder not found", path=images, hint="pass --images with the val2017 folder")
     started = time.perf_counter()
@@ -192,13 +199,7 @@ def _finish(ws: Workspace, coco, plan: dict, ids: list[int], written: int, skipp
     atomic_write_text(ws.ids_path, json.dumps({"ids": ids}) + "\n")
     atomic_write_text(ws.prep_plan, json.dumps(plan) + "\n")
     mismatches = _size_mismatches(ws, coco, ids)
-    if mismatches:
-        listed = ", ".join(f"{m['file']} (annotated {m['annotated'][0]}×{m['annotated'][1]}, "
-                           f"actual {m['actual'][0]}×{m['actual'][1]})" for m in mismatches[:5])
-        more = f" and {len(mismatches) - 5} more" if len(mismatches) > 5 else ""
-        err.print(f"[yellow]warning:[/] {len(mismatches)} image(s) differ in size from their "
-                  f"annotations: {listed}{more}; eval uses the annotated size (as COCOeval needs), "
-                  "so their masks are resized to it", highlight=False, soft_wrap=True)
+    warn_size_mismatches(mismatches)
     seconds = time.perf_counter() - started
     result = PrepResult(images=len(ids), written=written, skipped_existing=skipped, bad=bad,
                         size_mismatches=mismatches, dtype=plan["dtype"], layout=plan["layout"],

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
+from ..errors import UsageError
 from ..model.config import DEFAULT_CONFIG, RANDOM_BG_BIAS, RANDOM_CONF_GAIN, RANDOM_MASK_BIAS
 from ..model.random_checkpoint import random_state_dict
 from ..workspace import atomic_path, sha256_file
@@ -16,6 +18,10 @@ def run(output: Path, *, config: str = DEFAULT_CONFIG, seed: int = 0,
 
     from ..model.config import get_config
 
+    for option, value in (("--conf-gain", conf_gain), ("--mask-bias", mask_bias), ("--bg-bias", bg_bias)):
+        if not math.isfinite(value):
+            raise UsageError(f"{option} {value}: the checkpoint's weights would not be finite",
+                             hint=f"pass a finite number to {option}")
     cfg = get_config(config)
     state = random_state_dict(cfg, seed, conf_gain, mask_bias, bg_bias)
     # torch.save names the archive's records after the file it writes to (here a random temp
