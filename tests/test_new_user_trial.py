@@ -110,6 +110,7 @@ def test_row_06_bad_arguments_are_usage_or_input_errors(workspace, tmp_path, che
     weights = checkpoint(MBV2)
     assert_clean_failure(run_cli("-w", tmp_path / "a", "export", "--weights", weights, "--config", "nosuch"),
                          "unknown config 'nosuch'", code=2)
+    assert not (tmp_path / "a").exists()  # a refused command leaves no workspace behind
     assert_clean_failure(run_cli("-w", tmp_path / "b", "export", "--weights", weights, "--opset", "99"),
                          "opset 99", "--opset 11", code=2)
     corrupt = tmp_path / "corrupt.onnx"
@@ -126,8 +127,9 @@ def test_row_06_bad_arguments_are_usage_or_input_errors(workspace, tmp_path, che
 def test_row_08_skip_bad_with_nothing_good_is_still_a_failure(workspace, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not a jpeg")
-    proc = run_cli("-w", workspace.root, "predict", bad, "--skip-bad", "-o", tmp_path / "out")
-    assert_clean_failure(proc, "none of the 1 source(s) could be run", code=3)
+    proc = run_cli("-w", workspace.root, "predict", bad, "--skip-bad", "-o", tmp_path / "out" / "sub")
+    assert_clean_failure(proc, "none of the 1 source(s) could be run: ", "bad.jpg (cannot decode image", code=3)
+    assert not (tmp_path / "out").exists()  # no empty predictions.jsonl, no folder
 
 
 # 9, 10 ---------------------------------------------------------------------------------------
@@ -178,7 +180,8 @@ def test_row_12_prep_refuses_float32_in_nhwc(tmp_path):
 
 
 # 13 ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("argv", [["--bg-bias", "inf"], ["--conf-gain", "nan"], ["--mask-bias", "-inf"]])
+@pytest.mark.parametrize("argv", [["--bg-bias", "inf"], ["--conf-gain", "nan"], ["--mask-bias", "-inf"],
+                                  ["--bg-bias", "1e39"]])  # finite, but not in float32
 def test_row_13_random_weights_refuses_non_finite_constants(tmp_path, argv):
     proc = run_cli("random-weights", "-o", tmp_path / "r.pth", "--config", MBV2, *argv)
     assert_clean_failure(proc, argv[0], "finite", code=2)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 MANIFEST_NAME = "yedge.json"
 DEFAULT_WORKSPACE = "workspace"
 ONNX_NAME = "yolact_edge.onnx"
+INT8_ONNX_NAME = "yolact_edge_int8.onnx"
 OM_STEM = "yolact_edge"
 
 
@@ -145,6 +146,7 @@ class Workspace:
     logs_dir = property(lambda self: self.root / "logs")
     manifest_path = property(lambda self: self.root / MANIFEST_NAME)
     default_onnx = property(lambda self: self.models_dir / ONNX_NAME)
+    int8_onnx = property(lambda self: self.models_dir / INT8_ONNX_NAME)  # yedge quantize
     aipp_config = property(lambda self: self.models_dir / "aipp.cfg")
     bin_dir = property(lambda self: self.inputs_dir / "bin_file")
     ids_path = property(lambda self: self.inputs_dir / "ids.json")
@@ -184,6 +186,7 @@ class Workspace:
         import fcntl
 
         path = self.root / ".yedge.lock"
+        created = not self.root.exists()  # removed again if the command leaves nothing in it
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -204,6 +207,9 @@ class Workspace:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+            if created and [p.name for p in self.root.iterdir()] == [path.name]:
+                path.unlink()
+                self.root.rmdir()
 
     def manifest(self) -> dict[str, Any]:
         if not self.manifest_path.exists():

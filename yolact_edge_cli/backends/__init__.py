@@ -105,8 +105,9 @@ def open_session(model: Path, *, device: str = "cpu", half: bool = False,
     backend = backend_of(model)
     if compiled and (backend != Backend.TORCH.value or device != "cuda"):
         # on the CPU inductor compiles for minutes and onnxruntime is the faster path anyway
-        raise UsageError("--compile applies to the torch backend on CUDA",
-                         hint="drop --compile, or use --backend torch --device cuda")
+        missing = " and ".join(([] if backend == Backend.TORCH.value else ["--backend torch"])
+                               + ([] if device == "cuda" else ["--device cuda"]))
+        raise UsageError("--compile applies to the torch backend on CUDA", hint=f"drop --compile, or add {missing}")
     if backend == Backend.ASCEND.value:
         from .ascend import AscendApiSession
 

@@ -100,6 +100,7 @@ def run(ws: Workspace, weights: Path, *, config: str = "auto", batch_size: int =
 
     from ..data.preprocess import INPUT_DTYPES, prepare, read_image
     from ..model.checkpoint import load_model
+    from ..model.config import get_config
     from ..model.contract import LAYOUTS, output_names, output_shapes
     from ..model.parity import Parity, compare_outputs
     from ..model.yolact import export_module, network_outputs
@@ -113,6 +114,8 @@ def run(ws: Workspace, weights: Path, *, config: str = "auto", batch_size: int =
     if dynamic_batch and batch_size != 1:
         raise UsageError(f"--batch-size {batch_size} and --dynamic-batch: a model has one or the other",
                          hint="drop --batch-size for a dynamic batch, or --dynamic-batch for a static one")
+    if config != "auto":
+        get_config(config)  # before anything is written
     highest = _highest_opset()
     if not 11 <= opset <= highest:
         raise UsageError(f"opset {opset} is not one this exporter writes",

@@ -59,14 +59,9 @@ class PredictResult:
         return asdict(self)
 
     def failure(self, skip_bad: bool) -> InputError | None:
-        """The run's error, if any: sources that could not be run (forgiven by --skip-bad, unless
-        none could: then there is nothing to show for the run)."""
-        if not self.failed:
-            return None
-        if self.images + self.frames == 0:
-            return InputError(f"none of the {self.sources} source(s) could be run (listed above)",
-                              hint="pass readable images or videos")
-        if skip_bad:
+        """The run's error, if any: sources that could not be run, forgiven by --skip-bad (a run
+        where none could raises instead, leaving no file)."""
+        if not self.failed or skip_bad:
             return None
         return InputError(f"{len(self.failed)} of {self.sources} source(s) could not be run (listed above)",
                           hint="fix or remove them, or pass --skip-bad")
@@ -149,10 +144,10 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     writer = _Writer(dest, save_images, save_video, result)
     total = images_given + sum(v.frame_count or 0 for v in videos.values())
     started = time.perf_counter()
-    created = not dest.exists()
+    created = _missing_folders(dest)
     _Writer.remove_leftovers(dest)
     with contextlib.ExitStack() as stack:
-        stack.callback(_remove_if_empty, dest if created else None)
+        stack.callback(_remove_if_empty, created)
         stack.callback(writer.abandon)
         jsonl = None
         if save_json:
@@ -182,6 +177,12 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
                 jsonl.write(json.dumps(line) + "\n")
             advance(1)
         writer.finish_videos_before(None, broken)
+        if result.images + result.frames == 0:  # nothing ran: no file is kept (the stack removes them)
+            failures = result.failed + [{"source": s, "reason": r} for s, r in broken.items()]
+            listed = "; ".join(f"{f['source']} ({f['reason']})" for f in failures[:5])
+            more = f" and {len(failures) - 5} more" if len(failures) > 5 else ""
+            raise InputError(f"none of the {result.sources} source(s) could be run: {listed}{more}",
+                             hint="pass readable images or videos")
     result.predictions = str(dest / PREDICTIONS) if save_json else None
     result.failed += [{"source": source, "reason": reason} for source, reason in broken.items()]
     result.seconds = round(time.perf_counter() - started, 2)
@@ -264,10 +265,20 @@ def _line(prediction: Prediction, wanted: set[int] | None, top_k: int) -> dict:
             "height": prediction.height, "detections": detections}
 
 
-def _remove_if_empty(folder: Path | None) -> None:
-    """A folder this run created and left empty (it failed before writing) goes again."""
-    if folder is not None and folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
+def _missing_folders(dest: Path) -> list[Path]:
+    """`dest` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not dest.exists() and dest != dest.parent:
+        missing.append(dest)
+        dest = dest.parent
+    return missing
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """The folders this run created and left empty (it failed before writing) go again."""
+    for folder in folders:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 class _Writer:

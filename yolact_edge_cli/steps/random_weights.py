@@ -5,6 +5,8 @@ import io
 import math
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import UsageError
 from ..model.config import DEFAULT_CONFIG, RANDOM_BG_BIAS, RANDOM_CONF_GAIN, RANDOM_MASK_BIAS
 from ..model.random_checkpoint import random_state_dict
@@ -23,7 +25,12 @@ def run(output: Path, *, config: str = DEFAULT_CONFIG, seed: int = 0,
             raise UsageError(f"{option} {value}: the checkpoint's weights would not be finite",
                              hint=f"pass a finite number to {option}")
     cfg = get_config(config)
-    state = random_state_dict(cfg, seed, conf_gain, mask_bias, bg_bias)
+    with np.errstate(over="ignore", invalid="ignore"):  # judged below, as float32 values
+        state = random_state_dict(cfg, seed, conf_gain, mask_bias, bg_bias)
+    overflowed = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if overflowed:
+        raise UsageError(f"--conf-gain {conf_gain:g}, --mask-bias {mask_bias:g}, --bg-bias {bg_bias:g}: "
+                         f"{overflowed[0]} would not be finite in float32", hint="pass smaller constants")
     # torch.save names the archive's records after the file it writes to (here a random temp
     # name); saving to memory gives the fixed prefix "archive", so the bytes depend on the
     # weights alone.
