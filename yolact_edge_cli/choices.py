@@ -72,6 +72,14 @@ class PrecisionMode(Choice):
     ALLOW_FP32_TO_BF16 = "allow_fp32_to_bf16"
 
 
+class QuantMethod(Choice):
+    """How `yedge quantize` calibrates activation ranges (onnxruntime's calibrators)."""
+
+    MINMAX = "minmax"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
+
+
 class Engine(Choice):
     """Where the streaming pipeline runs: this host's processes, or a Ray cluster."""
 

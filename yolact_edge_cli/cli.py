@@ -15,7 +15,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
-from .choices import AisBenchMode, Backend, Engine, InputDtype, InputLayout, Layout, MapKind, Nms, PrecisionMode
+from .choices import (
+    AisBenchMode,
+    Backend,
+    Engine,
+    InputDtype,
+    InputLayout,
+    Layout,
+    MapKind,
+    Nms,
+    PrecisionMode,
+    QuantMethod,
+)
 from .console import err, out, print_json
 from .errors import Interrupted, UsageError, YedgeError
 from .model.config import DEFAULT_CONFIG, RANDOM_BG_BIAS, RANDOM_CONF_GAIN, RANDOM_MASK_BIAS
@@ -190,6 +201,48 @@ def export(
     out.print(io)
     out.print(f"op types: {', '.join(result.op_types)}")
     out.print(f"exported in {result.seconds:.1f} s, peak memory {result.peak_rss_mb:.0f} MB")
+
+
+@command(locks=True, interrupted="interrupted; nothing was written (quantize starts over): rerun it")
+def quantize(
+    ctx: typer.Context,
+    images: Path | None = typer.Option(None, "--images", help="Photos to calibrate on (any, no annotations) "
+                                       "\\[default: the prepared inputs]."),
+    num_images: int = typer.Option(100, "--num-images", "-n", min=1, help="Calibrate on at most this many "
+                                   "(a few more are held out to check the result)."),
+    method: QuantMethod = typer.Option(QuantMethod.MINMAX, "--method", help="How activation ranges are "
+                                       "calibrated."),
+    keep_float: list[str] | None = typer.Option(None, "--keep-float", help="Conv nodes whose name matches "
+                                                "this pattern stay float; repeat it \\[default: the FPN "
+                                                "and the prediction heads, as YolactEdge's recipe]."),
+    quantize_all: bool = flag("--all", help="Quantize every Conv, the FPN and heads too."),
+    min_cosine: float = typer.Option(0.999, "--min-cosine", min=-1.0, max=1.0, help="Fail (exit 5, "
+                                     "nothing written) when an output's cosine to float32 is lower."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Where to write the INT8 ONNX "
+                                       "\\[default: WORKSPACE/models/yolact_edge_int8.onnx]."),
+) -> None:
+    """Write an INT8 model (QDQ, per-channel weights) of the exported ONNX, checked against float32
+    on held-out images. Run it with `yedge infer --model models/yolact_edge_int8.onnx`."""
+    from .steps import quantize as step
+
+    settings: Settings = ctx.obj
+    result = step.run(settings.workspace, images=images, num_images=num_images, method=method.value,
+                      keep_float=keep_float, quantize_all=quantize_all, min_cosine=min_cosine, output=output)
+    if settings.json:
+        print_json(result.to_dict())
+        return
+    table = Table(title=escape(f"{result.onnx} — INT8 ({result.method}), {result.quantized_convs} Conv "
+                               f"quantized, {result.float_convs} float"), title_justify="left")
+    for column in ("output", "cosine", "max |int8 − fp32|"):
+        table.add_column(column)
+    for name, values in result.outputs.items():
+        table.add_row(name, f"{values['cosine']:.5f}", f"{values['max_abs_diff']:.3g}")
+    out.print(table)
+    found = result.detections
+    share = "no confident detections" if found["matched_share"] is None else f"{found['matched_share']:.1%}"
+    out.print(f"float32 detections ≥ 0.3 found by INT8: {found['matched']} of {found['float32_confident']} "
+              f"({share}); calibrated on {result.calibration_images}, checked on {result.check_images} "
+              f"held-out image(s) in {result.seconds:.1f} s")
 
 
 @command(locks=True)
@@ -437,7 +490,8 @@ def _print_eval(result) -> None:
     from .metrics.coco_eval import STAT_NAMES
     from .metrics.yolact_ap import format_table
 
-    table = Table(title=f"COCOeval on {result.images} images ({result.nms} NMS)", title_justify="left")
+    images = f"{result.images} image{'s' if result.images != 1 else ''}"
+    table = Table(title=f"COCOeval on {images} ({result.nms} NMS)", title_justify="left")
     table.add_column("metric")
     table.add_column("box", justify="right")
     table.add_column("mask", justify="right")

@@ -66,6 +66,24 @@ class ExportRecord(Record):
 
 
 @dataclass
+class QuantizeRecord(Record):
+    STEP = "quantize"
+    source: str = _in("inputs", "")
+    source_sha256: str = _in("inputs", "")
+    weights_sha256: str = _in("inputs", "")
+    calibration: str = _in("inputs", "")
+    method: str = _in("options", "minmax")
+    calibration_images: int = _in("options", 0)
+    keep_float: list = _in("options", factory=list)
+    onnx: str = _in("outputs", "")
+    onnx_sha256: str = _in("outputs", "")
+    quantized_convs: int = _in(TOP, 0)
+    float_convs: int = _in(TOP, 0)
+    agreement: dict = _in(TOP, factory=dict)  # per output: cosine and max |Δ| against float32
+    detections: dict = _in(TOP, factory=dict)
+
+
+@dataclass
 class PrepRecord(Record):
     STEP = "prep"
     images: str = _in("inputs", "")

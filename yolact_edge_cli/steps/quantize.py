@@ -1,0 +1,209 @@
+"""`yedge quantize`: an INT8 model of the workspace's exported ONNX, with QuantizeLinear /
+DequantizeLinear pairs (per-channel Conv weights, one scale and zero point per pair), then checked
+against float32 on images it was not calibrated on (docs/quantization.md).
+
+The quantizer is onnxruntime's `quantize_static`: it is already a dependency and writes the QDQ
+form that onnxruntime, OpenVINO and TensorRT read and CANN's AMCT converts (docs/quantization.md:
+0.52× float32's time with the default mix, 0.34× with --all, R50 on a 2-core Xeon with AMX). By
+default the backbone and protonet are quantized and the FPN and prediction heads kept float, as
+YolactEdge's own TensorRT recipe does (its INT8/FP16 split).
+"""
+from __future__ import annotations
+
+import fnmatch
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..choices import QuantMethod
+from ..console import progress_bar, stage
+from ..errors import AccuracyError, InputError, UsageError
+from ..records import ExportRecord, PrepRecord, QuantizeRecord
+from ..workspace import Workspace, atomic_path, sha256_file
+
+# Per-channel QDQ needs opset 13 (DequantizeLinear's axis); what atc and AMCT take for it too.
+QDQ_OPSET = 13
+# Conv nodes kept float unless --all: the FPN and the prediction heads (YolactEdge's recipe).
+DEFAULT_KEEP_FLOAT = ("*fpn_phase*", "*prediction_layers*")
+# float32 detections at least this confident are the ones the check expects the INT8 model to find.
+CONFIDENT = 0.3
+DEFAULT_NUM_IMAGES = 100
+DEFAULT_MIN_COSINE = 0.999
+
+
+@dataclass
+class QuantizeResult:
+    source: str
+    onnx: str
+    method: str
+    calibration_images: int
+    check_images: int
+    quantized_convs: int
+    float_convs: int
+    # per output: the worst cosine and the largest |Δ| against float32 over the check images
+    outputs: dict[str, dict[str, float]] = field(default_factory=dict)
+    detections: dict[str, float | int | None] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def worst_cosine(self) -> float:
+        return min(o["cosine"] for o in self.outputs.values())
+
+
+def run(ws: Workspace, *, images: Path | None = None, num_images: int = DEFAULT_NUM_IMAGES,
+        method: str = QuantMethod.MINMAX.value, keep_float: list[str] | None = None, quantize_all: bool = False,
+        min_cosine: float = DEFAULT_MIN_COSINE, output: Path | None = None) -> QuantizeResult:
+    import onnx
+
+    if method not in QuantMethod.values():
+        raise UsageError(f"unknown method {method!r}", hint="use --method minmax, entropy or percentile")
+    if num_images < 1:
+        raise UsageError(f"--num-images must be at least 1, got {num_images}", hint="e.g. --num-images 100")
+    if quantize_all and keep_float:
+        raise UsageError("--all quantizes every Conv, --keep-float keeps some float", hint="pass one of them")
+    export = ws.need(ExportRecord, "exported model", "yedge export --weights X.pth")
+    source = ws.resolve(export.onnx)
+    if not source.is_file():
+        raise InputError("the exported model is gone", path=source, hint="rerun `yedge export`")
+    started = time.perf_counter()
+    samples = _samples(ws, images, export.input_dtype)
+    if len(samples) < 2:
+        raise InputError("quantize needs at least 2 images: some to calibrate on, one to check against float32",
+                         path=images or ws.bin_dir, hint="pass --images with a folder of photos")
+    held_out = min(4, max(1, len(samples) // 5))
+    calibration, check = samples[:-held_out][:num_images], samples[-held_out:]
+    model = onnx.load(str(source))
+    if model.opset_import[0].version < QDQ_OPSET:
+        from onnx import version_converter
+
+        model = version_converter.convert_version(model, QDQ_OPSET)
+    convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
+    patterns = [] if quantize_all else list(keep_float or DEFAULT_KEEP_FLOAT)
+    kept = [name for name in convs if any(fnmatch.fnmatchcase(name, p) for p in patterns)]
+    if len(kept) == len(convs):
+        raise UsageError(f"--keep-float {' '.join(patterns)} keeps every Conv float: nothing to quantize",
+                         hint="name fewer layers, or pass --all")
+    output = Path(output) if output else ws.int8_onnx
+    with atomic_path(output) as tmp:
+        _quantize(model, tmp, calibration, method, kept)
+        result = QuantizeResult(source=ws.relative(source), onnx=str(output), method=method,
+                                calibration_images=len(calibration), check_images=len(check),
+                                quantized_convs=len(convs) - len(kept), float_convs=len(kept))
+        _check(ws, source, tmp, check, export.layout, result)
+        result.seconds = round(time.perf_counter() - started, 2)
+        if result.worst_cosine < min_cosine:
+            worst = min(result.outputs, key=lambda n: result.outputs[n]["cosine"])
+            raise AccuracyError(f"INT8 output {worst} has cosine {result.worst_cosine:.5f} against float32, "
+                                f"below --min-cosine {min_cosine}", path=output,
+                                hint="keep more layers float (--keep-float), try another --method, or "
+                                     "calibrate on more images; nothing was written")
+    ws.save(QuantizeRecord(
+        source=ws.relative(source), source_sha256=export.onnx_sha256, weights_sha256=export.weights_sha256,
+        method=method, calibration=str(images) if images else ws.relative(ws.bin_dir),
+        calibration_images=len(calibration), keep_float=patterns, onnx=ws.relative(output),
+        onnx_sha256=sha256_file(output), quantized_convs=result.quantized_convs, float_convs=result.float_convs,
+        agreement=result.outputs, detections=result.detections))
+    return result
+
+
+def _samples(ws: Workspace, images: Path | None, input_dtype: str) -> list[np.ndarray]:
+    """The model's inputs, [3, 550, 550] each: --images' photos, else the prepared .bin files."""
+    from ..data import binio
+    from ..data.preprocess import prepare, read_image, sample_shape
+    from ..data.sources import IMAGE_SUFFIXES
+
+    if images is not None:
+        if not Path(images).is_dir():
+            raise InputError("image folder not found", path=images, hint="pass --images with a folder of photos")
+        files = sorted(p for p in Path(images).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        return [prepare(read_image(p), input_dtype) for p in files]
+    prep = ws.need(PrepRecord, "prepared inputs or --images", "yedge prep (or pass --images DIR)")
+    if prep.layout != "nchw" or prep.dtype != input_dtype:
+        raise InputError(f"the prepared inputs are {prep.dtype} {prep.layout}; the model takes {input_dtype} nchw",
+                         path=ws.bin_dir, hint="pass --images DIR, or rerun `yedge prep`")
+    dtype = np.dtype(prep.dtype)
+    return [np.fromfile(f, dtype=dtype).reshape(sample_shape()) for f in binio.list_input_files(ws.bin_dir)]
+
+
+def _quantize(model, path: Path, calibration: list[np.ndarray], method: str, kept: list[str]) -> None:
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, advance):
+            self.images, self.advance = iter(calibration), advance
+
+        def get_next(self):
+            image = next(self.images, None)
+            if image is None:
+                return None
+            self.advance(1)
+            return {model.graph.input[0].name: np.ascontiguousarray(image[None])}
+
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    float_model = path.with_name(path.name + ".float.onnx")
+    onnx.save(model, str(float_model))
+    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process the model, on every run
+    try:
+        with progress_bar(len(calibration), f"calibrating ({method})") as advance:
+            quantize_static(str(float_model), str(path), Reader(advance), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=["Conv"], nodes_to_exclude=kept,
+                            calibrate_method=methods[method], extra_options={"ActivationSymmetric": False})
+    finally:
+        float_model.unlink(missing_ok=True)
+        for leftover in path.parent.glob(f"{path.name}*augmented*"):
+            leftover.unlink()
+    quantized = onnx.load(str(path))  # the source's metadata (the checkpoint it came from) kept
+    del quantized.metadata_props[:]
+    quantized.metadata_props.extend(model.metadata_props)
+    onnx.save(quantized, str(path))
+
+
+def _check(ws: Workspace, source: Path, quantized: Path, images: list[np.ndarray], layout: str,
+           result: QuantizeResult) -> None:
+    """Both models on the held-out images: each output's cosine and max |Δ|, and the share of
+    float32's confident detections the INT8 model finds (same class, box IoU ≥ 0.5)."""
+    import onnxruntime as ort
+
+    from ..host import HostPipeline
+    from ..metrics.matching import match_detections
+    from ..model.contract import output_names
+    from ..resolve import host_spec
+
+    sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (source, quantized)]
+    pipeline = HostPipeline(host_spec(ws, layout))
+    names = output_names(layout)
+    confident = matched = 0
+    with stage(f"checking INT8 against float32 on {len(images)} held-out image(s)"):
+        for image in images:
+            feed = {sessions[0].get_inputs()[0].name: np.ascontiguousarray(image[None])}
+            want, got = (s.run(None, feed) for s in sessions)
+            for name, w, g in zip(names, want, got):
+                x, y = w.ravel().astype(np.float64), g.ravel().astype(np.float64)
+                norm = np.linalg.norm(x) * np.linalg.norm(y)
+                cosine = float(x @ y / norm) if norm else float(np.array_equal(x, y))
+                seen = result.outputs.setdefault(name, {"cosine": 1.0, "max_abs_diff": 0.0})
+                seen["cosine"] = min(seen["cosine"], cosine)
+                seen["max_abs_diff"] = max(seen["max_abs_diff"], float(np.abs(x - y).max()))
+            side = image.shape[-1]
+            fp32, int8 = pipeline(want, side, side), pipeline(got, side, side)
+            fp32 = fp32.subset(np.flatnonzero(fp32.scores >= CONFIDENT))
+            confident += len(fp32)
+            matched += match_detections(fp32, int8)[0]
+    result.detections = {"float32_confident": confident, "matched": matched,
+                         "matched_share": round(matched / confident, 4) if confident else None}
