@@ -1,6 +1,7 @@
 # yedge: set-up, tests, and the workflow as chained targets.
 #   make demo                      set up .venv, then run the workflow on a random checkpoint
 #   make test                      lint (ruff, mypy), then run the test suite
+#   make test-fast                 the fast tier only (markers in pyproject.toml)
 #   make export WEIGHTS=x.pth      individual steps, sharing WS (default ./workspace)
 PYTHON ?= python3
 VENV ?= .venv
@@ -22,7 +23,7 @@ DEMO_WS ?= demo-workspace
 DEMO_WEIGHTS = $(DEMO_WS)/random_r50_seed0.pth
 DEMO_DATA := tests/data
 
-.PHONY: install lint test demo export prep infer eval bench show doctor clean
+.PHONY: install lint test test-fast demo export prep infer eval bench show doctor clean
 
 install: $(VENV)/.installed
 
@@ -41,6 +42,11 @@ lint: install
 
 test: install lint
 	$(BIN)/python -m pytest -q
+
+# the inner loop: unit and in-process tests, no whole workflows, Ray, Ascend or end-to-end runs
+# (about 3 minutes on 2 cores); `make test` runs everything and is what CI runs
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow and not ray and not ascend and not e2e"
 
 demo: install
 	$(YEDGE) -w "$(DEMO_WS)" random-weights -o "$(DEMO_WEIGHTS)"

@@ -25,6 +25,8 @@ from .conftest import (
     run_cli,
 )
 
+pytestmark = pytest.mark.ascend
+
 
 @pytest.fixture
 def ascend(monkeypatch):

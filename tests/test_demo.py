@@ -9,6 +9,8 @@ import pytest
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_demo(tmp_path):

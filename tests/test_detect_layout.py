@@ -24,6 +24,8 @@ from .conftest import DATA, assert_clean_failure, copy_sample_images, run_cli
 from .fakes.atc_ops import unsupported
 from .test_ascend import fake_env
 
+pytestmark = pytest.mark.slow
+
 PRIORS = priors_tensor(RESNET50)
 NUM_PRIORS = PRIORS.shape[0]
 MINI = DATA / "golden" / "eval_mini"

@@ -16,6 +16,8 @@ from yolact_edge_cli.workspace import Workspace
 from .conftest import DATA, assert_clean_failure, copy_sample_images, run_cli
 from .golden import IMAGES, Golden
 
+pytestmark = pytest.mark.slow
+
 MINI = DATA / "golden" / "eval_mini"
 
 

@@ -43,6 +43,7 @@ def _has_avx2() -> bool:
     return "avx2" in Path("/proc/cpuinfo").read_text().split()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("limit", list(ISA_LIMITS))
 def test_the_exactness_tests_pass_under_an_instruction_set_limit(limit, tmp_path):
     if sys.platform != "linux" or os.uname().machine != "x86_64":

@@ -18,6 +18,8 @@ from yolact_edge_cli.workspace import Workspace
 from .conftest import DATA
 from .fakes.atc_ops import unsupported
 
+pytestmark = pytest.mark.slow
+
 FPN_SHAPES = [[256, 69, 69], [256, 35, 35], [256, 18, 18], [256, 9, 9], [256, 5, 5], [138, 138, 32]]
 HEAD_SHAPES = [[19248, 4], [19248, 81], [19248, 32], [138, 138, 32]]
 

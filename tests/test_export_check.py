@@ -102,6 +102,7 @@ def test_network_tensors_are_compared_value_by_value():
 PHOTOS = [DATA / "astronaut.png", DATA / "coffee.png"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["fpn", "head", "detect"])
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_export_passes_its_check_for_every_config_layout_and_photo(tmp_path, checkpoint, config, layout):

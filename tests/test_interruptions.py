@@ -17,6 +17,8 @@ from yolact_edge_cli.workspace import Workspace
 
 from .conftest import make_coco_set, run_cli
 
+pytestmark = pytest.mark.e2e
+
 IMAGES = 40
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from .conftest import DATA, MINI_ANNOTATIONS, assert_clean_failure, copy_sample_images, run_cli
 
+pytestmark = pytest.mark.slow
+
 MBV2 = "yolact_edge_mobilenetv2_config"
 
 

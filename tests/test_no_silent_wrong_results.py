@@ -16,6 +16,8 @@ from yolact_edge_cli.workspace import Workspace
 
 from .conftest import DATA, assert_clean_failure, copy_sample_images, run_cli
 
+pytestmark = pytest.mark.slow
+
 MBV2 = "yolact_edge_mobilenetv2_config"
 MINI = DATA / "golden" / "eval_mini" / "instances_mini.json"
 

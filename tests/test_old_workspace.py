@@ -5,10 +5,14 @@ the heavy files are made here (they are deterministic) and the templates filled 
 import json
 import shutil
 
+import pytest
+
 from yolact_edge_cli.steps import evaluate, export, infer, prep
 from yolact_edge_cli.workspace import Workspace, sha256_file
 
 from .conftest import DATA, copy_sample_images, run_cli
+
+pytestmark = pytest.mark.slow
 
 OLD = DATA / "old_workspace"
 MINI = DATA / "golden" / "eval_mini" / "instances_mini.json"

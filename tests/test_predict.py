@@ -13,6 +13,8 @@ from yolact_edge_cli.steps import evaluate
 
 from .conftest import DATA, MINI_ANNOTATIONS, assert_clean_failure, copy_sample_images, run_cli
 
+pytestmark = pytest.mark.slow
+
 MBV2 = "yolact_edge_mobilenetv2_config"
 
 

@@ -14,6 +14,8 @@ from yolact_edge_cli.workspace import Workspace
 
 from .conftest import assert_clean_failure, copy_sample_images, run_cli
 
+pytestmark = pytest.mark.slow
+
 MBV2 = "yolact_edge_mobilenetv2_config"
 
 

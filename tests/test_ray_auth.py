@@ -13,6 +13,8 @@ import pytest
 
 from .conftest import DATA, assert_clean_failure, run_cli
 
+pytestmark = pytest.mark.ray
+
 RAY = str(Path(sys.executable).parent / "ray")
 
 

@@ -23,6 +23,8 @@ from yolact_edge_cli.steps import convert
 
 from .conftest import DATA, assert_clean_failure, copy_sample_images, fake_env, run_cli
 
+pytestmark = pytest.mark.ray
+
 MBV2 = "yolact_edge_mobilenetv2_config"
 RAY = str(Path(sys.executable).parent / "ray")
 

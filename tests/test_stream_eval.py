@@ -9,6 +9,8 @@ from yolact_edge_cli.steps import evaluate, infer
 
 from .conftest import run_cli
 
+pytestmark = pytest.mark.slow
+
 MBV2 = "yolact_edge_mobilenetv2_config"
 
 
