@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -30,9 +32,6 @@ def is_video(source: str) -> bool:
 def output_name(source: str) -> tuple[str, str]:
     """(stem, suffix) to name what is drawn from a source: a camera's `camera_0`, a URL's last
     path component (`rtsp://cam/live` → `live`), a file's own; always a plain file name."""
-    import re
-    from urllib.parse import urlsplit
-
     if source.isdigit():
         return f"camera_{source}", ""
     path = Path(urlsplit(source).path) if "://" in source else Path(source)

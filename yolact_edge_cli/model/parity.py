@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..choices import Layout
 from .config import ModelConfig
 from .detect import jaccard
 
@@ -123,8 +124,6 @@ def compare_detections(parity: Parity, want: tuple, got: tuple, cfg: ModelConfig
 def compare_outputs(layout: str, names: list[str], want: list[np.ndarray], got: list[np.ndarray],
                     cfg: ModelConfig, parity: Parity | None = None) -> Parity:
     """PyTorch's outputs of a batch against the graph's, as the layout allows, added to `parity`."""
-    from ..choices import Layout
-
     parity = Parity() if parity is None else parity
     outputs = dict(zip(names, zip(want, got)))
     if layout != Layout.DETECT.value:

@@ -86,11 +86,11 @@ class DetectLayout(nn.Module):
     left with the masks. With `network_outputs`, loc, conf and mask follow: export's check
     compares them, then drops them from the graph (model/parity.py)."""
 
-    def __init__(self, net: Yolact):
+    def __init__(self, net: Yolact, network_outputs: bool = False):
         super().__init__()
         self.net = net
         self.detect = DeviceDetect(net.cfg, priors_tensor(net.cfg))
-        self.network_outputs = False
+        self.network_outputs = network_outputs
 
     def forward(self, image: torch.Tensor):
         loc, conf, coef, proto = self.net(image)
@@ -114,19 +114,11 @@ class Uint8Input(nn.Module):
         return self.inner((image.to(self.mean.dtype) - self.mean) / self.std)
 
 
-def export_module(net: Yolact, layout: str, input_dtype: str = "float32") -> nn.Module:
-    module = {Layout.FPN.value: FpnLayout, Layout.HEAD.value: HeadLayout,
-              Layout.DETECT.value: DetectLayout}[layout](net)
+def export_module(net: Yolact, layout: str, input_dtype: str = "float32",
+                  network_outputs: bool = False) -> nn.Module:
+    """The module export traces; `network_outputs` adds the detect layout's NETWORK_CHECK_OUTPUTS."""
+    if layout == Layout.DETECT.value:
+        module: nn.Module = DetectLayout(net, network_outputs)
+    else:
+        module = {Layout.FPN.value: FpnLayout, Layout.HEAD.value: HeadLayout}[layout](net)
     return Uint8Input(module) if input_dtype == "uint8" else module
-
-
-
-
-def network_outputs(module: nn.Module) -> tuple[str, ...]:
-    """Switch a detect-layout module to give the network's loc, conf and mask after its own
-    outputs, and name them; () for the other layouts."""
-    for inner in module.modules():
-        if isinstance(inner, DetectLayout):
-            inner.network_outputs = True
-            return NETWORK_CHECK_OUTPUTS
-    return ()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..choices import Layout
 from ..console import stage
 from ..errors import AccuracyError, UsageError
 from ..provenance import onnx_metadata
@@ -103,7 +104,7 @@ def run(ws: Workspace, weights: Path, *, config: str = "auto", batch_size: int =
     from ..model.config import get_config
     from ..model.contract import LAYOUTS, output_names, output_shapes
     from ..model.parity import Parity, compare_outputs
-    from ..model.yolact import export_module, network_outputs
+    from ..model.yolact import NETWORK_CHECK_OUTPUTS, export_module
 
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r}", hint=f"use --layout {', '.join(LAYOUTS)}")
@@ -127,10 +128,11 @@ def run(ws: Workspace, weights: Path, *, config: str = "auto", batch_size: int =
     with atomic_path(output) as tmp:
         with stage(f"loading {weights}"):
             net = load_model(weights, config)
-        module = export_module(net, layout, input_dtype).eval()
-        names = list(output_names(layout))
         # The detect layout's graph also gives the network's tensors while it is checked.
-        checked = [*names, *network_outputs(module)]
+        detect = layout == Layout.DETECT.value
+        module = export_module(net, layout, input_dtype, network_outputs=detect).eval()
+        names = list(output_names(layout))
+        checked = [*names, *(NETWORK_CHECK_OUTPUTS if detect else ())]
         dynamic_axes = {n: {0: "batch"} for n in ["image", *checked]} if dynamic_batch else None
         trace_batch = 1 if dynamic_batch else batch_size
         with stage(f"exporting {net.cfg.name} ({layout} layout, opset {opset})"), \

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import math
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +19,6 @@ def run(output: Path, *, config: str = DEFAULT_CONFIG, seed: int = 0,
 
     from ..model.config import get_config
 
-    for option, value in (("--conf-gain", conf_gain), ("--mask-bias", mask_bias), ("--bg-bias", bg_bias)):
-        if not math.isfinite(value):
-            raise UsageError(f"{option} {value}: the checkpoint's weights would not be finite",
-                             hint=f"pass a finite number to {option}")
     cfg = get_config(config)
     with np.errstate(over="ignore", invalid="ignore"):  # judged below, as float32 values
         state = random_state_dict(cfg, seed, conf_gain, mask_bias, bg_bias)
