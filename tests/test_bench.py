@@ -124,7 +124,7 @@ def fake_host(tmp_path, monkeypatch):
         return Workspace(tmp_path / "ws")
 
     monkeypatch.setattr(bench, "host_model",
-                        lambda ws, backend, model: ModelChoice(tmp_path / "m.onnx", ExportRecord()))
+                        lambda ws, backend, model, precision: ModelChoice(tmp_path / "m.onnx", ExportRecord()))
     monkeypatch.setattr(bench, "session_for", lambda *a, **k: holder["session"])
     return use
 
@@ -205,7 +205,7 @@ HALF_ON_CPU = "--half on the CPU is not supported"
 
 def test_half_on_the_cpu_is_refused_before_loading(tmp_path):
     with pytest.raises(UsageError) as caught:
-        open_session(tmp_path / "missing.pth", device="cpu", half=True)
+        open_session(tmp_path / "missing.pth", device="cpu", precision="fp16")
     assert HALF_ON_CPU in caught.value.message and "far slower than fp32" in caught.value.message
     assert caught.value.hint == "drop --half, or use --device cuda"
 

@@ -22,6 +22,7 @@ class Backend(Choice):
     ONNXRUNTIME = "onnxruntime"
     TORCH = "torch"
     ASCEND = "ascend"
+    OPENVINO = "openvino"
 
 
 class Layout(Choice):
@@ -70,6 +71,15 @@ class PrecisionMode(Choice):
     ALLOW_MIX_PRECISION_FP16 = "allow_mix_precision_fp16"
     ALLOW_MIX_PRECISION_BF16 = "allow_mix_precision_bf16"
     ALLOW_FP32_TO_BF16 = "allow_fp32_to_bf16"
+
+
+class Precision(Choice):
+    """The numbers a model runs in (docs/quantization.md); which backend runs which is precision.py's."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+    INT8 = "int8"
 
 
 class QuantMethod(Choice):

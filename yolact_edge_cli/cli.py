@@ -24,6 +24,7 @@ from .choices import (
     Layout,
     MapKind,
     Nms,
+    Precision,
     PrecisionMode,
     QuantMethod,
 )
@@ -41,12 +42,14 @@ from .options import (
     JsonFlag,
     ModelOption,
     NumImages,
+    PrecisionOption,
     RayAddressOption,
     ReplicaResourcesOption,
     ReplicasOption,
     ScoreThreshold,
     Workers,
     flag,
+    precision_of,
 )
 from .workspace import DEFAULT_WORKSPACE, Workspace
 
@@ -218,16 +221,20 @@ def quantize(
     quantize_all: bool = flag("--all", help="Quantize every Conv, the FPN and heads too."),
     min_cosine: float = typer.Option(0.999, "--min-cosine", min=-1.0, max=1.0, help="Fail (exit 5, "
                                      "nothing written) when an output's cosine to float32 is lower."),
+    max_map_drop: float | None = typer.Option(None, "--max-map-drop", min=0.0, help="Fail (exit 5, nothing "
+                                              "written) when INT8's box mAP on the held-out prepared "
+                                              "images is more than this many points below float32's."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Where to write the INT8 ONNX "
                                        "\\[default: WORKSPACE/models/yolact_edge_int8.onnx]."),
 ) -> None:
     """Write an INT8 model (QDQ, per-channel weights) of the exported ONNX, checked against float32
-    on held-out images. Run it with `yedge infer --model models/yolact_edge_int8.onnx`."""
+    on held-out images. Run it with `--precision int8` (infer, eval, predict, bench)."""
     from .steps import quantize as step
 
     settings: Settings = ctx.obj
     result = step.run(settings.workspace, images=images, num_images=num_images, method=method.value,
-                      keep_float=keep_float, quantize_all=quantize_all, min_cosine=min_cosine, output=output)
+                      keep_float=keep_float, quantize_all=quantize_all, min_cosine=min_cosine,
+                      max_map_drop=max_map_drop, output=output)
     if settings.json:
         print_json(result.to_dict())
         return
@@ -235,14 +242,16 @@ def quantize(
                                f"quantized, {result.float_convs} float"), title_justify="left")
     for column in ("output", "cosine", "max |int8 − fp32|"):
         table.add_column(column)
-    for name, values in result.outputs.items():
+    found = result.agreement
+    for name, values in found.outputs.items():
         table.add_row(name, f"{values['cosine']:.5f}", f"{values['max_abs_diff']:.3g}")
     out.print(table)
-    found = result.detections
-    share = "no confident detections" if found["matched_share"] is None else f"{found['matched_share']:.1%}"
-    out.print(f"float32 detections ≥ 0.3 found by INT8: {found['matched']} of {found['float32_confident']} "
+    share = "no confident detections" if found.matched_share is None else f"{found.matched_share:.1%}"
+    out.print(f"float32 detections ≥ 0.3 found by INT8: {found.matched} of {found.float32_confident} "
               f"({share}); calibrated on {result.calibration_images}, checked on {result.check_images} "
               f"held-out image(s) in {result.seconds:.1f} s")
+    if found.map_drop is not None:
+        out.print(f"box mAP on the held-out images: float32 {found.map_float32:.2f}, INT8 {found.map_other:.2f}")
 
 
 @command(locks=True)
@@ -293,8 +302,10 @@ def convert(
     aipp: bool = flag("--aipp", help="Normalise on the device with AIPP: the .om then "
                               "takes uint8 RGB HWC pixels (prep --dtype uint8 --layout nhwc)."),
     dry_run: bool = flag("--dry-run", help="Print the atc command lines; run nothing."),
+    precision: PrecisionOption = None,
 ) -> None:
-    """Convert the ONNX to .om with atc (soc_version from npu-smi), one model per batch size."""
+    """Convert the ONNX to .om with atc (soc_version from npu-smi), one model per batch size;
+    --precision int8: the INT8 model of `yedge quantize`, through CANN's AMCT, then atc."""
     from .steps import convert as step
 
     settings: Settings = ctx.obj
@@ -302,7 +313,8 @@ def convert(
                       batch_sizes=_parse_ints(batch_sizes, "--batch-sizes"),
                       dynamic_batch=_parse_ints(dynamic_batch, "--dynamic-batch") if dynamic_batch else (),
                       precision_mode=precision_mode.value if precision_mode else None,
-                      atc_args=tuple(atc_arg), aipp=aipp, dry_run=dry_run)
+                      atc_args=tuple(atc_arg), aipp=aipp, dry_run=dry_run,
+                      precision=precision.value if precision else None)
     if settings.json:
         print_json(result.to_dict())
         return
@@ -316,7 +328,8 @@ def convert(
     for entry in result.models:
         dynamic = "dynamic " + ",".join(map(str, entry["dynamic_batch"]))
         batch = str(entry["batch_size"]) if entry["batch_size"] else dynamic
-        table.add_row(escape(entry["om"]), batch, entry["precision_mode"], entry["cann_version"] or "?")
+        mode = f"int8 (AMCT), {entry['precision_mode']}" if entry["quantized"] else entry["precision_mode"]
+        table.add_row(escape(entry["om"]), batch, mode, entry["cann_version"] or "?")
     out.print(table)
 
 
@@ -326,6 +339,7 @@ def infer(
     backend: BackendOption = Backend.AUTO,
     model: ModelOption = None,
     device: DeviceOption = "cpu",
+    precision: PrecisionOption = None,
     half: HalfFlag = False,
     compiled: CompileFlag = False,
     batch_size: BatchSizeOption = None,
@@ -338,14 +352,14 @@ def infer(
     from .steps import infer as step
 
     settings: Settings = ctx.obj
-    result = step.run(settings.workspace, backend=backend.value, model=model, device=device, half=half,
-                      batch_size=batch_size, run_name=run_name, ais_bench=ais_bench.value,
-                      overwrite=overwrite, compiled=compiled)
+    result = step.run(settings.workspace, backend=backend.value, model=model, device=device,
+                      precision=precision_of(precision, half), batch_size=batch_size, run_name=run_name,
+                      ais_bench=ais_bench.value, overwrite=overwrite, compiled=compiled)
     if settings.json:
         print_json(result.to_dict())
         return
     out.print(_kv_table("infer", {
-        "run": result.run_dir, "backend": f"{result.backend} ({result.device})",
+        "run": result.run_dir, "backend": f"{result.backend} ({result.device}, {result.precision})",
         "model": result.model, "layout": result.layout, "batch": result.batch_size,
         "samples": f"{result.samples} ({result.computed} computed, {result.skipped_existing} already done)",
         "throughput": f"{result.throughput} img/s"}))
@@ -363,6 +377,7 @@ def predict(
                                         "instead of the exported model."),
     backend: BackendOption = Backend.AUTO,
     device: DeviceOption = "cpu",
+    precision: PrecisionOption = None,
     batch_size: BatchSizeOption = None,
     score_threshold: ScoreThreshold = 0.3,
     top_k: int = typer.Option(100, "--top-k", min=1, help="At most this many detections per image."),
@@ -397,13 +412,15 @@ def predict(
                       classes=[c for c in classes.split(",") if c.strip()] if classes else None,
                       output=output, name=name, save_images=save_images, save_video=save_video,
                       save_json=save_json, recursive=recursive, workers=workers, exist_ok=exist_ok,
-                      engine=engine.value, ray=_ray_settings(engine, ray_address, replicas, replica_resources))
+                      engine=engine.value, ray=_ray_settings(engine, ray_address, replicas, replica_resources),
+                      precision=precision_of(precision, False))
     failed = result.failure(skip_bad)
     if settings.json:  # one JSON document: the result, with the error's keys when it failed
         print_json(result.to_dict() | ({"error": failed.one_line(), "exit_code": failed.exit_code} if failed else {}))
     else:
         out.print(_kv_table("predict", {
-            "output": result.output, "model": f"{result.model} ({result.backend}, {result.engine} engine)",
+            "output": result.output,
+            "model": f"{result.model} ({result.backend} {result.precision}, {result.engine} engine)",
             "sources": result.sources, "images": result.images, "frames": result.frames,
             "detections": result.detections, "speed": f"{result.fps} images/s ({result.seconds} s)"}))
     for skipped in result.skipped:
@@ -449,6 +466,7 @@ def evaluate(
     model: ModelOption = None,
     backend: BackendOption = Backend.AUTO,
     device: DeviceOption = "cpu",
+    precision: PrecisionOption = None,
     batch_size: BatchSizeOption = None,
     engine: EngineOption = Engine.LOCAL,
     ray_address: RayAddressOption = None,
@@ -466,6 +484,9 @@ def evaluate(
     if skip_bad and images is None and not stream:
         raise UsageError("--skip-bad is for streaming eval (prep --skip-bad leaves bad images out of a run folder)",
                          hint="add --images DIR or --stream")
+    if precision is not None and images is None and not stream:
+        raise UsageError("--precision is the model's: eval of a run folder reads outputs already computed",
+                         hint="add --images DIR or --stream, or pass it to `yedge infer`")
     if images is not None or stream:
         if outputs is not None or allow_missing:
             raise UsageError("--outputs and --allow-missing read a run folder; streaming has none",
@@ -474,7 +495,8 @@ def evaluate(
                                     backend=backend.value, device=device, batch_size=batch_size,
                                     weights=weights, nms=nms.value, score_threshold=score_threshold,
                                     max_images=max_images, workers=workers, fast_eval=fast_eval,
-                                    engine=engine.value, ray=ray, skip_bad=skip_bad)
+                                    engine=engine.value, ray=ray, skip_bad=skip_bad,
+                                    precision=precision_of(precision, False))
     else:
         result = step.run(settings.workspace, outputs=outputs, annotations=annotations, weights=weights,
                           nms=nms.value, score_threshold=score_threshold, max_images=max_images,
@@ -523,6 +545,7 @@ def bench(
     max_seconds: float = typer.Option(60.0, "--max-seconds", min=0.0, help="Time budget per batch "
                                       "size, warm-up included (at least one timed run)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda; for ascend an NPU id."),
+    precision: PrecisionOption = None,
     half: HalfFlag = False,
     compiled: CompileFlag = False,
     stages: bool = flag("--stages", help="Time the whole path per image on prepared "
@@ -538,17 +561,39 @@ def bench(
     ray_address: RayAddressOption = None,
     replicas: ReplicasOption = None,
     replica_resources: ReplicaResourcesOption = None,
+    backends: str | None = typer.Option(None, "--backends", help="One table of speed against accuracy: "
+                                        "these backends (comma list, e.g. onnxruntime,openvino) "
+                                        "× --precisions, each compared with onnxruntime fp32 on "
+                                        "--num-images prepared images."),
+    precisions: str | None = typer.Option(None, "--precisions", help="With --backends: e.g. "
+                                          "fp32,bf16,int8 (int8 needs `yedge quantize`) \\[default: fp32]."),
 ) -> None:
-    """Measure throughput and latency per batch size (results appended to results/bench.json)."""
+    """Measure throughput and latency per batch size (results appended to results/bench.json);
+    with --backends/--precisions, one table of every pair's speed and agreement with fp32."""
     from .steps import bench as step
 
     settings: Settings = ctx.obj
     sizes = _parse_ints(batch_sizes) if batch_sizes else None
+    if backends is not None or precisions is not None:
+        if stages or stream or engine != Engine.LOCAL or precision is not None or half:
+            raise UsageError("--backends/--precisions make their own table",
+                             hint="drop --stages, --stream, --engine, --precision and --half")
+        listed = backends.split(",") if backends else [backend.value]
+        result = step.run_precisions(
+            settings.workspace, backends=tuple(b.strip() for b in listed if b.strip()),
+            precisions=tuple(p.strip() for p in (precisions or "fp32").split(",") if p.strip()),
+            device=device, batch_sizes=sizes, loop=loop, warmup=warmup, max_seconds=max_seconds,
+            images=num_images)
+        if settings.json:
+            print_json(result.to_dict())
+        else:
+            _print_precisions(result)
+        return
     ray = _ray_settings(engine, ray_address, replicas, replica_resources, streaming=stream,
                         stream_hint="add --stream")
     try:
         result = step.run(settings.workspace, backend=backend.value, model=model, device=device,
-                          half=half, batch_sizes=sizes, loop=loop, warmup=warmup,
+                          precision=precision_of(precision, half), batch_sizes=sizes, loop=loop, warmup=warmup,
                           max_seconds=max_seconds, stages=stages, images=num_images,
                           ais_bench=ais_bench.value, stream=stream, workers=workers, compiled=compiled,
                           engine=engine.value, ray=ray)
@@ -586,6 +631,39 @@ def _print_bench(settings: Settings, result, stages: bool) -> None:
                       ms(row.latency_mean_ms), ms(row.latency_p50_ms), ms(row.latency_p90_ms),
                       ms(row.latency_p99_ms), *((ms(row.h2d_mean_ms), ms(row.d2h_mean_ms)) if copies else ()))
     out.print(table)
+    for line in result.skipped:
+        err.print(f"[yellow]skipped[/] {escape(line)}")
+
+
+def _print_precisions(result) -> None:
+    from .precision import cpu_isa
+
+    sizes = sorted({row.batch_size for entry in result.precisions for row in entry.rows})
+    table = Table(title=escape(f"speed and agreement with onnxruntime fp32 ({result.device}; "
+                               f"{', '.join(cpu_isa()) or 'no AVX2'}; {result.check_images} image(s) compared)"),
+                  title_justify="left")
+    for column in ("backend", "precision", "MB", *(f"img/s b{b}" for b in sizes), "p50 ms", "p99 ms",
+                   "cosine", "matched", "mAP"):
+        table.add_column(column, justify="left" if column in ("backend", "precision") else "right")
+    for entry in result.precisions:
+        if entry.status != "ok":
+            table.add_row(entry.backend, entry.precision, "[yellow]refused[/]" if entry.status == "refused"
+                          else "[red]failed[/]")
+            continue
+        rates = {row.batch_size: row for row in entry.rows}
+        first = entry.rows[0] if entry.rows else None
+        agreement = entry.agreement or {}
+        share, drop = agreement.get("matched_share"), agreement.get("map_other")
+        table.add_row(entry.backend, entry.precision, f"{entry.size_mb:.0f}",
+                      *(f"{rates[b].throughput:.1f}" if b in rates else "—" for b in sizes),
+                      f"{first.latency_p50_ms:.1f}" if first else "—", f"{first.latency_p99_ms:.1f}" if first else "—",
+                      f"{agreement['worst_cosine']:.5f}" if agreement else "—",
+                      "—" if share is None else f"{share:.1%}", "—" if drop is None else f"{drop:.2f}")
+    out.print(table)
+    for entry in result.precisions:
+        if entry.reason:
+            err.print(f"{entry.status} {entry.backend} {entry.precision}: {escape(entry.reason)}",
+                      highlight=False, soft_wrap=True)
     for line in result.skipped:
         err.print(f"[yellow]skipped[/] {escape(line)}")
 
@@ -650,13 +728,22 @@ def compare(
     num_inputs: int = typer.Option(4, "--num-inputs", min=1, help="How many prepared inputs to compare on."),
     atol: float = typer.Option(1e-4, "--atol", min=0.0, help="Allowed absolute difference per output."),
     rtol: float = typer.Option(1e-3, "--rtol", min=0.0, help="Plus this times B's largest magnitude."),
+    a_backend: Backend = typer.Option(Backend.AUTO, "--a-backend", help="What runs model A, e.g. openvino "
+                                      "for an .onnx \\[default: by its suffix]."),
+    a_precision: Precision = typer.Option(Precision.FP32, "--a-precision", help="Model A's precision."),
+    b_backend: Backend = typer.Option(Backend.AUTO, "--b-backend", help="What runs model B."),
+    b_precision: Precision = typer.Option(Precision.FP32, "--b-precision", help="Model B's precision."),
 ) -> None:
     """Compare two models or runs: per-output errors and cosine, matched detections and IoUs
-    (exit 5 over tolerance)."""
+    (exit 5 over tolerance). E.g. one .onnx in OpenVINO bf16 against onnxruntime fp32:
+    `yedge compare M.onnx M.onnx --a-backend openvino --a-precision bf16`."""
     from .steps import compare as step
 
     settings: Settings = ctx.obj
-    result = step.run(settings.workspace, a, b, inputs=num_inputs, atol=atol, rtol=rtol)
+    runners = [step.Runner(None if backend == Backend.AUTO else backend.value, precision.value)
+               for backend, precision in ((a_backend, a_precision), (b_backend, b_precision))]
+    result = step.run(settings.workspace, a, b, inputs=num_inputs, atol=atol, rtol=rtol,
+                      runner_a=runners[0], runner_b=runners[1])
     if settings.json:
         print_json(result.to_dict())
     else:

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .choices import AisBenchMode, Backend, Engine
+from .choices import AisBenchMode, Backend, Engine, Precision
+from .errors import UsageError
 
 
 def flag(*names: str, help: str) -> Any:
@@ -20,11 +21,24 @@ JsonFlag = Annotated[bool, typer.Option("--json", metavar="", help="Print the re
 Workers = Annotated[int | None, typer.Option("--workers", min=1, help="Processes \\[default: CPU count].")]
 BackendOption = Annotated[Backend, typer.Option("--backend", help="auto (ascend where an NPU and "
                                                 "ais_bench are present, else onnxruntime), "
-                                                "onnxruntime, torch or ascend.")]
+                                                "onnxruntime, torch, ascend or openvino "
+                                                "(yedge\\[openvino]).")]
 ModelOption = Annotated[Path | None, typer.Option("--model", help="ONNX file (onnxruntime), .pth "
                                                      "(torch) or .om (ascend) \\[default: what "
                                                      "export/convert recorded].")]
-HalfFlag = Annotated[bool, typer.Option("--half", metavar="", help="fp16 (torch backend, CUDA only).")]
+HalfFlag = Annotated[bool, typer.Option("--half", metavar="", help="Same as --precision fp16 (torch "
+                                        "backend, CUDA only).")]
+PrecisionOption = Annotated[Precision | None, typer.Option("--precision", help="fp32, bf16, fp16 or int8 "
+                                                           "(int8: the model `yedge quantize` wrote); "
+                                                           "which backend runs which: `yedge doctor` "
+                                                           "\\[default: fp32; ascend: the .om's own].")]
+
+
+def precision_of(precision: Precision | None, half: bool) -> str | None:
+    """--precision, or fp16 for --half; both only when they agree."""
+    if half and precision not in (None, Precision.FP16):
+        raise UsageError(f"--half is --precision fp16, not {precision}", hint="pass one of them")
+    return Precision.FP16.value if half else precision.value if precision else None
 CompileFlag = Annotated[bool, typer.Option("--compile", metavar="", help="torch.compile the model, its "
                                            "static shapes replayed as CUDA graphs (torch backend, CUDA "
                                            "only; the first batches compile for minutes).")]

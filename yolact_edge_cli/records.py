@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from .choices import InputDtype, InputLayout, Layout, Nms
+from .choices import InputDtype, InputLayout, Layout, Nms, Precision
 
 R = TypeVar("R", bound="Record")
 TOP = ""  # fields stored at the entry's top level rather than in a section
@@ -80,7 +80,7 @@ class QuantizeRecord(Record):
     quantized_convs: int = _in(TOP, 0)
     float_convs: int = _in(TOP, 0)
     agreement: dict = _in(TOP, factory=dict)  # per output: cosine and max |Δ| against float32
-    detections: dict = _in(TOP, factory=dict)
+    detections: dict = _in(TOP, factory=dict)  # matched share of float32's detections, mAP of each
 
 
 @dataclass
@@ -118,6 +118,16 @@ class OmRecord:
     weights_sha256: str | None = None
     cann_version: str | None = None
     atc_args: list = field(default_factory=list)
+    quantized: bool = False  # atc ran on AMCT's deploy model of a QDQ .onnx (yedge quantize)
+
+    @property
+    def precision(self) -> str:
+        """What --precision calls this .om: int8 when AMCT made it, else atc's precision mode's."""
+        if self.quantized:
+            return Precision.INT8.value
+        if self.precision_mode in ("force_fp32", "must_keep_origin_dtype"):
+            return Precision.FP32.value
+        return Precision.BF16.value if "bf16" in self.precision_mode else Precision.FP16.value
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OmRecord:
@@ -150,6 +160,7 @@ class InferRecord(Record):
     backend: str = _in("options", "")
     device: str = _in("options", "cpu")
     half: bool = _in("options", False)
+    precision: str = _in("options", Precision.FP32.value)
     compiled: bool = _in("options", False)  # torch.compile (CUDA graphs)
     batch_size: int = _in("options", 1)
     layout: str = _in("options", Layout.FPN.value)

@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backends import backend_of, open_session, resolve_backend
-from .choices import AisBenchMode, Backend, Layout, Nms
+from .backends import backends_for, open_session, resolve_backend
+from .choices import AisBenchMode, Backend, Layout, Nms, Precision
 from .errors import InputError, UsageError
 from .host import HostSpec, missing_heads
 from .model.config import DEFAULT_CONFIG, INPUT_SIZE
-from .records import ConvertRecord, ExportRecord, OmRecord, PrepRecord
+from .records import ConvertRecord, ExportRecord, OmRecord, PrepRecord, QuantizeRecord
 from .workspace import Workspace
 
 
@@ -26,6 +26,8 @@ class ModelChoice:
     path: Path
     export: ExportRecord  # defaults when the workspace has no export record
     om: OmRecord | None = None  # for an .om converted in this workspace
+    backend: str | None = None  # None: the file's default runner
+    precision: str = Precision.FP32.value
 
     def absolute(self) -> ModelChoice:
         """The same, its path absolute: for a session opened in another process or host (Ray)."""
@@ -33,42 +35,71 @@ class ModelChoice:
 
 
 def choose_backend(backend: str, model: Path | None) -> str:
-    """--backend auto with --model: the file's kind decides; an explicit backend must match it."""
+    """--backend auto with --model: the file's kind decides; an explicit backend must run it."""
     if model is None:
         return resolve_backend(backend)
-    kind = backend_of(model)
-    if backend not in (Backend.AUTO.value, kind):
-        raise UsageError(f"--backend {backend} does not run {Path(model).name} (a model for {kind})",
-                         path=model, hint=f"use --backend {kind}, or auto")
-    return kind
+    runners = backends_for(model)
+    if backend == Backend.AUTO.value:
+        return runners[0]
+    if backend not in runners:
+        raise UsageError(f"--backend {backend} does not run {Path(model).name} (a model for "
+                         f"{' or '.join(runners)})", path=model, hint=f"use --backend {runners[0]}, or auto")
+    return backend
 
 
-def host_model(ws: Workspace, backend: str, model: Path | None) -> ModelChoice:
-    """onnxruntime or torch: --model, else the ONNX (or the checkpoint) export recorded."""
+def host_model(ws: Workspace, backend: str, model: Path | None, precision: str = Precision.FP32.value) -> ModelChoice:
+    """onnxruntime, openvino or torch: --model, else the ONNX (or the checkpoint) export recorded,
+    or for int8 the QDQ model quantize recorded."""
     export = ws.load(ExportRecord)
     if model is not None:
-        return ModelChoice(Path(model), export or ExportRecord())
+        if precision == Precision.INT8.value:
+            check_quantized(Path(model))
+        return ModelChoice(Path(model), export or ExportRecord(), backend=backend, precision=precision)
     export = ws.need(ExportRecord, "exported model", "yedge export --weights X.pth")
-    stored = export.onnx if backend == Backend.ONNXRUNTIME.value else export.weights
-    return ModelChoice(ws.resolve(stored), export)
+    if precision == Precision.INT8.value:
+        quantized = ws.need(QuantizeRecord, "INT8 model", "yedge quantize")
+        return ModelChoice(ws.resolve(quantized.onnx), export, backend=backend, precision=precision)
+    stored = export.weights if backend == Backend.TORCH.value else export.onnx
+    return ModelChoice(ws.resolve(stored), export, backend=backend, precision=precision)
 
 
-def om_model(ws: Workspace, model: Path | None, batch_size: int | None) -> ModelChoice:
-    """ascend: --model, else the converted .om of that batch (or a dynamic one that allows it),
-    else the first one converted."""
+def check_quantized(model: Path) -> None:
+    """--precision int8 with --model: the file must hold QuantizeLinear/DequantizeLinear pairs,
+    or it would run in float and be reported as int8."""
+    import onnx
+
+    if model.suffix.lower() != ".onnx" or not model.is_file():
+        return  # the backend's own refusal says what is wrong
+    graph = onnx.load(str(model), load_external_data=False).graph
+    if not any(node.op_type == "DequantizeLinear" for node in graph.node):
+        raise UsageError(f"--precision int8 runs a quantized model, and {model.name} has no "
+                         "QuantizeLinear/DequantizeLinear pairs", path=model,
+                         hint="run `yedge quantize` and drop --model, or pass the INT8 .onnx it wrote")
+
+
+def om_model(ws: Workspace, model: Path | None, batch_size: int | None,
+             precision: str | None = None) -> ModelChoice:
+    """ascend: --model, else the converted .om of that batch (or a dynamic one that allows it)
+    and, when asked, that precision; else the first one converted."""
     export = ws.load(ExportRecord) or ExportRecord()
     convert = ws.load(ConvertRecord)
     oms = convert.oms if convert else []
     if model is not None:
         known = next((m for m in oms if ws.resolve(m.om).resolve() == Path(model).resolve()), None)
-        return ModelChoice(Path(model), export, known)
+        return ModelChoice(Path(model), export, known, backend=Backend.ASCEND.value,
+                           precision=known.precision if known else precision or Precision.FP16.value)
     if not oms:
         ws.need(ConvertRecord, "converted .om model", "yedge convert")
     for om in oms:
-        if batch_size in (None, om.batch_size) or batch_size in om.dynamic_batch:
-            return ModelChoice(ws.resolve(om.om), export, om)
-    raise InputError(f"no converted .om for batch {batch_size}", path=ws.models_dir,
-                     hint=f"run `yedge convert --batch-sizes {batch_size}`")
+        fits = batch_size in (None, om.batch_size) or batch_size in om.dynamic_batch
+        if fits and precision in (None, om.precision):
+            return ModelChoice(ws.resolve(om.om), export, om, backend=Backend.ASCEND.value, precision=om.precision)
+    wanted = " ".join(part for part in (f"of batch {batch_size}" if batch_size else "",
+                                        f"in {precision}" if precision else "") if part)
+    mode = {Precision.INT8.value: " --precision int8", Precision.FP32.value: " --precision-mode force_fp32",
+            Precision.BF16.value: " --precision-mode allow_fp32_to_bf16"}.get(precision or "", "")
+    fix = "yedge convert" + (f" --batch-sizes {batch_size}" if batch_size else "") + mode
+    raise InputError(f"no converted .om {wanted}", path=ws.models_dir, hint=f"run `{fix}`")
 
 
 def check_batch_size(batch_size: int | None) -> None:
@@ -85,11 +116,18 @@ def check_batch_size(batch_size: int | None) -> None:
                          f"this machine has {memory / 2**30:,.0f} GiB", hint="pass a smaller --batch-size")
 
 
-def model_for(ws: Workspace, backend: str, model: Path | None, batch_size: int | None) -> ModelChoice:
+def model_for(ws: Workspace, backend: str, model: Path | None, batch_size: int | None,
+              precision: str | None = None, device: str = "cpu") -> ModelChoice:
+    """The model a step runs: which file, in which backend and precision (None: fp32, or on
+    ascend the .om's own), that pair refused first where this backend or CPU lacks it."""
+    from .precision import check
+
     check_batch_size(batch_size)
+    if precision is not None:
+        check(backend, device, precision)
     if backend == Backend.ASCEND.value:
-        return om_model(ws, model, batch_size)
-    return host_model(ws, backend, model)
+        return om_model(ws, model, batch_size, precision)
+    return host_model(ws, backend, model, precision or Precision.FP32.value)
 
 
 def parse_devices(device: str) -> list[int]:
@@ -121,13 +159,14 @@ def in_process(ws: Workspace, backend: str, device: str) -> Iterator[None]:
         yield
 
 
-def session_for(choice: ModelChoice, *, device: str = "cpu", half: bool = False,
-                batch_size: int | None = None, compiled: bool = False):
-    """The session of a chosen model, with the export record's layout, dtype and config."""
+def session_for(choice: ModelChoice, *, device: str = "cpu", batch_size: int | None = None,
+                compiled: bool = False):
+    """The session of a chosen model, in its backend and precision, with the export record's
+    layout, dtype and config."""
     export = choice.export
-    return open_session(choice.path, device=device, half=half, batch_size=batch_size, compiled=compiled,
-                        layout=export.layout, input_dtype=export.input_dtype,
-                        config=export.config or "auto")
+    return open_session(choice.path, backend=choice.backend, device=device, precision=choice.precision,
+                        batch_size=batch_size, compiled=compiled, layout=export.layout,
+                        input_dtype=export.input_dtype, config=export.config or "auto")
 
 
 def annotations_for(ws: Workspace, annotations: Path | None) -> Path:

@@ -147,6 +147,7 @@ class Workspace:
     manifest_path = property(lambda self: self.root / MANIFEST_NAME)
     default_onnx = property(lambda self: self.models_dir / ONNX_NAME)
     int8_onnx = property(lambda self: self.models_dir / INT8_ONNX_NAME)  # yedge quantize
+    amct_dir = property(lambda self: self.models_dir / "amct")  # AMCT's deploy and fake-quant models
     aipp_config = property(lambda self: self.models_dir / "aipp.cfg")
     bin_dir = property(lambda self: self.inputs_dir / "bin_file")
     ids_path = property(lambda self: self.inputs_dir / "ids.json")
@@ -159,9 +160,11 @@ class Workspace:
     bench_log = property(lambda self: self.results_dir / "bench.json")
     vis_dir = property(lambda self: self.results_dir / "vis")
 
-    def om_output(self, batch_size: int | None) -> Path:
-        """models/yolact_edge_bs{N} (atc adds .om), or models/yolact_edge_dynamic."""
-        return self.models_dir / (f"{OM_STEM}_bs{batch_size}" if batch_size else f"{OM_STEM}_dynamic")
+    def om_output(self, batch_size: int | None, quantized: bool = False) -> Path:
+        """models/yolact_edge_bs{N} (atc adds .om), or models/yolact_edge_dynamic; with
+        yolact_edge_int8 for an INT8 model (AMCT's deploy model)."""
+        stem = f"{OM_STEM}_int8" if quantized else OM_STEM
+        return self.models_dir / (f"{stem}_bs{batch_size}" if batch_size else f"{stem}_dynamic")
 
     def run_dir(self, name: str) -> Path:
         return self.outputs_dir / plain_name(name, "--run")

@@ -14,5 +14,14 @@ def supported() -> set[str]:
 
 
 def unsupported(model) -> list[str]:
-    """The op types of an onnx ModelProto that atc has no parser for, sorted."""
-    return sorted({node.op_type for node in model.graph.node} - supported())
+    """The op types of an onnx ModelProto that atc has no parser for, sorted (AMCT's own ops,
+    in the deploy model it writes, atc parses)."""
+    return sorted({node.op_type for node in model.graph.node} - supported() - amct_ops())
+
+
+def amct_ops() -> set[str]:
+    try:  # as tests.fakes.atc_ops (the tests), or as atc_ops (the atc emulator)
+        from .amct_ops import AMCT_OPS
+    except ImportError:
+        from amct_ops import AMCT_OPS
+    return AMCT_OPS

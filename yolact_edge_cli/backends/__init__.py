@@ -70,7 +70,7 @@ def timed_run(session: Session, batch: np.ndarray) -> tuple[list[np.ndarray], Ru
 def resolve_backend(name: str) -> str:
     """`auto` is ascend where an NPU (npu-smi) and ais_bench are present, else onnxruntime."""
     if name not in BACKENDS:
-        raise UsageError(f"unknown backend {name!r}", hint="use auto, onnxruntime, torch or ascend")
+        raise UsageError(f"unknown backend {name!r}", hint="use " + ", ".join(BACKENDS))
     if name != "auto":
         return name
     import shutil
@@ -81,28 +81,39 @@ def resolve_backend(name: str) -> str:
 
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
+# the backends that run a model file, by its suffix, the default first
+RUNNERS = {".onnx": (Backend.ONNXRUNTIME.value, Backend.OPENVINO.value),
+           **{suffix: (Backend.TORCH.value,) for suffix in CHECKPOINT_SUFFIXES},
+           ".om": (Backend.ASCEND.value,)}
+
+
+def backends_for(path: Path) -> tuple[str, ...]:
+    """The backends that run a model file, from its suffix (as Ultralytics' AutoBackend does)."""
+    runners = RUNNERS.get(Path(path).suffix.lower())
+    if runners is None:
+        raise UsageError(f"cannot tell which backend runs {Path(path).name}", path=path,
+                         hint="pass an .onnx (onnxruntime, openvino), .pth (torch) or .om (ascend) file")
+    return runners
 
 
 def backend_of(path: Path) -> str:
-    """The backend that runs a model file, from its suffix (as Ultralytics' AutoBackend does)."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".onnx":
-        return Backend.ONNXRUNTIME.value
-    if suffix in CHECKPOINT_SUFFIXES:
-        return Backend.TORCH.value
-    if suffix == ".om":
-        return Backend.ASCEND.value
-    raise UsageError(f"cannot tell which backend runs {Path(path).name}", path=path,
-                     hint="pass an .onnx (onnxruntime), .pth (torch) or .om (ascend) file")
+    """The backend that runs a model file by default."""
+    return backends_for(path)[0]
 
 
-def open_session(model: Path, *, device: str = "cpu", half: bool = False,
-                 batch_size: int | None = None, layout: str = "fpn", input_dtype: str = "float32",
-                 config: str = "auto", compiled: bool = False) -> Session:
-    """The one factory: the session that runs `model`, chosen by its suffix — .onnx in
-    onnxruntime, .pth/.pt in PyTorch (`layout`, `input_dtype` and `config` say what to build from
-    the checkpoint), .om through ais_bench's InferSession on the NPU whose id `device` is."""
-    backend = backend_of(model)
+def open_session(model: Path, *, backend: str | None = None, device: str = "cpu", precision: str = "fp32",
+                 batch_size: int | None = None, layout: str = "fpn",
+                 input_dtype: str = "float32", config: str = "auto", compiled: bool = False) -> Session:
+    """The one factory: the session that runs `model` — .onnx in onnxruntime (or `backend`
+    openvino), .pth/.pt in PyTorch (`layout`, `input_dtype` and `config` say what to build from
+    the checkpoint), .om through ais_bench's InferSession on the NPU whose id `device` is — in
+    `precision`, refused first where precision.py's table says no."""
+    from .. import precision as precisions
+
+    backend = backend or backend_of(model)
+    if backend not in backends_for(model):
+        raise UsageError(f"--backend {backend} does not run {Path(model).name}", path=model,
+                         hint=f"use --backend {' or '.join(backends_for(model))}")
     if compiled and (backend != Backend.TORCH.value or device != "cuda"):
         # on the CPU inductor compiles for minutes and onnxruntime is the faster path anyway
         missing = " and ".join(([] if backend == Backend.TORCH.value else ["--backend torch"])
@@ -114,20 +125,20 @@ def open_session(model: Path, *, device: str = "cpu", half: bool = False,
         return AscendApiSession(Path(model), 0 if device == "cpu" else int(device))
     if device not in ("cpu", "cuda"):
         raise UsageError(f"unknown device {device!r}", hint="use --device cpu or --device cuda")
+    # refused before loading: e.g. fp16 convolutions on the CPU run minutes per image, not faster
+    precisions.check(backend, device, precision)
     if backend == Backend.ONNXRUNTIME.value:
         from .onnxruntime import OrtSession
 
-        if half:
-            raise UsageError("--half applies to the torch backend", hint="drop --half or use --backend torch")
-        return OrtSession(Path(model), device)
-    if half and device == "cpu":
-        # refused before loading: fp16 convolutions on the CPU run minutes per image, not faster
-        raise UsageError("--half on the CPU is not supported: fp16 on the CPU is far slower than fp32",
-                         hint="drop --half, or use --device cuda")
+        return OrtSession(Path(model), device, precision)
+    if backend == Backend.OPENVINO.value:
+        from .openvino import OpenVinoSession
+
+        return OpenVinoSession(Path(model), device, precision)
     from .torch import TorchSession
 
     return TorchSession(Path(model), config=config, layout=layout, input_dtype=input_dtype,
-                        device=device, half=half, batch_size=batch_size, compiled=compiled)
+                        device=device, precision=precision, batch_size=batch_size, compiled=compiled)
 
 
 def require_cuda() -> None:

@@ -13,10 +13,11 @@ from . import ModelInfo
 _DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}
 
 
-def execution_providers(device: str, available: list[str], model: Path) -> list:
-    """onnxruntime's providers, best first: on CUDA, TensorRT where this onnxruntime has it (in
-    float32, as the model; its engines cached beside the model, built once per model and batch
-    size: minutes), then CUDA, then the CPU for what neither runs."""
+def execution_providers(device: str, available: list[str], model: Path, precision: str = "fp32") -> list:
+    """onnxruntime's providers, best first: on CUDA, TensorRT where this onnxruntime has it (its
+    engines cached beside the model, built once per model and batch size: minutes; fp16 and int8
+    need it: fp16 as TensorRT's builder flag, int8 from the QDQ file's own factors), then CUDA,
+    then the CPU for what neither runs."""
     if device != "cuda":
         return ["CPUExecutionProvider"]
     if "CUDAExecutionProvider" not in available:
@@ -24,20 +25,25 @@ def execution_providers(device: str, available: list[str], model: Path) -> list:
                                  hint="install onnxruntime-gpu, or use --device cpu")
     providers: list = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if "TensorrtExecutionProvider" in available:
-        cache = model.parent / f".{model.stem}.trt"
+        cache = model.parent / (f".{model.stem}.trt" if precision == "fp32" else f".{model.stem}.{precision}.trt")
+        reduced = {"fp16": {"trt_fp16_enable": True}, "int8": {"trt_int8_enable": True}}.get(precision, {})
         providers.insert(0, ("TensorrtExecutionProvider", {
-            "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}))
+            "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache), **reduced}))
+    elif precision != "fp32":
+        raise EnvironmentProblem(f"onnxruntime runs {precision} on CUDA through TensorRT, which this "
+                                 "onnxruntime lacks", hint="install onnxruntime-gpu with TensorRT, "
+                                 "or use --precision fp32")
     return providers
 
 
 class OrtSession:
-    def __init__(self, path: Path | None, device: str = "cpu"):
+    def __init__(self, path: Path | None, device: str = "cpu", precision: str = "fp32"):
         import onnxruntime as ort
 
         if path is None or not Path(path).is_file():
             raise InputError("ONNX model not found", path=path,
                              hint="run `yedge export --weights X.pth` first, or pass --model")
-        providers = execution_providers(device, ort.get_available_providers(), Path(path))
+        providers = execution_providers(device, ort.get_available_providers(), Path(path), precision)
         options = ort.SessionOptions()
         options.log_severity_level = 3
         # idle threads sleep instead of spinning: other processes (decode, host) share the cores

@@ -1,5 +1,6 @@
 """PyTorch backend: the model straight from the checkpoint, on CPU or CUDA (on CUDA fp16 with
---half, and channels-last), producing the same outputs as the exported graph."""
+--precision fp16 or --half, and channels-last; on the CPU bf16 through autocast), producing the
+same outputs as the exported graph."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,7 @@ from . import ModelInfo, require_cuda
 
 class TorchSession:
     def __init__(self, weights: Path | None, *, config: str = "auto", layout: str = "fpn",
-                 input_dtype: str = "float32", device: str = "cpu", half: bool = False,
+                 input_dtype: str = "float32", device: str = "cpu", precision: str = "fp32",
                  batch_size: int | None = None, compiled: bool = False):
         import torch
 
@@ -27,9 +28,11 @@ class TorchSession:
             require_cuda()
         self._torch = torch
         self.device = device
-        self._half = half
+        self._half = precision == "fp16"
+        # bf16: the CPU's autocast, the weights kept fp32 (convolutions and products run in bf16)
+        self._autocast = precision == "bf16"
         module = export_module(load_model(weights, config), layout, input_dtype).eval().to(device)
-        if half:
+        if self._half:
             module = module.half()
         if device == "cuda":
             module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -41,7 +44,7 @@ class TorchSession:
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         torch = self._torch
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=self._autocast):
             x = torch.from_numpy(batch).to(self.device)
             if x.is_floating_point() and self._half:
                 x = x.half()

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..backends import RunTimes, open_session, timed_run
-from ..choices import Backend, Engine
+from ..backends import RunTimes, open_session, resolve_backend, timed_run
+from ..choices import Backend, Engine, Precision
 from ..console import progress_bar, stage
 from ..data.preprocess import sample_shape
 from ..errors import InputError, UsageError
 from ..host import HOST_STAGES, HostPipeline, sustained_rate
 from ..pipeline import Item, Stream, stream_for
+from ..precision import check as check_precision
 from ..records import BenchRecord, ConvertRecord, PrepRecord
 from ..resolve import (
     annotations_for,
@@ -57,6 +58,23 @@ class BenchRow:
 
 
 @dataclass
+class PrecisionRow:
+    """One (backend, precision) pair of `bench --backends … --precisions …`: its speed at each
+    batch size and its agreement with onnxruntime fp32 on the prepared images; or why it did not
+    run (refused: this backend or CPU lacks it; failed: it broke), as Ultralytics' benchmark
+    marks such rows."""
+
+    backend: str
+    precision: str
+    status: str = "ok"  # ok, refused or failed
+    reason: str | None = None
+    model: str | None = None
+    size_mb: float | None = None
+    rows: list[BenchRow] = field(default_factory=list)
+    agreement: dict | None = None  # metrics/agreement.py's summary; None without prepared inputs
+
+
+@dataclass
 class BenchResult:
     backend: str
     device: str
@@ -70,6 +88,8 @@ class BenchResult:
     skipped: list[str] = field(default_factory=list)
     interrupted: bool = False  # Ctrl-C during the sweep: `rows` are the batch sizes that finished
     workers: int | None = None  # processes per pipeline stage (--stream)
+    precisions: list[PrecisionRow] = field(default_factory=list)  # --backends/--precisions
+    check_images: int = 0  # prepared images each precision row was compared with fp32 on
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,7 +125,7 @@ def _synthetic(batch: int, dtype: str, sample: tuple[int, ...]) -> np.ndarray:
 
 
 def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, device: str = "cpu",
-        half: bool = False, batch_sizes: tuple[int, ...] | None = None, loop: int = 100,
+        precision: str | None = None, batch_sizes: tuple[int, ...] | None = None, loop: int = 100,
         warmup: int = 10, max_seconds: float = 60.0, stages: bool = False,
         images: int = 10, ais_bench: str = "auto", stream: bool = False,
         workers: int | None = None, compiled: bool = False, engine: str = Engine.LOCAL.value,
@@ -117,7 +137,7 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         if stages:
             raise UsageError("--stream and --stages are two views of the whole path", hint="pick one")
         batch = batch_sizes[0] if batch_sizes else None
-        choice = model_for(ws, backend, model, batch)
+        choice = model_for(ws, backend, model, batch, precision, device)
         result = BenchResult(backend=backend, device=device, model=str(choice.path),
                              model_sha256=sha256_file(choice.path) if choice.path.is_file() else "",
                              mode="stream" if engine == Engine.LOCAL.value else f"stream ({engine})",
@@ -133,7 +153,9 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         result = _ascend(ws, model, device, batch_sizes, loop, warmup, max_seconds, ais_bench)
         _append(ws, result)
         return result
-    choice = host_model(ws, backend, model)
+    if precision is not None:
+        check_precision(backend, device, precision)
+    choice = host_model(ws, backend, model, precision or Precision.FP32.value)
     source = choice.path
     result = BenchResult(backend=backend, device=device, model=str(source),
                          model_sha256=sha256_file(source) if source.is_file() else "",
@@ -141,10 +163,10 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
     if stages:
         result.workers = max(1, workers or os.cpu_count() or 1)
         result.stages_ms, result.host_images_per_s = _stages(
-            ws, session_for(choice, device=device, half=half, batch_size=1, compiled=compiled), source, images,
+            ws, session_for(choice, device=device, batch_size=1, compiled=compiled), source, images,
             result.workers)
     else:
-        session = session_for(choice, device=device, half=half, compiled=compiled)
+        session = session_for(choice, device=device, compiled=compiled)
         static = session.info.batch_size
         sizes = _host_sizes(result, batch_sizes, static, device)
         if static is not None:
@@ -156,6 +178,117 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         _sweep(result, sizes, lambda batch: _time_batch(session, batch, loop, warmup, max_seconds))
     _append(ws, result)
     return result
+
+
+def run_precisions(ws: Workspace, *, backends: tuple[str, ...], precisions: tuple[str, ...],
+                   device: str = "cpu", batch_sizes: tuple[int, ...] | None = None, loop: int = 100,
+                   warmup: int = 10, max_seconds: float = 60.0, images: int = 10) -> BenchResult:
+    """One table of speed against accuracy: every (backend, precision) pair asked for, timed as
+    the inference mode times one model, and compared with onnxruntime fp32 on the first
+    `images` prepared inputs (each output's cosine, float32's confident detections matched,
+    and with annotations the box mAP of each). A pair this machine lacks is a refused row."""
+    from ..errors import YedgeError
+
+    if loop < 1 or warmup < 0:
+        raise UsageError("--loop must be ≥ 1 and --warmup ≥ 0", hint="e.g. --loop 100 --warmup 10")
+    backends = tuple(resolve_backend(b) if b == Backend.AUTO.value else b for b in backends)
+    for backend in backends:
+        if backend not in Backend.values():
+            raise UsageError(f"--backends: unknown backend {backend!r}",
+                             hint="a comma list of " + ", ".join(b for b in Backend.values() if b != "auto"))
+    for precision in precisions:
+        if precision not in Precision.values():
+            raise UsageError(f"--precisions: unknown precision {precision!r}",
+                             hint="a comma list of " + ", ".join(Precision.values()))
+    reference = model_for(ws, Backend.ONNXRUNTIME.value, None, None, Precision.FP32.value, "cpu")
+    checks = _agreement_inputs(ws, images)
+    expected = _fp32_outputs(reference, checks)
+    result = BenchResult(backend=",".join(backends), device=device, model=str(reference.path),
+                         model_sha256=sha256_file(reference.path), mode="precisions", check_images=len(checks))
+    for backend in backends:
+        for precision in precisions:
+            row = PrecisionRow(backend, precision)
+            result.precisions.append(row)
+            try:
+                choice = model_for(ws, backend, None, None, precision, device)
+                row.model, row.size_mb = ws.relative(choice.path), round(choice.path.stat().st_size / 2**20, 1)
+                with stage(f"loading {backend} {precision}"):
+                    session = session_for(choice, device=device)
+                try:
+                    # one batch size unless asked: the table's rows multiply every size's minutes
+                    sizes = batch_sizes or (session.info.batch_size or 1,)
+                    _sweep_rows(row.rows, sizes, session, loop, warmup, max_seconds)
+                    if checks:
+                        row.agreement = _agree(ws, session, checks, expected)
+                finally:
+                    session.close()
+            except UsageError as exc:
+                row.status, row.reason = "refused", exc.one_line()
+            except YedgeError as exc:
+                row.status, row.reason = "failed", exc.one_line()
+            except Exception as exc:  # a runtime's own error: the row says it, the others still run
+                row.status, row.reason = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    _append(ws, result)
+    return result
+
+
+def _sweep_rows(rows: list[BenchRow], sizes, session, loop: int, warmup: int, max_seconds: float) -> None:
+    static = session.info.batch_size
+    for batch in sizes:
+        if static is None or batch == static:
+            rows.append(_time_batch(session, batch, loop, warmup, max_seconds))
+
+
+def _agreement_inputs(ws: Workspace, images: int) -> list[tuple[np.ndarray, int, int, int | None]]:
+    """The first prepared inputs with their image sizes and ids (annotated ones), or none."""
+    from ..data import binio
+    from ..data.coco import image_info, load_coco
+    from ..model.config import INPUT_SIZE
+
+    prep = ws.load(PrepRecord)
+    if prep is None or prep.layout != "nchw":
+        return []
+    files = binio.list_input_files(ws.bin_dir)[:images]
+    ids = ws.read_ids()
+    coco = load_coco(prep.annotations) if prep.annotations and Path(prep.annotations).is_file() else None
+    checks = []
+    for pos, path in enumerate(files):
+        data = np.fromfile(path, dtype=prep.dtype).reshape(sample_shape())
+        info = image_info(coco, ids[pos]) if coco else None
+        checks.append((data, info.width if info else INPUT_SIZE, info.height if info else INPUT_SIZE,
+                       ids[pos] if info else None))
+    return checks
+
+
+def _run_one(session, data: np.ndarray) -> list[np.ndarray]:
+    """One input through a session of any static batch (repeated to fill it), its outputs for it."""
+    batch = session.info.batch_size or 1
+    return [o[:1] for o in session.run(np.ascontiguousarray(np.repeat(data[None], batch, axis=0)))]
+
+
+def _fp32_outputs(reference, checks) -> list[list[np.ndarray]]:
+    if not checks:
+        return []
+    session = session_for(reference)
+    try:
+        return [_run_one(session, data) for data, *_ in checks]
+    finally:
+        session.close()
+
+
+def _agree(ws: Workspace, session, checks, expected) -> dict:
+    from ..data.coco import load_coco
+    from ..metrics.agreement import Agreement
+    from ..model.contract import output_names
+
+    prep = ws.load(PrepRecord)
+    ids = [image_id for *_, image_id in checks]
+    coco = load_coco(prep.annotations) if prep and any(i is not None for i in ids) else None
+    layout = session.info.layout
+    agreement = Agreement(HostPipeline(host_spec(ws, layout)), output_names(layout), coco)
+    for (data, width, height, image_id), want in zip(checks, expected):
+        agreement.add(want, _run_one(session, data), width, height, image_id)
+    return agreement.finish().to_dict()
 
 
 def _host_sizes(result: BenchResult, batch_sizes, static: int | None, device: str) -> tuple[int, ...]:

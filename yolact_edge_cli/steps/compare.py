@@ -66,17 +66,27 @@ def _read_run(folder: Path, positions: list[int]) -> tuple[str, list[list[np.nda
     return layout, samples
 
 
-def _run_model(ws: Workspace, source: Path, files: list[Path]) -> tuple[str, list[list[np.ndarray]]]:
+@dataclass(frozen=True)
+class Runner:
+    """What runs a model file of the comparison: its backend (None: the file's default) and
+    precision (--a-backend, --a-precision and the same for B)."""
+
+    backend: str | None = None
+    precision: str = "fp32"
+
+
+def _run_model(ws: Workspace, source: Path, files: list[Path], runner: Runner) -> tuple[str, list[list[np.ndarray]]]:
     quiet = quiet_stdout(ws.log("ais_bench_api")) if source.suffix == ".om" else contextlib.nullcontext()
     with quiet:
-        return _run_session(ws, source, files)
+        return _run_session(ws, source, files, runner)
 
 
-def _run_session(ws: Workspace, source: Path, files: list[Path]) -> tuple[str, list[list[np.ndarray]]]:
+def _run_session(ws: Workspace, source: Path, files: list[Path],
+                 runner: Runner) -> tuple[str, list[list[np.ndarray]]]:
     export = ws.load(ExportRecord) or ExportRecord()
     prep = ws.load(PrepRecord) or PrepRecord()
-    session = open_session(source, layout=export.layout, input_dtype=prep.dtype,
-                           config=export.config or "auto")
+    session = open_session(source, backend=runner.backend, precision=runner.precision, layout=export.layout,
+                           input_dtype=prep.dtype, config=export.config or "auto")
     dtype, layout_in = prep.dtype, prep.layout
     batch = session.info.batch_size or 1
     samples = []
@@ -90,14 +100,17 @@ def _run_session(ws: Workspace, source: Path, files: list[Path]) -> tuple[str, l
     return session.info.layout, samples
 
 
-def _load(ws: Workspace, source: Path, positions: list[int], files: list[Path]):
+def _load(ws: Workspace, source: Path, positions: list[int], files: list[Path], runner: Runner):
     source = Path(source)
     if source.is_dir():
+        if runner != Runner():
+            raise UsageError(f"{source} is a run folder: its outputs are computed already",
+                             hint="set --a-backend/--a-precision (or --b-…) for model files only")
         return _read_run(source, positions)
     if not source.is_file():
         raise InputError("nothing to compare here (not a run folder or model file)", path=source,
                          hint="pass outputs/<run> folders or model files")
-    return _run_model(ws, source, files)
+    return _run_model(ws, source, files, runner)
 
 
 def _origin(ws: Workspace, source: Path) -> Origin | None:
@@ -113,15 +126,15 @@ def _origin(ws: Workspace, source: Path) -> Origin | None:
 
 
 def run(ws: Workspace, a: Path, b: Path, *, inputs: int = 4, atol: float = 1e-4,
-        rtol: float = 1e-3) -> CompareResult:
+        rtol: float = 1e-3, runner_a: Runner = Runner(), runner_b: Runner = Runner()) -> CompareResult:
     if inputs < 1:
         raise UsageError(f"--num-inputs must be at least 1, got {inputs}", hint="e.g. --num-inputs 4")
     ids = ws.read_ids()[:inputs]
     files = binio.list_input_files(ws.bin_dir)[: len(ids)]
     positions = list(range(len(ids)))
     origins = {a: _origin(ws, a), b: _origin(ws, b)}
-    layout_a, out_a = _load(ws, a, positions, files)
-    layout_b, out_b = _load(ws, b, positions, files)
+    layout_a, out_a = _load(ws, a, positions, files, runner_a)
+    layout_b, out_b = _load(ws, b, positions, files, runner_b)
     if layout_a != layout_b:
         raise UsageError(f"{a} has the {layout_a} layout and {b} the {layout_b} layout",
                          hint="compare models or runs exported with the same --layout")

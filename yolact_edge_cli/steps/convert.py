@@ -1,16 +1,17 @@
 """`yedge convert`: the exported ONNX → `.om` files through atc, one per batch size (or one
-dynamic-batch model), with the soc_version read from npu-smi."""
+dynamic-batch model), with the soc_version read from npu-smi. An INT8 (QDQ) model goes through
+CANN's AMCT first, and atc converts AMCT's deploy model (docs/ascend.md §6)."""
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from ..choices import InputDtype, InputLayout
+from ..choices import InputDtype, InputLayout, Precision
 from ..console import stage
 from ..errors import InputError, UsageError
 from ..provenance import model_origin
-from ..records import ConvertRecord, ExportRecord, OmRecord
+from ..records import ConvertRecord, ExportRecord, OmRecord, QuantizeRecord
 from ..workspace import Workspace, atomic_write_text, sha256_file
 
 
@@ -36,17 +37,29 @@ def _onnx_batch(onnx: Path) -> int | None:
 def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
         batch_sizes: tuple[int, ...] = (1,), dynamic_batch: tuple[int, ...] = (),
         precision_mode: str | None = None, atc_args: tuple[str, ...] = (), aipp: bool = False,
-        dry_run: bool = False) -> ConvertResult:
+        dry_run: bool = False, precision: str | None = None) -> ConvertResult:
+    from ..ascend import amct, cann, npu_smi
     from ..ascend import atc as atc_driver
-    from ..ascend import cann, npu_smi
 
+    if precision not in (None, Precision.INT8.value):
+        raise UsageError(f"convert --precision {precision}: atc's --precision-mode sets fp16, fp32 or bf16",
+                         hint="use --precision-mode (e.g. force_fp32), or --precision int8 for AMCT")
     export = ws.load(ExportRecord) or ExportRecord()
     if model is None:
         export = ws.need(ExportRecord, "exported ONNX model", "yedge export --weights X.pth")
-        model = ws.resolve(export.onnx)
+        model = ws.resolve(ws.need(QuantizeRecord, "INT8 model", "yedge quantize").onnx
+                           if precision == Precision.INT8.value else export.onnx)
     onnx = Path(model)
     if not onnx.is_file():
         raise InputError("ONNX model not found", path=onnx, hint="run `yedge export` first")
+    quantized = amct.is_quantized(onnx)
+    if precision == Precision.INT8.value and not quantized:
+        raise UsageError(f"--precision int8 converts a quantized model, and {onnx.name} has no "
+                         "QuantizeLinear/DequantizeLinear pairs", path=onnx,
+                         hint="run `yedge quantize` and drop --model, or pass the INT8 .onnx it wrote")
+    if quantized and aipp:
+        raise UsageError("--aipp is not combined with an INT8 model here", path=onnx,
+                         hint="drop --aipp (the INT8 .om takes the float32 prepared inputs)")
     if precision_mode and precision_mode not in atc_driver.PRECISION_MODES:
         raise UsageError(f"unknown precision mode {precision_mode!r}",
                          hint="one of " + ", ".join(atc_driver.PRECISION_MODES))
@@ -68,9 +81,11 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
         raise UsageError(f"--soc-version {soc_version!r} is not an Ascend SoC name",
                          hint="e.g. Ascend310P3, Ascend910B3 (npu-smi's Name column with 'Ascend' before it)")
     aipp_absolute = aipp_path.absolute() if aipp_path else None
+    # what atc reads: the ONNX, or for an INT8 one AMCT's deploy model of it (made below)
+    atc_input = (ws.amct_dir / f"{amct.SAVE_PREFIX}_deploy_model.onnx") if quantized else onnx
 
     def atc_job(batch_size: int | None) -> atc_driver.AtcJob:
-        return atc_driver.AtcJob(onnx.absolute(), ws.om_output(batch_size).absolute(), soc_version,
+        return atc_driver.AtcJob(atc_input.absolute(), ws.om_output(batch_size, quantized).absolute(), soc_version,
                                  batch_size=batch_size,
                                  dynamic_batch=tuple(dynamic_batch) if batch_size is None else (),
                                  precision_mode=precision_mode, extra=tuple(atc_args), aipp_config=aipp_absolute)
@@ -90,6 +105,10 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
         atomic_write_text(aipp_path, atc_driver.aipp_config())
     onnx_sha = sha256_file(onnx)
     origin = model_origin(ws, onnx, onnx_sha)
+    if quantized:
+        with stage(f"AMCT: the deploy model of {onnx.name} — log in logs/amct.log"):
+            atc_input = amct.deploy_model(onnx, ws.amct_dir, ws.log("amct"))
+        jobs = [replace(job, onnx=atc_input.absolute()) for job in jobs]
     for job in jobs:
         result.argv.append(job.argv(atc))
         label = f"bs{job.batch_size}" if job.batch_size else "dynamic"
@@ -103,7 +122,7 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
             layout=export.layout, onnx=str(onnx.absolute()), onnx_sha256=onnx_sha,
             om_sha256=sha256_file(om), weights=origin.weights if origin else None,
             weights_sha256=origin.weights_sha256 if origin else None, cann_version=version,
-            atc_args=list(atc_args))))
+            atc_args=list(atc_args), quantized=quantized)))
     previous = ws.load(ConvertRecord)
     kept = [m for m in (previous.models if previous else []) if m["om"] not in {n["om"] for n in result.models}]
     ws.save(ConvertRecord(onnx=str(onnx.absolute()), onnx_sha256=onnx_sha, soc_version=soc_version,

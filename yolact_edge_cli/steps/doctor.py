@@ -22,7 +22,7 @@ OK, WARN, FAIL = "ok", "warn", "fail"
 
 @dataclass
 class Check:
-    area: str      # "environment", "ascend" or "workspace"
+    area: str      # "environment", "precision", "ray", "ascend" or "workspace"
     name: str
     status: str    # ok, warn (optional or informational) or fail
     detail: str
@@ -57,6 +57,25 @@ def environment() -> list[Check]:
     checks.append(_module("pycocotools", True, "make install"))
     checks.append(_module("cv2", True, "pip install opencv-python-headless"))
     checks.append(_module("faster_coco_eval", False, "optional, for eval --fast-eval: pip install faster-coco-eval"))
+    checks.append(_module("openvino", False, "optional, for --backend openvino: pip install 'yedge[openvino]'"))
+    return checks + precisions()
+
+
+def precisions() -> list[Check]:
+    """The CPU's instructions that reduced precision uses, and which --precision each host
+    backend runs here (precision.py's table, less what this CPU lacks)."""
+    from ..choices import Backend
+    from ..precision import cpu_isa, offered, runs_here
+
+    isa = cpu_isa()
+    fast_int8 = any(name in isa for name in ("AMX-INT8", "AVX-512 VNNI", "AVX-VNNI"))
+    checks = [Check("precision", "cpu", OK if fast_int8 else WARN, ", ".join(isa) or "none of AVX2, VNNI, AMX",
+                    "int8 runs without VNNI or AMX, only slower")]
+    for backend in (Backend.ONNXRUNTIME.value, Backend.OPENVINO.value, Backend.TORCH.value):
+        here = [p for p in offered(backend, "cpu") if runs_here(backend, "cpu", p)]
+        lacking = [p for p in offered(backend, "cpu") if p not in here]
+        checks.append(Check("precision", backend, OK, "cpu: " + ", ".join(here)
+                            + (f" (not {', '.join(lacking)}: this CPU lacks the instructions)" if lacking else "")))
     return checks
 
 
@@ -115,6 +134,10 @@ def ascend() -> list[Check]:
     runtime = importlib.util.find_spec("aclruntime") is not None
     checks.append(Check("ascend", "aclruntime", OK if runtime else WARN,
                         "installed" if runtime else "not installed", "" if runtime else aisbench.INSTALL_HINT))
+    found = importlib.util.find_spec("amct_onnx") is not None  # not imported: it loads CANN's libraries
+    checks.append(Check("ascend", "amct_onnx", OK if found else WARN, "installed" if found else "not installed",
+                        "" if found else "optional, for an INT8 .om (convert --precision int8): pip install the "
+                        "amct_onnx wheel of your CANN toolkit"))
     return checks
 
 

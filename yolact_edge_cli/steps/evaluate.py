@@ -191,7 +191,8 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
                   weights: Path | None = None, config: str | None = None, nms: str = "fast",
                   score_threshold: float = 0.0, max_images: int | None = None, workers: int | None = None,
                   fast_eval: bool = False, run_name: str = STREAM_RUN, engine: str = Engine.LOCAL.value,
-                  ray: RaySettings | None = None, skip_bad: bool = False) -> EvalResult:
+                  ray: RaySettings | None = None, skip_bad: bool = False,
+                  precision: str | None = None) -> EvalResult:
     """prep → infer → eval in one pass (pipeline.Stream): the same images in the same order,
     the same COCO result files and metrics, with no `.bin` inputs or raw outputs on disk. The
     results are written to their JSON files as they come, so memory stays flat."""
@@ -217,7 +218,7 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     if not ids:
         raise InputError("no annotated images to evaluate", path=annotations, hint="check the annotation file")
     backend = choose_backend(backend, model)
-    choice = model_for(ws, backend, model, batch_size)
+    choice = model_for(ws, backend, model, batch_size, precision, device)
     workers = max(1, min(workers or os.cpu_count() or 1, len(ids)))
     specs: list[HostSpec] = []
     origins: list = []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..backends import RunTimes, open_session
 from ..batch_runner import DeviceWorkers, run_batch, split_contiguous
-from ..choices import AisBenchMode, Backend, InputDtype, InputLayout
+from ..choices import AisBenchMode, Backend, InputDtype, InputLayout, Precision
 from ..console import progress_bar
 from ..data import binio
 from ..errors import InputError, UsageError
@@ -37,6 +37,7 @@ class InferResult:
     skipped_existing: int
     seconds: float
     throughput: float
+    precision: str = Precision.FP32.value
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,7 +73,7 @@ class _Ran:
 
 
 def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, device: str = "cpu",
-        half: bool = False, batch_size: int | None = None, run_name: str | None = None,
+        precision: str | None = None, batch_size: int | None = None, run_name: str | None = None,
         inputs: Path | None = None, ais_bench: str = "auto", overwrite: bool = False,
         compiled: bool = False) -> InferResult:
     if batch_size is not None and batch_size < 1:
@@ -86,7 +87,7 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         check_name(run_name, "--run")
     prep = ws.load(PrepRecord) or PrepRecord()
     input_dtype, input_layout = prep.dtype, prep.layout
-    choice = model_for(ws, backend, model, batch_size)
+    choice = model_for(ws, backend, model, batch_size, precision, device)
     in_dir = Path(inputs) if inputs else ws.bin_dir
     files = binio.list_input_files(in_dir)
     run_dir = ws.run_dir(run_name)
@@ -101,7 +102,7 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         ran = _run_ascend(ws, choice, device, batch_size, files, in_dir, claim, input_dtype,
                           input_layout, ais_bench)
     else:
-        ran = _run_host(choice, backend, device, half, batch_size, files, claim, input_dtype, compiled)
+        ran = _run_host(choice, backend, device, batch_size, files, claim, input_dtype, compiled)
     record = claim.record
     seconds = time.perf_counter() - started
     count = len(output_bytes(ran.layout))
@@ -115,6 +116,7 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
                          model=str(ran.model), layout=ran.layout, batch_size=ran.batch_size,
                          samples=len(files), computed=ran.computed,
                          skipped_existing=len(files) - ran.computed, seconds=round(seconds, 2),
+                         precision=choice.precision,
                          throughput=round(summary["throughput"], 2))
     if record is not None:
         record.backend, record.device, record.batch_size, record.layout = \
@@ -124,7 +126,8 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         bin_dir=ws.relative(in_dir), model=str(ran.model.absolute()),
         model_sha256=record.model_sha256 if record else None,
         weights_sha256=record.weights_sha256 if record else None, inputs_fingerprint=fingerprint,
-        backend=backend, device=ran.device, half=half, compiled=compiled, batch_size=ran.batch_size,
+        backend=backend, device=ran.device, half=choice.precision == Precision.FP16.value,
+        precision=choice.precision, compiled=compiled, batch_size=ran.batch_size,
         layout=ran.layout,
         run=run_name, run_dir=ws.relative(run_dir), summary=ws.relative(binio.summary_path(run_dir)),
         **ran.options))
@@ -184,15 +187,14 @@ def _pending(files: list[Path], run_dir: Path, layout: str, per_batch: int):
             if any(binio.sample_dtype(run_dir, binio.output_stem(f), layout) is None for f in b.files)]
 
 
-def _run_host(choice: ModelChoice, backend, device, half, batch_size, files, claim: _Claim, input_dtype,
-              compiled):
+def _run_host(choice: ModelChoice, backend, device, batch_size, files, claim: _Claim, input_dtype, compiled):
     source, run_dir = choice.path, claim.run_dir
-    session = session_for(choice, device=device, half=half, batch_size=batch_size, compiled=compiled)
+    session = session_for(choice, device=device, batch_size=batch_size, compiled=compiled)
     per_batch = _check_session(session.info, source, input_dtype, batch_size)
     claim.take()
     todo = _pending(files, run_dir, session.info.layout, per_batch)
     runs = _run_batches(session, todo, len(files), run_dir, input_dtype,
-                        f"infer {backend} ({device}, batch {per_batch})")
+                        f"infer {backend} ({device}, {choice.precision}, batch {per_batch})")
     return _Ran(source, session.info.layout, per_batch, device, sum(len(b.files) for b in todo),
                 _Times.of(runs), {"config": choice.export.config or "auto"})
 

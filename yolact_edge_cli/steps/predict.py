@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..backends import ModelInfo
-from ..choices import Engine, Layout
+from ..choices import Engine, Layout, Precision
 from ..console import progress_bar
 from ..data.sources import VIDEO_SUFFIXES, Video, expand, is_video, open_video, output_name
 from ..draw import draw_detections
@@ -26,6 +26,7 @@ from ..host import HostSpec
 from ..metrics.results import kept_detections
 from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES, RESNET50
 from ..pipeline import Item, Prediction, VideoSource, stream_for
+from ..precision import check as check_precision
 from ..records import ExportRecord
 from ..resolve import ModelChoice, choose_backend, host_spec, model_for, session_for
 from ..workspace import Workspace, atomic_path, remove_stale_temp
@@ -44,6 +45,7 @@ class PredictResult:
     model: str
     backend: str
     engine: str = Engine.LOCAL.value
+    precision: str = Precision.FP32.value
     sources: int = 0
     images: int = 0
     frames: int = 0
@@ -85,7 +87,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
         output: Path | None = None, name: str | None = None, save_images: bool = True,
         save_video: bool = True, save_json: bool = True, recursive: bool = False,
         workers: int | None = None, exist_ok: bool = False, engine: str = Engine.LOCAL.value,
-        ray: RaySettings | None = None) -> PredictResult:
+        ray: RaySettings | None = None, precision: str | None = None) -> PredictResult:
     if top_k > RESNET50.max_num_detections:
         raise UsageError(f"--top-k {top_k}: Detect keeps at most {RESNET50.max_num_detections} detections per image",
                          hint=f"pass --top-k {RESNET50.max_num_detections} or fewer")
@@ -94,10 +96,12 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     wanted = class_indices(classes)
     if weights is not None and model is None:  # a checkpoint runs in PyTorch; its heads too (the head layout)
         backend = choose_backend(backend, weights)
-        choice = ModelChoice(Path(weights), ExportRecord(layout=Layout.HEAD.value, config="auto"))
+        check_precision(backend, device, precision or Precision.FP32.value)
+        choice = ModelChoice(Path(weights), ExportRecord(layout=Layout.HEAD.value, config="auto"),
+                             backend=backend, precision=precision or Precision.FP32.value)
     else:
         backend = choose_backend(backend, model)
-        choice = model_for(ws, backend, model, batch_size)
+        choice = model_for(ws, backend, model, batch_size, precision, device)
     found = expand(sources, recursive)
     if not found.found and found.failed:
         source, reason = found.failed[0]
@@ -105,6 +109,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     dest = _destination(ws, sources, output, name, exist_ok)
     _refuse_drawing_over_sources(dest, found.found, save_images, save_video)
     result = PredictResult(output=str(dest), model=str(choice.path), backend=backend, engine=engine,
+                           precision=choice.precision,
                            sources=len(found.found) + len(found.failed),
                            failed=[{"source": s, "reason": r} for s, r in found.failed],
                            skipped=[{"source": s, "reason": r} for s, r in found.skipped])

@@ -2,10 +2,10 @@
 DequantizeLinear pairs (per-channel Conv weights, one scale and zero point per pair), then checked
 against float32 on images it was not calibrated on (docs/quantization.md).
 
-The quantizer is onnxruntime's `quantize_static`: it is already a dependency and writes the QDQ
-form that onnxruntime, OpenVINO and TensorRT read and CANN's AMCT converts (docs/quantization.md:
-0.52× float32's time with the default mix, 0.34× with --all, R50 on a 2-core Xeon with AMX). By
-default the backbone and protonet are quantized and the FPN and prediction heads kept float, as
+The quantizer is onnxruntime's `quantize_static`: it is already a dependency, writes the QDQ
+form that onnxruntime, OpenVINO and TensorRT read and CANN's AMCT converts, and measured as fast
+and more accurate than NNCF's on this model (docs/quantization.md, "Why onnxruntime's
+quantizer"). By default the backbone and protonet are quantized and the FPN and prediction heads kept float, as
 YolactEdge's own TensorRT recipe does (its INT8/FP16 split).
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 from ..choices import QuantMethod
 from ..console import progress_bar, stage
 from ..errors import AccuracyError, InputError, UsageError
+from ..metrics.agreement import Agreement, AgreementSummary
 from ..records import ExportRecord, PrepRecord, QuantizeRecord
 from ..workspace import Workspace, atomic_path, sha256_file
 
@@ -29,8 +30,6 @@ from ..workspace import Workspace, atomic_path, sha256_file
 QDQ_OPSET = 13
 # Conv nodes kept float unless --all: the FPN and the prediction heads (YolactEdge's recipe).
 DEFAULT_KEEP_FLOAT = ("*fpn_phase*", "*prediction_layers*")
-# float32 detections at least this confident are the ones the check expects the INT8 model to find.
-CONFIDENT = 0.3
 DEFAULT_NUM_IMAGES = 100
 DEFAULT_MIN_COSINE = 0.999
 
@@ -44,22 +43,19 @@ class QuantizeResult:
     check_images: int
     quantized_convs: int
     float_convs: int
-    # per output: the worst cosine and the largest |Δ| against float32 over the check images
-    outputs: dict[str, dict[str, float]] = field(default_factory=dict)
-    detections: dict[str, float | int | None] = field(default_factory=dict)
+    # against float32 on the check images: outputs, detections, and mAP where they are annotated
+    agreement: AgreementSummary = field(default_factory=AgreementSummary)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        return asdict(self)
-
-    @property
-    def worst_cosine(self) -> float:
-        return min(o["cosine"] for o in self.outputs.values())
+        fields = {k: v for k, v in asdict(self).items() if k != "agreement"}
+        return fields | {"outputs": self.agreement.outputs, "detections": self.agreement.detections()}
 
 
 def run(ws: Workspace, *, images: Path | None = None, num_images: int = DEFAULT_NUM_IMAGES,
         method: str = QuantMethod.MINMAX.value, keep_float: list[str] | None = None, quantize_all: bool = False,
-        min_cosine: float = DEFAULT_MIN_COSINE, output: Path | None = None) -> QuantizeResult:
+        min_cosine: float = DEFAULT_MIN_COSINE, max_map_drop: float | None = None,
+        output: Path | None = None) -> QuantizeResult:
     import onnx
 
     if method not in QuantMethod.values():
@@ -73,13 +69,16 @@ def run(ws: Workspace, *, images: Path | None = None, num_images: int = DEFAULT_
     if not source.is_file():
         raise InputError("the exported model is gone", path=source, hint="rerun `yedge export`")
     started = time.perf_counter()
-    sources = _sources(ws, images, export.input_dtype)
+    sources, coco = _sources(ws, images, export.input_dtype)
+    if max_map_drop is not None and coco is None:
+        raise UsageError("--max-map-drop needs annotated check images", hint="calibrate on the prepared "
+                         "inputs (`yedge prep --images DIR --annotations FILE`, no --images), or drop it")
     if len(sources) < 2:
         raise InputError("quantize needs at least 2 images: some to calibrate on, one to check against float32",
                          path=images or ws.bin_dir, hint="pass --images with a folder of photos")
     # only the images used are read: prepared COCO val2017 alone is 18 GB of inputs
     held_out = min(4, max(1, len(sources) // 5))
-    calibration, check = sources[:-held_out][:num_images], [load() for load in sources[-held_out:]]
+    calibration, check = [load for load, _ in sources[:-held_out][:num_images]], sources[-held_out:]
     model = onnx.load(str(source))
     if model.opset_import[0].version < QDQ_OPSET:
         from onnx import version_converter
@@ -97,26 +96,36 @@ def run(ws: Workspace, *, images: Path | None = None, num_images: int = DEFAULT_
         result = QuantizeResult(source=ws.relative(source), onnx=str(output), method=method,
                                 calibration_images=len(calibration), check_images=len(check),
                                 quantized_convs=len(convs) - len(kept), float_convs=len(kept))
-        _check(ws, source, tmp, check, export.layout, result)
+        result.agreement = _check(ws, source, tmp, check, export.layout, coco)
         result.seconds = round(time.perf_counter() - started, 2)
-        if result.worst_cosine < min_cosine:
-            worst = min(result.outputs, key=lambda n: result.outputs[n]["cosine"])
-            raise AccuracyError(f"INT8 output {worst} has cosine {result.worst_cosine:.5f} against float32, "
-                                f"below --min-cosine {min_cosine}", path=output,
-                                hint="keep more layers float (--keep-float), try another --method, or "
-                                     "calibrate on more images; nothing was written")
+        _gate(result.agreement, min_cosine, max_map_drop, output)
     ws.save(QuantizeRecord(
         source=ws.relative(source), source_sha256=export.onnx_sha256, weights_sha256=export.weights_sha256,
         method=method, calibration=str(images) if images else ws.relative(ws.bin_dir),
         calibration_images=len(calibration), keep_float=patterns, onnx=ws.relative(output),
         onnx_sha256=sha256_file(output), quantized_convs=result.quantized_convs, float_convs=result.float_convs,
-        agreement=result.outputs, detections=result.detections))
+        agreement=result.agreement.outputs, detections=result.agreement.detections()))
     return result
 
 
-def _sources(ws: Workspace, images: Path | None, input_dtype: str) -> list[Callable[[], np.ndarray]]:
-    """A loader per model input ([3, 550, 550]): --images' photos, else the prepared .bin files."""
+def _gate(agreement: AgreementSummary, min_cosine: float, max_map_drop: float | None, output: Path) -> None:
+    fix = ("keep more layers float (--keep-float), try another --method, or calibrate on more images; "
+           "nothing was written")
+    if agreement.worst_cosine < min_cosine:
+        worst = min(agreement.outputs, key=lambda n: agreement.outputs[n]["cosine"])
+        raise AccuracyError(f"INT8 output {worst} has cosine {agreement.worst_cosine:.5f} against float32, "
+                            f"below --min-cosine {min_cosine}", path=output, hint=fix)
+    drop = agreement.map_drop
+    if max_map_drop is not None and drop is not None and drop > max_map_drop:
+        raise AccuracyError(f"INT8 box mAP {agreement.map_other:.2f} is {drop:.2f} points below float32's "
+                            f"{agreement.map_float32:.2f}, over --max-map-drop {max_map_drop}", path=output, hint=fix)
+
+
+def _sources(ws: Workspace, images: Path | None, input_dtype: str):
+    """A loader per model input ([3, 550, 550]) with its COCO id where known: --images' photos,
+    else the prepared .bin files; and the prepared images' annotations (None for --images)."""
     from ..data import binio
+    from ..data.coco import load_coco
     from ..data.preprocess import sample_shape
     from ..data.sources import IMAGE_SUFFIXES
 
@@ -124,13 +133,16 @@ def _sources(ws: Workspace, images: Path | None, input_dtype: str) -> list[Calla
         if not Path(images).is_dir():
             raise InputError("image folder not found", path=images, hint="pass --images with a folder of photos")
         files = sorted(p for p in Path(images).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        return [functools.partial(_photo, f, input_dtype) for f in files]
+        return [(functools.partial(_photo, f, input_dtype), None) for f in files], None
     prep = ws.need(PrepRecord, "prepared inputs or --images", "yedge prep (or pass --images DIR)")
     if prep.layout != "nchw" or prep.dtype != input_dtype:
         raise InputError(f"the prepared inputs are {prep.dtype} {prep.layout}; the model takes {input_dtype} nchw",
                          path=ws.bin_dir, hint="pass --images DIR, or rerun `yedge prep`")
-    return [functools.partial(_prepared, f, np.dtype(prep.dtype), sample_shape())
-            for f in binio.list_input_files(ws.bin_dir)]
+    files = binio.list_input_files(ws.bin_dir)
+    ids = ws.read_ids()
+    coco = load_coco(prep.annotations) if prep.annotations and Path(prep.annotations).is_file() else None
+    return [(functools.partial(_prepared, f, np.dtype(prep.dtype), sample_shape()), ids[pos] if coco else None)
+            for pos, f in enumerate(files)], coco
 
 
 def _photo(path: Path, input_dtype: str) -> np.ndarray:
@@ -191,36 +203,23 @@ def _quantize(model, path: Path, calibration: list[Callable[[], np.ndarray]], me
     onnx.save(quantized, str(path))
 
 
-def _check(ws: Workspace, source: Path, quantized: Path, images: list[np.ndarray], layout: str,
-           result: QuantizeResult) -> None:
-    """Both models on the held-out images: each output's cosine and max |Δ|, and the share of
-    float32's confident detections the INT8 model finds (same class, box IoU ≥ 0.5)."""
+def _check(ws: Workspace, source: Path, quantized: Path, images: list, layout: str, coco) -> AgreementSummary:
+    """Both models on the held-out images, compared (metrics/agreement.py)."""
     import onnxruntime as ort
 
+    from ..data.coco import image_info
     from ..host import HostPipeline
-    from ..metrics.matching import match_detections
     from ..model.contract import output_names
     from ..resolve import host_spec
 
     sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (source, quantized)]
-    pipeline = HostPipeline(host_spec(ws, layout))
-    names = output_names(layout)
-    confident = matched = 0
+    agreement = Agreement(HostPipeline(host_spec(ws, layout)), output_names(layout), coco)
     with stage(f"checking INT8 against float32 on {len(images)} held-out image(s)"):
-        for image in images:
+        for load, image_id in images:
+            image = load()
             feed = {sessions[0].get_inputs()[0].name: np.ascontiguousarray(image[None])}
             want, got = (s.run(None, feed) for s in sessions)
-            for name, w, g in zip(names, want, got):
-                x, y = w.ravel().astype(np.float64), g.ravel().astype(np.float64)
-                norm = np.linalg.norm(x) * np.linalg.norm(y)
-                cosine = float(x @ y / norm) if norm else float(np.array_equal(x, y))
-                seen = result.outputs.setdefault(name, {"cosine": 1.0, "max_abs_diff": 0.0})
-                seen["cosine"] = min(seen["cosine"], cosine)
-                seen["max_abs_diff"] = max(seen["max_abs_diff"], float(np.abs(x - y).max()))
-            side = image.shape[-1]
-            fp32, int8 = pipeline(want, side, side), pipeline(got, side, side)
-            fp32 = fp32.subset(np.flatnonzero(fp32.scores >= CONFIDENT))
-            confident += len(fp32)
-            matched += match_detections(fp32, int8)[0]
-    result.detections = {"float32_confident": confident, "matched": matched,
-                         "matched_share": round(matched / confident, 4) if confident else None}
+            info = image_info(coco, image_id) if image_id is not None else None
+            width, height = (info.width, info.height) if info else image.shape[-1:-3:-1]
+            agreement.add(want, got, width, height, image_id)
+    return agreement.finish()

@@ -43,6 +43,11 @@ class OfflineModel:
 
         self.device_id = physical_device(device_id)
         self.meta, onnx_bytes = fakeom.read(path)
+        if self.meta.get("amct"):  # an INT8 .om: its AMCT nodes run as the QDQ pairs they came from
+            import amct_ops
+            import onnx
+
+            onnx_bytes = amct_ops.lower(onnx.load_from_string(onnx_bytes)).SerializeToString()
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         self.session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
