@@ -1,4 +1,4 @@
-"""The rest of the catalogue of bad inputs (README, "When things go wrong"): every step in an
+"""The rest of the catalogue of bad inputs (docs/errors.md): every step in an
 empty workspace, a workspace from another model, a full disk, odd paths, a read-only workspace."""
 import json
 import resource

@@ -49,9 +49,15 @@ def _copy(reference: Workspace, tmp_path: Path, *keep: str) -> Workspace:
     return ws
 
 
+def _heed_ctrl_c() -> None:
+    """In the child: SIGINT back to its default, as in a terminal. A suite started in the
+    background (`make test &`) ignores SIGINT, and its children would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(ws: Workspace, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "yolact_edge_cli", "-w", str(ws.root), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_heed_ctrl_c)
 
 
 def _wait_for(condition, timeout: float = 120) -> None:

@@ -1,7 +1,7 @@
 """No path that gives a wrong answer with exit 0: artifacts that do not belong together are
 refused before anything is computed (the provenance chain), bad annotations and bad counts are
 refused up front, and what is reported is what was computed. Each test names the row of the
-README's "When things go wrong" table it backs."""
+docs/errors.md table it backs."""
 import copy
 import json
 import shutil

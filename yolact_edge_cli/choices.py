@@ -26,7 +26,7 @@ class Backend(Choice):
 
 
 class Layout(Choice):
-    """Where the exported graph ends (docs in README, "export")."""
+    """Where the exported graph ends (docs/commands.md, "export")."""
 
     FPN = "fpn"
     HEAD = "head"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import shlex
 import signal
 import sys
 from collections.abc import Callable
@@ -12,7 +11,6 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from . import __version__
 from .choices import (
@@ -49,8 +47,11 @@ from .options import (
     ScoreThreshold,
     Workers,
     flag,
+    parse_ints,
     precision_of,
+    ray_settings,
 )
+from .render import emit, predict_problems
 from .workspace import DEFAULT_WORKSPACE, Workspace
 
 app = typer.Typer(
@@ -149,15 +150,6 @@ def _report(error: YedgeError) -> int:
     return error.exit_code
 
 
-def _kv_table(title: str, rows: dict) -> Table:
-    table = Table(title=escape(title), show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    for key, value in rows.items():
-        table.add_row(escape(str(key)), escape(str(value)))  # paths may hold [...]
-    return table
-
-
 @command(locks=True, interrupted="interrupted; nothing was written (an export starts over): rerun it")
 def export(
     ctx: typer.Context,
@@ -188,22 +180,7 @@ def export(
     result = step.run(settings.workspace, weights, config=config, batch_size=batch_size,
                       dynamic_batch=dynamic_batch, opset=opset, layout=layout.value, output=output,
                       check_images=check_images, input_dtype=input_dtype.value)
-    if settings.json:
-        print_json(result.to_dict())
-        return
-    io = Table(title=escape(f"{result.onnx} — opset {result.opset}, {result.config}, {result.layout} layout"),
-               title_justify="left")
-    for column in ("", "name", "shape", "dtype", "max |onnx − torch|"):
-        io.add_column(column)
-    for value in result.inputs:
-        io.add_row("input", value["name"], str(value["shape"]), value["dtype"], "")
-    for value in result.outputs:
-        diff = result.max_abs_diff.get(value["name"])  # classes and count: matched, not measured
-        io.add_row("output", value["name"], str(value["shape"]), value["dtype"],
-                   "matched" if diff is None else f"{diff:.2e}")
-    out.print(io)
-    out.print(f"op types: {', '.join(result.op_types)}")
-    out.print(f"exported in {result.seconds:.1f} s, peak memory {result.peak_rss_mb:.0f} MB")
+    emit(result, settings.json)
 
 
 @command(locks=True, interrupted="interrupted; nothing was written (quantize starts over): rerun it")
@@ -235,23 +212,7 @@ def quantize(
     result = step.run(settings.workspace, images=images, num_images=num_images, method=method.value,
                       keep_float=keep_float, quantize_all=quantize_all, min_cosine=min_cosine,
                       max_map_drop=max_map_drop, output=output)
-    if settings.json:
-        print_json(result.to_dict())
-        return
-    table = Table(title=escape(f"{result.onnx} — INT8 ({result.method}), {result.quantized_convs} Conv "
-                               f"quantized, {result.float_convs} float"), title_justify="left")
-    for column in ("output", "cosine", "max |int8 − fp32|"):
-        table.add_column(column)
-    found = result.agreement
-    for name, values in found.outputs.items():
-        table.add_row(name, f"{values['cosine']:.5f}", f"{values['max_abs_diff']:.3g}")
-    out.print(table)
-    share = "no confident detections" if found.matched_share is None else f"{found.matched_share:.1%}"
-    out.print(f"float32 detections ≥ 0.3 found by INT8: {found.matched} of {found.float32_confident} "
-              f"({share}); calibrated on {result.calibration_images}, checked on {result.check_images} "
-              f"held-out image(s) in {result.seconds:.1f} s")
-    if found.map_drop is not None:
-        out.print(f"box mAP on the held-out images: float32 {found.map_float32:.2f}, INT8 {found.map_other:.2f}")
+    emit(result, settings.json)
 
 
 @command(locks=True)
@@ -274,17 +235,7 @@ def prep(
     settings: Settings = ctx.obj
     result = step.run(settings.workspace, images, annotations, limit=limit, workers=workers,
                       dtype=dtype.value, all_images=all_images, skip_bad=skip_bad, layout=layout.value)
-    if settings.json:
-        print_json(result.to_dict())
-        return
-    rows = {"images": result.images, "written": result.written,
-            "already there": result.skipped_existing, "dtype": f"{result.dtype} {result.layout}",
-            "rate": f"{result.images_per_second} img/s", "folder": result.bin_dir}
-    if result.bad:
-        rows["left out (unreadable)"] = ", ".join(b["file"] for b in result.bad)
-    if result.size_mismatches:
-        rows["size differs from annotation"] = ", ".join(m["file"] for m in result.size_mismatches)
-    out.print(_kv_table("prep", rows))
+    emit(result, settings.json)
 
 
 @command(locks=True)
@@ -310,27 +261,12 @@ def convert(
 
     settings: Settings = ctx.obj
     result = step.run(settings.workspace, model=model, soc_version=soc_version,
-                      batch_sizes=_parse_ints(batch_sizes, "--batch-sizes"),
-                      dynamic_batch=_parse_ints(dynamic_batch, "--dynamic-batch") if dynamic_batch else (),
+                      batch_sizes=parse_ints(batch_sizes, "--batch-sizes"),
+                      dynamic_batch=parse_ints(dynamic_batch, "--dynamic-batch") if dynamic_batch else (),
                       precision_mode=precision_mode.value if precision_mode else None,
                       atc_args=tuple(atc_arg), aipp=aipp, dry_run=dry_run,
                       precision=precision.value if precision else None)
-    if settings.json:
-        print_json(result.to_dict())
-        return
-    if dry_run:
-        for argv in result.argv:
-            out.print(shlex.join(argv), markup=False, highlight=False, soft_wrap=True)
-        return
-    table = Table(title=f"atc → {result.soc_version}", title_justify="left")
-    for column in ("model", "batch", "precision", "CANN"):
-        table.add_column(column)
-    for entry in result.models:
-        dynamic = "dynamic " + ",".join(map(str, entry["dynamic_batch"]))
-        batch = str(entry["batch_size"]) if entry["batch_size"] else dynamic
-        mode = f"int8 (AMCT), {entry['precision_mode']}" if entry["quantized"] else entry["precision_mode"]
-        table.add_row(escape(entry["om"]), batch, mode, entry["cann_version"] or "?")
-    out.print(table)
+    emit(result, settings.json)
 
 
 @command(locks=True)
@@ -355,14 +291,7 @@ def infer(
     result = step.run(settings.workspace, backend=backend.value, model=model, device=device,
                       precision=precision_of(precision, half), batch_size=batch_size, run_name=run_name,
                       ais_bench=ais_bench.value, overwrite=overwrite, compiled=compiled)
-    if settings.json:
-        print_json(result.to_dict())
-        return
-    out.print(_kv_table("infer", {
-        "run": result.run_dir, "backend": f"{result.backend} ({result.device}, {result.precision})",
-        "model": result.model, "layout": result.layout, "batch": result.batch_size,
-        "samples": f"{result.samples} ({result.computed} computed, {result.skipped_existing} already done)",
-        "throughput": f"{result.throughput} img/s"}))
+    emit(result, settings.json)
 
 
 @command(locks=True, interrupted="interrupted; the drawn images already written are kept, videos "
@@ -412,23 +341,14 @@ def predict(
                       classes=[c for c in classes.split(",") if c.strip()] if classes else None,
                       output=output, name=name, save_images=save_images, save_video=save_video,
                       save_json=save_json, recursive=recursive, workers=workers, exist_ok=exist_ok,
-                      engine=engine.value, ray=_ray_settings(engine, ray_address, replicas, replica_resources),
+                      engine=engine.value, ray=ray_settings(engine, ray_address, replicas, replica_resources),
                       precision=precision_of(precision, False))
     failed = result.failure(skip_bad)
-    if settings.json:  # one JSON document: the result, with the error's keys when it failed
-        print_json(result.to_dict() | ({"error": failed.one_line(), "exit_code": failed.exit_code} if failed else {}))
+    if settings.json and failed:  # one JSON document: the result, with the error's keys
+        emit(result.to_dict() | {"error": failed.one_line(), "exit_code": failed.exit_code}, True)
     else:
-        out.print(_kv_table("predict", {
-            "output": result.output,
-            "model": f"{result.model} ({result.backend} {result.precision}, {result.engine} engine)",
-            "sources": result.sources, "images": result.images, "frames": result.frames,
-            "detections": result.detections, "speed": f"{result.fps} images/s ({result.seconds} s)"}))
-    for skipped in result.skipped:
-        err.print(f"skipped {escape(skipped['source'])}: {escape(skipped['reason'])}", highlight=False,
-                  soft_wrap=True)
-    for failure in result.failed:
-        err.print(f"[yellow]failed[/] {escape(failure['source'])}: {escape(failure['reason'])}", highlight=False,
-                  soft_wrap=True)
+        emit(result, settings.json)
+    predict_problems(result)
     if failed is not None:
         if settings.json:  # the result's JSON already holds the error: the line only
             _error_line(failed)
@@ -479,18 +399,11 @@ def evaluate(
 
     settings: Settings = ctx.obj
     gates = step.Gates(min_map=min_map, map_kind=map_kind.value, against=against, tolerance=tolerance)
-    ray = _ray_settings(engine, ray_address, replicas, replica_resources,
-                        streaming=images is not None or stream, stream_hint="add --images DIR or --stream")
-    if skip_bad and images is None and not stream:
-        raise UsageError("--skip-bad is for streaming eval (prep --skip-bad leaves bad images out of a run folder)",
-                         hint="add --images DIR or --stream")
-    if precision is not None and images is None and not stream:
-        raise UsageError("--precision is the model's: eval of a run folder reads outputs already computed",
-                         hint="add --images DIR or --stream, or pass it to `yedge infer`")
-    if images is not None or stream:
-        if outputs is not None or allow_missing:
-            raise UsageError("--outputs and --allow-missing read a run folder; streaming has none",
-                             hint="drop them, or drop --images/--stream")
+    streaming = step.streams(images=images, stream=stream, outputs=outputs, allow_missing=allow_missing,
+                             skip_bad=skip_bad, precision=precision)
+    ray = ray_settings(engine, ray_address, replicas, replica_resources, streaming=streaming,
+                       stream_hint="add --images DIR or --stream")
+    if streaming:
         result = step.run_streaming(settings.workspace, images, annotations=annotations, model=model,
                                     backend=backend.value, device=device, batch_size=batch_size,
                                     weights=weights, nms=nms.value, score_threshold=score_threshold,
@@ -501,35 +414,8 @@ def evaluate(
         result = step.run(settings.workspace, outputs=outputs, annotations=annotations, weights=weights,
                           nms=nms.value, score_threshold=score_threshold, max_images=max_images,
                           workers=workers, fast_eval=fast_eval, allow_missing=allow_missing)
-    if settings.json:
-        print_json(result.to_dict())
-    else:
-        _print_eval(result)
+    emit(result, settings.json)
     gates.check(result)
-
-
-def _print_eval(result) -> None:
-    from .metrics.coco_eval import STAT_NAMES
-    from .metrics.yolact_ap import format_table
-
-    images = f"{result.images} image{'s' if result.images != 1 else ''}"
-    table = Table(title=f"COCOeval on {images} ({result.nms} NMS)", title_justify="left")
-    table.add_column("metric")
-    table.add_column("box", justify="right")
-    table.add_column("mask", justify="right")
-    for i, name in enumerate(STAT_NAMES):
-        table.add_row(name, f"{result.coco['bbox']['stats'][i]:.3f}", f"{result.coco['segm']['stats'][i]:.3f}")
-    out.print(table)
-    out.print("YOLACT mAP (the Ascend recipe's metric):")
-    out.print(format_table(result.yolact_ap), markup=False, soft_wrap=True)
-    if result.output_dtype != "float32":
-        out.print(f"outputs are {result.output_dtype} (an .om built with --output_type FP16); read as such")
-    if result.missing:
-        out.print(f"left out {len(result.missing)} image(s) without outputs")
-    for bad in result.bad:
-        out.print(f"left out {escape(bad['file'])}: {escape(bad['error'])}", highlight=False, soft_wrap=True)
-    what = "streamed (read, model and host)" if result.streamed else "host post-processing"
-    out.print(f"{what} {result.host_ms_per_image['wall']:.1f} ms/image; results in {escape(result.results_dir)}")
 
 
 @command(locks=True)
@@ -573,7 +459,7 @@ def bench(
     from .steps import bench as step
 
     settings: Settings = ctx.obj
-    sizes = _parse_ints(batch_sizes) if batch_sizes else None
+    sizes = parse_ints(batch_sizes) if batch_sizes else None
     if backends is not None or precisions is not None:
         if stages or stream or engine != Engine.LOCAL or precision is not None or half:
             raise UsageError("--backends/--precisions make their own table",
@@ -584,12 +470,9 @@ def bench(
             precisions=tuple(p.strip() for p in (precisions or "fp32").split(",") if p.strip()),
             device=device, batch_sizes=sizes, loop=loop, warmup=warmup, max_seconds=max_seconds,
             images=num_images)
-        if settings.json:
-            print_json(result.to_dict())
-        else:
-            _print_precisions(result)
+        emit(result, settings.json)
         return
-    ray = _ray_settings(engine, ray_address, replicas, replica_resources, streaming=stream,
+    ray = ray_settings(engine, ray_address, replicas, replica_resources, streaming=stream,
                         stream_hint="add --stream")
     try:
         result = step.run(settings.workspace, backend=backend.value, model=model, device=device,
@@ -600,100 +483,10 @@ def bench(
     except KeyboardInterrupt:
         raise Interrupted("interrupted before any measurement finished; nothing was written to "
                           "results/bench.json") from None
-    _print_bench(settings, result, stages or stream)
+    emit(result, settings.json)
     if result.interrupted:
         raise Interrupted(f"interrupted after {len(result.rows)} batch size(s); their rows are "
                           "above and in results/bench.json")
-
-
-def _print_bench(settings: Settings, result, stages: bool) -> None:
-    if settings.json:
-        print_json(result.to_dict())
-        return
-    if stages:
-        out.print(_kv_table(f"ms per image — {result.backend} ({result.device})",
-                            {k: f"{v:.1f}" for k, v in result.stages_ms.items()}))
-        if result.host_images_per_s:
-            out.print(_kv_table("host part, images/s sustained",
-                                {k: f"{v:.1f}" for k, v in result.host_images_per_s.items()}))
-        return
-    table = Table(title=escape(f"{result.backend} ({result.device}) — {result.model}"), title_justify="left")
-    copies = any(row.h2d_mean_ms is not None or row.d2h_mean_ms is not None for row in result.rows)
-    for column in ("batch", "loops", "img/s", "mean ms", "p50 ms", "p90 ms", "p99 ms",
-                   *(("H2D ms", "D2H ms") if copies else ())):
-        table.add_column(column, justify="right")
-
-    def ms(value: float | None) -> str:
-        return "—" if value is None else f"{value:.1f}"
-
-    for row in result.rows:
-        table.add_row(str(row.batch_size), str(row.loops), f"{row.throughput:.1f}",
-                      ms(row.latency_mean_ms), ms(row.latency_p50_ms), ms(row.latency_p90_ms),
-                      ms(row.latency_p99_ms), *((ms(row.h2d_mean_ms), ms(row.d2h_mean_ms)) if copies else ()))
-    out.print(table)
-    for line in result.skipped:
-        err.print(f"[yellow]skipped[/] {escape(line)}")
-
-
-def _print_precisions(result) -> None:
-    from .precision import cpu_isa
-
-    sizes = sorted({row.batch_size for entry in result.precisions for row in entry.rows})
-    table = Table(title=escape(f"speed and agreement with onnxruntime fp32 ({result.device}; "
-                               f"{', '.join(cpu_isa()) or 'no AVX2'}; {result.check_images} image(s) compared)"),
-                  title_justify="left")
-    for column in ("backend", "precision", "MB", *(f"img/s b{b}" for b in sizes), "p50 ms", "p99 ms",
-                   "cosine", "matched", "mAP"):
-        table.add_column(column, justify="left" if column in ("backend", "precision") else "right")
-    for entry in result.precisions:
-        if entry.status != "ok":
-            table.add_row(entry.backend, entry.precision, "[yellow]refused[/]" if entry.status == "refused"
-                          else "[red]failed[/]")
-            continue
-        rates = {row.batch_size: row for row in entry.rows}
-        first = entry.rows[0] if entry.rows else None
-        agreement = entry.agreement or {}
-        share, drop = agreement.get("matched_share"), agreement.get("map_other")
-        table.add_row(entry.backend, entry.precision, f"{entry.size_mb:.0f}",
-                      *(f"{rates[b].throughput:.1f}" if b in rates else "—" for b in sizes),
-                      f"{first.latency_p50_ms:.1f}" if first else "—", f"{first.latency_p99_ms:.1f}" if first else "—",
-                      f"{agreement['worst_cosine']:.5f}" if agreement else "—",
-                      "—" if share is None else f"{share:.1%}", "—" if drop is None else f"{drop:.2f}")
-    out.print(table)
-    for entry in result.precisions:
-        if entry.reason:
-            err.print(f"{entry.status} {entry.backend} {entry.precision}: {escape(entry.reason)}",
-                      highlight=False, soft_wrap=True)
-    for line in result.skipped:
-        err.print(f"[yellow]skipped[/] {escape(line)}")
-
-
-def _ray_settings(engine: Engine, address: str | None, replicas: int | None, resources: str | None,
-                  streaming: bool = True, stream_hint: str = ""):
-    """--engine ray's settings (None for local, which refuses them: they would do nothing).
-    `streaming`: whether the command runs the streaming pipeline, the only one Ray runs."""
-    if engine != Engine.LOCAL and not streaming:
-        raise UsageError(f"--engine {engine} runs the streaming pipeline", hint=stream_hint)
-    if engine == Engine.LOCAL:
-        if address is not None or replicas is not None or resources is not None:
-            raise UsageError("--ray-address, --replicas and --replica-resources are for --engine ray",
-                             hint="add --engine ray, or drop them")
-        return None
-    from .ray_engine import RaySettings, parse_resources
-
-    return RaySettings(address=address, replicas=replicas, resources=parse_resources(resources))
-
-
-def _parse_ints(text: str, option: str = "--batch-sizes") -> tuple[int, ...]:
-    """A comma list of positive integers (batch sizes, device or image ids)."""
-    try:
-        sizes = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise UsageError(f"{option} {text!r} is not a comma list of positive integers",
-                         hint=f"e.g. {option} 1,4,8")
-    return sizes
 
 
 @command()
@@ -709,14 +502,7 @@ def doctor(
 
     settings: Settings = ctx.obj
     result = step.run(settings.workspace, ray_address)
-    if settings.json:
-        print_json(result.to_dict())
-    else:
-        marks = {step.OK: "[green]✓[/]", step.WARN: "[yellow]![/]", step.FAIL: "[red]✗[/]"}
-        for check in result.checks:
-            fix = f" — {check.fix}" if check.fix and check.status != step.OK else ""
-            out.print(f"{marks[check.status]} {check.area:11s} {check.name}: {escape(check.detail + fix)}",
-                      soft_wrap=True, highlight=False)
+    emit(result, settings.json)
     raise typer.Exit(result.exit_code)
 
 
@@ -744,19 +530,7 @@ def compare(
                for backend, precision in ((a_backend, a_precision), (b_backend, b_precision))]
     result = step.run(settings.workspace, a, b, inputs=num_inputs, atol=atol, rtol=rtol,
                       runner_a=runners[0], runner_b=runners[1])
-    if settings.json:
-        print_json(result.to_dict())
-    else:
-        table = Table(title=escape(f"{result.a} vs {result.b} on {result.samples} inputs"), title_justify="left")
-        for column in ("output", "max |Δ|", "max rel", "cosine", ""):
-            table.add_column(column, justify="right")
-        for o in result.outputs:
-            table.add_row(o.name, f"{o.max_abs:.2e}", f"{o.max_rel:.2e}", f"{o.cosine:.6f}",
-                          "✓" if o.within_tolerance else "✗")
-        out.print(table)
-        d = result.detections
-        out.print(f"detections: A {d['a']}, B {d['b']}, matched {d['matched']}; mean box IoU "
-                  f"{d['mean_box_iou']:.4f}, mean mask IoU {d['mean_mask_iou']:.4f}")
+    emit(result, settings.json)
     step.check(result, atol, rtol)
 
 
@@ -773,16 +547,10 @@ def show(
     from .steps import show as step
 
     settings: Settings = ctx.obj
-    chosen = list(_parse_ints(ids, "--ids")) if ids else None
+    chosen = list(parse_ints(ids, "--ids")) if ids else None
     result = step.run(settings.workspace, images=num_images, ids=chosen, score_threshold=score_threshold,
                       gt=gt, out=output)
-    if settings.json:
-        print_json(result.to_dict())
-        return
-    for picture in result.pictures:
-        out.print(picture, highlight=False)
-    out.print(f"contact sheet: {escape(result.contact_sheet)} ({result.detections_drawn} detections drawn)",
-              highlight=False)
+    emit(result, settings.json)
 
 
 @command("random-weights", interrupted="interrupted; nothing was written: rerun it")
@@ -801,10 +569,7 @@ def random_weights(
     settings: Settings = ctx.obj
     result = step.run(output, config=config, seed=seed, conf_gain=conf_gain,
                       mask_bias=mask_bias, bg_bias=bg_bias)
-    if settings.json:
-        print_json(result)
-    else:
-        out.print(_kv_table("random checkpoint", result))
+    emit(result, settings.json)
 
 
 def _ignore_further_interrupts() -> None:

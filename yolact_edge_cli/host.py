@@ -17,6 +17,7 @@ import numpy as np
 from .choices import Layout, Nms
 from .errors import InputError
 from .model.config import CONFIGS, DEFAULT_CONFIG
+from .timing import StageTimes
 
 HOST_STAGES = ("heads", "detect", "masks", "json")
 
@@ -56,40 +57,34 @@ class HostPipeline:
                 raise missing_heads()
             self.heads = HostHeads.from_checkpoint(spec.weights, spec.config, spec.threads)
 
-    def __call__(self, outputs: list, width: int, height: int, times: dict | None = None):
+    def __call__(self, outputs: list, width: int, height: int, times: StageTimes | None = None):
         """One image's model outputs (batch dimension 1, float32 arrays) → an ImageResult at
         width × height; each stage's seconds are added to `times` when given."""
         from .model.detect import detect_image, device_detections
         from .model.masks import postprocess
 
-        times = {} if times is None else times
+        times = StageTimes() if times is None else times
         arrays = [np.asarray(o, dtype=np.float32) for o in outputs]
-        t = time.perf_counter()
         on_device = self.spec.layout == Layout.DETECT.value  # heads and Detect ran there
-        if self.heads is not None:
-            loc, conf, coef = self.heads(arrays[:5])
-        elif not on_device:
-            loc, conf, coef = arrays[0][0], arrays[1][0], arrays[2][0]
-        times["heads"] = times.get("heads", 0.0) + time.perf_counter() - t
-        t = time.perf_counter()
-        dets = device_detections(*(o[0] for o in arrays[:5])) if on_device else \
-            detect_image(loc, conf, coef, self.priors, self.cfg, self.spec.nms)
-        times["detect"] = times.get("detect", 0.0) + time.perf_counter() - t
-        t = time.perf_counter()
-        result = postprocess(dets, arrays[-1][0], width, height, self.spec.score_threshold)
-        times["masks"] = times.get("masks", 0.0) + time.perf_counter() - t
-        return result
+        with times.time("heads"):
+            if self.heads is not None:
+                loc, conf, coef = self.heads(arrays[:5])
+            elif not on_device:
+                loc, conf, coef = arrays[0][0], arrays[1][0], arrays[2][0]
+        with times.time("detect"):
+            dets = device_detections(*(o[0] for o in arrays[:5])) if on_device else \
+                detect_image(loc, conf, coef, self.priors, self.cfg, self.spec.nms)
+        with times.time("masks"):
+            return postprocess(dets, arrays[-1][0], width, height, self.spec.score_threshold)
 
     @staticmethod
-    def to_coco(image_id: int, result, times: dict | None = None) -> tuple[list[dict], list[dict], list]:
+    def to_coco(image_id: int, result, times: StageTimes | None = None) -> tuple[list[dict], list[dict], list]:
         """COCO bbox and mask entries of one image, and the masks' RLEs (for matching)."""
         from .metrics.results import coco_entries, encode_masks
 
-        t = time.perf_counter()
-        rles = encode_masks(result)
-        bbox, mask = coco_entries(image_id, result, rles)
-        if times is not None:
-            times["json"] = times.get("json", 0.0) + time.perf_counter() - t
+        with (StageTimes() if times is None else times).time("json"):
+            rles = encode_masks(result)
+            bbox, mask = coco_entries(image_id, result, rles)
         return bbox, mask, rles
 
 

@@ -66,3 +66,32 @@ ReplicaResourcesOption = Annotated[str | None, typer.Option("--replica-resources
                                                             "each replica reserves, e.g. NPU=1, GPU=1 or "
                                                             "CPU=2 \\[default: NPU=1 for ascend, GPU=1 "
                                                             "for cuda, else CPU=1].")]
+
+
+def parse_ints(text: str, option: str = "--batch-sizes") -> tuple[int, ...]:
+    """A comma list of positive integers (batch sizes, device or image ids)."""
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise UsageError(f"{option} {text!r} is not a comma list of positive integers",
+                         hint=f"e.g. {option} 1,4,8")
+    return sizes
+
+
+def ray_settings(engine: Engine, address: str | None, replicas: int | None, resources: str | None,
+                 streaming: bool = True, stream_hint: str = ""):
+    """The engine option group, checked as one: --engine ray's settings (None for local, which
+    refuses them: they would do nothing). `streaming`: whether the command runs the streaming
+    pipeline, the only one Ray runs."""
+    if engine != Engine.LOCAL and not streaming:
+        raise UsageError(f"--engine {engine} runs the streaming pipeline", hint=stream_hint)
+    if engine == Engine.LOCAL:
+        if address is not None or replicas is not None or resources is not None:
+            raise UsageError("--ray-address, --replicas and --replica-resources are for --engine ray",
+                             hint="add --engine ray, or drop them")
+        return None
+    from .ray_engine import RaySettings, parse_resources
+
+    return RaySettings(address=address, replicas=replicas, resources=parse_resources(resources))

@@ -27,6 +27,7 @@ from .errors import InputError, UsageError
 from .host import HostPipeline, HostSpec
 from .metrics.results import Detections
 from .parallel import process_pool
+from .timing import StageTimes
 
 if TYPE_CHECKING:
     from .ray_engine import RaySettings, RayStream
@@ -131,11 +132,10 @@ def post(spec: HostSpec, outputs: list[np.ndarray], width: int, height: int) -> 
     global _host
     if _host is None or _host.spec != spec:
         _host = HostPipeline(spec)
-    times: dict[str, float] = {}
+    times = StageTimes()
     result = _host(outputs, width, height, times)
-    started = time.perf_counter()
-    detections = Detections.of(result)
-    times["json"] = time.perf_counter() - started
+    with times.time("json"):
+        detections = Detections.of(result)
     return detections, times
 
 

@@ -4,7 +4,7 @@ The chain: checkpoint (sha256) → ONNX (its metadata names the checkpoint) → 
 record names the ONNX and the checkpoint) → run folder (its record names the model, the
 checkpoint and the prepared inputs) → results (the eval record names the run and the inputs).
 A step that combines two artifacts calls a check here before it computes, so a mismatch is one
-clear error instead of a wrong number with exit 0. README, "When things go wrong", lists them.
+clear error instead of a wrong number with exit 0. docs/errors.md lists them.
 """
 from __future__ import annotations
 

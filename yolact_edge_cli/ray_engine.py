@@ -50,7 +50,7 @@ from .pipeline import (
 
 INSTALL_HINT = "install it: pip install 'yedge[ray]' (in a checkout: pip install -e '.[ray]')"
 CLUSTER_HINT = "start it with `ray start --head`, or fix --ray-address / RAY_ADDRESS"
-# Ray 2.59 and later turn token authentication on for `ray start --head` (README, --engine ray).
+# Ray 2.59 and later turn token authentication on for `ray start --head` (docs/commands.md, --engine ray).
 AUTH_HINT = ("set RAY_AUTH_MODE=token here too, with the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN "
              "(`ray get-auth-token` on the head prints it)")
 # What Ray reports among resources but a replica does not reserve here.

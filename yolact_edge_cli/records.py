@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from .choices import InputDtype, InputLayout, Layout, Nms, Precision
+from .workspace import BBOX_RESULTS, MASK_RESULTS, METRICS
 
 R = TypeVar("R", bound="Record")
 TOP = ""  # fields stored at the entry's top level rather than in a section
@@ -190,9 +191,9 @@ class EvalRecord(Record):
     layout: str = _in("options", Layout.FPN.value)
     config: str = _in("options", "")
     run: str | None = _in("outputs")
-    bbox: str = _in("outputs", "results/bbox_detections.json")
-    segm: str = _in("outputs", "results/mask_detections.json")
-    metrics: str = _in("outputs", "results/metrics.json")
+    bbox: str = _in("outputs", f"results/{BBOX_RESULTS}")
+    segm: str = _in("outputs", f"results/{MASK_RESULTS}")
+    metrics: str = _in("outputs", f"results/{METRICS}")
     bbox_sha256: str = _in("outputs", "")
     summary: dict = _in(TOP, factory=dict)
 

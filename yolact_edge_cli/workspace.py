@@ -30,6 +30,10 @@ DEFAULT_WORKSPACE = "workspace"
 ONNX_NAME = "yolact_edge.onnx"
 INT8_ONNX_NAME = "yolact_edge_int8.onnx"
 OM_STEM = "yolact_edge"
+# an evaluation's files, in results/<run>/ and (the latest) in results/
+BBOX_RESULTS, MASK_RESULTS, METRICS = "bbox_detections.json", "mask_detections.json", "metrics.json"
+STREAM_RUN = "stream"  # the run name of streaming eval (it has no outputs/<run> folder)
+CONTACT_SHEET = "contact_sheet.png"  # show's, beside its pictures
 
 
 def _file_mode() -> int:
@@ -159,6 +163,7 @@ class Workspace:
     ais_bench_staging = property(lambda self: self.outputs_dir / ".ais_bench")
     bench_log = property(lambda self: self.results_dir / "bench.json")
     vis_dir = property(lambda self: self.results_dir / "vis")
+    predict_dir = property(lambda self: self.root / "predict")  # predict's folders, one per run
 
     def om_output(self, batch_size: int | None, quantized: bool = False) -> Path:
         """models/yolact_edge_bs{N} (atc adds .om), or models/yolact_edge_dynamic; with

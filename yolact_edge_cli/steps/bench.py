@@ -28,11 +28,13 @@ from ..resolve import (
     choose_backend,
     host_model,
     host_spec,
+    in_process,
     model_for,
     om_model,
     parse_devices,
     session_for,
 )
+from ..timing import StageTimes
 from ..workspace import Workspace, atomic_write_text, sha256_file, versions
 
 if TYPE_CHECKING:
@@ -359,10 +361,12 @@ def _ascend(ws: Workspace, model: Path | None, device: str, batch_sizes, loop: i
                          model_sha256=sha256_file(first), mode="inference")
 
     def measure(batch: int) -> BenchRow:
+        from ..data import binio
+
         om = om_model(ws, model, batch).path
         aisbench.check_model(om)
         if mode == "api":
-            with aisbench.quiet_stdout(ws.log("ais_bench_api")):
+            with in_process(ws, Backend.ASCEND.value, str(device_id)):
                 session = open_session(om, device=str(device_id))
                 try:
                     _static_batch_allows(session.info, om, batch)
@@ -382,10 +386,10 @@ def _ascend(ws: Workspace, model: Path | None, device: str, batch_sizes, loop: i
                                  all_summary=True)
         try:
             stdout = aisbench.run_cli(argv, cwd=out_dir, log_path=ws.log(f"ais_bench_{dirname}"))
-            return _row_from_aisbench(batch, loop, stdout, out_dir / f"{dirname}_summary.json")
+            return _row_from_aisbench(batch, loop, stdout, binio.summary_path(out_dir / dirname))
         finally:
             shutil.rmtree(out_dir / dirname, ignore_errors=True)
-            (out_dir / f"{dirname}_summary.json").unlink(missing_ok=True)
+            binio.summary_path(out_dir / dirname).unlink(missing_ok=True)
 
     _sweep(result, sizes, measure)
     return result
@@ -437,7 +441,7 @@ def _stages(ws: Workspace, session, source: Path, images: int, workers: int) -> 
     spec = host_spec(ws, session.info.layout, threads=cores, model=source)
     pipeline = HostPipeline(spec)
     coco = load_coco(annotations_for(ws, None))
-    totals: dict[str, float] = {}
+    totals = StageTimes()
     files = binio.list_input_files(ws.bin_dir)
     with tempfile.TemporaryDirectory(prefix="yedge-bench-") as folder:
         saved: list[tuple[str, int, int]] = []
@@ -449,20 +453,19 @@ def _stages(ws: Workspace, session, source: Path, images: int, workers: int) -> 
                 t = time.perf_counter()
                 outputs = session.run(data)
                 inference = time.perf_counter() - t
-                times: dict[str, float] = {}
+                times = StageTimes(read=read, inference=inference)
                 info = image_info(coco, image_id)
                 if pos == 0:  # warm-up: first calls fill caches and start thread pools
                     pipeline.to_coco(image_id, pipeline(outputs, info.width, info.height))
                 pipeline.to_coco(image_id, pipeline(outputs, info.width, info.height, times), times)
-                for key, value in {"read": read, "inference": inference, **times}.items():
-                    totals[key] = totals.get(key, 0.0) + value
+                totals.add(times)
                 np.savez(Path(folder) / f"{pos}.npz", *outputs)
                 saved.append((str(Path(folder) / f"{pos}.npz"), info.width, info.height))
                 advance(1)
         with stage(f"host part on 1 and {workers} worker(s)"):
             rates = {f"{n} worker{'s' if n > 1 else ''}": round(sustained_rate(
                 replace(spec, threads=max(1, cores // n)), saved, n), 2) for n in sorted({1, workers})}
-    stages = {k: round(v / len(ids) * 1000, 2) for k, v in totals.items()}
+    stages = totals.ms_per(len(ids))
     stages["host_total"] = round(sum(stages[k] for k in HOST_STAGES), 2)
     return stages, rates
 
@@ -490,7 +493,7 @@ def _stream(ws: Workspace, choice, stream: Stream | RayStream, images: int) -> d
         rng = np.random.default_rng(0)
         items = [Item(i, "synthetic", i, pixels=rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
                  for i in range(images)]
-    totals = dict.fromkeys(STREAM_BENCH_STAGES, 0.0)
+    totals = StageTimes(dict.fromkeys(STREAM_BENCH_STAGES, 0.0))
     started = time.perf_counter()
     where = f"{stream.workers} workers per stage" if isinstance(stream, Stream) else "on Ray"
     session = functools.partial(session_for, choice.absolute(), device=stream.session_device,
@@ -500,15 +503,13 @@ def _stream(ws: Workspace, choice, stream: Stream | RayStream, images: int) -> d
         for prediction in predictions:
             if prediction.error is not None:
                 raise InputError(prediction.error, path=prediction.item.source, hint="replace the image")
-            t = time.perf_counter()
             assert prediction.detections is not None
-            json.dumps(coco_entries(prediction.item.index, prediction.detections))
-            totals["write"] += time.perf_counter() - t
-            for key, value in prediction.times.items():
-                totals[key] = totals.get(key, 0.0) + value
+            with totals.time("write"):
+                json.dumps(coco_entries(prediction.item.index, prediction.detections))
+            totals.add(prediction.times)
             advance(1)
     wall = time.perf_counter() - started
-    stages = {k: round(v / len(items) * 1000, 2) for k, v in totals.items()}
+    stages = totals.ms_per(len(items))
     stages["wall"] = round(wall / len(items) * 1000, 2)
     stages["images_per_second"] = round(len(items) / wall, 2)
     return stages

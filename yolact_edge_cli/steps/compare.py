@@ -3,14 +3,12 @@ max abs/rel error and cosine similarity, and at the detection level matched dete
 mean box and mask IoU. Finds what a conversion changed (fp16, precision mode, NMS, inputs)."""
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..ascend.aisbench import quiet_stdout
-from ..backends import open_session
+from ..backends import backend_of, open_session
 from ..data import binio
 from ..data.coco import image_info, load_coco
 from ..data.preprocess import sample_shape
@@ -21,7 +19,7 @@ from ..metrics.results import kept_detections
 from ..model.contract import output_names, output_shapes
 from ..provenance import Origin, check_same_checkpoint, check_same_inputs, checkpoint_origin, model_origin, read_run
 from ..records import ExportRecord, PrepRecord
-from ..resolve import annotations_for, host_spec
+from ..resolve import annotations_for, host_spec, in_process
 from ..workspace import Workspace
 
 
@@ -76,8 +74,7 @@ class Runner:
 
 
 def _run_model(ws: Workspace, source: Path, files: list[Path], runner: Runner) -> tuple[str, list[list[np.ndarray]]]:
-    quiet = quiet_stdout(ws.log("ais_bench_api")) if source.suffix == ".om" else contextlib.nullcontext()
-    with quiet:
+    with in_process(ws, runner.backend or backend_of(source), "cpu"):
         return _run_session(ws, source, files, runner)
 
 

@@ -25,16 +25,24 @@ from ..parallel import process_pool
 from ..provenance import check_same_checkpoint, check_same_inputs, checkpoint_origin, read_run
 from ..records import EvalRecord, InferRecord, PrepRecord
 from ..resolve import annotations_for, host_spec
-from ..workspace import Workspace, atomic_copy, atomic_path, atomic_write_text, sha256_file
+from ..timing import StageTimes
+from ..workspace import (
+    BBOX_RESULTS,
+    MASK_RESULTS,
+    METRICS,
+    STREAM_RUN,
+    Workspace,
+    atomic_copy,
+    atomic_path,
+    atomic_write_text,
+    sha256_file,
+)
 
 if TYPE_CHECKING:
     from ..ray_engine import RaySettings
 
 STAGES = ("read", *HOST_STAGES, "match")
 STREAM_STAGES = ("decode", "inference", *HOST_STAGES, "match")  # streaming: decode, not read
-BBOX_RESULTS = "bbox_detections.json"
-MASK_RESULTS = "mask_detections.json"
-METRICS = "metrics.json"
 
 
 @dataclass
@@ -82,10 +90,10 @@ class _Worker:
         from ..metrics.yolact_ap import ground_truth, match_image
 
         pos, image_id = task
-        t = time.perf_counter()
-        arrays = [np.fromfile(Path(self.job.run_dir) / f"{pos}_{k}.bin", dtype=self.job.output_dtype)
-                  .astype(np.float32, copy=False).reshape(shape) for k, shape in enumerate(self.shapes)]
-        times = {"read": time.perf_counter() - t}
+        times = StageTimes()
+        with times.time("read"):
+            arrays = [np.fromfile(Path(self.job.run_dir) / f"{pos}_{k}.bin", dtype=self.job.output_dtype)
+                      .astype(np.float32, copy=False).reshape(shape) for k, shape in enumerate(self.shapes)]
         info = image_info(self.coco, image_id)
         result = self.pipeline(arrays, info.width, info.height, times)
         bbox, mask, rles = self.pipeline.to_coco(image_id, result, times)
@@ -155,7 +163,7 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
 
     accumulator = APAccumulator()
     per_image: dict[int, tuple[list, list]] = {}
-    totals = dict.fromkeys(STAGES, 0.0)
+    totals = StageTimes(dict.fromkeys(STAGES, 0.0))
     with progress_bar(len(tasks), f"eval {len(tasks)} images ({layout} layout, {nms} NMS)") as advance:
         advance(0)
         if workers == 1:
@@ -175,7 +183,7 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
         "model_weights_sha256": record.weights_sha256 if record else None}
     return _finish(ws, run_results, results_paths, [image_id for _, image_id in tasks], EvalResult(
         images=len(tasks), layout=layout, nms=nms, output_dtype=output_dtype, yolact_ap=accumulator.table(),
-        host_ms_per_image={k: round(v / len(tasks) * 1000, 2) for k, v in totals.items()}
+        host_ms_per_image=totals.ms_per(len(tasks))
         | {"wall": round(host_seconds / len(tasks) * 1000, 2)}, missing=missing),
         job.annotations, spec, provenance, str(run_dir), workers, fast_eval, started, EvalRecord(
             outputs=str(run_dir), inputs_fingerprint=record.inputs_fingerprint if record else None,
@@ -183,7 +191,24 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
             model_weights_sha256=record.weights_sha256 if record else None, run=run_dir.name))
 
 
-STREAM_RUN = "stream"
+
+
+def streams(*, images: Path | None, stream: bool, outputs: Path | None, allow_missing: bool, skip_bad: bool,
+            precision: str | None) -> bool:
+    """Whether eval streams (--images or --stream: the model runs too) or reads a run folder,
+    refusing the options that belong to the other way."""
+    if images is not None or stream:
+        if outputs is not None or allow_missing:
+            raise UsageError("--outputs and --allow-missing read a run folder; streaming has none",
+                             hint="drop them, or drop --images/--stream")
+        return True
+    if skip_bad:
+        raise UsageError("--skip-bad is for streaming eval (prep --skip-bad leaves bad images out of a run folder)",
+                         hint="add --images DIR or --stream")
+    if precision is not None:
+        raise UsageError("--precision is the model's: eval of a run folder reads outputs already computed",
+                         hint="add --images DIR or --stream, or pass it to `yedge infer`")
+    return False
 
 
 def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | None = None, model: Path | None = None,
@@ -240,7 +265,7 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     accumulator = APAccumulator()
     # COCOeval image by image as results come (memory stays flat); faster-coco-eval reads the files
     by_image = None if fast_eval else coco_eval.ImageByImage(coco)
-    totals = dict.fromkeys(STREAM_STAGES, 0.0) | ({} if fast_eval else {"cocoeval": 0.0})
+    totals = StageTimes(dict.fromkeys([*STREAM_STAGES, *([] if fast_eval else ["cocoeval"])], 0.0))
     run_results = ws.run_results(run_name)
     results_paths = {"bbox": run_results / BBOX_RESULTS, "segm": run_results / MASK_RESULTS}
     stream = stream_for(ws, engine, ray, backend=backend, device=device, batch_size=batch_size, workers=workers)
@@ -273,15 +298,12 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
             for file, entries in zip(files, (bbox, mask)):
                 file.extend(entries)
             if by_image is not None:
-                t = time.perf_counter()
-                by_image.add(image_id, {"bbox": bbox, "segm": mask})
-                totals["cocoeval"] += time.perf_counter() - t
-            t = time.perf_counter()
-            accumulator.add(match_image(found, found.rles,  # type: ignore[arg-type]
-                                        ground_truth(coco, image_id, prediction.width, prediction.height)))
-            totals["match"] += time.perf_counter() - t
-            for key, value in prediction.times.items():
-                totals[key] = totals.get(key, 0.0) + value
+                with totals.time("cocoeval"):
+                    by_image.add(image_id, {"bbox": bbox, "segm": mask})
+            with totals.time("match"):
+                accumulator.add(match_image(found, found.rles,  # type: ignore[arg-type]
+                                            ground_truth(coco, image_id, prediction.width, prediction.height)))
+            totals.add(prediction.times)
             advance(1)
         if bad and not skip_bad:
             listed = "; ".join(f"{b['file']} ({b['error']})" for b in bad[:5])
@@ -305,7 +327,7 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     return _finish(ws, run_results, results_paths, evaluated, EvalResult(
         images=len(evaluated), layout=info.layout, nms=nms, output_dtype=info.output_dtype,
         yolact_ap=accumulator.table(),
-        host_ms_per_image={k: round(v / len(evaluated) * 1000, 2) for k, v in totals.items()}
+        host_ms_per_image=totals.ms_per(len(evaluated))
         | {"wall": round(seconds / len(evaluated) * 1000, 2)}, streamed=True, bad=bad, size_mismatches=mismatches),
         str(annotations), spec, provenance, f"streamed from {images}", workers, fast_eval, started,
         EvalRecord(outputs=f"streamed from {images}", run=run_name, streamed_images=str(Path(images).absolute()),
@@ -349,7 +371,7 @@ def _finish(ws: Workspace, run_results: Path, results_paths: dict[str, Path], ev
         "image_ids": evaluated_ids, "score_threshold": spec.score_threshold, "workers": workers}}
     results_paths["metrics"] = run_results / METRICS
     atomic_write_text(results_paths["metrics"], json.dumps(metrics, indent=2) + "\n")
-    for path in results_paths.values():  # the latest evaluation also where the README says
+    for path in results_paths.values():  # the latest evaluation also where docs/commands.md says
         atomic_copy(path, ws.results_dir / path.name)
     record.annotations, record.weights, record.nms = annotations, spec.weights, spec.nms
     record.score_threshold, record.images, record.layout, record.config = \
@@ -366,8 +388,7 @@ def _collect(results, per_image, accumulator, totals, advance) -> None:
     for pos, bbox, mask, matches, times in results:
         per_image[pos] = (bbox, mask)
         accumulator.add(matches)
-        for key, value in times.items():
-            totals[key] += value
+        totals.add(times)
         advance(1)
 
 

@@ -204,16 +204,16 @@ def _destination(ws: Workspace, sources: list[str], output: Path | None, name: s
     if name is not None and (not name.strip() or Path(name).name != name or name in (".", "..")):
         raise UsageError(f"--name {name!r} is not a plain folder name", hint="e.g. --name street, or -o DIR for a path")
     if output is not None or name is not None:
-        dest = Path(output) if output is not None else ws.root / "predict" / str(name)
+        dest = Path(output) if output is not None else ws.predict_dir / str(name)
         if dest.is_dir() and any(dest.iterdir()) and not exist_ok:
             raise UsageError("this output folder already holds files", path=dest,
                              hint="pass --exist-ok to write into it, or another -o/--name")
         return dest
     base = _default_name(sources)
-    dest, n = ws.root / "predict" / base, 1
+    dest, n = ws.predict_dir / base, 1
     while dest.is_dir() and any(dest.iterdir()):
         n += 1
-        dest = ws.root / "predict" / f"{base}_{n}"
+        dest = ws.predict_dir / f"{base}_{n}"
     return dest
 
 

@@ -14,7 +14,7 @@ from ..errors import InputError, UsageError
 from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES
 from ..provenance import check_current_model, check_same_inputs
 from ..records import EvalRecord, PrepRecord, ShowRecord
-from ..workspace import Workspace, atomic_path
+from ..workspace import CONTACT_SHEET, Workspace, atomic_path
 
 THUMB_WIDTH = 320
 CLASS_NAMES = dict(zip(COCO_CATEGORY_IDS, COCO_CLASSES))
@@ -101,7 +101,7 @@ def run(ws: Workspace, *, images: int = 8, ids: list[int] | None = None, score_t
         cells = [np.pad(t, ((0, height - t.shape[0]), (0, 0), (0, 0)), constant_values=255) for t in thumbs]
         cells += [np.full_like(cells[0], 255)] * (-len(cells) % columns)
         rows = [np.concatenate(cells[i:i + columns], axis=1) for i in range(0, len(cells), columns)]
-        sheet = out / "contact_sheet.png"
+        sheet = out / CONTACT_SHEET
         _write_png(sheet, np.concatenate(rows, axis=0))
         result.contact_sheet = str(sheet)
     ws.save(ShowRecord(results=evaluated_run.segm, ids=chosen, score_threshold=score_threshold, gt=gt,
