@@ -514,10 +514,11 @@ def compare(
     num_inputs: int = typer.Option(4, "--num-inputs", min=1, help="How many prepared inputs to compare on."),
     atol: float = typer.Option(1e-4, "--atol", min=0.0, help="Allowed absolute difference per output."),
     rtol: float = typer.Option(1e-3, "--rtol", min=0.0, help="Plus this times B's largest magnitude."),
-    a_backend: Backend = typer.Option(Backend.AUTO, "--a-backend", help="What runs model A, e.g. openvino "
-                                      "for an .onnx \\[default: by its suffix]."),
+    a_backend: Backend = typer.Option(Backend.AUTO, "--a-backend", show_default=False, help="What runs model A, "
+                                      "e.g. openvino for an .onnx \\[default: by its suffix]."),
     a_precision: Precision = typer.Option(Precision.FP32, "--a-precision", help="Model A's precision."),
-    b_backend: Backend = typer.Option(Backend.AUTO, "--b-backend", help="What runs model B."),
+    b_backend: Backend = typer.Option(Backend.AUTO, "--b-backend", show_default=False, help="What runs model B "
+                                      "\\[default: by its suffix]."),
     b_precision: Precision = typer.Option(Precision.FP32, "--b-precision", help="Model B's precision."),
 ) -> None:
     """Compare two models or runs: per-output errors and cosine, matched detections and IoUs
