@@ -207,3 +207,36 @@ def test_the_map_gate_fails_over_its_drop():
         _gate(summary, 0.999, 1.0, Path("int8.onnx"))
     with pytest.raises(AccuracyError, match="below --min-cosine 0.9999"):
         _gate(summary, 0.9999, None, Path("int8.onnx"))
+
+
+def test_no_result_is_labelled_with_a_precision_it_was_not_computed_in(workspace, tmp_path):
+    """A new user's trial: resuming a run folder in another precision, an INT8 file run as
+    "fp32", a float file compared as "int8"."""
+    proc = run_cli("-w", workspace.root, "infer", "--precision", "int8", "--run", "mixed")
+    assert proc.returncode == 0, proc.stderr
+    assert_clean_failure(run_cli("-w", workspace.root, "infer", "--run", "mixed"),
+                         "another precision (int8)", "--overwrite", code=3)
+    if precision.runs_here("openvino", "cpu", "bf16") and importlib.util.find_spec("openvino"):
+        # the same file in another precision: as much a mix as another model
+        proc = run_cli("-w", workspace.root, "infer", "--backend", "openvino", "--precision", "bf16", "--run", "ov")
+        assert proc.returncode == 0, proc.stderr
+        assert_clean_failure(run_cli("-w", workspace.root, "infer", "--backend", "openvino", "--run", "ov"),
+                             "holds outputs of another precision (bf16)", code=3)
+    proc = run_cli("-w", workspace.root, "--json", "infer", "--model", workspace.int8_onnx, "--run", "file")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["precision"] == "int8"  # the QDQ file decides
+    proc = run_cli("-w", workspace.root, "--json", "predict", DATA / "coffee.png", "--model", workspace.int8_onnx,
+                   "--precision", "fp32", "-o", tmp_path / "p")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["precision"] == "int8", proc.stderr
+    model = workspace.root / "models" / "yolact_edge.onnx"
+    assert_clean_failure(run_cli("-w", workspace.root, "compare", model, model, "--a-precision", "int8"),
+                         "has no QuantizeLinear/DequantizeLinear pairs", code=2)
+
+
+def test_a_backend_on_a_device_it_does_not_run_on_is_refused_before_any_work(workspace, tmp_path):
+    proc = run_cli("-w", workspace.root, "predict", DATA / "coffee.png", "--backend", "openvino", "--device",
+                   "cuda", "-o", tmp_path / "p")
+    assert_clean_failure(proc, "openvino does not run on cuda", "use --device cpu", code=2)
+    assert not (tmp_path / "p").exists() and "━" not in proc.stderr  # refused before the progress bar
+    assert_clean_failure(run_cli("-w", workspace.root, "bench", "--backends", "onnxruntime", "--backend", "torch"),
+                         "--backends/--precisions make their own table", code=2)

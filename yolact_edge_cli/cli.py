@@ -150,6 +150,32 @@ def _report(error: YedgeError) -> int:
     return error.exit_code
 
 
+def _failure(check: Callable[[], None]) -> YedgeError | None:
+    """What a result's gate (exit 5 and the like) says of it, or None when it passes."""
+    try:
+        check()
+    except YedgeError as failed:
+        return failed
+    return None
+
+
+def _emit_then_fail(settings: Settings, result, failed: YedgeError | None,
+                    then: Callable[[], None] = lambda: None) -> None:
+    """The result, then its failure if any: with --json one document holding the error's keys
+    too (stdout stays one JSON value), and the `error:` line on stderr either way."""
+    if settings.json and failed:
+        emit(result.to_dict() | {"error": failed.one_line(), "exit_code": failed.exit_code}, True)
+    else:
+        emit(result, settings.json)
+    then()
+    if failed is None:
+        return
+    if settings.json:  # the JSON already holds the error: the line only
+        _error_line(failed)
+        raise typer.Exit(failed.exit_code)
+    raise failed
+
+
 @command(locks=True, interrupted="interrupted; nothing was written (an export starts over): rerun it")
 def export(
     ctx: typer.Context,
@@ -343,17 +369,7 @@ def predict(
                       save_json=save_json, recursive=recursive, workers=workers, exist_ok=exist_ok,
                       engine=engine.value, ray=ray_settings(engine, ray_address, replicas, replica_resources),
                       precision=precision_of(precision, False))
-    failed = result.failure(skip_bad)
-    if settings.json and failed:  # one JSON document: the result, with the error's keys
-        emit(result.to_dict() | {"error": failed.one_line(), "exit_code": failed.exit_code}, True)
-    else:
-        emit(result, settings.json)
-    predict_problems(result)
-    if failed is not None:
-        if settings.json:  # the result's JSON already holds the error: the line only
-            _error_line(failed)
-            raise typer.Exit(failed.exit_code)
-        raise failed
+    _emit_then_fail(settings, result, result.failure(skip_bad), then=lambda: predict_problems(result))
 
 
 @command("eval", locks=True, interrupted="interrupted; no result file was written (they come with a "
@@ -414,8 +430,7 @@ def evaluate(
         result = step.run(settings.workspace, outputs=outputs, annotations=annotations, weights=weights,
                           nms=nms.value, score_threshold=score_threshold, max_images=max_images,
                           workers=workers, fast_eval=fast_eval, allow_missing=allow_missing)
-    emit(result, settings.json)
-    gates.check(result)
+    _emit_then_fail(settings, result, _failure(lambda: gates.check(result)))
 
 
 @command(locks=True)
@@ -461,9 +476,10 @@ def bench(
     settings: Settings = ctx.obj
     sizes = parse_ints(batch_sizes) if batch_sizes else None
     if backends is not None or precisions is not None:
-        if stages or stream or engine != Engine.LOCAL or precision is not None or half:
+        if stages or stream or engine != Engine.LOCAL or precision is not None or half or (
+                backends is not None and backend != Backend.AUTO):
             raise UsageError("--backends/--precisions make their own table",
-                             hint="drop --stages, --stream, --engine, --precision and --half")
+                             hint="drop --backend, --stages, --stream, --engine, --precision and --half")
         listed = backends.split(",") if backends else [backend.value]
         result = step.run_precisions(
             settings.workspace, backends=tuple(b.strip() for b in listed if b.strip()),
@@ -531,8 +547,7 @@ def compare(
                for backend, precision in ((a_backend, a_precision), (b_backend, b_precision))]
     result = step.run(settings.workspace, a, b, inputs=num_inputs, atol=atol, rtol=rtol,
                       runner_a=runners[0], runner_b=runners[1])
-    emit(result, settings.json)
-    step.check(result, atol, rtol)
+    _emit_then_fail(settings, result, _failure(lambda: step.check(result, atol, rtol)))
 
 
 @command(locks=True)

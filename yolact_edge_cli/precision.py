@@ -72,6 +72,9 @@ def check(backend: str, device: str, precision: str) -> None:
     if precision not in Precision.values():
         raise UsageError(f"unknown precision {precision!r}", hint="use " + ", ".join(Precision.values()))
     kind = device_kind(backend, device)
+    if not offered(backend, device):
+        devices = [d for (b, d), _ in SUPPORTED.items() if b == backend]
+        raise UsageError(f"{backend} does not run on {device}", hint=f"use --device {' or '.join(devices)}")
     if precision not in offered(backend, device):
         if (backend, kind, precision) == (Backend.TORCH.value, "cpu", FP16):
             raise UsageError(HALF_ON_CPU, hint="drop --half, or use --device cuda")

@@ -105,6 +105,7 @@ class RunRecord:
     batch_size: int | None = None
     layout: str | None = None
     extra: dict = field(default_factory=dict)
+    precision: str | None = None  # None in records written before --precision
 
     @property
     def origin(self) -> Origin | None:

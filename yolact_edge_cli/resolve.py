@@ -52,9 +52,8 @@ def host_model(ws: Workspace, backend: str, model: Path | None, precision: str =
     or for int8 the QDQ model quantize recorded."""
     export = ws.load(ExportRecord)
     if model is not None:
-        if precision == Precision.INT8.value:
-            check_quantized(Path(model))
-        return ModelChoice(Path(model), export or ExportRecord(), backend=backend, precision=precision)
+        return ModelChoice(Path(model), export or ExportRecord(), backend=backend,
+                           precision=file_precision(Path(model), precision))
     export = ws.need(ExportRecord, "exported model", "yedge export --weights X.pth")
     if precision == Precision.INT8.value:
         quantized = ws.need(QuantizeRecord, "INT8 model", "yedge quantize")
@@ -63,18 +62,24 @@ def host_model(ws: Workspace, backend: str, model: Path | None, precision: str =
     return ModelChoice(ws.resolve(stored), export, backend=backend, precision=precision)
 
 
-def check_quantized(model: Path) -> None:
-    """--precision int8 with --model: the file must hold QuantizeLinear/DequantizeLinear pairs,
-    or it would run in float and be reported as int8."""
-    import onnx
+def file_precision(model: Path, precision: str) -> str:
+    """The precision an explicit ONNX file runs in: a QDQ file is int8 whatever was asked (fp32,
+    the default, included), and a float one is never int8 — so no result is labelled with a
+    precision it was not computed in."""
+    from .ascend.amct import is_quantized
 
     if model.suffix.lower() != ".onnx" or not model.is_file():
-        return  # the backend's own refusal says what is wrong
-    graph = onnx.load(str(model), load_external_data=False).graph
-    if not any(node.op_type == "DequantizeLinear" for node in graph.node):
+        return precision  # the backend's own refusal says what is wrong
+    if is_quantized(model):
+        if precision not in (Precision.FP32.value, Precision.INT8.value):
+            raise UsageError(f"{model.name} is an INT8 (QDQ) model; it runs in int8, not {precision}", path=model,
+                             hint="drop --precision, or pass the float .onnx")
+        return Precision.INT8.value
+    if precision == Precision.INT8.value:
         raise UsageError(f"--precision int8 runs a quantized model, and {model.name} has no "
                          "QuantizeLinear/DequantizeLinear pairs", path=model,
                          hint="run `yedge quantize` and drop --model, or pass the INT8 .onnx it wrote")
+    return precision
 
 
 def om_model(ws: Workspace, model: Path | None, batch_size: int | None,
@@ -123,8 +128,7 @@ def model_for(ws: Workspace, backend: str, model: Path | None, batch_size: int |
     from .precision import check
 
     check_batch_size(batch_size)
-    if precision is not None:
-        check(backend, device, precision)
+    check(backend, device, precision or Precision.FP32.value)
     if backend == Backend.ASCEND.value:
         return om_model(ws, model, batch_size, precision)
     return host_model(ws, backend, model, precision or Precision.FP32.value)

@@ -19,7 +19,7 @@ from ..metrics.results import kept_detections
 from ..model.contract import output_names, output_shapes
 from ..provenance import Origin, check_same_checkpoint, check_same_inputs, checkpoint_origin, model_origin, read_run
 from ..records import ExportRecord, PrepRecord
-from ..resolve import annotations_for, host_spec, in_process
+from ..resolve import annotations_for, file_precision, host_spec, in_process
 from ..workspace import Workspace
 
 
@@ -74,6 +74,7 @@ class Runner:
 
 
 def _run_model(ws: Workspace, source: Path, files: list[Path], runner: Runner) -> tuple[str, list[list[np.ndarray]]]:
+    runner = Runner(runner.backend, file_precision(source, runner.precision))
     with in_process(ws, runner.backend or backend_of(source), "cpu"):
         return _run_session(ws, source, files, runner)
 

@@ -97,7 +97,7 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
     remove_stale_temp(run_dir)
     started = time.perf_counter()
     fingerprint = prepared_fingerprint(ws) if inputs is None else None
-    claim = _check_run_dir(ws, run_dir, choice.path, fingerprint, overwrite)
+    claim = _check_run_dir(ws, run_dir, choice.path, fingerprint, overwrite, choice.precision)
     if backend == "ascend":
         ran = _run_ascend(ws, choice, device, batch_size, files, in_dir, claim, input_dtype,
                           input_layout, ais_bench)
@@ -154,10 +154,10 @@ class _Claim:
 
 
 def _check_run_dir(ws: Workspace, run_dir: Path, model: Path, fingerprint: str | None,
-                   overwrite: bool) -> _Claim:
-    """A run folder holds the outputs of one model on one set of prepared inputs: resuming into
-    outputs of another model, or of other inputs, would mix them silently, so that is refused
-    (or, with overwrite, the old outputs are replaced when the run starts)."""
+                   overwrite: bool, precision: str) -> _Claim:
+    """A run folder holds the outputs of one model in one precision on one set of prepared
+    inputs: resuming into outputs of another model, precision or inputs would mix them silently,
+    so that is refused (or, with overwrite, the old outputs are replaced when the run starts)."""
     if not Path(model).is_file():
         return _Claim(run_dir, None)  # opening the model reports it
     digest = sha256_file(model)
@@ -166,7 +166,9 @@ def _check_run_dir(ws: Workspace, run_dir: Path, model: Path, fingerprint: str |
     if previous is not None and any(run_dir.glob("*.bin")):
         changed = [what for what, same in (("another model", previous.model_sha256 == digest),
                                            ("other prepared inputs",
-                                            previous.inputs_fingerprint in (None, fingerprint)))
+                                            previous.inputs_fingerprint in (None, fingerprint)),
+                                           (f"another precision ({previous.precision})",
+                                            previous.precision in (None, precision)))
                    if not same]
         if changed and not overwrite:
             raise InputError(f"this run folder holds outputs of {' and '.join(changed)}",
@@ -177,7 +179,7 @@ def _check_run_dir(ws: Workspace, run_dir: Path, model: Path, fingerprint: str |
     record = RunRecord(model=ws.relative(model), model_sha256=digest,
                        weights=origin.weights if origin else None,
                        weights_sha256=origin.weights_sha256 if origin else None,
-                       inputs_fingerprint=fingerprint)
+                       inputs_fingerprint=fingerprint, precision=precision)
     return _Claim(run_dir, record, replace)
 
 

@@ -134,7 +134,10 @@ def _sources(ws: Workspace, images: Path | None, input_dtype: str):
             raise InputError("image folder not found", path=images, hint="pass --images with a folder of photos")
         files = sorted(p for p in Path(images).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         return [(functools.partial(_photo, f, input_dtype), None) for f in files], None
-    prep = ws.need(PrepRecord, "prepared inputs or --images", "yedge prep (or pass --images DIR)")
+    prep = ws.load(PrepRecord)
+    if prep is None:
+        raise InputError("no images to calibrate on: nothing is prepared in this workspace", path=ws.root,
+                         hint="pass --images DIR (any photos), or run `yedge prep` first")
     if prep.layout != "nchw" or prep.dtype != input_dtype:
         raise InputError(f"the prepared inputs are {prep.dtype} {prep.layout}; the model takes {input_dtype} nchw",
                          path=ws.bin_dir, hint="pass --images DIR, or rerun `yedge prep`")
