@@ -33,7 +33,11 @@ def is_quantized(onnx_path: Path) -> bool:
     """Whether an ONNX holds QuantizeLinear/DequantizeLinear nodes (a QDQ model)."""
     import onnx
 
-    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    try:
+        graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    except Exception as exc:  # protobuf's DecodeError and the like: not an ONNX model
+        raise InputError(f"cannot read the ONNX model ({str(exc).splitlines()[0][:100]})", path=onnx_path,
+                         hint="re-export it with `yedge export`") from None
     return any(node.op_type == "DequantizeLinear" for node in graph.node)
 
 
