@@ -1,4 +1,4 @@
-"""Benchmarks of --engine ray (ray_engine.RayStream).
+"""Benchmarks of --engine ray (stream.ray_engine.RayEngine).
 
   scaling   Replicas of a session that sleeps d ms per batch (so the cores are not what bounds
             it; each replica reserves no CPU), on a local Ray cluster: wall images/s with 1, 2,
@@ -25,11 +25,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stream as stream_bench  # noqa: E402
-from stream import SleepSession, head_outputs  # noqa: E402
+from stream import SleepRecipe, head_outputs  # noqa: E402
 
 from yolact_edge_cli.host import HostSpec  # noqa: E402
-from yolact_edge_cli.pipeline import Item  # noqa: E402
-from yolact_edge_cli.ray_engine import RaySettings, RayStream, connect  # noqa: E402
+from yolact_edge_cli.stream.items import Item  # noqa: E402
+from yolact_edge_cli.stream.ray_cluster import RaySettings, connect  # noqa: E402
+from yolact_edge_cli.stream.ray_engine import RayEngine  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 MOBILENET = "yolact_edge_mobilenetv2_config"  # the lighter config: more images in the same time
@@ -40,12 +41,11 @@ def _wall(replicas: int, device_ms: float, count: int) -> float:
     real host part on five detections per image."""
     frame = np.full((48, 64, 3), 128, np.uint8)
     outputs = head_outputs()
-    stream = RayStream(RaySettings(replicas=replicas, resources={"CPU": 0.0, "sleeper": 1.0}), "onnxruntime",
-                       batch_size=1)
+    engine = RayEngine(RaySettings(replicas=replicas, resources={"CPU": 0.0, "sleeper": 1.0}))
     items = [Item(i, "synthetic", i, pixels=frame) for i in range(count)]
     started = time.perf_counter()
-    done = sum(1 for _ in stream.run(items, lambda: SleepSession(device_ms, outputs),
-                                     lambda info: HostSpec(layout="head")))
+    with engine.open(SleepRecipe(device_ms, tuple(outputs), batch_size=1), lambda info: HostSpec(layout="head")) as run:
+        done = sum(1 for _ in run.predictions(items))
     assert done == count
     return time.perf_counter() - started
 

@@ -1,4 +1,4 @@
-"""Benchmarks of the streaming pipeline (pipeline.Stream: `yedge predict`, `yedge eval --images`).
+"""Benchmarks of the local engine (stream.local.LocalEngine: `yedge predict`, `yedge eval --images`).
 
   overlap  A session that sleeps d ms per batch and a host part that sleeps h ms per image (both
            stand-ins, so the stage costs are known): the wall time per image against
@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -29,11 +30,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from yolact_edge_cli import pipeline
 from yolact_edge_cli.backends import ModelInfo
 from yolact_edge_cli.host import HostSpec
 from yolact_edge_cli.metrics.results import Detections
 from yolact_edge_cli.model.contract import output_shapes
+from yolact_edge_cli.stream import local, stages
+from yolact_edge_cli.stream.items import Item
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 HEAD = ("loc", "conf", "mask", "proto")
@@ -58,11 +60,30 @@ class SleepSession:
         pass
 
 
+@dataclasses.dataclass(frozen=True)
+class SleepRecipe:
+    """Opens a SleepSession where an engine opens its replicas' sessions (a SessionRecipe's part)."""
+
+    milliseconds: float
+    outputs: tuple | None = None
+    batch_size: int | None = None
+    device: str = "cpu"
+    choice: object = dataclasses.field(default_factory=lambda: type("Choice", (), {"backend": "onnxruntime"})())
+
+    def on(self, device: str) -> SleepRecipe:
+        return dataclasses.replace(self, device=device)
+
+    def open(self) -> SleepSession:
+        return SleepSession(self.milliseconds, None if self.outputs is None else list(self.outputs))
+
+    open_in_worker = open
+
+
 HOST_SECONDS = 0.0
 
 
 def sleeping_post(spec, outputs, width, height):
-    """Stands in for the host part (pipeline.post) in forked workers: h ms, no detections."""
+    """Stands in for the host part (stages.post) in forked workers: h ms, no detections."""
     time.sleep(HOST_SECONDS)
     empty = np.zeros((0,))
     return Detections(np.zeros((0, 4)), empty, empty, []), {"host": HOST_SECONDS}
@@ -70,11 +91,11 @@ def sleeping_post(spec, outputs, width, height):
 
 def overlap(count: int) -> None:
     global HOST_SECONDS
-    pipeline.post = sleeping_post  # forked workers inherit the stand-in
+    local.post = sleeping_post  # forked workers inherit the stand-in
     frame = np.full((48, 64, 3), 128, np.uint8)
     t = time.perf_counter()
     for _ in range(20):
-        pipeline.prepare_item(pipeline.Item(0, "x", 0, pixels=frame), pipeline.PrepareSpec("float32", "nchw", False))
+        stages.prepare_item(Item(0, "x", 0, pixels=frame), stages.PrepareSpec("float32", "nchw", False))
     prep_ms = (time.perf_counter() - t) / 20 * 1000
     print(f"preprocess alone {prep_ms:.1f} ms/image; {count} images per case; W = 2 workers per pool")
     print("case                       d/batch  h/W  prep/W  bound   wall/image  wall/bound")
@@ -82,11 +103,12 @@ def overlap(count: int) -> None:
                                             ("d/batch ≫ h/W", 4, 400.0, 20.0),
                                             ("h/W ≫ d/batch", 4, 40.0, 200.0)):
         HOST_SECONDS = host_ms / 1000
-        stream = pipeline.Stream(batch_size=batch, workers=2)
-        items = (pipeline.Item(i, "synthetic", i, pixels=frame) for i in range(count))
+        items = (Item(i, "synthetic", i, pixels=frame) for i in range(count))
         started = time.perf_counter()
-        for _ in stream.run(items, lambda d=device_ms: SleepSession(d), lambda info: HostSpec(layout="head")):
-            pass
+        with local.LocalEngine(workers=2).open(SleepRecipe(device_ms, batch_size=batch),
+                                               lambda info: HostSpec(layout="head")) as run:
+            for _ in run.predictions(items):
+                pass
         wall = (time.perf_counter() - started) / count * 1000
         bound = max(device_ms / batch, host_ms / 2, prep_ms / 2)
         print(f"{label:26s} {device_ms / batch:7.1f} {host_ms / 2:5.1f} {prep_ms / 2:6.1f} {bound:6.1f} "
@@ -125,7 +147,6 @@ def memory_one(count: int, fast_eval: bool) -> None:
     """One streaming eval in this process; prints its peak RSS (this process and its workers),
     also as it was when the stream ended, before COCOeval's final step ran (accumulate over the
     images evaluated one by one; with faster-coco-eval, all of it over the result files)."""
-    from yolact_edge_cli import resolve
     from yolact_edge_cli.metrics import coco_eval
     from yolact_edge_cli.steps import evaluate
     from yolact_edge_cli.workspace import Workspace
@@ -145,7 +166,7 @@ def memory_one(count: int, fast_eval: bool) -> None:
 
     root = Path(tempfile.mkdtemp(prefix="stream_memory_"))
     annotations = synthetic_set(root / "images", count)
-    resolve.session_for = lambda choice, **_: SleepSession(1.0, head_outputs())  # type: ignore[assignment]
+    stages.session_for = lambda choice, **_: SleepSession(1.0, head_outputs())  # type: ignore[assignment]
     model = root / "stand-in.onnx"
     model.write_bytes(b"")
     ws = Workspace(root / "ws")

@@ -615,5 +615,15 @@ def test_streaming_eval_on_the_npu_gives_the_files_of_infer_and_eval(onnx_worksp
         assert (ws.results_dir / "npu" / name).read_bytes() == (ws.results_dir / "stream" / name).read_bytes()
     metrics = json.loads((ws.results_dir / "stream" / "metrics.json").read_text())
     assert metrics["provenance"]["device"] == "npu:0"  # the session's, not the --device default
-    proc = run_cli("-w", ws.root, "predict", DATA / "coffee.png", "--backend", "ascend", "--device", "0,1", env=env)
-    assert_clean_failure(proc, "--device 0,1: a stream runs on one NPU", code=2)
+    # --device 0,1: one replica per NPU, each in a process of its own, the same predictions
+    trace = tmp_path / "trace.jsonl"
+    two = fake_env(FAKE_NPU_DEVICES="0,1", FAKE_ACL_TRACE=str(trace))
+    images = [DATA / "coffee.png", DATA / "astronaut.png"]
+    for device in ("0", "0,1"):
+        proc = run_cli("-w", ws.root, "--json", "predict", *images, "--backend", "ascend", "--device", device,
+                       "--no-save-images", "-o", tmp_path / device, env=two)
+        assert proc.returncode == 0, proc.stderr
+    executes = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert len(executes) == 4 and {e["device"] for e in executes[:2]} == {0}
+    assert {e["device"] for e in executes[2:]} == {0, 1} and len({e["pid"] for e in executes[2:]}) == 2
+    assert (tmp_path / "0,1" / "predictions.jsonl").read_bytes() == (tmp_path / "0" / "predictions.jsonl").read_bytes()

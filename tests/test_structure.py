@@ -14,11 +14,17 @@ PACKAGE = ROOT / "yolact_edge_cli"
 STEPS = sorted(p.stem for p in (PACKAGE / "steps").glob("*.py") if p.stem != "__init__")
 
 
-def _imported_modules(path: Path) -> set[str]:
-    """Absolute names of the package modules a file imports (relative imports resolved)."""
+def _imported_modules(path: Path, typing_too: bool = True) -> set[str]:
+    """Absolute names of the package modules a file imports (relative imports resolved), those
+    inside functions included; `typing_too`: also those only type checkers read."""
     package = ["yolact_edge_cli", *path.relative_to(PACKAGE).parent.parts]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    if not typing_too:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+                node.body = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             base = package[: len(package) - node.level + 1] if node.level else []
             module = ".".join([*base, *(node.module.split(".") if node.module else [])])
@@ -35,11 +41,39 @@ def test_no_step_imports_another_step(step):
     assert not _imported_modules(PACKAGE / "steps" / f"{step}.py") & others
 
 
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_the_package_has_no_import_cycle():
+    """Every import of every module, those inside functions included (not those for type
+    checkers alone): no module reaches itself."""
+    modules = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+    edges = {name: sorted((_imported_modules(path, typing_too=False) & modules.keys()) - {name})
+             for name, path in modules.items()}
+    assert "yolact_edge_cli.stream.local" in edges["yolact_edge_cli.stream.engine"]  # lazy ones are read
+    state: dict[str, int] = {}  # 1: on the path being walked, 2: done
+
+    def walk(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for target in edges[name]:
+            assert state.get(target) != 1, "import cycle: " + " → ".join([*path[path.index(target):], target])
+            if target not in state:
+                walk(target, [*path, target])
+        state[name] = 2
+
+    for name in sorted(modules):
+        if name not in state:
+            walk(name, [name])
+
+
 @pytest.mark.parametrize("module", [
     "yolact_edge_cli.cli", "yolact_edge_cli.steps.prep", "yolact_edge_cli.steps.convert",
     "yolact_edge_cli.steps.infer", "yolact_edge_cli.steps.evaluate", "yolact_edge_cli.data.binio",
     "yolact_edge_cli.backends.onnxruntime", "yolact_edge_cli.backends.ascend",
     "yolact_edge_cli.resolve", "yolact_edge_cli.host", "yolact_edge_cli.batch_runner",
+    "yolact_edge_cli.stream.engine", "yolact_edge_cli.stream.local",
 ])
 def test_torch_free_modules(module):
     code = f"import sys, {module}; sys.exit(1 if 'torch' in sys.modules else 0)"
@@ -50,7 +84,8 @@ def test_ray_is_imported_only_for_engine_ray():
     """Ray is optional and slow to import: the modules of the commands that offer --engine ray
     (and the engine's own module) import it only when a Ray run starts."""
     modules = ("yolact_edge_cli.cli", "yolact_edge_cli.steps.predict", "yolact_edge_cli.steps.evaluate",
-               "yolact_edge_cli.steps.bench", "yolact_edge_cli.steps.doctor", "yolact_edge_cli.ray_engine")
+               "yolact_edge_cli.steps.bench", "yolact_edge_cli.steps.doctor",
+               "yolact_edge_cli.stream.ray_engine", "yolact_edge_cli.stream.ray_cluster")
     code = f"import sys, {', '.join(modules)}; sys.exit(1 if 'ray' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing.util
-import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 
 import numpy as np
 
-from .backends import ModelInfo, RunTimes, Session, open_session, timed_run
+from .backends import ModelInfo, RunTimes, Session, timed_run
 from .data import binio
 from .data.preprocess import sample_shape
 from .parallel import process_pool
+from .stream.stages import SessionRecipe
 from .workspace import atomic_path
 
 
@@ -44,42 +44,36 @@ def run_batch(session: Session, batch: binio.Batch, run_dir: Path, input_dtype: 
 _worker_session: Session | None = None
 
 
-def _worker_open(model: Path, device: str, log_path: Path | None) -> Session:
+def _worker_open(recipe: SessionRecipe) -> Session:
     global _worker_session
     if _worker_session is None:
-        if log_path is not None:  # the device library's own lines go to the log, not our stdout
-            log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            os.dup2(log, 1)
-            os.close(log)
-        session = open_session(model, device=device)
+        session = recipe.open_in_worker()
         multiprocessing.util.Finalize(session, session.close, exitpriority=10)
         _worker_session = session
     return _worker_session
 
 
-def _worker_info(model: Path, device: str, log_path: Path | None) -> ModelInfo:
-    return _worker_open(model, device, log_path).info
+def _worker_info(recipe: SessionRecipe) -> ModelInfo:
+    return _worker_open(recipe).info
 
 
-def _worker_batch(model: Path, device: str, log_path: Path | None, batch: binio.Batch,
-                  run_dir: Path, input_dtype: str, input_layout: str) -> RunTimes:
-    return run_batch(_worker_open(model, device, log_path), batch, run_dir, input_dtype, input_layout)
+def _worker_batch(recipe: SessionRecipe, batch: binio.Batch, run_dir: Path, input_dtype: str,
+                  input_layout: str) -> RunTimes:
+    return run_batch(_worker_open(recipe), batch, run_dir, input_dtype, input_layout)
 
 
 class DeviceWorkers:
-    """One worker process per device, each opening its own session of `model` once. Ctrl-C or
-    a failure on one device cancels the batches not yet started everywhere; a batch's outputs
-    are whole or absent."""
+    """One worker process per device, each opening its own session of the recipe's model once.
+    Ctrl-C or a failure on one device cancels the batches not yet started everywhere; a batch's
+    outputs are whole or absent."""
 
-    def __init__(self, model: Path, devices: list[str], log_path: Path | None = None):
-        self.model, self.devices, self.log_path = Path(model), devices, log_path
+    def __init__(self, recipe: SessionRecipe, devices: list[str]):
+        self.recipes = [recipe.on(device) for device in devices]
         self._stack = contextlib.ExitStack()
         self._pools: list = []
 
     def __enter__(self) -> DeviceWorkers:
-        if self.log_path is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._pools = [self._stack.enter_context(process_pool(1)) for _ in self.devices]
+        self._pools = [self._stack.enter_context(process_pool(1)) for _ in self.recipes]
         return self
 
     def __exit__(self, *exc) -> None:
@@ -87,17 +81,16 @@ class DeviceWorkers:
 
     def info(self) -> ModelInfo:
         """What the model takes, as the first device's session reads it."""
-        return self._pools[0].submit(_worker_info, self.model, self.devices[0], self.log_path).result()
+        return self._pools[0].submit(_worker_info, self.recipes[0]).result()
 
     def run(self, batches: list[binio.Batch], run_dir: Path, input_dtype: str, input_layout: str,
             advance: Callable[[int], None]) -> list[RunTimes]:
         """The batches in contiguous shares, one per device, all devices at once."""
         run_dir.mkdir(parents=True, exist_ok=True)
         futures = {}
-        for pool, device, share in zip(self._pools, self.devices, split_contiguous(batches, len(self.devices))):
+        for pool, recipe, share in zip(self._pools, self.recipes, split_contiguous(batches, len(self.recipes))):
             for batch in share:
-                future = pool.submit(_worker_batch, self.model, device, self.log_path, batch, run_dir,
-                                     input_dtype, input_layout)
+                future = pool.submit(_worker_batch, recipe, batch, run_dir, input_dtype, input_layout)
                 futures[future] = batch
         times: list[RunTimes] = []
         pending = set(futures)

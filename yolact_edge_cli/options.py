@@ -92,6 +92,6 @@ def ray_settings(engine: Engine, address: str | None, replicas: int | None, reso
             raise UsageError("--ray-address, --replicas and --replica-resources are for --engine ray",
                              hint="add --engine ray, or drop them")
         return None
-    from .ray_engine import RaySettings, parse_resources
+    from .stream.ray_cluster import RaySettings, parse_resources
 
     return RaySettings(address=address, replicas=replicas, resources=parse_resources(resources))

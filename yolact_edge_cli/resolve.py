@@ -147,17 +147,14 @@ def parse_devices(device: str) -> list[int]:
 
 
 @contextlib.contextmanager
-def in_process(ws: Workspace, backend: str, device: str) -> Iterator[None]:
-    """What running a backend's session in this process needs: for ascend, one NPU, and ais_bench's
-    API (said clearly when it cannot load) with aclruntime's own stdout lines sent to the log."""
+def in_process(ws: Workspace, backend: str) -> Iterator[None]:
+    """What running a backend's session in this process needs: for ascend, ais_bench's API (said
+    clearly when it cannot load) with aclruntime's own stdout lines sent to the log."""
     if backend != Backend.ASCEND.value:
         yield
         return
     from .ascend import aisbench
 
-    if len(parse_devices(device)) > 1:
-        raise UsageError(f"--device {device}: a stream runs on one NPU",
-                         hint="pass one NPU id, e.g. --device 0 (several NPUs: `yedge infer --device 0,1`)")
     aisbench.resolve_mode(AisBenchMode.API.value)
     with aisbench.quiet_stdout(ws.log("ais_bench_api")):
         yield

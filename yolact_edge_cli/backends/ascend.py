@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import EnvironmentProblem
 from ..model.contract import layout_of_shapes, output_names
-from . import ModelInfo, RunTimes
+from .base import ModelInfo, RunTimes
 
 _DTYPES = ("float32", "float16", "uint8", "int8", "int32", "int64")
 

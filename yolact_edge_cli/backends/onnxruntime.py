@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import EnvironmentProblem, InputError
 from ..model.contract import layout_of
-from . import ModelInfo
+from .base import ModelInfo
 
 _DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}
 

@@ -13,7 +13,7 @@ import numpy as np
 from ..choices import Precision
 from ..errors import EnvironmentProblem, InputError, UsageError
 from ..model.contract import layout_of
-from . import ModelInfo
+from .base import ModelInfo
 
 # --precision → INFERENCE_PRECISION_HINT; int8 runs the QDQ file's quantized layers in int8 and
 # keeps the rest in fp32, as onnxruntime does

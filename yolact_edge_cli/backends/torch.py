@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..model.contract import output_names
-from . import ModelInfo, require_cuda
+from .base import ModelInfo, require_cuda
 
 
 class TorchSession:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import shutil
@@ -20,7 +19,6 @@ from ..console import progress_bar, stage
 from ..data.preprocess import sample_shape
 from ..errors import InputError, UsageError
 from ..host import HOST_STAGES, HostPipeline, sustained_rate
-from ..pipeline import Item, Stream, stream_for
 from ..precision import check as check_precision
 from ..records import BenchRecord, ConvertRecord, PrepRecord
 from ..resolve import (
@@ -34,11 +32,15 @@ from ..resolve import (
     parse_devices,
     session_for,
 )
+from ..stream.engine import engine_for, recipe_for
+from ..stream.items import Item
 from ..timing import StageTimes
 from ..workspace import Workspace, atomic_write_text, sha256_file, versions
 
 if TYPE_CHECKING:
-    from ..ray_engine import RaySettings, RayStream
+    from ..stream import engine as streaming
+    from ..stream.ray_cluster import RaySettings
+    from ..stream.stages import SessionRecipe
 
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32, 64)
 CPU_BATCH_SIZES = (1, 4, 8)  # the larger ones take minutes each on a CPU
@@ -144,9 +146,9 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
                              model_sha256=sha256_file(choice.path) if choice.path.is_file() else "",
                              mode="stream" if engine == Engine.LOCAL.value else f"stream ({engine})",
                              workers=max(1, workers or os.cpu_count() or 1))
-        pipeline = stream_for(ws, engine, ray, backend=backend, device=device, batch_size=batch,
-                              workers=result.workers or 1)
-        result.stages_ms = _stream(ws, choice, pipeline, images)
+        result.stages_ms = _stream(ws, engine_for(ws, engine, ray, backend=backend, device=device,
+                                                          workers=result.workers or 1),
+                                   recipe_for(ws, choice, device, batch), images)
         _append(ws, result)
         return result
     if backend == Backend.ASCEND.value:
@@ -366,7 +368,7 @@ def _ascend(ws: Workspace, model: Path | None, device: str, batch_sizes, loop: i
         om = om_model(ws, model, batch).path
         aisbench.check_model(om)
         if mode == "api":
-            with in_process(ws, Backend.ASCEND.value, str(device_id)):
+            with in_process(ws, Backend.ASCEND.value):
                 session = open_session(om, device=str(device_id))
                 try:
                     _static_batch_allows(session.info, om, batch)
@@ -473,7 +475,7 @@ def _stages(ws: Workspace, session, source: Path, images: int, workers: int) -> 
 STREAM_BENCH_STAGES = ("decode", "inference", *HOST_STAGES, "write")
 
 
-def _stream(ws: Workspace, choice, stream: Stream | RayStream, images: int) -> dict[str, float]:
+def _stream(ws: Workspace, engine: streaming.Engine, recipe: SessionRecipe, images: int) -> dict[str, float]:
     """The streaming pipeline on the prepared images (their first `images`), else on synthetic
     640×480 frames: each stage's busy milliseconds per image — decode+preprocess and the host
     stages run on `workers` processes each, inference and writing (COCO entries as JSON) in this
@@ -495,11 +497,9 @@ def _stream(ws: Workspace, choice, stream: Stream | RayStream, images: int) -> d
                  for i in range(images)]
     totals = StageTimes(dict.fromkeys(STREAM_BENCH_STAGES, 0.0))
     started = time.perf_counter()
-    where = f"{stream.workers} workers per stage" if isinstance(stream, Stream) else "on Ray"
-    session = functools.partial(session_for, choice.absolute(), device=stream.session_device,
-                                batch_size=stream.batch_size)
-    with contextlib.closing(stream.run(items, session, lambda info: host_spec(ws, info.layout))) as predictions, \
-            progress_bar(len(items), f"bench stream ({where})") as advance:
+    with engine.open(recipe, lambda info: host_spec(ws, info.layout)) as run, \
+            contextlib.closing(run.predictions(items)) as predictions, \
+            progress_bar(len(items), f"bench stream ({engine.where})") as advance:
         for prediction in predictions:
             if prediction.error is not None:
                 raise InputError(prediction.error, path=prediction.item.source, hint="replace the image")

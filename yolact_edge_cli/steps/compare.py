@@ -75,7 +75,7 @@ class Runner:
 
 def _run_model(ws: Workspace, source: Path, files: list[Path], runner: Runner) -> tuple[str, list[list[np.ndarray]]]:
     runner = Runner(runner.backend, file_precision(source, runner.precision))
-    with in_process(ws, runner.backend or backend_of(source), "cpu"):
+    with in_process(ws, runner.backend or backend_of(source)):
         return _run_session(ws, source, files, runner)
 
 

@@ -82,7 +82,7 @@ def precisions() -> list[Check]:
 def ray(address: str | None, log: Path) -> list[Check]:
     """--engine ray: Ray itself, and with an address (--ray-address, else RAY_ADDRESS) the
     cluster's live nodes and their resources."""
-    from ..ray_engine import INSTALL_HINT
+    from ..stream.ray_cluster import INSTALL_HINT
 
     checks = [_module("ray", False, f"optional, for --engine ray: {INSTALL_HINT}")]
     address = address or os.environ.get("RAY_ADDRESS")
@@ -90,7 +90,7 @@ def ray(address: str | None, log: Path) -> list[Check]:
         return checks
     import ray as ray_module
 
-    from ..ray_engine import cluster_resources, connect, describe, native_stderr_to
+    from ..stream.ray_cluster import cluster_resources, connect, describe, native_stderr_to
 
     with native_stderr_to(log):  # Ray's own retry lines go to the log
         try:

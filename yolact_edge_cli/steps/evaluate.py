@@ -3,7 +3,6 @@ results, pycocotools box/mask mAP, and YOLACT's own mAP table (the recipe's metr
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import time
@@ -39,7 +38,7 @@ from ..workspace import (
 )
 
 if TYPE_CHECKING:
-    from ..ray_engine import RaySettings
+    from ..stream.ray_cluster import RaySettings
 
 STAGES = ("read", *HOST_STAGES, "match")
 STREAM_STAGES = ("decode", "inference", *HOST_STAGES, "match")  # streaming: decode, not read
@@ -218,14 +217,16 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
                   fast_eval: bool = False, run_name: str = STREAM_RUN, engine: str = Engine.LOCAL.value,
                   ray: RaySettings | None = None, skip_bad: bool = False,
                   precision: str | None = None) -> EvalResult:
-    """prep → infer → eval in one pass (pipeline.Stream): the same images in the same order,
+    """prep → infer → eval in one pass (one engine, stream.engine): the same images in the same order,
     the same COCO result files and metrics, with no `.bin` inputs or raw outputs on disk. The
     results are written to their JSON files as they come, so memory stays flat."""
     from ..data.coco import image_order, warn_size_mismatches
     from ..metrics.results import coco_entries
     from ..metrics.yolact_ap import APAccumulator, ground_truth, match_image
-    from ..pipeline import Item, stream_for
-    from ..resolve import choose_backend, model_for, session_for
+    from ..provenance import model_origin
+    from ..resolve import choose_backend, model_for
+    from ..stream.engine import engine_for, recipe_for
+    from ..stream.items import Item
 
     if nms not in Nms.values():
         raise UsageError(f"unknown NMS {nms!r}", hint="use --nms fast or --nms traditional")
@@ -245,20 +246,12 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     backend = choose_backend(backend, model)
     choice = model_for(ws, backend, model, batch_size, precision, device)
     workers = max(1, min(workers or os.cpu_count() or 1, len(ids)))
-    specs: list[HostSpec] = []
-    origins: list = []
 
     def host_for(info) -> HostSpec:
         """The host part for the session's layout, its heads checked against the model's
         checkpoint before any image runs."""
-        from ..provenance import model_origin
-
-        spec = host_spec(ws, info.layout, weights=weights, config=config, nms=nms,
+        return host_spec(ws, info.layout, weights=weights, config=config, nms=nms,
                          score_threshold=score_threshold, threads=1, model=choice.path)
-        origin = model_origin(ws, choice.path) if choice.path.is_file() else None
-        specs.append(spec)
-        origins.append(origin)
-        return spec
 
     items = (Item(pos, str(Path(images) / info.file_name), size=(info.width, info.height))
              for pos, info in enumerate(image_info(coco, i) for i in ids))
@@ -268,15 +261,14 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     totals = StageTimes(dict.fromkeys([*STREAM_STAGES, *([] if fast_eval else ["cocoeval"])], 0.0))
     run_results = ws.run_results(run_name)
     results_paths = {"bbox": run_results / BBOX_RESULTS, "segm": run_results / MASK_RESULTS}
-    stream = stream_for(ws, engine, ray, backend=backend, device=device, batch_size=batch_size, workers=workers)
+    runner = engine_for(ws, engine, ray, backend=backend, device=device, workers=workers)
     with contextlib.ExitStack() as stack:
         files = [_JsonArray(stack.enter_context(atomic_path(results_paths[kind]))) for kind in ("bbox", "segm")]
         for file in files:
             stack.callback(file.close)
         advance = stack.enter_context(progress_bar(len(ids), f"eval {len(ids)} images streamed ({nms} NMS)"))
-        open_session = functools.partial(session_for, choice.absolute(), device=stream.session_device,
-                                         batch_size=batch_size)
-        predictions = stack.enter_context(contextlib.closing(stream.run(items, open_session, host_for)))
+        run = stack.enter_context(runner.open(recipe_for(ws, choice, device, batch_size), host_for))
+        predictions = stack.enter_context(contextlib.closing(run.predictions(items)))
         bad: list[dict] = []
         mismatches: list[dict] = []
         evaluated: list[int] = []
@@ -315,12 +307,11 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
         for file in files:
             file.close()
     warn_size_mismatches(mismatches)
-    info = stream.info
-    assert info is not None
-    spec, origin = specs[-1], origins[-1]
+    info, spec = run.info, run.host
+    origin = model_origin(ws, choice.path) if choice.path.is_file() else None
     seconds = time.perf_counter() - started
     provenance = {"run": run_name, "backend": backend, "engine": engine,
-                  "device": stream.ran_on or device,
+                  "device": run.device,
                   "model": ws.relative(choice.path),
                   "model_sha256": sha256_file(choice.path) if choice.path.is_file() else None,
                   "model_weights_sha256": origin.weights_sha256 if origin else None}

@@ -20,6 +20,7 @@ from ..model.contract import output_bytes
 from ..provenance import RunRecord, model_origin, prepared_fingerprint, read_run, write_run
 from ..records import InferRecord, PrepRecord
 from ..resolve import ModelChoice, choose_backend, model_for, parse_devices, session_for
+from ..stream.stages import SessionRecipe
 from ..workspace import Workspace, remove_stale_temp, sha256_file
 
 
@@ -257,7 +258,7 @@ def _run_ascend(ws, choice: ModelChoice, device, batch_size, files, in_dir, clai
         return _Ran(om, session.info.layout, per_batch, label, sum(len(b.files) for b in todo),
                     _Times.of(runs), extra)
     if mode == AisBenchMode.API.value:  # one process per NPU: aclruntime never releases the GIL
-        with DeviceWorkers(om, [str(d) for d in devices], log) as workers:
+        with DeviceWorkers(SessionRecipe(choice.absolute(), log=log), [str(d) for d in devices]) as workers:
             info = workers.info()
             per_batch = _check_om(info, om, input_dtype, input_layout, batch_size)
             claim.take()

@@ -1,11 +1,10 @@
-"""`yedge predict`: YolactEdge on people's own images and videos, streamed (pipeline.Stream):
+"""`yedge predict`: YolactEdge on people's own images and videos, streamed by an engine (stream.engine):
 each image drawn in its own format, each video written back annotated with its frame size, rate
 and count, and one `predictions.jsonl` line per image or frame. Nothing half-written: every file
 goes through a temporary name; a bad source is listed with its reason and the others still run."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import glob
 import json
 import os
@@ -25,14 +24,15 @@ from ..errors import InputError, UsageError
 from ..host import HostSpec
 from ..metrics.results import kept_detections
 from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES, RESNET50
-from ..pipeline import Item, Prediction, VideoSource, stream_for
 from ..precision import check as check_precision
 from ..records import ExportRecord
-from ..resolve import ModelChoice, choose_backend, host_spec, model_for, session_for
+from ..resolve import ModelChoice, choose_backend, host_spec, model_for
+from ..stream.engine import engine_for, recipe_for
+from ..stream.items import Item, Prediction, VideoSource
 from ..workspace import Workspace, atomic_path, remove_stale_temp
 
 if TYPE_CHECKING:
-    from ..ray_engine import RaySettings
+    from ..stream.ray_cluster import RaySettings
 
 PREDICTIONS = "predictions.jsonl"
 # An annotated video is written as .<name>.tmp.<suffix> (OpenCV picks the container by the suffix).
@@ -114,7 +114,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
                            failed=[{"source": s, "reason": r} for s, r in found.failed],
                            skipped=[{"source": s, "reason": r} for s, r in found.skipped])
     # each video opened here for its frame rate, size and count (the bar's length, the writer's
-    # settings); its frames are read where the engine reads (pipeline.frames_of)
+    # settings); its frames are read where the engine reads (stream.items.frames_of)
     videos: dict[str, Video] = {}
     broken: dict[str, str] = {}  # video → why it could not be opened or read to its end
     for source in filter(is_video, found.found):
@@ -143,7 +143,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     workers = max(1, min(workers or (os.cpu_count() or 1), 8))
     videos_given = sum(1 for s in found.found if is_video(s))
     images_given = len(found.found) - videos_given
-    stream = stream_for(ws, engine, ray, backend=backend, device=device, batch_size=batch_size, workers=workers,
+    runner = engine_for(ws, engine, ray, backend=backend, device=device, workers=workers,
                         # decoded pictures come back only to be drawn
                         keep_images=(save_images and images_given > 0) or (save_video and videos_given > 0))
     writer = _Writer(dest, save_images, save_video, result)
@@ -159,9 +159,8 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
             jsonl = stack.enter_context(open(stack.enter_context(atomic_path(dest / PREDICTIONS)), "w",
                                              encoding="utf-8"))
         advance = stack.enter_context(progress_bar(total, f"predict ({backend}, {choice.path.name})"))
-        predictions = stack.enter_context(contextlib.closing(stream.run(
-            units(), functools.partial(session_for, choice.absolute(), device=stream.session_device,
-                                       batch_size=batch_size), host_for)))
+        run = stack.enter_context(runner.open(recipe_for(ws, choice, device, batch_size), host_for))
+        predictions = stack.enter_context(contextlib.closing(run.predictions(units())))
         for prediction in predictions:
             writer.finish_videos_before(prediction.item.source, broken)
             if prediction.error is not None:

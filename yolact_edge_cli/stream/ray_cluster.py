@@ -1,52 +1,20 @@
-"""--engine ray: the streaming pipeline (pipeline.Stream) with its stages as Ray Data steps, so
-that one command runs on a laptop (a local Ray cluster) or on many hosts (docs/architecture.md,
-"Ray"):
-
-  units (image paths, videos by path)         ray.data.from_items
-  → read + preprocess, a video into frames    flat_map: Ray tasks
-  → inference                                 map_batches: a pool of `replicas` actors, each
-                                              opening its backend session once
-  → host post-processing                      map: Ray tasks
-  → the caller, in source order               iter_rows with preserve_order
-
-The functions the stages run are the local pipeline's own, so the results are the same. Rows
-hold one pickled payload: the stages pass Python objects (a Prediction, a tensor or None, a list
-of outputs) that Arrow's column types cannot hold when some of them are missing. Ray restarts a
-replica whose process dies and retries its batches, and retries a task whose worker dies.
-"""
+"""What --engine ray asks of a Ray cluster (docs/architecture.md, "Ray"): joining or starting one, how many
+replicas and what each reserves, refused in one line when the cluster cannot hold them; and
+Ray's own lines kept off the terminal."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import math
 import os
-import pickle
 import socket
 import sys
-from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from .backends import ModelInfo, Session
-from .choices import Backend
-from .errors import EnvironmentProblem, UsageError
-from .host import HostSpec
-from .pipeline import (
-    WORKER_NICENESS,
-    Item,
-    Prediction,
-    PrepareSpec,
-    VideoSource,
-    batching,
-    frames_of,
-    post,
-    prepare_item,
-    run_batch,
-)
+from ..choices import Backend
+from ..errors import EnvironmentProblem, UsageError
 
 INSTALL_HINT = "install it: pip install 'yedge[ray]' (in a checkout: pip install -e '.[ray]')"
 CLUSTER_HINT = "start it with `ray start --head`, or fix --ray-address / RAY_ADDRESS"
@@ -192,165 +160,24 @@ def plan_replicas(settings: RaySettings, backend: str, device: str, totals: dict
     replicas = settings.replicas or (int(totals.get(kind, 0)) if kind else 0) or 1
     for name, amount in resources.items():
         if amount and replicas * amount > totals.get(name, 0.0):
-            raise EnvironmentProblem(f"{_replicas(replicas)} of {name}={amount:g} need more than the cluster's "
+            raise EnvironmentProblem(f"{replicas_phrase(replicas)} of {name}={amount:g} need more than the cluster's "
                                      f"{totals.get(name, 0.0):g} {name}", hint="pass fewer --replicas")
     if replicas * resources["CPU"] > totals.get("CPU", 0.0) - 1:
-        raise EnvironmentProblem(f"{_replicas(replicas)} of CPU={resources['CPU']:g} leave none of the cluster's "
+        raise EnvironmentProblem(f"{replicas_phrase(replicas)} of CPU={resources['CPU']:g} leave none of the cluster's "
                                  f"{totals.get('CPU', 0.0):g} CPUs to the read and host tasks",
                                  hint="pass fewer --replicas, or --replica-resources CPU=0.5")
     return replicas, resources
 
 
-def _replicas(count: int) -> str:
+def replicas_phrase(count: int) -> str:
     return f"{count} replica{'s' if count != 1 else ''}"
-
-
-def _info(open_session: Callable[[], Session]) -> ModelInfo:
-    session = open_session()
-    try:
-        return session.info
-    finally:
-        session.close()
-
-
-_niced = False
-
-
-def _behind_replicas() -> None:
-    """Once per Ray worker process that runs the read and host tasks: at the local pools'
-    niceness, so a replica on the same cores is not kept waiting (docs/architecture.md, Streaming)."""
-    global _niced
-    if not _niced:
-        os.nice(WORKER_NICENESS)
-        _niced = True
-
-
-def _read(row: dict[str, Any], spec: PrepareSpec) -> Iterator[dict[str, Any]]:
-    """A unit into prepared rows: an image into one, a video into one per frame (and one that
-    carries the error when it stopped early). Read at its absolute path (a task's folder is not
-    the driver's), named in the results as the driver was given it."""
-    _behind_replicas()
-    unit = pickle.loads(row["unit"])
-    given, at = unit.source, row["path"]
-    items = frames_of(replace(unit, source=at)) if isinstance(unit, VideoSource) else (replace(unit, source=at),)
-    for item in items:
-        prediction, tensor = prepare_item(item, spec)
-        prediction.item = replace(prediction.item, source=given)
-        yield {"payload": pickle.dumps((prediction, tensor), protocol=5)}
-
-
-def _replica(open_session: Callable[[], Session], batch_size: int) -> type:
-    """The class of a model replica: it opens its session once, then runs batches as the local
-    pipeline does (padded to the model's batch, failed items passed through). Ray Data makes
-    each actor from the class alone, a restarted one included, so the class holds the factory."""
-
-    class Replica:
-        def __init__(self) -> None:
-            self.session = open_session()
-
-        def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-            group = [pickle.loads(payload) for payload in batch["payload"]]
-            done = run_batch(self.session, group, batch_size)
-            return {"payload": np.array([pickle.dumps(pair, protocol=5) for pair in done], dtype=object)}
-
-    return Replica
-
-
-def _post(row: dict[str, Any], host: HostSpec) -> dict[str, Any]:
-    _behind_replicas()
-    prediction, outputs = pickle.loads(row["payload"])
-    if outputs is not None:
-        prediction.detections, host_times = post(host, outputs, prediction.width, prediction.height)
-        prediction.times.update(host_times)
-    return {"payload": pickle.dumps(prediction, protocol=5)}
-
-
-@dataclass
-class RayStream:
-    """The streaming pipeline on a Ray cluster: the same arguments and results as pipeline.Stream."""
-
-    settings: RaySettings
-    backend: str
-    device: str = "cpu"
-    batch_size: int | None = None
-    keep_images: bool = False
-    info: ModelInfo | None = None
-    replicas: int = 0
-    ran_on: str | None = None  # one device per replica: none to name
-    log: Path | None = None  # where Ray's own lines on this process's stderr go
-
-    def __post_init__(self) -> None:
-        if accelerator(self.backend, self.device) == "NPU" and self.device != "cpu":
-            raise UsageError(f"--device {self.device}: with --engine ray, Ray gives each replica its NPU",
-                             hint="drop --device (--replicas N for how many NPUs)")
-
-    @property
-    def session_device(self) -> str:
-        """The device the session passed to `run` opens, in its replica (see replica_device)."""
-        return replica_device(self.backend, self.device)
-
-    def _cpu_replicas(self) -> int:
-        """The CPUs a new local cluster's CPU replicas reserve (none for NPU or GPU ones): CPU=1
-        each unless --replica-resources says otherwise, given or not (one rule)."""
-        if accelerator(self.backend, self.device):
-            return 0
-        return math.ceil((self.settings.replicas or 1) * self.settings.resources.get("CPU", 1.0))
-
-    def run(self, items: Iterable[Item | VideoSource], open_session: Callable[[], Session],
-            host_for: Callable[[ModelInfo], HostSpec]) -> Generator[Prediction, None, None]:
-        cores = os.cpu_count() or 1
-        if not (self.settings.address or os.environ.get("RAY_ADDRESS")) and self._cpu_replicas() > cores:
-            raise UsageError(f"{_replicas(self.settings.replicas or 1)} on the CPU reserve {self._cpu_replicas()} "
-                             f"CPUs; this machine has {cores}",
-                             hint=f"pass --replicas {cores} or fewer (or --ray-address a larger cluster)")
-        with contextlib.ExitStack() as stack:
-            if self.log is not None:
-                stack.enter_context(native_stderr_to(self.log))
-            yield from self._run(items, open_session, host_for)
-
-    def _run(self, items: Iterable[Item | VideoSource], open_session: Callable[[], Session],
-             host_for: Callable[[ModelInfo], HostSpec]) -> Generator[Prediction, None, None]:
-        # first: it says when Ray is not installed
-        started_here = connect(self.settings.address, self._cpu_replicas(), self.log)
-        import ray
-
-        try:
-            totals, nodes = cluster_resources()
-            self.replicas, resources = plan_replicas(self.settings, self.backend, self.device, totals, nodes)
-            remote = _remote_arguments(resources)
-            info = self.info = ray.get(ray.remote(_info).options(**remote).remote(open_session))
-            batch_size, spec = batching(info, self.batch_size, self.keep_images)
-            host = host_for(info)
-            if host.weights is not None:
-                host = replace(host, weights=_absolute(host.weights))
-            _quiet_console()
-            context = ray.data.DataContext.get_current()
-            context.execution_options.preserve_order = True
-            context.enable_progress_bars = False
-            rows = [{"unit": pickle.dumps(item, protocol=5), "path": _absolute(item.source)} for item in items]
-            if not rows:
-                return
-            data = (ray.data.from_items(rows)
-                    .flat_map(functools.partial(_read, spec=spec))
-                    .map_batches(_replica(open_session, batch_size), batch_size=batch_size,
-                                 compute=ray.data.ActorPoolStrategy(size=self.replicas), batch_format="numpy",
-                                 **remote)
-                    .map(functools.partial(_post, host=host)))
-            for index, row in enumerate(data.iter_rows()):
-                prediction = pickle.loads(row["payload"])
-                prediction.item = replace(prediction.item, index=index)
-                yield prediction
-        finally:
-            if started_here:
-                ray.shutdown()
 
 
 @contextlib.contextmanager
 def native_stderr_to(log_path: Path) -> Iterator[None]:
-    """Ray's C++ core worker in this process writes its own lines to file descriptor 2 (an
-    error-level one on every run, about the constructor arguments of Ray Data's restartable
-    actors). While Ray runs, descriptor 2 goes to `log_path`; Python's sys.stderr (yedge's
-    messages and progress bar) is pointed at the terminal it had."""
+    """Ray's C++ core worker in this process writes its own lines to file descriptor 2 (warnings
+    and errors of the cluster, not yedge's). While Ray runs, descriptor 2 goes to `log_path`;
+    Python's sys.stderr (yedge's messages and progress bar) is pointed at the terminal it had."""
     sys.stderr.flush()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     saved = os.dup(2)
@@ -374,16 +201,7 @@ def native_stderr_to(log_path: Path) -> Iterator[None]:
             terminal.close()
 
 
-def _quiet_console() -> None:
-    """Ray Data's own progress lines stay in its log file (Ray's session folder): ours show."""
-    import ray.data  # noqa: F401  (its import sets its logging up)
-
-    for handler in logging.getLogger("ray.data").handlers:
-        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-            handler.setLevel(logging.ERROR)
-
-
-def _remote_arguments(resources: dict[str, float]) -> dict:
+def remote_arguments(resources: dict[str, float]) -> dict:
     """Ray's options for a replica: CPUs and GPUs by their own names, the rest (NPU) as resources."""
     others = {k: v for k, v in resources.items() if k not in ("CPU", "GPU")}
     arguments: dict = {"num_cpus": resources.get("CPU", 0.0), "num_gpus": resources.get("GPU", 0.0)}
@@ -392,6 +210,6 @@ def _remote_arguments(resources: dict[str, float]) -> dict:
     return arguments
 
 
-def _absolute(source: str) -> str:
+def absolute_source(source: str) -> str:
     """A file's absolute path; a camera index or stream URL as it is."""
     return source if source.isdigit() or "://" in source else os.path.abspath(source)

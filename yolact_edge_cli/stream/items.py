@@ -1,0 +1,83 @@
+"""What goes into an engine (images, video frames) and what comes out of it (a Prediction per
+item, in source order)."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..metrics.results import Detections
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image file, or one frame of a video (its pixels already decoded by the reader)."""
+
+    index: int                       # position in the stream
+    source: str
+    frame: int | None = None         # frame number in a video
+    pixels: np.ndarray | None = None  # BGR frame of a video; image files are decoded in a worker
+    size: tuple[int, int] | None = None  # (width, height) to give results at, when not the image's own
+    error: str | None = None         # why the source gave no (more) pictures: a video that stopped early
+    unit: int = 0                    # position of its source (an image, a video) in the stream
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """A video (file, camera or stream) read frame by frame where the engine reads: in this
+    process for the local engine, in a Ray task for --engine ray. `expected`: its frame count,
+    when the container says, to tell a video that stops early."""
+
+    source: str
+    expected: int | None = None
+
+
+def frames_of(video: VideoSource) -> Iterator[Item]:
+    """Its frames as items (index 0: the stream numbers them), then one item carrying the error
+    when it could not be opened again or stopped before its frame count."""
+    from ..data.sources import open_video
+
+    opened = open_video(video.source)
+    if isinstance(opened, str):
+        yield Item(0, video.source, error=opened)
+        return
+    read = 0
+    for pixels in opened.frames():
+        yield Item(0, video.source, read, pixels)
+        read += 1
+    if video.expected is not None and read < video.expected:
+        yield Item(0, video.source, error=f"stopped after {read} of its {video.expected} frames")
+
+
+def items_of(unit: Item | VideoSource) -> Iterator[Item]:
+    """An image as it is, a video as its frames."""
+    return frames_of(unit) if isinstance(unit, VideoSource) else iter((unit,))
+
+
+def numbered(units: Iterable[Item | VideoSource]) -> Iterator[Item]:
+    """Images as they are and videos as their frames, numbered in stream order, each carrying
+    the position of its source."""
+    index = 0
+    for position, unit in enumerate(units):
+        for item in items_of(unit):
+            yield dataclasses.replace(item, index=index, unit=position)
+            index += 1
+
+
+@dataclass
+class Prediction:
+    """What comes out of an engine for one item, in source order."""
+
+    item: Item
+    width: int = 0
+    height: int = 0
+    detections: Detections | None = None
+    image: np.ndarray | None = None   # the decoded BGR image, when asked for (to draw on)
+    error: str | None = None          # why this item could not be run (unreadable image …)
+    decoded: tuple[int, int] | None = None  # the decoded image's (width, height)
+    # seconds each stage spent on it: decode (+ preprocess), inference (its share of the batch),
+    # and the host's (heads, detect, masks, json)
+    times: dict[str, float] = field(default_factory=dict)
+    replica: int = 0                  # which of the engine's replicas ran it

@@ -1,0 +1,137 @@
+"""The stages every engine runs, as plain functions of picklable arguments, so a worker process
+or a Ray task runs the same code as this one: decode + preprocess an item, run a group of items
+through a session, post-process one item's outputs on the host."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..backends import ModelInfo, Session
+from ..choices import InputLayout
+from ..errors import InputError, UsageError
+from ..host import HostPipeline, HostSpec
+from ..metrics.results import Detections
+from ..resolve import ModelChoice, session_for
+from ..timing import StageTimes
+from .items import Item, Prediction
+
+# Niceness of the pools' workers. On a CPU backend the inference's threads share the cores with
+# them, and an inference thread that waits for a core holds up all of its op's threads: the
+# workers take what the inference leaves (docs/architecture.md, Streaming).
+WORKER_NICENESS = 10
+
+
+def behind_inference() -> None:
+    os.nice(WORKER_NICENESS)
+
+
+@dataclass(frozen=True)
+class SessionRecipe:
+    """What opens a replica's session wherever it runs (this process, a worker process, a Ray
+    actor): picklable, so every engine builds its sessions itself. `log`: where a device
+    library's own stdout lines go in a process of their own (ais_bench's aclruntime)."""
+
+    choice: ModelChoice
+    device: str = "cpu"
+    batch_size: int | None = None
+    log: Path | None = None
+
+    def on(self, device: str) -> SessionRecipe:
+        return dataclasses.replace(self, device=device)
+
+    def open(self) -> Session:
+        return session_for(self.choice.absolute(), device=self.device, batch_size=self.batch_size)
+
+    def open_in_worker(self) -> Session:
+        """The session of a process that runs nothing else: the device library's stdout lines
+        go to the log, not the command's stdout."""
+        if self.log is not None:
+            self.log.parent.mkdir(parents=True, exist_ok=True)
+            log = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(log, 1)
+            os.close(log)
+        return self.open()
+
+
+@dataclass(frozen=True)
+class PrepareSpec:
+    input_dtype: str
+    input_layout: str
+    keep_image: bool
+
+
+def prepare_item(item: Item, spec: PrepareSpec) -> tuple[Prediction, np.ndarray | None]:
+    """Decode (cv2.imread's rules) and preprocess exactly as `prep` does."""
+    from ..data.preprocess import prepare, read_image
+
+    started = time.perf_counter()
+    bare = dataclasses.replace(item, pixels=None)
+    if item.error is not None:
+        return Prediction(bare, error=item.error), None
+    try:
+        image = item.pixels if item.pixels is not None else read_image(item.source)
+    except InputError as exc:
+        return Prediction(bare, error=exc.message), None
+    tensor = prepare(image, spec.input_dtype, spec.input_layout)
+    width, height = item.size or (image.shape[1], image.shape[0])
+    return Prediction(bare, width, height, image=image if spec.keep_image else None,
+                      decoded=(image.shape[1], image.shape[0]),
+                      times={"decode": time.perf_counter() - started}), tensor
+
+
+def batching(info: ModelInfo, batch_size: int | None, keep_images: bool) -> tuple[int, PrepareSpec]:
+    """What the session's model decides for every engine: the batch to run (a static one, which
+    --batch-size must not contradict) and how to prepare each image for it (dtype, layout)."""
+    if info.batch_size is not None and batch_size not in (None, info.batch_size):
+        raise UsageError(f"the model has a static batch of {info.batch_size}, not {batch_size}",
+                         hint="drop --batch-size, or export with --dynamic-batch")
+    layout = InputLayout.NHWC.value if info.sample_shape[-1] == 3 else InputLayout.NCHW.value
+    return info.batch_size or batch_size or 1, PrepareSpec(info.input_dtype, layout, keep_images)
+
+
+Pair = tuple[Prediction, np.ndarray | None]  # a prepared item and its tensor (None: it failed)
+
+
+def run_group(session: Session, group: list[Pair], batch_size: int) -> list[tuple[Prediction, list | None]]:
+    """One batch through the session (padded with copies of its first input, as ais_bench
+    pads); each good item's outputs with its batch dimension; failed items as they are. Items
+    are told apart by their place in the group, not their index (Ray's numbers them later)."""
+    good = [k for k, (_, tensor) in enumerate(group) if tensor is not None]
+    outputs_at: dict[int, list[np.ndarray]] = {}
+    if good:
+        tensors = [tensor for _, tensor in group if tensor is not None]
+        started = time.perf_counter()
+        outputs = session.run(np.stack(tensors + [tensors[0]] * (batch_size - len(tensors))))
+        share = (time.perf_counter() - started) / len(good)
+        for j, k in enumerate(good):
+            outputs_at[k] = [np.ascontiguousarray(o[j:j + 1]) for o in outputs]
+            group[k][0].times["inference"] = share
+    return [(prediction, outputs_at.get(k)) for k, (prediction, _) in enumerate(group)]
+
+
+# One per host worker process, built for the first image it post-processes.
+_host: HostPipeline | None = None
+
+
+def post(spec: HostSpec, outputs: list[np.ndarray], width: int, height: int) -> tuple[Detections, dict[str, float]]:
+    global _host
+    if _host is None or _host.spec != spec:
+        _host = HostPipeline(spec)
+    times = StageTimes()
+    result = _host(outputs, width, height, times)
+    with times.time("json"):
+        detections = Detections.of(result)
+    return detections, times
+
+
+def finish(prediction: Prediction, outputs: list | None, host: HostSpec) -> Prediction:
+    """A prediction with its host part done (where it has outputs)."""
+    if outputs is not None:
+        prediction.detections, host_times = post(host, outputs, prediction.width, prediction.height)
+        prediction.times.update(host_times)
+    return prediction
