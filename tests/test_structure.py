@@ -68,6 +68,19 @@ def test_the_package_has_no_import_cycle():
             walk(name, [name])
 
 
+def test_every_import_inside_the_package_names_one_of_its_modules():
+    """`from .x import y` inside a function runs only when it is called: a wrong one would be an
+    internal error at run time, so every one is read here."""
+    modules = {_module_name(path) for path in PACKAGE.rglob("*.py")}
+    for path in PACKAGE.rglob("*.py"):
+        package = ["yolact_edge_cli", *path.relative_to(PACKAGE).parent.parts]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("yolact_edge_cli")):
+                base = package[: len(package) - node.level + 1] if node.level else []
+                module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+                assert module in modules, f"{path.relative_to(ROOT)}:{node.lineno} imports {module}, which is not a module"
+
+
 @pytest.mark.parametrize("module", [
     "yolact_edge_cli.cli", "yolact_edge_cli.steps.prep", "yolact_edge_cli.steps.convert",
     "yolact_edge_cli.steps.infer", "yolact_edge_cli.steps.evaluate", "yolact_edge_cli.data.binio",

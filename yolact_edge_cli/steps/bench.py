@@ -472,6 +472,22 @@ def _stages(ws: Workspace, session, source: Path, images: int, workers: int) -> 
     return stages, rates
 
 
+def table_request(backends: str | None, precisions: str | None, backend: str, *, stages: bool, stream: bool,
+                  engine: str, precision: str | None) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """--backends/--precisions (comma lists): the backends and precisions of the one table of
+    speed against accuracy, or None when neither is given. The table makes its own runs, so the
+    options of the other modes are refused with it."""
+    if backends is None and precisions is None:
+        return None
+    if stages or stream or engine != Engine.LOCAL.value or precision is not None or (
+            backends is not None and backend != Backend.AUTO.value):
+        raise UsageError("--backends/--precisions make their own table",
+                         hint="drop --backend, --stages, --stream, --engine, --precision and --half")
+    listed = backends.split(",") if backends else [backend]
+    return (tuple(b.strip() for b in listed if b.strip()),
+            tuple(p.strip() for p in (precisions or Precision.FP32.value).split(",") if p.strip()))
+
+
 STREAM_BENCH_STAGES = ("decode", "inference", *HOST_STAGES, "write")
 
 

@@ -1,0 +1,168 @@
+"""The commands that make the models and inputs: export, quantize, prep, convert, infer."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..choices import AisBenchMode, Backend, InputDtype, InputLayout, Layout, PrecisionMode, QuantMethod
+from ..options import (
+    AisBenchOption,
+    BackendOption,
+    BatchSizeOption,
+    CompileFlag,
+    DeviceOption,
+    HalfFlag,
+    ModelOption,
+    PrecisionOption,
+    Workers,
+    flag,
+    parse_ints,
+    precision_of,
+)
+from ..render import emit
+from .app import Settings, command
+
+
+@command(locks=True, interrupted="interrupted; nothing was written (an export starts over): rerun it")
+def export(
+    ctx: typer.Context,
+    weights: Path = typer.Option(..., "--weights", help="YolactEdge/YOLACT .pth checkpoint (a state_dict)."),
+    config: str = typer.Option("auto", "--config", help="Model config, or 'auto' to pick the one "
+                               "whose keys the checkpoint has: yolact_edge_resnet50_config, "
+                               "yolact_edge_config (ResNet-101), yolact_edge_mobilenetv2_config."),
+    batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Static batch dimension."),
+    dynamic_batch: bool = flag("--dynamic-batch", help="Make the batch dimension dynamic."),
+    opset: int = typer.Option(11, "--opset", min=11, help="ONNX opset (11 is what atc accepts)."),
+    layout: Layout = typer.Option(Layout.FPN, "--layout", help="fpn: P3–P7 + proto, the Ascend "
+                                  "recipe's six outputs; head: loc/conf/mask/proto, heads on the device "
+                                  "too; detect: boxes/scores/classes/coefficients/count/proto, Detect "
+                                  "(fast NMS, top 100) on the device too, the host left with the masks."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Where to write the ONNX "
+                                          "\\[default: WORKSPACE/models/yolact_edge.onnx]."),
+    check_images: list[Path] | None = typer.Option(None, "--check-image", help="Image for the "
+                                                    "onnxruntime-vs-PyTorch check; repeat it for several "
+                                                    "\\[default: bundled photo]."),
+    input_dtype: InputDtype = typer.Option(InputDtype.FLOAT32, "--input-dtype", help="float32 "
+                                           "(normalised, the recipe's) or uint8 (RGB pixels; "
+                                           "normalised in the graph)."),
+) -> None:
+    """Export a checkpoint to ONNX, check it, and compare it with PyTorch on a real image."""
+    from ..steps import export as step
+
+    settings: Settings = ctx.obj
+    result = step.run(settings.workspace, weights, config=config, batch_size=batch_size,
+                      dynamic_batch=dynamic_batch, opset=opset, layout=layout.value, output=output,
+                      check_images=check_images, input_dtype=input_dtype.value)
+    emit(result, settings.json)
+
+
+@command(locks=True, interrupted="interrupted; nothing was written (quantize starts over): rerun it")
+def quantize(
+    ctx: typer.Context,
+    images: Path | None = typer.Option(None, "--images", help="Photos to calibrate on (any, no annotations) "
+                                       "\\[default: the prepared inputs]."),
+    num_images: int = typer.Option(100, "--num-images", "-n", min=1, help="Calibrate on at most this many "
+                                   "(a few more are held out to check the result)."),
+    method: QuantMethod = typer.Option(QuantMethod.MINMAX, "--method", help="How activation ranges are "
+                                       "calibrated."),
+    keep_float: list[str] | None = typer.Option(None, "--keep-float", help="Conv nodes whose name matches "
+                                                "this pattern stay float; repeat it \\[default: the FPN "
+                                                "and the prediction heads, as YolactEdge's recipe]."),
+    quantize_all: bool = flag("--all", help="Quantize every Conv, the FPN and heads too."),
+    min_cosine: float = typer.Option(0.999, "--min-cosine", min=-1.0, max=1.0, help="Fail (exit 5, "
+                                     "nothing written) when an output's cosine to float32 is lower."),
+    max_map_drop: float | None = typer.Option(None, "--max-map-drop", min=0.0, help="Fail (exit 5, nothing "
+                                              "written) when INT8's box mAP on the held-out prepared "
+                                              "images is more than this many points below float32's."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Where to write the INT8 ONNX "
+                                       "\\[default: WORKSPACE/models/yolact_edge_int8.onnx]."),
+) -> None:
+    """Write an INT8 model (QDQ, per-channel weights) of the exported ONNX, checked against float32
+    on held-out images. Run it with `--precision int8` (infer, eval, predict, bench)."""
+    from ..steps import quantize as step
+
+    settings: Settings = ctx.obj
+    result = step.run(settings.workspace, images=images, num_images=num_images, method=method.value,
+                      keep_float=keep_float, quantize_all=quantize_all, min_cosine=min_cosine,
+                      max_map_drop=max_map_drop, output=output)
+    emit(result, settings.json)
+
+
+@command(locks=True)
+def prep(
+    ctx: typer.Context,
+    images: Path = typer.Option(..., "--images", help="Folder of COCO images (e.g. val2017)."),
+    annotations: Path = typer.Option(..., "--annotations", help="COCO instances_*.json."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N images."),
+    workers: Workers = None,
+    dtype: InputDtype = typer.Option(InputDtype.FLOAT32, "--dtype", help="float32 (the recipe's "
+                                     ".bin) or uint8 (4× smaller; export with --input-dtype uint8)."),
+    layout: InputLayout = typer.Option(InputLayout.NCHW, "--layout", help="nchw (the model's), or "
+                                       "nhwc: uint8 HWC pixels for an .om converted with --aipp."),
+    all_images: bool = flag("--all-images", help="Also images without annotations."),
+    skip_bad: bool = flag("--skip-bad", help="Leave out unreadable images instead of failing."),
+) -> None:
+    """Preprocess COCO images into inputs/bin_file/<pos>.bin + inputs/ids.json (resumable)."""
+    from ..steps import prep as step
+
+    settings: Settings = ctx.obj
+    result = step.run(settings.workspace, images, annotations, limit=limit, workers=workers,
+                      dtype=dtype.value, all_images=all_images, skip_bad=skip_bad, layout=layout.value)
+    emit(result, settings.json)
+
+
+@command(locks=True)
+def convert(
+    ctx: typer.Context,
+    model: Path | None = typer.Option(None, "--model", help="ONNX \\[default: what export wrote]."),
+    soc_version: str = typer.Option("auto", "--soc-version", help="auto (from npu-smi) or e.g. Ascend310P3."),
+    batch_sizes: str = typer.Option("1", "--batch-sizes", "-b", help="Comma list: one .om per batch size."),
+    dynamic_batch: str | None = typer.Option(None, "--dynamic-batch", help="Comma list, e.g. "
+                                                "1,2,4,8: one dynamic-batch .om instead."),
+    precision_mode: PrecisionMode | None = typer.Option(None, "--precision-mode", help="atc's "
+                                                           "--precision_mode \\[atc's default: force_fp16]."),
+    atc_arg: list[str] = typer.Option([], "--atc-arg", help="Extra argument passed to atc as is "
+                                      "(repeat it), e.g. --atc-arg=--output_type=FP16."),
+    aipp: bool = flag("--aipp", help="Normalise on the device with AIPP: the .om then "
+                              "takes uint8 RGB HWC pixels (prep --dtype uint8 --layout nhwc)."),
+    dry_run: bool = flag("--dry-run", help="Print the atc command lines; run nothing."),
+    precision: PrecisionOption = None,
+) -> None:
+    """Convert the ONNX to .om with atc (soc_version from npu-smi), one model per batch size;
+    --precision int8: the INT8 model of `yedge quantize`, through CANN's AMCT, then atc."""
+    from ..steps import convert as step
+
+    settings: Settings = ctx.obj
+    result = step.run(settings.workspace, model=model, soc_version=soc_version,
+                      batch_sizes=parse_ints(batch_sizes, "--batch-sizes"),
+                      dynamic_batch=parse_ints(dynamic_batch, "--dynamic-batch") if dynamic_batch else (),
+                      precision_mode=precision_mode.value if precision_mode else None,
+                      atc_args=tuple(atc_arg), aipp=aipp, dry_run=dry_run,
+                      precision=precision.value if precision else None)
+    emit(result, settings.json)
+
+
+@command(locks=True)
+def infer(
+    ctx: typer.Context,
+    backend: BackendOption = Backend.AUTO,
+    model: ModelOption = None,
+    device: DeviceOption = "cpu",
+    precision: PrecisionOption = None,
+    half: HalfFlag = False,
+    compiled: CompileFlag = False,
+    batch_size: BatchSizeOption = None,
+    run_name: str | None = typer.Option(None, "--run", help="Output folder name under "
+                                           "outputs/ \\[default: the backend's name]."),
+    ais_bench: AisBenchOption = AisBenchMode.AUTO,
+    overwrite: bool = flag("--overwrite", help="Replace a run folder's outputs of another model or other inputs."),
+) -> None:
+    """Run the model over the prepared inputs, writing ais_bench-style outputs (resumable)."""
+    from ..steps import infer as step
+
+    settings: Settings = ctx.obj
+    result = step.run(settings.workspace, backend=backend.value, model=model, device=device,
+                      precision=precision_of(precision, half), batch_size=batch_size, run_name=run_name,
+                      ais_bench=ais_bench.value, overwrite=overwrite, compiled=compiled)
+    emit(result, settings.json)

@@ -1,0 +1,211 @@
+"""The commands that run a model over images and measure it: predict, eval, bench."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..choices import AisBenchMode, Backend, Engine, MapKind, Nms
+from ..errors import Interrupted
+from ..options import (
+    AisBenchOption,
+    BackendOption,
+    BatchSizeOption,
+    CompileFlag,
+    DeviceOption,
+    EngineOption,
+    HalfFlag,
+    ModelOption,
+    NumImages,
+    PrecisionOption,
+    RayAddressOption,
+    ReplicaResourcesOption,
+    ReplicasOption,
+    ScoreThreshold,
+    Workers,
+    flag,
+    parse_ints,
+    precision_of,
+    ray_settings,
+)
+from ..render import emit, predict_problems
+from .app import Settings, command, emit_then_fail, failure
+
+
+@command(locks=True, interrupted="interrupted; the drawn images already written are kept, videos "
+                                 "and predictions.jsonl only come with a complete run (rerun it)")
+def predict(
+    ctx: typer.Context,
+    sources: list[str] = typer.Argument(..., metavar="SOURCE...", help="Image files, folders, globs "
+                                        "(quoted) and videos (mp4, avi, mov, mkv, webm …); a camera "
+                                        "index or stream URL too."),
+    model: ModelOption = None,
+    weights: Path | None = typer.Option(None, "--weights", help="A checkpoint to run in PyTorch "
+                                        "instead of the exported model."),
+    backend: BackendOption = Backend.AUTO,
+    device: DeviceOption = "cpu",
+    precision: PrecisionOption = None,
+    batch_size: BatchSizeOption = None,
+    score_threshold: ScoreThreshold = 0.3,
+    top_k: int = typer.Option(100, "--top-k", min=1, help="At most this many detections per image."),
+    classes: str | None = typer.Option(None, "--classes", help="Only these COCO classes, e.g. person,car."),
+    output: Path | None = typer.Option(None, "--output", "-o", help=r"Output folder \[default: "
+                                       "<workspace>/predict/<name>]."),
+    name: str | None = typer.Option(None, "--name", help="Folder name under <workspace>/predict "
+                                    r"\[default: the first source's name, numbered when taken: clip_2 …]."),
+    exist_ok: bool = flag("--exist-ok", help="Write into an existing, non-empty --name or -o folder "
+                          "(files of the same names are replaced)."),
+    save_images: bool = typer.Option(True, "--save-images/--no-save-images", help="Write each image drawn."),
+    save_video: bool = typer.Option(True, "--save-video/--no-save-video", help="Write each video annotated."),
+    save_json: bool = typer.Option(True, "--save-json/--no-save-json", help="Write predictions.jsonl."),
+    recursive: bool = flag("--recursive", "-r", help="Also the images and videos in sub-folders."),
+    skip_bad: bool = flag("--skip-bad", help="Exit 0 even when some sources could not be read."),
+    workers: Workers = None,
+    engine: EngineOption = Engine.LOCAL,
+    ray_address: RayAddressOption = None,
+    replicas: ReplicasOption = None,
+    replica_resources: ReplicaResourcesOption = None,
+) -> None:
+    """Run YolactEdge on your own images and videos: each one drawn (masks, boxes, classes,
+    scores) and every detection in predictions.jsonl. No annotations needed.
+
+    Examples: `yedge predict photos/`, `yedge predict clip.mp4 --classes person`,
+    `yedge predict "shots/*.jpg" --weights yolact_edge.pth --score-threshold 0.5`."""
+    from ..steps import predict as step
+
+    settings: Settings = ctx.obj
+    result = step.run(settings.workspace, sources, model=model, weights=weights, backend=backend.value,
+                      device=device, batch_size=batch_size, score_threshold=score_threshold, top_k=top_k,
+                      classes=[c for c in classes.split(",") if c.strip()] if classes else None,
+                      output=output, name=name, save_images=save_images, save_video=save_video,
+                      save_json=save_json, recursive=recursive, workers=workers, exist_ok=exist_ok,
+                      engine=engine.value, ray=ray_settings(engine, ray_address, replicas, replica_resources),
+                      precision=precision_of(precision, False))
+    emit_then_fail(settings, result, result.failure(skip_bad), then=lambda: predict_problems(result))
+
+
+@command("eval", locks=True, interrupted="interrupted; no result file was written (they come with a "
+                                          "complete run): rerun it")
+def evaluate(
+    ctx: typer.Context,
+    outputs: Path | None = typer.Option(None, "--outputs", help="Run folder \\[default: the last infer run]."),
+    annotations: Path | None = typer.Option(None, "--annotations", help="\\[default: what prep used]"),
+    weights: Path | None = typer.Option(None, "--weights", help="Checkpoint for the host heads "
+                                           "(fpn layout) \\[default: what export used]."),
+    nms: Nms = typer.Option(Nms.FAST, "--nms", help="fast (the recipe's) or traditional (yolact_edge's default)."),
+    score_threshold: ScoreThreshold = 0.0,
+    max_images: int | None = typer.Option(None, "--max-images", min=1, help="Only the first N images."),
+    workers: Workers = None,
+    fast_eval: bool = flag("--fast-eval", help="Use faster-coco-eval if installed."),
+    allow_missing: bool = flag("--allow-missing", help="Evaluate only images that have outputs."),
+    min_map: float | None = typer.Option(None, "--min-map", min=0.0, max=100.0, help="Fail (exit 5) "
+                                            "when YOLACT's 'all' mAP of --map-kind is below this (points)."),
+    map_kind: MapKind = typer.Option(MapKind.BOX, "--map-kind", help="box or mask, for --min-map."),
+    against: Path | None = typer.Option(None, "--against", help="A previous metrics.json: fail "
+                                           "(exit 5) when any reported mAP moved more than --tolerance."),
+    tolerance: float = typer.Option(0.3, "--tolerance", min=0.0, help="mAP points allowed to move for --against."),
+    images: Path | None = typer.Option(None, "--images", help="Stream these images (a COCO folder) "
+                                       "through the model and the host in one pass: no prepared inputs, "
+                                       "no run folder."),
+    stream: bool = flag("--stream", help="Stream even where prepared inputs and a run folder exist "
+                        "(the images prep used, unless --images)."),
+    skip_bad: bool = flag("--skip-bad", help="Streaming: evaluate the other images when some cannot be read "
+                          "(they are listed and left out)."),
+    model: ModelOption = None,
+    backend: BackendOption = Backend.AUTO,
+    device: DeviceOption = "cpu",
+    precision: PrecisionOption = None,
+    batch_size: BatchSizeOption = None,
+    engine: EngineOption = Engine.LOCAL,
+    ray_address: RayAddressOption = None,
+    replicas: ReplicasOption = None,
+    replica_resources: ReplicaResourcesOption = None,
+) -> None:
+    """Post-process outputs on the host, write COCO results, and report box and mask mAP; with
+    --images (or --stream), run the model too, streamed, with no intermediate files."""
+    from ..steps import evaluate as step
+
+    settings: Settings = ctx.obj
+    gates = step.Gates(min_map=min_map, map_kind=map_kind.value, against=against, tolerance=tolerance)
+    streaming = step.streams(images=images, stream=stream, outputs=outputs, allow_missing=allow_missing,
+                             skip_bad=skip_bad, precision=precision)
+    ray = ray_settings(engine, ray_address, replicas, replica_resources, streaming=streaming,
+                       stream_hint="add --images DIR or --stream")
+    if streaming:
+        result = step.run_streaming(settings.workspace, images, annotations=annotations, model=model,
+                                    backend=backend.value, device=device, batch_size=batch_size,
+                                    weights=weights, nms=nms.value, score_threshold=score_threshold,
+                                    max_images=max_images, workers=workers, fast_eval=fast_eval,
+                                    engine=engine.value, ray=ray, skip_bad=skip_bad,
+                                    precision=precision_of(precision, False))
+    else:
+        result = step.run(settings.workspace, outputs=outputs, annotations=annotations, weights=weights,
+                          nms=nms.value, score_threshold=score_threshold, max_images=max_images,
+                          workers=workers, fast_eval=fast_eval, allow_missing=allow_missing)
+    emit_then_fail(settings, result, failure(lambda: gates.check(result)))
+
+
+@command(locks=True)
+def bench(
+    ctx: typer.Context,
+    backend: BackendOption = Backend.AUTO,
+    model: ModelOption = None,
+    batch_sizes: str | None = typer.Option(None, "--batch-sizes", help="Comma list, e.g. "
+                                              "1,4,8,16,32,64 \\[default: the model's static batch; "
+                                              "for a dynamic-batch model that list (1,4,8 on the CPU)]."),
+    loop: int = typer.Option(100, "--loop", min=1, help="Timed runs per batch size."),
+    warmup: int = typer.Option(10, "--warmup", min=0, help="Untimed runs first."),
+    max_seconds: float = typer.Option(60.0, "--max-seconds", min=0.0, help="Time budget per batch "
+                                      "size, warm-up included (at least one timed run)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda; for ascend an NPU id."),
+    precision: PrecisionOption = None,
+    half: HalfFlag = False,
+    compiled: CompileFlag = False,
+    stages: bool = flag("--stages", help="Time the whole path per image on prepared "
+                                "inputs: read, inference, heads, Detect, masks, RLE/JSON; then "
+                                "the images/s the host part sustains on 1 and on --workers workers."),
+    num_images: NumImages = 10,
+    ais_bench: AisBenchOption = AisBenchMode.AUTO,
+    stream: bool = flag("--stream", help="Run the streaming pipeline (predict's, eval --images') on "
+                        "the prepared images, else synthetic ones: busy ms per image of each stage "
+                        "and the wall throughput, to see which stage bounds it."),
+    workers: Workers = None,
+    engine: EngineOption = Engine.LOCAL,
+    ray_address: RayAddressOption = None,
+    replicas: ReplicasOption = None,
+    replica_resources: ReplicaResourcesOption = None,
+    backends: str | None = typer.Option(None, "--backends", help="One table of speed against accuracy: "
+                                        "these backends (comma list, e.g. onnxruntime,openvino) "
+                                        "× --precisions, each compared with onnxruntime fp32 on "
+                                        "--num-images prepared images."),
+    precisions: str | None = typer.Option(None, "--precisions", help="With --backends: e.g. "
+                                          "fp32,bf16,int8 (int8 needs `yedge quantize`) \\[default: fp32]."),
+) -> None:
+    """Measure throughput and latency per batch size (results appended to results/bench.json);
+    with --backends/--precisions, one table of every pair's speed and agreement with fp32."""
+    from ..steps import bench as step
+
+    settings: Settings = ctx.obj
+    sizes = parse_ints(batch_sizes) if batch_sizes else None
+    table = step.table_request(backends, precisions, backend.value, stages=stages, stream=stream,
+                               engine=engine.value, precision=precision_of(precision, half))
+    if table is not None:
+        emit(step.run_precisions(settings.workspace, backends=table[0], precisions=table[1], device=device,
+                                 batch_sizes=sizes, loop=loop, warmup=warmup, max_seconds=max_seconds,
+                                 images=num_images), settings.json)
+        return
+    ray = ray_settings(engine, ray_address, replicas, replica_resources, streaming=stream,
+                        stream_hint="add --stream")
+    try:
+        result = step.run(settings.workspace, backend=backend.value, model=model, device=device,
+                          precision=precision_of(precision, half), batch_sizes=sizes, loop=loop, warmup=warmup,
+                          max_seconds=max_seconds, stages=stages, images=num_images,
+                          ais_bench=ais_bench.value, stream=stream, workers=workers, compiled=compiled,
+                          engine=engine.value, ray=ray)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted before any measurement finished; nothing was written to "
+                          "results/bench.json") from None
+    emit(result, settings.json)
+    if result.interrupted:
+        raise Interrupted(f"interrupted after {len(result.rows)} batch size(s); their rows are "
+                          "above and in results/bench.json")
