@@ -41,12 +41,12 @@ lint: install
 	$(BIN)/mypy
 
 test: install lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # the inner loop: unit and in-process tests, no whole workflows, Ray, Ascend or end-to-end runs
 # (about 3 minutes on 2 cores); `make test` runs everything and is what CI runs
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow and not ray and not ascend and not e2e"
+	$(BIN)/python -m pytest -q --durations=15 -m "not slow and not ray and not ascend and not e2e"
 
 demo: install
 	$(YEDGE) -w "$(DEMO_WS)" random-weights -o "$(DEMO_WEIGHTS)"

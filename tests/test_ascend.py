@@ -230,7 +230,7 @@ def test_bench_parses_the_printed_summary_alone(tmp_path):
 """
     parsed = aisbench.parse_summary(stdout)
     assert parsed["throughput"] == pytest.approx(407.16610891670894)
-    row = bench._row_from_aisbench(1, 100, stdout, tmp_path / "absent_summary.json")
+    row = bench.ascend.row_from_aisbench(1, 100, stdout, tmp_path / "absent_summary.json")
     assert row.throughput == pytest.approx(407.17, abs=0.01) and row.latency_p90_ms is None
     assert row.latency_p99_ms == pytest.approx(2.46, abs=0.01)
     with pytest.raises(EnvironmentProblem):

@@ -140,7 +140,7 @@ def fake_ascend(tmp_path, monkeypatch):
     holder = {}
     monkeypatch.setattr(aisbench, "resolve_mode", lambda mode: "api")
     monkeypatch.setattr(aisbench, "check_model", lambda path: None)
-    monkeypatch.setattr(bench, "om_model", lambda ws, model, batch: ModelChoice(om, ExportRecord()))
+    monkeypatch.setattr(bench.ascend, "om_model", lambda ws, model, batch: ModelChoice(om, ExportRecord()))
     monkeypatch.setattr(ascend, "AscendApiSession", lambda path, device_id: holder["session"])
 
     def use(session: FakeSession) -> Workspace:
@@ -175,17 +175,17 @@ def test_warmup_counts_against_max_seconds(monkeypatch):
     def tick():  # each run takes 10 s on a fake clock
         clock.now += 10
 
-    monkeypatch.setattr(bench, "time", SimpleNamespace(perf_counter=lambda: clock.now,
-                                                        strftime=time.strftime))
+    monkeypatch.setattr(bench.common, "time", SimpleNamespace(perf_counter=lambda: clock.now,
+                                                               strftime=time.strftime))
     session = FakeSession(on_run=tick)
-    row = bench._time_batch(session, 1, loop=10, warmup=10, max_seconds=25)
+    row = bench.common.time_batch(session, 1, loop=10, warmup=10, max_seconds=25)
     # warm-ups start at 0, 10 and 20 s; the budget is spent by 30 s, so one timed run follows
     assert len(session.runs) == 4 and row.loops == 1
 
 
 def test_zero_budget_still_times_one_run():
     session = FakeSession()
-    row = bench._time_batch(session, 2, loop=5, warmup=5, max_seconds=0)
+    row = bench.common.time_batch(session, 2, loop=5, warmup=5, max_seconds=0)
     assert session.runs == [2] and row.loops == 1
 
 

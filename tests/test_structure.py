@@ -11,7 +11,8 @@ import pytest
 from .conftest import DATA, ROOT, copy_sample_images, run_cli
 
 PACKAGE = ROOT / "yolact_edge_cli"
-STEPS = sorted(p.stem for p in (PACKAGE / "steps").glob("*.py") if p.stem != "__init__")
+STEPS = sorted({p.stem for p in (PACKAGE / "steps").glob("*.py") if p.stem != "__init__"}
+               | {p.parent.name for p in (PACKAGE / "steps").glob("*/__init__.py")})  # a step's package too
 
 
 def _imported_modules(path: Path, typing_too: bool = True) -> set[str]:
@@ -37,8 +38,10 @@ def _imported_modules(path: Path, typing_too: bool = True) -> set[str]:
 
 @pytest.mark.parametrize("step", STEPS)
 def test_no_step_imports_another_step(step):
-    others = {f"yolact_edge_cli.steps.{s}" for s in STEPS if s != step}
-    assert not _imported_modules(PACKAGE / "steps" / f"{step}.py") & others
+    others = tuple(f"yolact_edge_cli.steps.{s}" for s in STEPS if s != step)
+    folder = PACKAGE / "steps" / step
+    for path in sorted(folder.glob("*.py")) if folder.is_dir() else [PACKAGE / "steps" / f"{step}.py"]:
+        assert not [m for m in _imported_modules(path) if m in others or m.startswith(tuple(o + "." for o in others))]
 
 
 def _module_name(path: Path) -> str:
@@ -78,7 +81,8 @@ def test_every_import_inside_the_package_names_one_of_its_modules():
             if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("yolact_edge_cli")):
                 base = package[: len(package) - node.level + 1] if node.level else []
                 module = ".".join([*base, *(node.module.split(".") if node.module else [])])
-                assert module in modules, f"{path.relative_to(ROOT)}:{node.lineno} imports {module}, which is not a module"
+                where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                assert module in modules, f"{where} imports {module}, which is not a module"
 
 
 @pytest.mark.parametrize("module", [

@@ -1,0 +1,163 @@
+"""What every bench mode shares: the result rows, timing a batch size, sweeping batch sizes,
+and appending a run to results/bench.json."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ...backends import RunTimes, timed_run
+from ...console import progress_bar
+from ...records import BenchRecord
+from ...workspace import Workspace, atomic_write_text, versions
+
+DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32, 64)
+
+
+CPU_BATCH_SIZES = (1, 4, 8)  # the larger ones take minutes each on a CPU
+
+
+@dataclass
+class BenchRow:
+    batch_size: int
+    loops: int
+    throughput: float  # images per second
+    latency_mean_ms: float
+    latency_p50_ms: float
+    latency_p90_ms: float | None  # None where only ais_bench's printed summary was available
+    latency_p99_ms: float
+    # the copies to and from the NPU per batch, apart from the compute time above (ais_bench's
+    # H2D_latency / D2H_latency); None on the host backends and where ais_bench gave none
+    h2d_mean_ms: float | None = None
+    d2h_mean_ms: float | None = None
+
+
+@dataclass
+class PrecisionRow:
+    """One (backend, precision) pair of `bench --backends … --precisions …`: its speed at each
+    batch size and its agreement with onnxruntime fp32 on the prepared images; or why it did not
+    run (refused: this backend or CPU lacks it; failed: it broke), as Ultralytics' benchmark
+    marks such rows."""
+
+    backend: str
+    precision: str
+    status: str = "ok"  # ok, refused or failed
+    reason: str | None = None
+    model: str | None = None
+    size_mb: float | None = None
+    rows: list[BenchRow] = field(default_factory=list)
+    agreement: dict | None = None  # metrics/agreement.py's summary; None without prepared inputs
+
+
+@dataclass
+class BenchResult:
+    backend: str
+    device: str
+    model: str
+    model_sha256: str
+    mode: str  # "inference" or "stages"
+    rows: list[BenchRow] = field(default_factory=list)
+    stages_ms: dict[str, float] = field(default_factory=dict)
+    # --stages: images/s the host part sustains on 1 worker and on all `workers` (measured)
+    host_images_per_s: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C during the sweep: `rows` are the batch sizes that finished
+    workers: int | None = None  # processes per pipeline stage (--stream)
+    precisions: list[PrecisionRow] = field(default_factory=list)  # --backends/--precisions
+    check_images: int = 0  # prepared images each precision row was compared with fp32 on
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def row_from_times(batch: int, times_ms: list[float], h2d_mean_ms: float | None = None,
+                   d2h_mean_ms: float | None = None) -> BenchRow:
+    t = np.asarray(times_ms)
+    return BenchRow(batch_size=batch, loops=len(times_ms),
+                    throughput=round(1000 * batch / float(t.mean()), 2),
+                    latency_mean_ms=round(float(t.mean()), 2),
+                    latency_p50_ms=round(float(np.percentile(t, 50)), 2),
+                    latency_p90_ms=round(float(np.percentile(t, 90)), 2),
+                    latency_p99_ms=round(float(np.percentile(t, 99)), 2),
+                    h2d_mean_ms=rounded(h2d_mean_ms), d2h_mean_ms=rounded(d2h_mean_ms))
+
+
+def rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def mean_of(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else None
+
+
+def synthetic(batch: int, dtype: str, sample: tuple[int, ...]) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    shape = (batch, *sample)
+    if dtype == "uint8":
+        return rng.integers(0, 256, shape, dtype=np.uint8)
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
+def host_sizes(result: BenchResult, batch_sizes, static: int | None, device: str) -> tuple[int, ...]:
+    """--batch-sizes, else the static batch, else the default sweep — on the CPU only its
+    small sizes, saying so, since the large ones there would take many minutes."""
+    if batch_sizes:
+        return tuple(batch_sizes)
+    if static:
+        return (static,)
+    if device != "cpu":
+        return DEFAULT_BATCH_SIZES
+    left_out = [b for b in DEFAULT_BATCH_SIZES if b not in CPU_BATCH_SIZES]
+    result.skipped.append(f"batch {', '.join(map(str, left_out))}: left out of the default sweep on "
+                          "the CPU (slow there); run them with --batch-sizes "
+                          + ",".join(map(str, DEFAULT_BATCH_SIZES)))
+    return CPU_BATCH_SIZES
+
+
+def sweep(result: BenchResult, sizes: tuple[int, ...], measure) -> None:
+    """Rows for each batch size in turn. Ctrl-C keeps the rows that finished (the result is
+    marked interrupted and names the sizes not measured); with none finished it propagates."""
+    for pos, batch in enumerate(sizes):
+        try:
+            result.rows.append(measure(batch))
+        except KeyboardInterrupt:
+            if not result.rows:
+                raise
+            result.interrupted = True
+            result.skipped.append(f"batch {', '.join(map(str, sizes[pos:]))}: not measured (interrupted)")
+            return
+
+
+def time_batch(session, batch: int, loop: int, warmup: int, max_seconds: float) -> BenchRow:
+    """Warm-up and timed runs share the --max-seconds budget, so a slow model cannot spend
+    minutes warming up; at least one timed run always happens."""
+    budget_end = time.perf_counter() + max_seconds
+    data = synthetic(batch, session.info.input_dtype, session.info.sample_shape)
+    runs: list[RunTimes] = []
+    with progress_bar(warmup + loop, f"bench batch {batch}") as advance:
+        for _ in range(warmup):
+            if time.perf_counter() >= budget_end:
+                break
+            session.run(data)
+            advance(1)
+        for _ in range(loop):
+            runs.append(timed_run(session, data)[1])
+            advance(1)
+            if time.perf_counter() >= budget_end:
+                break
+    return row_from_times(batch, [r.compute_ms for r in runs], mean_of([r.h2d_ms for r in runs]),
+                          mean_of([r.d2h_ms for r in runs]))
+
+
+def append(ws: Workspace, result: BenchResult) -> None:
+    """Each run is appended to results/bench.json, with what produced it."""
+    path = ws.bench_log
+    runs = json.loads(path.read_text()) if path.exists() else []
+    runs.append({**result.to_dict(), "versions": versions(),
+                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    atomic_write_text(path, json.dumps(runs, indent=2) + "\n")
+    ws.save(BenchRecord(model=result.model, model_sha256=result.model_sha256, backend=result.backend,
+                        device=result.device, mode=result.mode, log=ws.relative(path), runs=len(runs)))
