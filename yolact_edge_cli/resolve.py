@@ -15,6 +15,7 @@ from .choices import AisBenchMode, Backend, Layout, Nms, Precision
 from .errors import InputError, UsageError
 from .host import HostSpec, missing_heads
 from .model.config import DEFAULT_CONFIG, INPUT_SIZE
+from .provenance import Origin, check_same_checkpoint, checkpoint_origin, model_origin
 from .records import ConvertRecord, ExportRecord, OmRecord, PrepRecord, QuantizeRecord
 from .workspace import Workspace
 
@@ -179,19 +180,27 @@ def annotations_for(ws: Workspace, annotations: Path | None) -> Path:
 
 def host_spec(ws: Workspace, layout: str, *, weights: Path | None = None, config: str | None = None,
               nms: str = "fast", score_threshold: float = 0.0, threads: int = 1,
-              model: Path | None = None) -> HostSpec:
+              outputs_of: dict[str, Origin | None] | None = None, fix: str | None = None) -> HostSpec:
     """The host part for outputs of `layout`: the fpn layout needs the checkpoint of the heads
-    (--weights, else export's), which must be the one `model` (when given) was made from. The
-    checkpoint export recorded was already matched to its config; only another one is read to
-    find its config."""
+    (--weights, else export's). That checkpoint must be the one that computed `outputs_of` (each
+    a model or a run folder, by what made it: model_outputs, a run's side-car): checked here, for
+    every command, with `fix` as the hint (default: pass --weights with the one it came from).
+    The checkpoint export recorded was already matched to its config; only another one is read
+    to find its config."""
     spec = _host_spec(ws, layout, weights, config, nms, score_threshold, threads)
-    if spec.weights is not None and model is not None and Path(model).is_file():
-        from .provenance import check_same_checkpoint, checkpoint_origin, model_origin
-
-        origin = model_origin(ws, model)
-        check_same_checkpoint(str(model), origin, checkpoint_origin(spec.weights), fix=(
-            f"pass --weights {origin.weights} (the checkpoint the model came from)" if origin else ""))
+    if spec.weights is not None and outputs_of:
+        heads = checkpoint_origin(spec.weights)
+        for what, origin in outputs_of.items():
+            check_same_checkpoint(what, origin, heads, fix=fix if fix is not None else (
+                f"pass --weights {origin.weights} (the checkpoint it came from)" if origin else ""))
     return spec
+
+
+def model_outputs(ws: Workspace, model: Path | None) -> dict[str, Origin | None]:
+    """What host_spec checks for a model file's outputs: the checkpoint the model came from."""
+    if model is None or not Path(model).is_file():
+        return {}
+    return {str(model): model_origin(ws, model)}
 
 
 def _host_spec(ws: Workspace, layout: str, weights: Path | None, config: str | None, nms: str,

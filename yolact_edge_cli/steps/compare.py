@@ -17,7 +17,7 @@ from ..host import HostPipeline
 from ..metrics.matching import match_detections
 from ..metrics.results import kept_detections
 from ..model.contract import output_names, output_shapes
-from ..provenance import Origin, check_same_checkpoint, check_same_inputs, checkpoint_origin, model_origin, read_run
+from ..provenance import Origin, check_same_inputs, model_origin, read_run
 from ..records import ExportRecord, PrepRecord
 from ..resolve import annotations_for, file_precision, host_spec, in_process
 from ..workspace import Workspace
@@ -147,13 +147,10 @@ def run(ws: Workspace, a: Path, b: Path, *, inputs: int = 4, atol: float = 1e-4,
             name=name, max_abs=float(diff.max()), max_rel=float((diff / (np.abs(y) + 1e-6)).max()),
             cosine=float(x @ y / norm) if norm else 1.0,
             within_tolerance=bool(diff.max() <= atol + rtol * np.abs(y).max())))
-    spec = host_spec(ws, layout_a)
-    if layout_a == "fpn":  # one checkpoint's heads turn both sides into detections
-        heads = checkpoint_origin(str(spec.weights))
-        for side, origin in origins.items():
-            check_same_checkpoint(str(side), origin, heads,
-                                  fix="compare models of the checkpoint exported in this workspace, "
-                                      "or compare their outputs only in a workspace of theirs")
+    # one checkpoint's heads turn both sides into detections
+    spec = host_spec(ws, layout_a, outputs_of={str(side): origin for side, origin in origins.items()},
+                     fix="compare models of the checkpoint exported in this workspace, "
+                         "or compare their outputs only in a workspace of theirs")
     pipeline = HostPipeline(spec)
     coco = load_coco(annotations_for(ws, None))
     totals = {"a": 0, "b": 0, "matched": 0}

@@ -21,9 +21,9 @@ from ..host import HOST_STAGES, HostPipeline, HostSpec
 from ..metrics import coco_eval
 from ..model.contract import output_shapes
 from ..parallel import process_pool
-from ..provenance import check_same_checkpoint, check_same_inputs, checkpoint_origin, read_run
+from ..provenance import check_same_inputs, read_run
 from ..records import EvalRecord, InferRecord, PrepRecord
-from ..resolve import annotations_for, host_spec
+from ..resolve import annotations_for, host_spec, model_outputs
 from ..timing import StageTimes
 from ..workspace import (
     BBOX_RESULTS,
@@ -147,14 +147,13 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     if not tasks:
         raise InputError("no complete outputs to evaluate", path=run_dir, hint="run `yedge infer` first")
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    origin = record.origin if record else None
     spec = host_spec(ws, layout, weights=weights, config=config, nms=nms,
-                     score_threshold=score_threshold, threads=max(1, (os.cpu_count() or 1) // workers))
+                     score_threshold=score_threshold, threads=max(1, (os.cpu_count() or 1) // workers),
+                     outputs_of={str(run_dir): origin}, fix=(
+                         f"pass --weights {origin.weights} (the checkpoint it came from), or rerun `yedge infer "
+                         f"--run {run_dir.name} --overwrite` with the current model") if origin else "")
     job = EvalJob(str(run_dir), output_dtype, str(annotations_for(ws, annotations)), spec)
-    if layout == "fpn":
-        origin = record.origin if record else None
-        check_same_checkpoint(str(run_dir), origin, checkpoint_origin(str(spec.weights)), fix=(
-            f"pass --weights {origin.weights} (the checkpoint it came from), or rerun `yedge infer "
-            f"--run {run_dir.name} --overwrite` with the current model") if origin else "")
     coco = load_coco(job.annotations)
     require_images(coco, [image_id for _, image_id in tasks], job.annotations)
 
@@ -251,7 +250,7 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
         """The host part for the session's layout, its heads checked against the model's
         checkpoint before any image runs."""
         return host_spec(ws, info.layout, weights=weights, config=config, nms=nms,
-                         score_threshold=score_threshold, threads=1, model=choice.path)
+                         score_threshold=score_threshold, threads=1, outputs_of=model_outputs(ws, choice.path))
 
     items = (Item(pos, str(Path(images) / info.file_name), size=(info.width, info.height))
              for pos, info in enumerate(image_info(coco, i) for i in ids))

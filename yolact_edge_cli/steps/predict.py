@@ -26,7 +26,7 @@ from ..metrics.results import kept_detections
 from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES, RESNET50
 from ..precision import check as check_precision
 from ..records import ExportRecord
-from ..resolve import ModelChoice, choose_backend, host_spec, model_for
+from ..resolve import ModelChoice, choose_backend, host_spec, model_for, model_outputs
 from ..stream.engine import engine_for, recipe_for
 from ..stream.items import Item, Prediction, VideoSource
 from ..workspace import Workspace, atomic_path, remove_stale_temp
@@ -138,7 +138,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
                              f"holds its heads ({info.layout} layout)", hint="drop --weights")
         return host_spec(ws, info.layout, weights=Path(weights) if weights else None,
                          config=_config_of(choice, weights), score_threshold=score_threshold, threads=1,
-                         model=choice.path if model is not None else None)
+                         outputs_of=model_outputs(ws, choice.path if model is not None else None))
 
     workers = max(1, min(workers or (os.cpu_count() or 1), 8))
     videos_given = sum(1 for s in found.found if is_video(s))

@@ -13,7 +13,7 @@ from ...data.preprocess import sample_shape
 from ...errors import InputError
 from ...host import HOST_STAGES, HostPipeline, sustained_rate
 from ...records import PrepRecord
-from ...resolve import annotations_for, host_spec
+from ...resolve import annotations_for, host_spec, model_outputs
 from ...timing import StageTimes
 from ...workspace import Workspace
 
@@ -33,7 +33,7 @@ def run_stages(ws: Workspace, session, source: Path, images: int, workers: int) 
         raise InputError("no prepared inputs", path=ws.ids_path, hint="run `yedge prep` first")
     dtype = (ws.load(PrepRecord) or PrepRecord()).dtype
     cores = os.cpu_count() or 1
-    spec = host_spec(ws, session.info.layout, threads=cores, model=source)
+    spec = host_spec(ws, session.info.layout, threads=cores, outputs_of=model_outputs(ws, source))
     pipeline = HostPipeline(spec)
     coco = load_coco(annotations_for(ws, None))
     totals = StageTimes()
