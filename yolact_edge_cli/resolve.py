@@ -150,7 +150,9 @@ def parse_devices(device: str) -> list[int]:
 @contextlib.contextmanager
 def in_process(ws: Workspace, backend: str) -> Iterator[None]:
     """What running a backend's session in this process needs: for ascend, ais_bench's API (said
-    clearly when it cannot load) with aclruntime's own stdout lines sent to the log."""
+    clearly when it cannot load) with aclruntime's own stdout lines sent to the log. Every Ascend
+    session of this process opens inside it; one in a process of its own opens through
+    stream.stages.SessionRecipe.open_in_worker (the same log)."""
     if backend != Backend.ASCEND.value:
         yield
         return

@@ -19,7 +19,7 @@ from ..errors import InputError, UsageError
 from ..model.contract import output_bytes
 from ..provenance import RunRecord, model_origin, prepared_fingerprint, read_run, write_run
 from ..records import InferRecord, PrepRecord
-from ..resolve import ModelChoice, choose_backend, model_for, parse_devices, session_for
+from ..resolve import ModelChoice, choose_backend, in_process, model_for, parse_devices, session_for
 from ..stream.stages import SessionRecipe
 from ..workspace import Workspace, remove_stale_temp, sha256_file
 
@@ -245,7 +245,7 @@ def _run_ascend(ws, choice: ModelChoice, device, batch_size, files, in_dir, clai
     extra = {"ais_bench": mode, "soc_version": soc_version}
     log = ws.log("ais_bench_api")
     if mode == AisBenchMode.API.value and len(devices) == 1:
-        with aisbench.quiet_stdout(log):
+        with in_process(ws, Backend.ASCEND.value):
             session = open_session(om, device=str(devices[0]))
             try:
                 per_batch = _check_om(session.info, om, input_dtype, input_layout, batch_size)
