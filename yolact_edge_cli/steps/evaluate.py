@@ -157,38 +157,33 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     coco = load_coco(job.annotations)
     require_images(coco, [image_id for _, image_id in tasks], job.annotations)
 
-    from ..metrics.yolact_ap import APAccumulator
-
-    accumulator = APAccumulator()
-    per_image: dict[int, tuple[list, list]] = {}
-    totals = StageTimes(dict.fromkeys(STAGES, 0.0))
-    with progress_bar(len(tasks), f"eval {len(tasks)} images ({layout} layout, {nms} NMS)") as advance:
+    with contextlib.ExitStack() as stack:
+        evaluation = Evaluation(stack, ws, run_dir.name, coco, STAGES, by_image=False, fast_eval=fast_eval)
+        advance = stack.enter_context(progress_bar(len(tasks), f"eval {len(tasks)} images ({layout} layout, "
+                                                               f"{nms} NMS)"))
         advance(0)
-        if workers == 1:
-            _collect(map(_Worker(job, coco), tasks), per_image, accumulator, totals, advance)
-        else:
-            with process_pool(workers, _init_worker, (job,)) as pool:
-                _collect(pool.map(_process, tasks, chunksize=1), per_image, accumulator, totals, advance)
+        with contextlib.ExitStack() as pooled:
+            results = map(_Worker(job, coco), tasks) if workers == 1 else pooled.enter_context(
+                process_pool(workers, _init_worker, (job,))).map(_process, tasks, chunksize=1)
+            for (_, image_id), (_, bbox, mask, matches, times) in zip(tasks, results):  # in task order
+                evaluation.add(image_id, bbox, mask, matches, times)
+                advance(1)
     host_seconds = time.perf_counter() - started
-    run_results = ws.run_results(run_dir.name)
-    results_paths = {"bbox": run_results / BBOX_RESULTS, "segm": run_results / MASK_RESULTS}
-    atomic_write_text(results_paths["bbox"], json.dumps([e for pos in sorted(per_image) for e in per_image[pos][0]]))
-    atomic_write_text(results_paths["segm"], json.dumps([e for pos in sorted(per_image) for e in per_image[pos][1]]))
     provenance = {  # what computed the outputs evaluated here: the run folder's own record
         "run": run_dir.name, "backend": record.backend if record else None,
         "device": record.device if record else None, "model": record.model if record else None,
         "model_sha256": record.model_sha256 if record else None,
         "model_weights_sha256": record.weights_sha256 if record else None}
-    return _finish(ws, run_results, results_paths, [image_id for _, image_id in tasks], EvalResult(
-        images=len(tasks), layout=layout, nms=nms, output_dtype=output_dtype, yolact_ap=accumulator.table(),
-        host_ms_per_image=totals.ms_per(len(tasks))
-        | {"wall": round(host_seconds / len(tasks) * 1000, 2)}, missing=missing),
-        job.annotations, spec, provenance, str(run_dir), workers, fast_eval, started, EvalRecord(
-            outputs=str(run_dir), inputs_fingerprint=record.inputs_fingerprint if record else None,
-            model_weights=record.weights if record else None,
-            model_weights_sha256=record.weights_sha256 if record else None, run=run_dir.name))
-
-
+    result = EvalResult(images=len(tasks), layout=layout, nms=nms, output_dtype=output_dtype,
+                        yolact_ap=evaluation.accumulator.table(),
+                        host_ms_per_image=evaluation.totals.ms_per(len(tasks))
+                        | {"wall": round(host_seconds / len(tasks) * 1000, 2)}, missing=missing)
+    return _finish(ws, evaluation, result, EvalRecord(
+        outputs=str(run_dir), inputs_fingerprint=record.inputs_fingerprint if record else None,
+        model_weights=record.weights if record else None,
+        model_weights_sha256=record.weights_sha256 if record else None, run=run_dir.name),
+        annotations=job.annotations, spec=spec, provenance=provenance, outputs=str(run_dir), workers=workers,
+        started=started)
 
 
 def streams(*, images: Path | None, stream: bool, outputs: Path | None, allow_missing: bool, skip_bad: bool,
@@ -221,7 +216,7 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     results are written to their JSON files as they come, so memory stays flat."""
     from ..data.coco import image_order, warn_size_mismatches
     from ..metrics.results import coco_entries
-    from ..metrics.yolact_ap import APAccumulator, ground_truth, match_image
+    from ..metrics.yolact_ap import ground_truth, match_image
     from ..provenance import model_origin
     from ..resolve import choose_backend, model_for
     from ..stream.engine import engine_for, recipe_for
@@ -254,23 +249,15 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
 
     items = (Item(pos, str(Path(images) / info.file_name), size=(info.width, info.height))
              for pos, info in enumerate(image_info(coco, i) for i in ids))
-    accumulator = APAccumulator()
-    # COCOeval image by image as results come (memory stays flat); faster-coco-eval reads the files
-    by_image = None if fast_eval else coco_eval.ImageByImage(coco)
-    totals = StageTimes(dict.fromkeys([*STREAM_STAGES, *([] if fast_eval else ["cocoeval"])], 0.0))
-    run_results = ws.run_results(run_name)
-    results_paths = {"bbox": run_results / BBOX_RESULTS, "segm": run_results / MASK_RESULTS}
     runner = engine_for(ws, engine, ray, backend=backend, device=device, workers=workers)
     with contextlib.ExitStack() as stack:
-        files = [_JsonArray(stack.enter_context(atomic_path(results_paths[kind]))) for kind in ("bbox", "segm")]
-        for file in files:
-            stack.callback(file.close)
+        # COCOeval image by image as results come (memory stays flat); faster-coco-eval reads the files
+        evaluation = Evaluation(stack, ws, run_name, coco, STREAM_STAGES, by_image=not fast_eval, fast_eval=fast_eval)
         advance = stack.enter_context(progress_bar(len(ids), f"eval {len(ids)} images streamed ({nms} NMS)"))
         run = stack.enter_context(runner.open(recipe_for(ws, choice, device, batch_size), host_for))
         predictions = stack.enter_context(contextlib.closing(run.predictions(items)))
         bad: list[dict] = []
         mismatches: list[dict] = []
-        evaluated: list[int] = []
         for prediction in predictions:
             image_id = ids[prediction.item.index]
             if prediction.error is not None:  # listed, as prep lists them, after the others ran
@@ -282,48 +269,39 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
                 mismatches.append({"id": image_id, "file": Path(prediction.item.source).name,
                                    "annotated": [prediction.width, prediction.height],
                                    "actual": list(prediction.decoded)})
-            evaluated.append(image_id)
             found = prediction.detections
             assert found is not None
-            bbox, mask = coco_entries(image_id, found)
-            for file, entries in zip(files, (bbox, mask)):
-                file.extend(entries)
-            if by_image is not None:
-                with totals.time("cocoeval"):
-                    by_image.add(image_id, {"bbox": bbox, "segm": mask})
-            with totals.time("match"):
-                accumulator.add(match_image(found, found.rles,  # type: ignore[arg-type]
-                                            ground_truth(coco, image_id, prediction.width, prediction.height)))
-            totals.add(prediction.times)
+            with evaluation.totals.time("match"):
+                matches = match_image(found, found.rles,  # type: ignore[arg-type]
+                                      ground_truth(coco, image_id, prediction.width, prediction.height))
+            evaluation.add(image_id, *coco_entries(image_id, found), matches, prediction.times)
             advance(1)
         if bad and not skip_bad:
             listed = "; ".join(f"{b['file']} ({b['error']})" for b in bad[:5])
             more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
             raise InputError(f"{len(bad)} image(s) could not be read: {listed}{more}", path=images,
                              hint="fix or remove them, or pass --skip-bad to evaluate the others")
-        if not evaluated:
+        if not evaluation.evaluated:
             raise InputError("none of the images could be read", path=images, hint="check the image folder")
-        for file in files:
-            file.close()
     warn_size_mismatches(mismatches)
-    info, spec = run.info, run.host
     origin = model_origin(ws, choice.path) if choice.path.is_file() else None
-    seconds = time.perf_counter() - started
+    count = len(evaluation.evaluated)
     provenance = {"run": run_name, "backend": backend, "engine": engine,
                   "device": run.device,
                   "model": ws.relative(choice.path),
                   "model_sha256": sha256_file(choice.path) if choice.path.is_file() else None,
                   "model_weights_sha256": origin.weights_sha256 if origin else None}
-    return _finish(ws, run_results, results_paths, evaluated, EvalResult(
-        images=len(evaluated), layout=info.layout, nms=nms, output_dtype=info.output_dtype,
-        yolact_ap=accumulator.table(),
-        host_ms_per_image=totals.ms_per(len(evaluated))
-        | {"wall": round(seconds / len(evaluated) * 1000, 2)}, streamed=True, bad=bad, size_mismatches=mismatches),
-        str(annotations), spec, provenance, f"streamed from {images}", workers, fast_eval, started,
-        EvalRecord(outputs=f"streamed from {images}", run=run_name, streamed_images=str(Path(images).absolute()),
-                   bad=bad, size_mismatches=mismatches, model_weights=origin.weights if origin else None,
-                   model_weights_sha256=origin.weights_sha256 if origin else None),
-        coco=by_image.stats() if by_image is not None else None)
+    result = EvalResult(images=count, layout=run.info.layout, nms=nms, output_dtype=run.info.output_dtype,
+                        yolact_ap=evaluation.accumulator.table(),
+                        host_ms_per_image=evaluation.totals.ms_per(count)
+                        | {"wall": round((time.perf_counter() - started) / count * 1000, 2)},
+                        streamed=True, bad=bad, size_mismatches=mismatches)
+    return _finish(ws, evaluation, result, EvalRecord(
+        outputs=f"streamed from {images}", run=run_name, streamed_images=str(Path(images).absolute()),
+        bad=bad, size_mismatches=mismatches, model_weights=origin.weights if origin else None,
+        model_weights_sha256=origin.weights_sha256 if origin else None),
+        annotations=str(annotations), spec=run.host, provenance=provenance, outputs=f"streamed from {images}",
+        workers=workers, started=started)
 
 
 class _JsonArray:
@@ -345,14 +323,49 @@ class _JsonArray:
             self._file.close()
 
 
-def _finish(ws: Workspace, run_results: Path, results_paths: dict[str, Path], evaluated_ids: list[int],
-            result: EvalResult, annotations: str, spec: HostSpec, provenance: dict, outputs: str,
-            workers: int, fast_eval: bool, started: float, record: EvalRecord,
-            coco: dict | None = None) -> EvalResult:
-    """COCOeval over the written results (unless already computed image by image), metrics.json,
-    the latest copies, the manifest."""
-    if coco is None:
-        coco = coco_eval.evaluate(Path(annotations), results_paths, evaluated_ids, fast=fast_eval)
+class Evaluation:
+    """What file and streaming eval share, one image at a time: `add` writes the image's COCO
+    entries to the result files as they come (byte for byte `json.dumps` of the whole list, under
+    temporary names until the stack closes), adds its YOLACT matches and stage times and, when
+    `by_image`, runs COCOeval on that image alone; `coco_stats` gives COCOeval's figures."""
+
+    def __init__(self, stack: contextlib.ExitStack, ws: Workspace, run_name: str, coco, stages: tuple[str, ...],
+                 *, by_image: bool, fast_eval: bool):
+        from ..metrics.yolact_ap import APAccumulator
+
+        self.run_results = ws.run_results(run_name)
+        self.paths = {"bbox": self.run_results / BBOX_RESULTS, "segm": self.run_results / MASK_RESULTS}
+        self._files = [_JsonArray(stack.enter_context(atomic_path(self.paths[kind]))) for kind in ("bbox", "segm")]
+        for file in self._files:
+            stack.callback(file.close)
+        self.accumulator = APAccumulator()
+        self.by_image = coco_eval.ImageByImage(coco) if by_image else None
+        self.fast_eval = fast_eval
+        self.totals = StageTimes(dict.fromkeys([*stages, *(["cocoeval"] if by_image else [])], 0.0))
+        self.evaluated: list[int] = []
+
+    def add(self, image_id: int, bbox: list[dict], mask: list[dict], matches, times: dict[str, float]) -> None:
+        self.evaluated.append(image_id)
+        for file, entries in zip(self._files, (bbox, mask)):
+            file.extend(entries)
+        if self.by_image is not None:
+            with self.totals.time("cocoeval"):
+                self.by_image.add(image_id, {"bbox": bbox, "segm": mask})
+        self.accumulator.add(matches)
+        self.totals.add(times)
+
+    def coco_stats(self, annotations: str) -> dict:
+        """COCOeval's figures: gathered image by image, else over the written files."""
+        if self.by_image is not None:
+            return self.by_image.stats()
+        return coco_eval.evaluate(Path(annotations), self.paths, self.evaluated, fast=self.fast_eval)
+
+
+def _finish(ws: Workspace, evaluation: Evaluation, result: EvalResult, record: EvalRecord, *, annotations: str,
+            spec: HostSpec, provenance: dict, outputs: str, workers: int, started: float) -> EvalResult:
+    """COCOeval's figures, metrics.json, the latest copies, the manifest."""
+    coco = evaluation.coco_stats(annotations)
+    results_paths, run_results, evaluated_ids = dict(evaluation.paths), evaluation.run_results, evaluation.evaluated
     result.coco = coco
     result.seconds = round(time.perf_counter() - started, 2)
     result.results_dir = str(run_results)
@@ -372,14 +385,6 @@ def _finish(ws: Workspace, run_results: Path, results_paths: dict[str, Path], ev
                       "coco_bbox_AP": coco["bbox"]["stats"][0], "coco_segm_AP": coco["segm"]["stats"][0]}
     ws.save(record)
     return result
-
-
-def _collect(results, per_image, accumulator, totals, advance) -> None:
-    for pos, bbox, mask, matches, times in results:
-        per_image[pos] = (bbox, mask)
-        accumulator.add(matches)
-        totals.add(times)
-        advance(1)
 
 
 def reported_maps(result: dict) -> dict[str, float]:
