@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from .choices import InputDtype, InputLayout, Layout, Nms, Precision
+from .model.config import SHOW_SCORE_THRESHOLD
 from .workspace import BBOX_RESULTS, MASK_RESULTS, METRICS
 
 R = TypeVar("R", bound="Record")
@@ -215,7 +216,7 @@ class ShowRecord(Record):
     STEP = "show"
     results: str = _in("inputs", "")
     ids: list = _in("options", factory=list)
-    score_threshold: float = _in("options", 0.3)
+    score_threshold: float = _in("options", SHOW_SCORE_THRESHOLD)
     gt: bool = _in("options", False)
     folder: str = _in("outputs", "results/vis")
 

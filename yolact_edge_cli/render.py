@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .console import err, out, print_json
+from .model.config import SHOW_SCORE_THRESHOLD
 
 _RENDERERS: dict[str, Callable[[Any], None]] = {}
 
@@ -74,7 +75,8 @@ def _quantize(result) -> None:
         table.add_row(name, f"{values['cosine']:.5f}", f"{values['max_abs_diff']:.3g}")
     out.print(table)
     share = "no confident detections" if found.matched_share is None else f"{found.matched_share:.1%}"
-    out.print(f"float32 detections ≥ 0.3 found by INT8: {found.matched} of {found.float32_confident} "
+    out.print(f"float32 detections ≥ {SHOW_SCORE_THRESHOLD} found by INT8: {found.matched} of "
+              f"{found.float32_confident} "
               f"({share}); calibrated on {result.calibration_images}, checked on {result.check_images} "
               f"held-out image(s) in {result.seconds:.1f} s")
     if found.map_drop is not None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from ..choices import Backend, Precision
-from ..model.config import DEFAULT_CONFIG, RANDOM_BG_BIAS, RANDOM_CONF_GAIN, RANDOM_MASK_BIAS
+from ..model.config import DEFAULT_CONFIG, RANDOM_BG_BIAS, RANDOM_CONF_GAIN, RANDOM_MASK_BIAS, SHOW_SCORE_THRESHOLD
 from ..options import NumImages, ScoreThreshold, flag, parse_ints
 from ..render import emit
 from .app import Settings, command, emit_then_fail, failure
@@ -62,7 +62,7 @@ def show(
     ctx: typer.Context,
     num_images: NumImages = 8,
     ids: str | None = typer.Option(None, "--ids", help="Comma list of COCO image ids instead."),
-    score_threshold: ScoreThreshold = 0.3,
+    score_threshold: ScoreThreshold = SHOW_SCORE_THRESHOLD,
     gt: bool = flag("--gt", help="Ground truth beside each picture."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Folder \\[default: results/vis]."),
 ) -> None:

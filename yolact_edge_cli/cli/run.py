@@ -7,6 +7,7 @@ import typer
 
 from ..choices import AisBenchMode, Backend, Engine, MapKind, Nms
 from ..errors import Interrupted
+from ..model.config import SHOW_SCORE_THRESHOLD
 from ..options import (
     AisBenchOption,
     BackendOption,
@@ -46,7 +47,7 @@ def predict(
     device: DeviceOption = "cpu",
     precision: PrecisionOption = None,
     batch_size: BatchSizeOption = None,
-    score_threshold: ScoreThreshold = 0.3,
+    score_threshold: ScoreThreshold = SHOW_SCORE_THRESHOLD,
     top_k: int = typer.Option(100, "--top-k", min=1, help="At most this many detections per image."),
     classes: str | None = typer.Option(None, "--classes", help="Only these COCO classes, e.g. person,car."),
     output: Path | None = typer.Option(None, "--output", "-o", help=r"Output folder \[default: "

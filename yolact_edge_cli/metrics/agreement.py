@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..model.config import SHOW_SCORE_THRESHOLD
 from .matching import match_detections
 from .yolact_ap import APAccumulator, ground_truth, match_image
 
 # float32's detections at least this confident are the ones the other model is expected to find
-CONFIDENT = 0.3
+CONFIDENT = SHOW_SCORE_THRESHOLD
 
 
 @dataclass

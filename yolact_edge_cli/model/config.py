@@ -67,6 +67,9 @@ MOBILENETV2 = ModelConfig(
 
 CONFIGS: dict[str, ModelConfig] = {c.name: c for c in (RESNET50, RESNET101, MOBILENETV2)}
 DEFAULT_CONFIG = RESNET50.name
+# one threshold for the detections drawn and listed (show, predict) and for those taken as
+# confident when a reduced precision is checked against float32 (metrics/agreement.py)
+SHOW_SCORE_THRESHOLD = 0.3
 
 # The deterministic random checkpoint's defaults (docs/random-checkpoint.md): written here, where
 # the torch-free CLI can read them for its --help.

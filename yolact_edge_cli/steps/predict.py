@@ -23,7 +23,7 @@ from ..draw import draw_detections
 from ..errors import InputError, UsageError
 from ..host import HostSpec
 from ..metrics.results import kept_detections
-from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES, RESNET50
+from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES, RESNET50, SHOW_SCORE_THRESHOLD
 from ..precision import check as check_precision
 from ..records import ExportRecord
 from ..resolve import ModelChoice, choose_backend, host_spec, model_for, model_outputs
@@ -83,7 +83,7 @@ def class_indices(names: list[str] | None) -> set[int] | None:
 
 def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights: Path | None = None,
         backend: str = "auto", device: str = "cpu", batch_size: int | None = None,
-        score_threshold: float = 0.3, top_k: int = 100, classes: list[str] | None = None,
+        score_threshold: float = SHOW_SCORE_THRESHOLD, top_k: int = 100, classes: list[str] | None = None,
         output: Path | None = None, name: str | None = None, save_images: bool = True,
         save_video: bool = True, save_json: bool = True, recursive: bool = False,
         workers: int | None = None, exist_ok: bool = False, engine: str = Engine.LOCAL.value,

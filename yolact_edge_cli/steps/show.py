@@ -11,7 +11,7 @@ import numpy as np
 
 from ..draw import decode_rle, draw
 from ..errors import InputError, UsageError
-from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES
+from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES, SHOW_SCORE_THRESHOLD
 from ..provenance import check_current_model, check_same_inputs
 from ..records import EvalRecord, PrepRecord, ShowRecord
 from ..workspace import CONTACT_SHEET, Workspace, atomic_path
@@ -38,7 +38,7 @@ def _write_png(path: Path, image: np.ndarray) -> None:
         tmp.write_bytes(data.tobytes())
 
 
-def run(ws: Workspace, *, images: int = 8, ids: list[int] | None = None, score_threshold: float = 0.3,
+def run(ws: Workspace, *, images: int = 8, ids: list[int] | None = None, score_threshold: float = SHOW_SCORE_THRESHOLD,
         gt: bool = False, out: Path | None = None) -> ShowResult:
     import cv2
 
