@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ def run_precisions(ws: Workspace, *, backends: tuple[str, ...], precisions: tupl
             raise UsageError(f"--precisions: unknown precision {precision!r}",
                              hint="a comma list of " + ", ".join(Precision.values()))
     reference = model_for(ws, Backend.ONNXRUNTIME.value, None, None, Precision.FP32.value, "cpu")
-    checks = _agreement_inputs(ws, images)
+    checks, coco = _agreement_inputs(ws, images)
     expected = _fp32_outputs(reference, checks)
     result = BenchResult(backend=",".join(backends), device=device, model=str(reference.path),
                          model_sha256=sha256_file(reference.path), mode="precisions", check_images=len(checks))
@@ -56,7 +57,7 @@ def run_precisions(ws: Workspace, *, backends: tuple[str, ...], precisions: tupl
                     sizes = batch_sizes or (session.info.batch_size or 1,)
                     _sweep_rows(row.rows, sizes, session, loop, warmup, max_seconds)
                     if checks:
-                        row.agreement = _agree(ws, session, checks, expected)
+                        row.agreement = _agree(ws, session, checks, expected, coco)
                 finally:
                     session.close()
             except UsageError as exc:
@@ -76,15 +77,16 @@ def _sweep_rows(rows: list[BenchRow], sizes, session, loop: int, warmup: int, ma
             rows.append(time_batch(session, batch, loop, warmup, max_seconds))
 
 
-def _agreement_inputs(ws: Workspace, images: int) -> list[tuple[np.ndarray, int, int, int | None]]:
-    """The first prepared inputs with their image sizes and ids (annotated ones), or none."""
+def _agreement_inputs(ws: Workspace, images: int) -> tuple[list[tuple[np.ndarray, int, int, int | None]], Any]:
+    """The first prepared inputs with their image sizes and ids (annotated ones), or none; and
+    the annotations (None without them), read once for every row."""
     from ...data import binio
     from ...data.coco import image_info, load_coco
     from ...model.config import INPUT_SIZE
 
     prep = ws.load(PrepRecord)
     if prep is None or prep.layout != "nchw":
-        return []
+        return [], None
     files = binio.list_input_files(ws.bin_dir)[:images]
     ids = ws.read_ids()
     coco = load_coco(prep.annotations) if prep.annotations and Path(prep.annotations).is_file() else None
@@ -94,7 +96,7 @@ def _agreement_inputs(ws: Workspace, images: int) -> list[tuple[np.ndarray, int,
         info = image_info(coco, ids[pos]) if coco else None
         checks.append((data, info.width if info else INPUT_SIZE, info.height if info else INPUT_SIZE,
                        ids[pos] if info else None))
-    return checks
+    return checks, coco
 
 
 def _run_one(session, data: np.ndarray) -> list[np.ndarray]:
@@ -113,14 +115,10 @@ def _fp32_outputs(reference, checks) -> list[list[np.ndarray]]:
         session.close()
 
 
-def _agree(ws: Workspace, session, checks, expected) -> dict:
-    from ...data.coco import load_coco
+def _agree(ws: Workspace, session, checks, expected, coco) -> dict:
     from ...metrics.agreement import Agreement
     from ...model.contract import output_names
 
-    prep = ws.load(PrepRecord)
-    ids = [image_id for *_, image_id in checks]
-    coco = load_coco(prep.annotations) if prep and any(i is not None for i in ids) else None
     layout = session.info.layout
     agreement = Agreement(HostPipeline(host_spec(ws, layout)), output_names(layout), coco)
     for (data, width, height, image_id), want in zip(checks, expected):
