@@ -229,8 +229,12 @@ def test_no_result_is_labelled_with_a_precision_it_was_not_computed_in(workspace
                    "--precision", "fp32", "-o", tmp_path / "p")
     assert proc.returncode == 0 and json.loads(proc.stdout)["precision"] == "int8", proc.stderr
     model = workspace.root / "models" / "yolact_edge.onnx"
-    assert_clean_failure(run_cli("-w", workspace.root, "compare", model, model, "--a-precision", "int8"),
-                         "has no QuantizeLinear/DequantizeLinear pairs", code=2)
+    line = assert_clean_failure(run_cli("-w", workspace.root, "compare", model, model, "--a-precision", "int8"),
+                                "has no QuantizeLinear/DequantizeLinear pairs", code=2)
+    assert "--a-precision int8 runs a quantized model" in line  # the side's own option
+    assert_clean_failure(run_cli("-w", workspace.root, "compare", model, model, "--b-backend", "torch"),
+                         "--b-backend torch does not run yolact_edge.onnx", "use --b-backend onnxruntime or openvino",
+                         code=2)
 
 
 def test_a_backend_on_a_device_it_does_not_run_on_is_refused_before_any_work(workspace, tmp_path):

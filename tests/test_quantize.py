@@ -114,6 +114,15 @@ def test_quantize_needs_images_to_calibrate_and_check(workspace, tmp_path):
     assert_clean_failure(run_cli("-w", workspace.root, "quantize", "--images", one), "at least 2 images", code=3)
 
 
+def test_an_unreadable_photo_is_named_with_quantize_s_fix(workspace, tmp_path):
+    photos = copy_sample_images(tmp_path / "photos")
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "int8.onnx"
+    line = assert_clean_failure(run_cli("-w", workspace.root, "quantize", "--images", photos, "-o", out),
+                                "broken.jpg", "move it out of the --images folder", code=3)
+    assert "prep" not in line and not out.exists()
+
+
 def test_int8_finds_the_confident_detections_of_float32(tmp_path, checkpoint):
     """On a checkpoint made confident (a few clear detections per photo, not a hundred around
     the 0.05 threshold: --conf-gain 4 --bg-bias 14), the default mix keeps ≥ 95 % of float32's

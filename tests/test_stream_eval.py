@@ -7,7 +7,7 @@ import pytest
 from yolact_edge_cli.backends.onnxruntime import OrtSession
 from yolact_edge_cli.steps import evaluate, infer
 
-from .conftest import run_cli
+from .conftest import assert_clean_failure, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +67,17 @@ def test_interrupted_streaming_leaves_no_results_and_a_rerun_gives_the_same(work
     monkeypatch.setattr(OrtSession, "run", original)
     evaluate.run_streaming(workspace, None, backend="onnxruntime", workers=1)
     _same_results(workspace, "onnxruntime")
+
+
+def test_a_folder_the_annotations_do_not_describe_is_named(workspace, tmp_path):
+    """Streaming eval on a folder holding none of the annotated file names: said before any
+    image runs, with the fix (not 'none of the images could be read')."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "unrelated.jpg").write_bytes(b"")
+    proc = run_cli("-w", workspace.root, "eval", "--images", other, "--stream")
+    assert_clean_failure(proc, "none of the 2 annotated images is in this folder", "--annotations", code=3)
+    assert "━" not in proc.stderr  # before the progress bar
 
 
 def test_streaming_options_that_need_a_run_folder_are_refused(workspace):

@@ -3,6 +3,7 @@ max abs/rel error and cosine similarity, and at the detection level matched dete
 mean box and mask IoU. Finds what a conversion changed (fp16, precision mode, NMS, inputs)."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -73,10 +74,18 @@ class Runner:
     precision: str = "fp32"
 
 
-def _run_model(ws: Workspace, source: Path, files: list[Path], runner: Runner) -> tuple[str, list[list[np.ndarray]]]:
-    runner = Runner(runner.backend, file_precision(source, runner.precision))
-    with in_process(ws, runner.backend or backend_of(source)):
-        return _run_session(ws, source, files, runner)
+def _run_model(ws: Workspace, source: Path, files: list[Path], runner: Runner,
+               side: str) -> tuple[str, list[list[np.ndarray]]]:
+    """A refusal names this side's options (--a-backend, not --backend)."""
+    try:
+        runner = Runner(runner.backend, file_precision(source, runner.precision))
+        with in_process(ws, runner.backend or backend_of(source)):
+            return _run_session(ws, source, files, runner)
+    except UsageError as exc:
+        def per_side(text: str | None) -> str | None:
+            return None if text is None else re.sub(r"--(backend|precision)\b", rf"--{side}-\1", text)
+
+        raise UsageError(per_side(exc.message) or "", path=exc.path, hint=per_side(exc.hint)) from None
 
 
 def _run_session(ws: Workspace, source: Path, files: list[Path],
@@ -98,7 +107,7 @@ def _run_session(ws: Workspace, source: Path, files: list[Path],
     return session.info.layout, samples
 
 
-def _load(ws: Workspace, source: Path, positions: list[int], files: list[Path], runner: Runner):
+def _load(ws: Workspace, source: Path, positions: list[int], files: list[Path], runner: Runner, side: str):
     source = Path(source)
     if source.is_dir():
         if runner != Runner():
@@ -108,7 +117,7 @@ def _load(ws: Workspace, source: Path, positions: list[int], files: list[Path], 
     if not source.is_file():
         raise InputError("nothing to compare here (not a run folder or model file)", path=source,
                          hint="pass outputs/<run> folders or model files")
-    return _run_model(ws, source, files, runner)
+    return _run_model(ws, source, files, runner, side)
 
 
 def _origin(ws: Workspace, source: Path) -> Origin | None:
@@ -131,8 +140,8 @@ def run(ws: Workspace, a: Path, b: Path, *, inputs: int = 4, atol: float = 1e-4,
     files = binio.list_input_files(ws.bin_dir)[: len(ids)]
     positions = list(range(len(ids)))
     origins = {a: _origin(ws, a), b: _origin(ws, b)}
-    layout_a, out_a = _load(ws, a, positions, files, runner_a)
-    layout_b, out_b = _load(ws, b, positions, files, runner_b)
+    layout_a, out_a = _load(ws, a, positions, files, runner_a, "a")
+    layout_b, out_b = _load(ws, b, positions, files, runner_b, "b")
     if layout_a != layout_b:
         raise UsageError(f"{a} has the {layout_a} layout and {b} the {layout_b} layout",
                          hint="compare models or runs exported with the same --layout")

@@ -247,8 +247,14 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
         return host_spec(ws, info.layout, weights=weights, config=config, nms=nms,
                          score_threshold=score_threshold, threads=1, outputs_of=model_outputs(ws, choice.path))
 
+    infos = [image_info(coco, i) for i in ids]
+    if not any((Path(images) / info.file_name).is_file() for info in infos):
+        raise InputError(f"none of the {len(infos)} annotated images is in this folder (the first would be "
+                         f"{infos[0].file_name})", path=images,
+                         hint=f"pass --images with the folder of the images {annotations.name} describes, "
+                              "or the --annotations of this folder")
     items = (Item(pos, str(Path(images) / info.file_name), size=(info.width, info.height))
-             for pos, info in enumerate(image_info(coco, i) for i in ids))
+             for pos, info in enumerate(infos))
     runner = engine_for(ws, engine, ray, backend=backend, device=device, workers=workers)
     with contextlib.ExitStack() as stack:
         # COCOeval image by image as results come (memory stays flat); faster-coco-eval reads the files

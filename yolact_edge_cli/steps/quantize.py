@@ -149,9 +149,14 @@ def _sources(ws: Workspace, images: Path | None, input_dtype: str):
 
 
 def _photo(path: Path, input_dtype: str) -> np.ndarray:
+    """A photo of --images, prepared; one that cannot be read is named with quantize's fix."""
     from ..data.preprocess import prepare, read_image
 
-    return prepare(read_image(path), input_dtype)
+    try:
+        return prepare(read_image(path), input_dtype)
+    except InputError as exc:
+        raise InputError(exc.message, path=exc.path, hint="replace it, or move it out of the --images folder "
+                                                          "(quantize reads every photo there)") from None
 
 
 def _prepared(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
