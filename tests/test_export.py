@@ -1,5 +1,7 @@
 """`export` for every config, both layouts, static and dynamic batch: the ONNX runs in
-onnxruntime, has the documented contract, and matches PyTorch."""
+onnxruntime, has the documented contract, and matches PyTorch. The whole matrix is in the slow
+tier; three of its cases, which between them hold every config, layout and batch kind, are in the
+fast one too."""
 import json
 
 import numpy as np
@@ -18,8 +20,6 @@ from yolact_edge_cli.workspace import Workspace
 from .conftest import DATA
 from .fakes.atc_ops import unsupported
 
-pytestmark = pytest.mark.slow
-
 FPN_SHAPES = [[256, 69, 69], [256, 35, 35], [256, 18, 18], [256, 9, 9], [256, 5, 5], [138, 138, 32]]
 HEAD_SHAPES = [[19248, 4], [19248, 81], [19248, 32], [138, 138, 32]]
 
@@ -32,9 +32,19 @@ def _inputs(batch: int) -> np.ndarray:
     return np.stack(images[:batch])
 
 
-@pytest.mark.parametrize("batch", ["1", "2", "dynamic"])
-@pytest.mark.parametrize("layout", ["fpn", "head"])
-@pytest.mark.parametrize("config", sorted(CONFIGS))
+# every config, every layout and every batch kind at least once, in the fast tier
+FAST_CASES = {("yolact_edge_mobilenetv2_config", "fpn", "dynamic"), ("yolact_edge_resnet50_config", "head", "2"),
+              ("yolact_edge_config", "fpn", "1")}
+MATRIX = [pytest.param(config, layout, batch, marks=() if (config, layout, batch) in FAST_CASES else pytest.mark.slow)
+          for config in sorted(CONFIGS) for layout in ("fpn", "head") for batch in ("1", "2", "dynamic")]
+
+
+def test_the_fast_cases_hold_every_config_layout_and_batch_kind():
+    for position, values in enumerate((sorted(CONFIGS), ("fpn", "head"), ("1", "2", "dynamic"))):
+        assert {case[position] for case in FAST_CASES} == set(values)
+
+
+@pytest.mark.parametrize(("config", "layout", "batch"), MATRIX)
 def test_export_matches_pytorch(config, layout, batch, checkpoint, tmp_path):
     ws = Workspace(tmp_path / "ws")
     dynamic = batch == "dynamic"
