@@ -5,7 +5,6 @@ GIL, so NPUs driven from threads of one process run one after another (docs/asce
 from __future__ import annotations
 
 import contextlib
-import multiprocessing.util
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
@@ -40,26 +39,13 @@ def run_batch(session: Session, batch: binio.Batch, run_dir: Path, input_dtype: 
     return times
 
 
-# The one session of a device worker process, opened by its first task and kept for the rest.
-_worker_session: Session | None = None
-
-
-def _worker_open(recipe: SessionRecipe) -> Session:
-    global _worker_session
-    if _worker_session is None:
-        session = recipe.open_in_worker()
-        multiprocessing.util.Finalize(session, session.close, exitpriority=10)
-        _worker_session = session
-    return _worker_session
-
-
 def _worker_info(recipe: SessionRecipe) -> ModelInfo:
-    return _worker_open(recipe).info
+    return recipe.open_in_worker().info
 
 
 def _worker_batch(recipe: SessionRecipe, batch: binio.Batch, run_dir: Path, input_dtype: str,
                   input_layout: str) -> RunTimes:
-    return run_batch(_worker_open(recipe), batch, run_dir, input_dtype, input_layout)
+    return run_batch(recipe.open_in_worker(), batch, run_dir, input_dtype, input_layout)
 
 
 class DeviceWorkers:

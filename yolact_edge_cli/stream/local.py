@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import multiprocessing.util
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -41,26 +40,13 @@ def _ordered(pool, function: Callable, tasks: Iterable, window: int) -> Iterator
         yield pending.popleft().result()
 
 
-# The one session of a replica's worker process, opened by its first task and kept for the rest.
-_replica_session: Session | None = None
-
-
-def _replica_open(recipe: SessionRecipe) -> Session:
-    global _replica_session
-    if _replica_session is None:
-        session = recipe.open_in_worker()
-        multiprocessing.util.Finalize(session, session.close, exitpriority=10)
-        _replica_session = session
-    return _replica_session
-
-
 def _replica_describe(recipe: SessionRecipe) -> tuple[ModelInfo, str]:
-    session = _replica_open(recipe)
+    session = recipe.open_in_worker()
     return session.info, session.device
 
 
 def _replica_run(recipe: SessionRecipe, group: list[Pair], batch_size: int) -> list:
-    return run_group(_replica_open(recipe), group, batch_size)
+    return run_group(recipe.open_in_worker(), group, batch_size)
 
 
 class _InProcess:

@@ -4,6 +4,7 @@ through a session, post-process one item's outputs on the host."""
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing.util
 import os
 import time
 from dataclasses import dataclass
@@ -48,14 +49,23 @@ class SessionRecipe:
         return session_for(self.choice.absolute(), device=self.device, batch_size=self.batch_size)
 
     def open_in_worker(self) -> Session:
-        """The session of a process that runs nothing else: the device library's stdout lines
-        go to the log, not the command's stdout."""
-        if self.log is not None:
-            self.log.parent.mkdir(parents=True, exist_ok=True)
-            log = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            os.dup2(log, 1)
-            os.close(log)
-        return self.open()
+        """The one session of a worker process that runs nothing else (a replica, a device),
+        opened by its first task and kept for the rest, closed when the process ends; the
+        device library's stdout lines go to the log, not the command's stdout."""
+        global _worker_session
+        if _worker_session is None:
+            if self.log is not None:
+                self.log.parent.mkdir(parents=True, exist_ok=True)
+                log = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                os.dup2(log, 1)
+                os.close(log)
+            session = self.open()
+            multiprocessing.util.Finalize(session, session.close, exitpriority=10)
+            _worker_session = session
+        return _worker_session
+
+
+_worker_session: Session | None = None  # this worker process's (SessionRecipe.open_in_worker)
 
 
 @dataclass(frozen=True)
