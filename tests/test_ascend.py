@@ -615,6 +615,13 @@ def test_streaming_eval_on_the_npu_gives_the_files_of_infer_and_eval(onnx_worksp
         assert (ws.results_dir / "npu" / name).read_bytes() == (ws.results_dir / "stream" / name).read_bytes()
     metrics = json.loads((ws.results_dir / "stream" / "metrics.json").read_text())
     assert metrics["provenance"]["device"] == "npu:0"  # the session's, not the --device default
+    # compare runs an .om in the precision it was converted in, and refuses another one
+    om, onnx_model = ws.models_dir / "yolact_edge_bs1.om", ws.models_dir / "yolact_edge.onnx"
+    proc = run_cli("-w", ws.root, "--json", "compare", om, onnx_model, "--num-inputs", "1", env=env)
+    assert proc.returncode in (0, 5), proc.stderr
+    assert json.loads(proc.stdout)["a_precision"] == "fp16" and json.loads(proc.stdout)["b_precision"] == "fp32"
+    assert_clean_failure(run_cli("-w", ws.root, "compare", om, onnx_model, "--a-precision", "int8", env=env),
+                         "--a-precision int8: yolact_edge_bs1.om was converted in fp16", code=2)
     # --device 0,1: one replica per NPU, each in a process of its own, the same predictions
     trace = tmp_path / "trace.jsonl"
     two = fake_env(FAKE_NPU_DEVICES="0,1", FAKE_ACL_TRACE=str(trace))

@@ -151,3 +151,14 @@ def test_ray_keeps_each_video_on_one_replica_and_equals_local(case, one_replica,
     _, spec = stages.batching(run.info, None, False)
     _check_affinity(predictions, units, trace, spec)
     _same_detections(predictions, one_replica)
+
+
+def test_each_npu_of_a_device_list_is_one_replica_and_named_once():
+    from yolact_edge_cli.errors import UsageError
+    from yolact_edge_cli.resolve import parse_devices
+
+    assert parse_devices("0,1") == [0, 1] and parse_devices("cpu") == [0]
+    with pytest.raises(UsageError, match="--device 0,1,0: NPU 0 is given twice"):
+        parse_devices("0,1,0")
+    with pytest.raises(UsageError, match="is not an NPU id list"):
+        parse_devices("0,x")

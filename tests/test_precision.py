@@ -146,8 +146,14 @@ def test_one_table_of_backends_and_precisions(workspace):
     assert rows["onnxruntime", "fp32"]["agreement"]["map_drop"] == 0
     assert rows["onnxruntime", "int8"]["size_mb"] < rows["onnxruntime", "fp32"]["size_mb"]  # INT8 weights
     assert 0.99 <= rows["openvino", "int8"]["agreement"]["worst_cosine"] < 1.0
+    # a table in which nothing ran is shown, then fails (exit 2): a script sees that nothing was measured
     table = run_cli("-w", workspace.root, "bench", "--backends", "onnxruntime", "--precisions", "bf16", "--loop", "1")
-    assert table.returncode == 0 and "refused" in table.stdout and "not bf16" in table.stderr
+    assert table.returncode == 2 and "refused" in table.stdout and "not bf16" in table.stderr
+    assert "no pair of --backends × --precisions runs here" in table.stderr
+    assert "use --backends openvino" in table.stderr  # in the table's own terms
+    table = run_cli("-w", workspace.root, "--json", "bench", "--backends", "onnxruntime", "--precisions", "bf16",
+                    "--loop", "1")
+    assert table.returncode == 2 and json.loads(table.stdout)["exit_code"] == 2
 
 
 def test_bench_table_refuses_what_it_cannot_combine(workspace):
@@ -232,6 +238,10 @@ def test_no_result_is_labelled_with_a_precision_it_was_not_computed_in(workspace
     line = assert_clean_failure(run_cli("-w", workspace.root, "compare", model, model, "--a-precision", "int8"),
                                 "has no QuantizeLinear/DequantizeLinear pairs", code=2)
     assert "--a-precision int8 runs a quantized model" in line  # the side's own option
+    assert "compare the INT8 .onnx it writes as A" in line  # compare has no --model
+    line = assert_clean_failure(run_cli("-w", workspace.root, "compare", model, model, "--a-precision", "bf16"),
+                                "onnxruntime on cpu runs fp32, int8, not bf16", "use --a-backend openvino", code=2)
+    assert "torch" not in line  # torch does not run an .onnx
     assert_clean_failure(run_cli("-w", workspace.root, "compare", model, model, "--b-backend", "torch"),
                          "--b-backend torch does not run yolact_edge.onnx", "use --b-backend onnxruntime or openvino",
                          code=2)

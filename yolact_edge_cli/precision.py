@@ -67,8 +67,9 @@ def missing_isa(device: str, precision: str) -> bool:
     return device == "cpu" and needed is not None and not cpu_flags() & set(needed)
 
 
-def check(backend: str, device: str, precision: str) -> None:
-    """Refuse, in one line naming what would work, a precision this backend or CPU lacks."""
+def check(backend: str, device: str, precision: str, runners: tuple[str, ...] | None = None) -> None:
+    """Refuse, in one line naming what would work, a precision this backend or CPU lacks;
+    `runners`: the backends that run the model file, the only ones the hint may name."""
     if precision not in Precision.values():
         raise UsageError(f"unknown precision {precision!r}", hint="use " + ", ".join(Precision.values()))
     kind = device_kind(backend, device)
@@ -78,7 +79,8 @@ def check(backend: str, device: str, precision: str) -> None:
     if precision not in offered(backend, device):
         if (backend, kind, precision) == (Backend.TORCH.value, "cpu", FP16):
             raise UsageError(HALF_ON_CPU, hint="drop --half, or use --device cuda")
-        others = [b for (b, d), ps in SUPPORTED.items() if d == kind and precision in ps]
+        others = [b for (b, d), ps in SUPPORTED.items() if d == kind and precision in ps
+                  and (runners is None or b in runners)]
         raise UsageError(f"{backend} on {kind} runs {', '.join(offered(backend, device))}, not {precision}",
                          hint=f"use --backend {' or '.join(others)}" if others else "use --precision fp32")
     if missing_isa(device, precision):

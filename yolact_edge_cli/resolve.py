@@ -63,7 +63,8 @@ def host_model(ws: Workspace, backend: str, model: Path | None, precision: str =
     return ModelChoice(ws.resolve(stored), export, backend=backend, precision=precision)
 
 
-def file_precision(model: Path, precision: str) -> str:
+def file_precision(model: Path, precision: str, fix: str = "run `yedge quantize` and drop --model, or pass the "
+                                                           "INT8 .onnx it wrote") -> str:
     """The precision an explicit ONNX file runs in: a QDQ file is int8 whatever was asked (fp32,
     the default, included), and a float one is never int8 — so no result is labelled with a
     precision it was not computed in."""
@@ -79,7 +80,7 @@ def file_precision(model: Path, precision: str) -> str:
     if precision == Precision.INT8.value:
         raise UsageError(f"--precision int8 runs a quantized model, and {model.name} has no "
                          "QuantizeLinear/DequantizeLinear pairs", path=model,
-                         hint="run `yedge quantize` and drop --model, or pass the INT8 .onnx it wrote")
+                         hint=fix)
     return precision
 
 
@@ -142,7 +143,11 @@ def parse_devices(device: str) -> list[int]:
         devices = [int(part) for part in value.split(",")]
     except ValueError:
         raise UsageError(f"--device {device!r} is not an NPU id list", hint="e.g. --device 0 or --device 0,1") from None
-    if not devices or min(devices) < 0 or len(set(devices)) != len(devices):
+    twice = sorted({d for d in devices if devices.count(d) > 1})
+    if twice:
+        raise UsageError(f"--device {device}: NPU {twice[0]} is given twice",
+                         hint="name each NPU once, e.g. --device 0,1")
+    if not devices or min(devices) < 0:
         raise UsageError(f"--device {device!r} is not an NPU id list", hint="e.g. --device 0 or --device 0,1")
     return devices
 

@@ -72,7 +72,7 @@ def open_session(model: Path, *, backend: str | None = None, device: str = "cpu"
     if device not in ("cpu", "cuda"):
         raise UsageError(f"unknown device {device!r}", hint="use --device cpu or --device cuda")
     # refused before loading: e.g. fp16 convolutions on the CPU run minutes per image, not faster
-    precisions.check(backend, device, precision)
+    precisions.check(backend, device, precision, runners=backends_for(model))
     if backend == Backend.ONNXRUNTIME.value:
         from .onnxruntime import OrtSession
 

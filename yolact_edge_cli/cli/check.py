@@ -39,10 +39,13 @@ def compare(
     rtol: float = typer.Option(1e-3, "--rtol", min=0.0, help="Plus this times B's largest magnitude."),
     a_backend: Backend = typer.Option(Backend.AUTO, "--a-backend", show_default=False, help="What runs model A, "
                                       "e.g. openvino for an .onnx \\[default: by its suffix]."),
-    a_precision: Precision = typer.Option(Precision.FP32, "--a-precision", help="Model A's precision."),
+    a_precision: Precision | None = typer.Option(None, "--a-precision", show_default=False, help="Model A's "
+                                                 "precision \\[default: its own: fp32, int8 for a QDQ .onnx, an "
+                                                 ".om's as converted]."),
     b_backend: Backend = typer.Option(Backend.AUTO, "--b-backend", show_default=False, help="What runs model B "
                                       "\\[default: by its suffix]."),
-    b_precision: Precision = typer.Option(Precision.FP32, "--b-precision", help="Model B's precision."),
+    b_precision: Precision | None = typer.Option(None, "--b-precision", show_default=False, help="Model B's "
+                                                 "precision \\[default: its own]."),
 ) -> None:
     """Compare two models or runs: per-output errors and cosine, matched detections and IoUs
     (exit 5 over tolerance). E.g. one .onnx in OpenVINO bf16 against onnxruntime fp32:
@@ -50,7 +53,7 @@ def compare(
     from ..steps import compare as step
 
     settings: Settings = ctx.obj
-    runners = [step.Runner(None if backend == Backend.AUTO else backend.value, precision.value)
+    runners = [step.Runner(None if backend == Backend.AUTO else backend.value, precision.value if precision else None)
                for backend, precision in ((a_backend, a_precision), (b_backend, b_precision))]
     result = step.run(settings.workspace, a, b, inputs=num_inputs, atol=atol, rtol=rtol,
                       runner_a=runners[0], runner_b=runners[1])

@@ -191,9 +191,10 @@ def bench(
     table = step.table_request(backends, precisions, backend.value, stages=stages, stream=stream,
                                engine=engine.value, precision=precision_of(precision, half))
     if table is not None:
-        emit(step.run_precisions(settings.workspace, backends=table[0], precisions=table[1], device=device,
-                                 batch_sizes=sizes, loop=loop, warmup=warmup, max_seconds=max_seconds,
-                                 images=num_images), settings.json)
+        result = step.run_precisions(settings.workspace, backends=table[0], precisions=table[1], device=device,
+                                     batch_sizes=sizes, loop=loop, warmup=warmup, max_seconds=max_seconds,
+                                     images=num_images)
+        emit_then_fail(settings, result, failure(lambda: step.table_ran(result)))
         return
     ray = ray_settings(engine, ray_address, replicas, replica_resources, streaming=stream,
                         stream_hint="add --stream")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends import backend_of, open_session
+from ..backends import backends_for, open_session
+from ..choices import Precision
 from ..data import binio
 from ..data.coco import image_info, load_coco
 from ..data.preprocess import sample_shape
@@ -19,7 +20,7 @@ from ..metrics.matching import match_detections
 from ..metrics.results import kept_detections
 from ..model.contract import output_names, output_shapes
 from ..provenance import Origin, check_same_inputs, model_origin, read_run
-from ..records import ExportRecord, PrepRecord
+from ..records import ConvertRecord, ExportRecord, PrepRecord
 from ..resolve import annotations_for, file_precision, host_spec, in_process
 from ..workspace import Workspace
 
@@ -39,6 +40,9 @@ class CompareResult:
     b: str
     samples: int
     layout: str
+    # what each side was computed in (a run folder's as its side-car says; None where unknown)
+    a_precision: str | None = None
+    b_precision: str | None = None
     outputs: list[OutputDiff] = field(default_factory=list)
     detections: dict = field(default_factory=dict)
 
@@ -71,16 +75,26 @@ class Runner:
     precision (--a-backend, --a-precision and the same for B)."""
 
     backend: str | None = None
-    precision: str = "fp32"
+    precision: str | None = None  # None: the model's own (fp32; a QDQ .onnx int8; an .om as converted)
 
 
 def _run_model(ws: Workspace, source: Path, files: list[Path], runner: Runner,
-               side: str) -> tuple[str, list[list[np.ndarray]]]:
-    """A refusal names this side's options (--a-backend, not --backend)."""
+               side: str) -> tuple[str, list[list[np.ndarray]], str]:
+    """The model's layout, outputs and the precision they were computed in. A refusal names this
+    side's options (--a-backend, not --backend)."""
     try:
-        runner = Runner(runner.backend, file_precision(source, runner.precision))
-        with in_process(ws, runner.backend or backend_of(source)):
-            return _run_session(ws, source, files, runner)
+        runners = backends_for(source)
+        if runner.backend is not None and runner.backend not in runners:  # before any runtime loads
+            raise UsageError(f"--backend {runner.backend} does not run {source.name}", path=source,
+                             hint=f"use --backend {' or '.join(runners)}")
+        if source.suffix.lower() == ".om":
+            precision = _om_precision(ws, source, runner.precision)
+        else:
+            precision = file_precision(source, runner.precision or Precision.FP32.value, fix=(
+                f"run `yedge quantize` and compare the INT8 .onnx it writes as {side.upper()}"))
+        runner = Runner(runner.backend, precision)
+        with in_process(ws, runner.backend or runners[0]):
+            return (*_run_session(ws, source, files, runner), precision)
     except UsageError as exc:
         def per_side(text: str | None) -> str | None:
             return None if text is None else re.sub(r"--(backend|precision)\b", rf"--{side}-\1", text)
@@ -88,11 +102,28 @@ def _run_model(ws: Workspace, source: Path, files: list[Path], runner: Runner,
         raise UsageError(per_side(exc.message) or "", path=exc.path, hint=per_side(exc.hint)) from None
 
 
+def _om_precision(ws: Workspace, om: Path, asked: str | None) -> str:
+    """An .om computes in the precision it was converted in: what convert recorded for it; one
+    asked for must be that one (a mix-up would label the comparison wrongly)."""
+    convert = ws.load(ConvertRecord)
+    known = next((m for m in (convert.oms if convert else []) if ws.resolve(m.om).resolve() == om.resolve()), None)
+    if asked is None:
+        return known.precision if known else Precision.FP16.value
+    if known is None:
+        raise UsageError(f"--precision {asked}: {om.name} was not converted in this workspace, so its precision "
+                         "is unknown", path=om, hint="drop --precision (an .om's precision is fixed when converted)")
+    if known.precision != asked:
+        raise UsageError(f"--precision {asked}: {om.name} was converted in {known.precision}", path=om,
+                         hint=f"drop --precision, or compare an .om converted in {asked} (yedge convert)")
+    return asked
+
+
 def _run_session(ws: Workspace, source: Path, files: list[Path],
                  runner: Runner) -> tuple[str, list[list[np.ndarray]]]:
     export = ws.load(ExportRecord) or ExportRecord()
     prep = ws.load(PrepRecord) or PrepRecord()
-    session = open_session(source, backend=runner.backend, precision=runner.precision, layout=export.layout,
+    session = open_session(source, backend=runner.backend, precision=runner.precision or Precision.FP32.value,
+                           layout=export.layout,
                            input_dtype=prep.dtype, config=export.config or "auto")
     dtype, layout_in = prep.dtype, prep.layout
     batch = session.info.batch_size or 1
@@ -113,7 +144,8 @@ def _load(ws: Workspace, source: Path, positions: list[int], files: list[Path], 
         if runner != Runner():
             raise UsageError(f"{source} is a run folder: its outputs are computed already",
                              hint="set --a-backend/--a-precision (or --b-…) for model files only")
-        return _read_run(source, positions)
+        record = read_run(source)
+        return (*_read_run(source, positions), record.precision if record else None)
     if not source.is_file():
         raise InputError("nothing to compare here (not a run folder or model file)", path=source,
                          hint="pass outputs/<run> folders or model files")
@@ -140,13 +172,14 @@ def run(ws: Workspace, a: Path, b: Path, *, inputs: int = 4, atol: float = 1e-4,
     files = binio.list_input_files(ws.bin_dir)[: len(ids)]
     positions = list(range(len(ids)))
     origins = {a: _origin(ws, a), b: _origin(ws, b)}
-    layout_a, out_a = _load(ws, a, positions, files, runner_a, "a")
-    layout_b, out_b = _load(ws, b, positions, files, runner_b, "b")
+    layout_a, out_a, precision_a = _load(ws, a, positions, files, runner_a, "a")
+    layout_b, out_b, precision_b = _load(ws, b, positions, files, runner_b, "b")
     if layout_a != layout_b:
         raise UsageError(f"{a} has the {layout_a} layout and {b} the {layout_b} layout",
                          hint="compare models or runs exported with the same --layout")
     names = output_names(layout_a)
-    result = CompareResult(a=str(a), b=str(b), samples=len(ids), layout=layout_a)
+    result = CompareResult(a=str(a), b=str(b), samples=len(ids), layout=layout_a, a_precision=precision_a,
+                           b_precision=precision_b)
     for k, name in enumerate(names):
         x = np.concatenate([s[k].reshape(-1) for s in out_a]).astype(np.float64)
         y = np.concatenate([s[k].reshape(-1) for s in out_b]).astype(np.float64)

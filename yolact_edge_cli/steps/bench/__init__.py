@@ -15,7 +15,7 @@ from ...stream.engine import engine_for, recipe_for
 from ...workspace import Workspace, sha256_file
 from .ascend import run_ascend
 from .common import BenchResult, append, host_sizes, sweep, time_batch
-from .precisions import run_precisions, table_request
+from .precisions import run_precisions, table_ran, table_request
 from .stages import run_stages
 from .stream import run_stream
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ...stream.ray_cluster import RaySettings
 
 
-__all__ = ["BenchResult", "run", "run_precisions", "table_request"]
+__all__ = ["BenchResult", "run", "run_precisions", "table_ran", "table_request"]
 
 
 def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, device: str = "cpu",

@@ -1,6 +1,7 @@
 """bench --backends/--precisions: one table of speed against agreement with onnxruntime fp32."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,8 @@ def run_precisions(ws: Workspace, *, backends: tuple[str, ...], precisions: tupl
                         row.agreement = _agree(ws, session, checks, expected, coco)
                 finally:
                     session.close()
-            except UsageError as exc:
-                row.status, row.reason = "refused", exc.one_line()
+            except UsageError as exc:  # said in the table's terms: a backend is added to --backends
+                row.status, row.reason = "refused", re.sub(r"--backend\b", "--backends", exc.one_line())
             except YedgeError as exc:
                 row.status, row.reason = "failed", exc.one_line()
             except Exception as exc:  # a runtime's own error: the row says it, the others still run
@@ -124,6 +125,13 @@ def _agree(ws: Workspace, session, checks, expected, coco) -> dict:
     for (data, width, height, image_id), want in zip(checks, expected):
         agreement.add(want, _run_one(session, data), width, height, image_id)
     return agreement.finish().to_dict()
+
+
+def table_ran(result: BenchResult) -> None:
+    """A table in which no pair ran here measured nothing: a usage error after it is shown."""
+    if result.precisions and not any(row.status == "ok" for row in result.precisions):
+        raise UsageError("no pair of --backends × --precisions runs here (each row says why)",
+                         hint="pick pairs this machine runs (yedge doctor lists them)")
 
 
 def table_request(backends: str | None, precisions: str | None, backend: str, *, stages: bool, stream: bool,
