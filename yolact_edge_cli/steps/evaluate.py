@@ -23,7 +23,7 @@ from ..model.contract import output_shapes
 from ..parallel import process_pool
 from ..provenance import check_same_inputs, read_run
 from ..records import EvalRecord, InferRecord, PrepRecord
-from ..resolve import annotations_for, host_spec, model_outputs
+from ..resolve import annotations_for, host_spec
 from ..timing import StageTimes
 from ..workspace import (
     BBOX_RESULTS,
@@ -241,11 +241,16 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     choice = model_for(ws, backend, model, batch_size, precision, device)
     workers = max(1, min(workers or os.cpu_count() or 1, len(ids)))
 
+    # the model read once: its hash and the checkpoint it came from serve the heads check and provenance
+    digest = sha256_file(choice.path) if choice.path.is_file() else None
+    origin = model_origin(ws, choice.path, digest) if digest else None
+    outputs_of = {str(choice.path): origin} if digest else {}
+
     def host_for(info) -> HostSpec:
         """The host part for the session's layout, its heads checked against the model's
         checkpoint before any image runs."""
         return host_spec(ws, info.layout, weights=weights, config=config, nms=nms,
-                         score_threshold=score_threshold, threads=1, outputs_of=model_outputs(ws, choice.path))
+                         score_threshold=score_threshold, threads=1, outputs_of=outputs_of)
 
     infos = [image_info(coco, i) for i in ids]
     if not any((Path(images) / info.file_name).is_file() for info in infos):
@@ -290,12 +295,11 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
         if not evaluation.evaluated:
             raise InputError("none of the images could be read", path=images, hint="check the image folder")
     warn_size_mismatches(mismatches)
-    origin = model_origin(ws, choice.path) if choice.path.is_file() else None
     count = len(evaluation.evaluated)
     provenance = {"run": run_name, "backend": backend, "engine": engine,
                   "device": run.device,
                   "model": ws.relative(choice.path),
-                  "model_sha256": sha256_file(choice.path) if choice.path.is_file() else None,
+                  "model_sha256": digest,
                   "model_weights_sha256": origin.weights_sha256 if origin else None}
     result = EvalResult(images=count, layout=run.info.layout, nms=nms, output_dtype=run.info.output_dtype,
                         yolact_ap=evaluation.accumulator.table(),

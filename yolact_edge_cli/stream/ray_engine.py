@@ -154,7 +154,11 @@ class RayRun:
         import ray
 
         read = ray.remote(_read).options(_generator_backpressure_num_objects=self.window)
-        host = ray.put(self.host)
+        post_task, host = ray.remote(_post), ray.put(self.host)  # made once: Ray exports a function per ray.remote
+
+        def post(pair) -> Any:
+            return post_task.remote(pair, host)
+
         schedule = Schedule(len(self.replicas), self.batch_size)
         slots: deque[tuple[Group, int]] = deque()
         sources = enumerate(units)
@@ -175,29 +179,27 @@ class RayRun:
                 group, place, full = schedule.add(position, pair)
                 slots.append((group, place))
                 if full:
-                    self._send(group, host)
+                    self._send(group, post)
                 while len(slots) > self.window:
-                    yield self._take(schedule, host, index, *slots.popleft())
+                    yield self._take(schedule, post, index, *slots.popleft())
                     index += 1
         for group in schedule.rest():
-            self._send(group, host)
+            self._send(group, post)
         while slots:
-            yield self._take(schedule, host, index, *slots.popleft())
+            yield self._take(schedule, post, index, *slots.popleft())
             index += 1
 
-    def _send(self, group: Group, host) -> None:
-        import ray
-
+    def _send(self, group: Group, post: Callable) -> None:
         ran = self.replicas[group.replica].run.options(num_returns=len(group.members)).remote(
             self.batch_size, *group.members)
-        group.handle = [ray.remote(_post).remote(pair, host) for pair in (ran if len(group.members) > 1 else [ran])]
+        group.handle = [post(pair) for pair in (ran if len(group.members) > 1 else [ran])]
 
-    def _take(self, schedule: Schedule, host, index: int, group: Group, place: int) -> Prediction:
+    def _take(self, schedule: Schedule, post: Callable, index: int, group: Group, place: int) -> Prediction:
         import ray
 
         if group.handle is None:
             schedule.close(group)
-            self._send(group, host)
+            self._send(group, post)
         prediction = ray.get(group.handle[place])
         schedule.done(group)
         prediction.item = replace(prediction.item, index=index)
