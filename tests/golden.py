@@ -9,10 +9,12 @@ IMAGES = ("astronaut", "coffee")
 
 
 class Golden:
-    def __init__(self, image: str):
+    """A compact golden: `NAME__shape`, `NAME__idx`, `NAME__val` samples of each float tensor."""
+
+    def __init__(self, image: str, file: str | None = None):
         self.image = image
         self.path = DATA / f"{image}.png"
-        self.data = np.load(DATA / "golden" / f"r50_seed0_{image}.npz")
+        self.data = np.load(DATA / "golden" / (file or f"r50_seed0_{image}.npz"))
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.data[name]
@@ -26,9 +28,9 @@ class Golden:
         got = np.asarray(ours).reshape(-1)[self.data[f"{name}__idx"]]
         np.testing.assert_allclose(got, self.data[f"{name}__val"], rtol=rtol, atol=atol, err_msg=name)
 
-    def masks(self) -> np.ndarray:
-        shape = tuple(self.data["out0_masks__shape"])
-        bits = np.unpackbits(self.data["out0_masks__bits"], axis=1)[:, : shape[1] * shape[2]]
+    def masks(self, name: str = "out0_masks") -> np.ndarray:
+        shape = tuple(self.data[f"{name}__shape"])
+        bits = np.unpackbits(self.data[f"{name}__bits"], axis=1)[:, : shape[1] * shape[2]]
         return bits.reshape(shape)
 
 

@@ -69,8 +69,15 @@ class ResNetBackbone(nn.Module):
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return selected_outputs(self.layers, self.selected_layers, x)
+        return selected_outputs(self.layers, self.selected_layers, self._stem(x))
+
+    def c3(self, x: torch.Tensor) -> torch.Tensor:
+        """The stem and the first two stages only: the non-keyframe pass of the video configs
+        (the reference's `partial_backbone`, a copy of these weights)."""
+        return self.layers[1](self.layers[0](self._stem(x)))
+
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
 
 
 def _conv_bn_relu6(inp: int, oup: int, kernel: int, stride: int, groups: int = 1) -> nn.Sequential:

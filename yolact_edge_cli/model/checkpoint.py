@@ -131,8 +131,21 @@ def _fit(state, config_name: str) -> float:
     return good / max(len(expected), len(state))
 
 
+# Names the reference's video model takes only after loading (docs/video.md §1): a state_dict
+# saved from the running model has them, and the reference would silently re-initialise the
+# flow net from such a file instead of loading it.
+RUNTIME_ONLY_PREFIXES = ("flow_net.flow_net.", "partial_backbone.")
+
+
 def match_config(state: dict[str, torch.Tensor], config: str, path: str | Path) -> ModelConfig:
     """The config whose keys and shapes the checkpoint has exactly; `auto` tries them all."""
+    runtime = sorted({p for k in state for p in RUNTIME_ONLY_PREFIXES if k.startswith(p)})
+    if runtime:
+        raise InputError(
+            "a video checkpoint saved from the running model (run-time names "
+            + ", ".join(p + "*" for p in runtime) + "): its flow net would not load",
+            path=path, hint="save the weights under their checkpoint names: rename "
+            "flow_net.flow_net.* to flow_net.* and drop partial_backbone.*")
     if config != "auto":
         get_config(config)  # an unknown name is a usage error naming the known ones
     candidates = list(CONFIGS) if config == "auto" else [config]

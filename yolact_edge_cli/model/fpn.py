@@ -16,16 +16,25 @@ class FPNPhase1(nn.Module):
         self.lat_layers = nn.ModuleList([nn.Conv2d(c, channels, 1) for c in reversed(in_channels)])
 
     def forward(self, convouts: list[torch.Tensor]) -> list[torch.Tensor]:
+        return self.with_lateral(convouts)[0]
+
+    def with_lateral(self, convouts: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The merged maps and C3's own lateral (before the top-down sum), which the video
+        configs keep from each keyframe."""
         # The reference starts from zeros(1) + lat(C5); adding 0.0 changes nothing.
         out: list[torch.Tensor] = [convouts[-1]] * len(convouts)
-        x = self.lat_layers[0](convouts[-1])
+        x = lateral = self.lat_layers[0](convouts[-1])
         out[-1] = x
         for lat, j in zip(self.lat_layers[1:], range(len(convouts) - 2, -1, -1)):
             h, w = convouts[j].shape[-2:]
             x = F.interpolate(x, size=(int(h), int(w)), mode="bilinear", align_corners=False)
-            x = x + lat(convouts[j])
+            lateral = lat(convouts[j])
+            x = x + lateral
             out[j] = x
-        return out
+        return out, lateral
+
+    def c3_lateral(self, c3: torch.Tensor) -> torch.Tensor:
+        return self.lat_layers[-1](c3)
 
 
 class FPNPhase2(nn.Module):

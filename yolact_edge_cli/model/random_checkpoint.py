@@ -3,6 +3,7 @@ generator, so any implementation can rebuild the same weights from the key list 
 the workflow and parity be tested without the released weights."""
 from __future__ import annotations
 
+import re
 import zlib
 from collections import OrderedDict
 
@@ -11,6 +12,21 @@ import torch
 
 from .checkpoint import expected_shapes
 from .config import RANDOM_BG_BIAS, RANDOM_CONF_GAIN, RANDOM_MASK_BIAS, ModelConfig
+
+# The video configs' extra gains (docs/random-checkpoint.md §3): small enough that the warped
+# features stay features (scale ≈ 1, shift ≈ 0) and SPA's residual stays a correction.
+VIDEO_WEIGHT_GAINS = (
+    (re.compile(r"flow_net\.pred\d\.(scale|bias)\.weight$"), 0.1),
+    (re.compile(r"spa\.refine_convs\.\d+\.0\.weight$"), 0.1),
+)
+# The reference initialises the flow scale's bias to 1 (a feature scale of one).
+SCALE_BIAS = re.compile(r"flow_net\.pred\d\.scale\.bias$")
+
+
+def _weight_gain(key: str, conf_gain: float) -> float:
+    if key.endswith("conf_layer.weight"):
+        return conf_gain
+    return next((gain for pattern, gain in VIDEO_WEIGHT_GAINS if pattern.search(key)), 1.0)
 
 
 def _batch_norm_value(leaf: str, n: np.ndarray) -> np.ndarray:
@@ -39,12 +55,13 @@ def random_state_dict(cfg: ModelConfig, seed: int = 0, conf_gain: float = RANDOM
             value = _batch_norm_value(leaf, n)
         elif len(shape) == 4:
             _, fan_in_channels, kh, kw = shape
-            gain = conf_gain if key.endswith("conf_layer.weight") else 1.0
-            value = n * np.sqrt(2.0 / (fan_in_channels * kh * kw)) * gain
+            value = n * np.sqrt(2.0 / (fan_in_channels * kh * kw)) * _weight_gain(key, conf_gain)
         else:
             value = 0.01 * n
             if key.endswith("mask_layer.bias"):
                 value = value + mask_bias
+            if SCALE_BIAS.search(key):
+                value = value + 1.0
             if key.endswith("conf_layer.bias"):
                 value = value + bg_bias * (np.arange(shape[0]) % cfg.num_classes == 0)
         out[key] = torch.from_numpy(np.asarray(value, dtype=np.float64).astype(np.float32))

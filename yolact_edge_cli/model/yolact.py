@@ -7,12 +7,14 @@ layout (fpn, head, detect) as the module that `torch.onnx.export` traces.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..choices import Layout
-from .backbone import build_backbone
+from .backbone import ResNetBackbone, build_backbone
 from .config import MEANS_BGR, STD_BGR, ModelConfig
 from .device_detect import DeviceDetect
+from .flow import SPA, FlowNetMini, FlowPreConvs, warp
 from .fpn import FPNPhase1, FPNPhase2
 from .head import PredictionHead, priors_tensor, run_heads
 from .protonet import build_protonet, prototypes
@@ -29,6 +31,11 @@ class Yolact(nn.Module):
         self.proto_net = build_protonet(channels, cfg.mask_dim)
         self.fpn_phase_1 = FPNPhase1(cfg.backbone.out_channels, channels)
         self.fpn_phase_2 = FPNPhase2(channels, len(cfg.backbone.out_channels), cfg.num_downsample)
+        if cfg.video is not None:
+            if cfg.video.use_spa:
+                self.spa = SPA(channels)
+            self.flow_net_pre_convs = FlowPreConvs(channels, cfg.video.flow_channels)
+            self.flow_net = FlowNetMini(cfg.video.flow_channels, channels)
         self.prediction_layers = nn.ModuleList([PredictionHead(cfg)])
         # Trained with a semantic-segmentation loss; unused at inference but part of the checkpoint.
         self.semantic_seg_conv = nn.Conv2d(channels, cfg.num_classes - 1, 1)
@@ -43,6 +50,36 @@ class Yolact(nn.Module):
         """image [B,3,550,550] normalised RGB → ([P3..P7], proto [B,138,138,32])."""
         maps = self.fpn_phase_2(self.fpn_phase_1(self.backbone(image)))
         return maps, prototypes(self.proto_net, maps[0])
+
+    def keyframe(self, image: torch.Tensor):
+        """A video keyframe: the full network, plus what the frames until the next keyframe reuse
+        (KEY_STATE_NAMES: its pre-3×3 P4 and P5, and its C3 lateral)."""
+        merged, lateral = self.fpn_phase_1.with_lateral(self.backbone(image))
+        maps = self.fpn_phase_2(merged)
+        return maps, prototypes(self.proto_net, maps[0]), (merged[1], merged[2], lateral)
+
+    def non_keyframe(self, image: torch.Tensor, key_p4: torch.Tensor, key_p5: torch.Tensor,
+                     key_lateral: torch.Tensor):
+        """A frame between keyframes (docs/video.md §2): the backbone up to C3, then the
+        keyframe's P4 and P5 warped by the flow from the keyframe's lateral to this frame's."""
+        assert self.cfg.video is not None and isinstance(self.backbone, ResNetBackbone)
+        c3 = self.backbone.c3(image)
+        lateral = self.fpn_phase_1.c3_lateral(c3)
+        p4, p5 = self.warped(lateral, key_p4, key_p5, key_lateral)
+        p3 = F.interpolate(p4, size=c3.shape[-2:], mode="bilinear", align_corners=False) + lateral
+        if self.cfg.video.use_spa:
+            p4, p5 = self.spa(lateral, [p4, p5])
+        maps = self.fpn_phase_2([p3, p4, p5])
+        return maps, prototypes(self.proto_net, maps[0])
+
+    def warped(self, lateral: torch.Tensor, key_p4: torch.Tensor, key_p5: torch.Tensor,
+               key_lateral: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The keyframe's P4 and P5 moved to this frame: warp, then × scale + shift."""
+        pre = self.flow_net_pre_convs
+        moved = []
+        for (flow, scale, shift), key in zip(self.flow_net(pre(lateral), pre(key_lateral)), (key_p4, key_p5)):
+            moved.append(warp(key, flow) * scale + shift)
+        return moved[0], moved[1]
 
     def heads(self, maps: list[torch.Tensor]):
         """[P3..P7] → loc [B,P,4], conf [B,P,81] (softmax), mask coefficients [B,P,32] (tanh)."""
@@ -76,6 +113,9 @@ class HeadLayout(nn.Module):
     def forward(self, image: torch.Tensor):
         return self.net(image)
 
+
+# The keyframe state a video graph hands on, in the order `Yolact.keyframe` returns it.
+KEY_STATE_NAMES = ("key_p4", "key_p5", "key_lateral")
 
 # The names of the detect layout's network tensors while export checks them.
 NETWORK_CHECK_OUTPUTS = ("loc", "conf", "mask")
