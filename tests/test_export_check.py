@@ -104,7 +104,7 @@ PHOTOS = [DATA / "astronaut.png", DATA / "coffee.png"]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", ["fpn", "head", "detect"])
-@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("config", [name for name, cfg in CONFIGS.items() if cfg.video is None])
 def test_export_passes_its_check_for_every_config_layout_and_photo(tmp_path, checkpoint, config, layout):
     """Random checkpoints crowd their scores around the threshold and one another: the detect
     layout's old slot-by-slot check failed on MobileNetV2 with the bundled photo and coffee.png."""

@@ -62,6 +62,9 @@ class ExportRecord(Record):
     input_dtype: str = _in("options", InputDtype.FLOAT32.value)
     onnx: str = _in("outputs", "")
     onnx_sha256: str = _in("outputs", "")
+    # a video checkpoint's non-keyframe graph (docs/video.md); empty for image configs
+    non_keyframe_onnx: str = _in("outputs", "")
+    non_keyframe_onnx_sha256: str = _in("outputs", "")
     io: dict = _in(TOP, factory=dict)
     op_types: list = _in(TOP, factory=list)
     max_abs_diff: dict = _in(TOP, factory=dict)

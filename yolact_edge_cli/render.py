@@ -49,18 +49,24 @@ def _random_checkpoint(result: dict) -> None:
 
 @_renders("ExportResult")
 def _export(result) -> None:
-    io = Table(title=escape(f"{result.onnx} — opset {result.opset}, {result.config}, {result.layout} layout"),
-               title_justify="left")
-    for column in ("", "name", "shape", "dtype", "max |onnx − torch|"):
-        io.add_column(column)
-    for value in result.inputs:
-        io.add_row("input", value["name"], str(value["shape"]), value["dtype"], "")
-    for value in result.outputs:
-        diff = result.max_abs_diff.get(value["name"])  # classes and count: matched, not measured
-        io.add_row("output", value["name"], str(value["shape"]), value["dtype"],
-                   "matched" if diff is None else f"{diff:.2e}")
-    out.print(io)
-    out.print(f"op types: {', '.join(result.op_types)}")
+    graphs = [(result.onnx, result.inputs, result.outputs, result.max_abs_diff, result.op_types)]
+    if result.non_keyframe:
+        graph = result.non_keyframe
+        graphs.append((graph["onnx"], graph["inputs"], graph["outputs"], graph["max_abs_diff"],
+                       graph["op_types"]))
+    for onnx, inputs, outputs, diffs, op_types in graphs:
+        io = Table(title=escape(f"{onnx} — opset {result.opset}, {result.config}, {result.layout} layout"),
+                   title_justify="left")
+        for column in ("", "name", "shape", "dtype", "max |onnx − torch|"):
+            io.add_column(column)
+        for value in inputs:
+            io.add_row("input", value["name"], str(value["shape"]), value["dtype"], "")
+        for value in outputs:
+            diff = diffs.get(value["name"])  # classes and count: matched, not measured
+            io.add_row("output", value["name"], str(value["shape"]), value["dtype"],
+                       "matched" if diff is None else f"{diff:.2e}")
+        out.print(io)
+        out.print(f"op types: {', '.join(op_types)}")
     out.print(f"exported in {result.seconds:.1f} s, peak memory {result.peak_rss_mb:.0f} MB")
 
 

@@ -30,10 +30,12 @@ def export(
     weights: Path = typer.Option(..., "--weights", help="YolactEdge/YOLACT .pth checkpoint (a state_dict)."),
     config: str = typer.Option("auto", "--config", help="Model config, or 'auto' to pick the one "
                                "whose keys the checkpoint has: yolact_edge_resnet50_config, "
-                               "yolact_edge_config (ResNet-101), yolact_edge_mobilenetv2_config."),
+                               "yolact_edge_config (ResNet-101), yolact_edge_mobilenetv2_config, "
+                               "and the video configs yolact_edge_vid_*."),
     batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Static batch dimension."),
     dynamic_batch: bool = flag("--dynamic-batch", help="Make the batch dimension dynamic."),
-    opset: int = typer.Option(11, "--opset", min=11, help="ONNX opset (11 is what atc accepts)."),
+    opset: int | None = typer.Option(None, "--opset", min=11, help="ONNX opset \\[default: 11, what "
+                                     "atc accepts; 16 for a video checkpoint, whose warp needs GridSample]."),
     layout: Layout = typer.Option(Layout.FPN, "--layout", help="fpn: P3–P7 + proto, the Ascend "
                                   "recipe's six outputs; head: loc/conf/mask/proto, heads on the device "
                                   "too; detect: boxes/scores/classes/coefficients/count/proto, Detect "
@@ -47,7 +49,10 @@ def export(
                                            "(normalised, the recipe's) or uint8 (RGB pixels; "
                                            "normalised in the graph)."),
 ) -> None:
-    """Export a checkpoint to ONNX, check it, and compare it with PyTorch on a real image."""
+    """Export a checkpoint to ONNX, check it, and compare it with PyTorch on a real image.
+
+    A video checkpoint gives two graphs: the keyframe graph at --output, which also outputs the
+    key state, and the non-keyframe graph beside it (NAME.nonkey.onnx), which takes it."""
     from ..steps import export as step
 
     settings: Settings = ctx.obj

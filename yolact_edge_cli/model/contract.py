@@ -5,6 +5,7 @@ layout, the CLI's help) uses this module, so it starts without importing torch."
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from ..choices import Layout
 from ..errors import InputError
@@ -18,6 +19,24 @@ HEAD_OUTPUT_NAMES = ("loc", "conf", "mask", "proto")
 DETECT_OUTPUT_NAMES = ("boxes", "scores", "classes", "coefficients", "count", "proto")
 _OUTPUT_NAMES = {Layout.FPN.value: FPN_OUTPUT_NAMES, Layout.HEAD.value: HEAD_OUTPUT_NAMES,
                  Layout.DETECT.value: DETECT_OUTPUT_NAMES}
+
+
+# A video config's keyframe graph also gives, and its non-keyframe graph also takes, the key
+# state (docs/video.md §2): the keyframe's pre-3×3 P4 and P5 and its C3 lateral.
+KEY_STATE_NAMES = ("key_p4", "key_p5", "key_lateral")
+
+
+def key_state_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Per-sample shapes of the key state."""
+    p3, p4, p5 = FPN_SIZES[:3]
+    return dict(zip(KEY_STATE_NAMES, [(cfg.fpn_channels, s, s) for s in (p4, p5, p3)]))
+
+
+def non_keyframe_graph(keyframe_graph: str | Path) -> Path:
+    """Where a video model's non-keyframe graph lives: beside its keyframe graph
+    (models/yolact_edge.onnx → models/yolact_edge.nonkey.onnx; the same for an .om)."""
+    path = Path(keyframe_graph)
+    return path.with_name(f"{path.stem}.nonkey{path.suffix}")
 
 
 def output_names(layout: str) -> tuple[str, ...]:

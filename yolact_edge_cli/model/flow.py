@@ -81,11 +81,12 @@ class FlowNetMini(nn.Module):
 def warp(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Bilinear sampling of `features` at the pixel grid moved by `flow` (zeros outside), with the
     reference's grid: pixel centres normalised by (size − 1), i.e. align_corners=True."""
-    n, _, h, w = flow.shape
+    # Python ints: an exported graph holds the base grid as a constant (the map sizes are static).
+    h, w = int(flow.shape[-2]), int(flow.shape[-1])
     xs = torch.arange(w, dtype=flow.dtype, device=flow.device) * (2.0 / (w - 1)) - 1
     ys = torch.arange(h, dtype=flow.dtype, device=flow.device) * (2.0 / (h - 1)) - 1
     base = torch.stack((xs.view(1, w).expand(h, w), ys.view(h, 1).expand(h, w)), dim=0)
-    grid = (base.unsqueeze(0) + flow / FLOW_UNITS_PER_GRID).permute(0, 2, 3, 1)
+    grid = (base + flow / FLOW_UNITS_PER_GRID).permute(0, 2, 3, 1)
     return F.grid_sample(features, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 

@@ -6,6 +6,8 @@ layout (fpn, head, detect) as the module that `torch.onnx.export` traces.
 """
 from __future__ import annotations
 
+from enum import Enum
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -53,7 +55,7 @@ class Yolact(nn.Module):
 
     def keyframe(self, image: torch.Tensor):
         """A video keyframe: the full network, plus what the frames until the next keyframe reuse
-        (KEY_STATE_NAMES: its pre-3×3 P4 and P5, and its C3 lateral)."""
+        (contract.KEY_STATE_NAMES: its pre-3×3 P4 and P5, and its C3 lateral)."""
         merged, lateral = self.fpn_phase_1.with_lateral(self.backbone(image))
         maps = self.fpn_phase_2(merged)
         return maps, prototypes(self.proto_net, maps[0]), (merged[1], merged[2], lateral)
@@ -91,51 +93,65 @@ class Yolact(nn.Module):
         return loc, conf, coef, proto
 
 
-class FpnLayout(nn.Module):
+class VideoPass(str, Enum):
+    """Which pass of the network a graph runs: an image (image configs), or a video config's
+    keyframe (which also gives the key state) or non-keyframe (which also takes it)."""
+    IMAGE = "image"
+    KEYFRAME = "keyframe"
+    NON_KEYFRAME = "non_keyframe"
+
+
+class _Layout(nn.Module):
+    """A layout's outputs of one pass: `forward(image, *key_state)` → (*outputs, *key_state)."""
+
+    def __init__(self, net: Yolact, video_pass: VideoPass):
+        super().__init__()
+        self.net = net
+        self.video_pass = video_pass
+
+    def features(self, image: torch.Tensor, key: tuple[torch.Tensor, ...]):
+        if self.video_pass is VideoPass.KEYFRAME:
+            return self.net.keyframe(image)
+        if self.video_pass is VideoPass.NON_KEYFRAME:
+            return (*self.net.non_keyframe(image, *key), ())
+        return (*self.net.features(image), ())
+
+
+class FpnLayout(_Layout):
     """Six outputs: P3..P7 and proto (the Ascend recipe's contract)."""
 
-    def __init__(self, net: Yolact):
-        super().__init__()
-        self.net = net
-
-    def forward(self, image: torch.Tensor):
-        maps, proto = self.net.features(image)
-        return (*maps, proto)
+    def forward(self, image: torch.Tensor, *key: torch.Tensor):
+        maps, proto, state = self.features(image, key)
+        return (*maps, proto, *state)
 
 
-class HeadLayout(nn.Module):
+class HeadLayout(_Layout):
     """loc, conf (softmax), mask (tanh), proto: the heads run on the device too."""
 
-    def __init__(self, net: Yolact):
-        super().__init__()
-        self.net = net
+    def forward(self, image: torch.Tensor, *key: torch.Tensor):
+        maps, proto, state = self.features(image, key)
+        return (*self.net.heads(maps), proto, *state)
 
-    def forward(self, image: torch.Tensor):
-        return self.net(image)
-
-
-# The keyframe state a video graph hands on, in the order `Yolact.keyframe` returns it.
-KEY_STATE_NAMES = ("key_p4", "key_p5", "key_lateral")
 
 # The names of the detect layout's network tensors while export checks them.
 NETWORK_CHECK_OUTPUTS = ("loc", "conf", "mask")
 
 
-class DetectLayout(nn.Module):
+class DetectLayout(_Layout):
     """boxes, scores, classes, coefficients, count, proto: Detect on the device too, the host
     left with the masks. With `network_outputs`, loc, conf and mask follow: export's check
     compares them, then drops them from the graph (model/parity.py)."""
 
-    def __init__(self, net: Yolact, network_outputs: bool = False):
-        super().__init__()
-        self.net = net
+    def __init__(self, net: Yolact, video_pass: VideoPass, network_outputs: bool = False):
+        super().__init__(net, video_pass)
         self.detect = DeviceDetect(net.cfg, priors_tensor(net.cfg))
         self.network_outputs = network_outputs
 
-    def forward(self, image: torch.Tensor):
-        loc, conf, coef, proto = self.net(image)
+    def forward(self, image: torch.Tensor, *key: torch.Tensor):
+        maps, proto, state = self.features(image, key)
+        loc, conf, coef = self.net.heads(maps)
         extra = (loc, conf, coef) if self.network_outputs else ()
-        return (*self.detect(loc, conf, coef), proto, *extra)
+        return (*self.detect(loc, conf, coef), proto, *state, *extra)
 
 
 class Uint8Input(nn.Module):
@@ -150,15 +166,16 @@ class Uint8Input(nn.Module):
     mean: torch.Tensor
     std: torch.Tensor
 
-    def forward(self, image: torch.Tensor):
-        return self.inner((image.to(self.mean.dtype) - self.mean) / self.std)
+    def forward(self, image: torch.Tensor, *key: torch.Tensor):
+        return self.inner((image.to(self.mean.dtype) - self.mean) / self.std, *key)
 
 
 def export_module(net: Yolact, layout: str, input_dtype: str = "float32",
-                  network_outputs: bool = False) -> nn.Module:
-    """The module export traces; `network_outputs` adds the detect layout's NETWORK_CHECK_OUTPUTS."""
+                  network_outputs: bool = False, video_pass: VideoPass = VideoPass.IMAGE) -> nn.Module:
+    """The module export traces; `network_outputs` adds the detect layout's NETWORK_CHECK_OUTPUTS
+    (after the key state of a keyframe graph)."""
     if layout == Layout.DETECT.value:
-        module: nn.Module = DetectLayout(net, network_outputs)
+        module: nn.Module = DetectLayout(net, video_pass, network_outputs)
     else:
-        module = {Layout.FPN.value: FpnLayout, Layout.HEAD.value: HeadLayout}[layout](net)
+        module = {Layout.FPN.value: FpnLayout, Layout.HEAD.value: HeadLayout}[layout](net, video_pass)
     return Uint8Input(module) if input_dtype == "uint8" else module
