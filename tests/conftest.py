@@ -51,6 +51,16 @@ def fake_env(**extra) -> dict:
             "LD_LIBRARY_PATH": "/usr/local/Ascend/ascend-toolkit/latest/lib64", **extra}
 
 
+@pytest.fixture
+def ascend(monkeypatch):
+    """This process sees the emulated Ascend host: the fake atc, npu-smi and ais_bench."""
+    for key, value in fake_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.syspath_prepend(str(FAKES / "python"))
+    monkeypatch.delenv("ASCEND_TOOLKIT_HOME", raising=False)
+    return monkeypatch
+
+
 def clone_workspace(ws, dest: Path):
     """A copy of a workspace at `dest`, its manifest's paths inside it moved along."""
     from yolact_edge_cli.workspace import Workspace

@@ -28,15 +28,6 @@ from .conftest import (
 pytestmark = pytest.mark.ascend
 
 
-@pytest.fixture
-def ascend(monkeypatch):
-    for key, value in fake_env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.syspath_prepend(str(FAKES / "python"))
-    monkeypatch.delenv("ASCEND_TOOLKIT_HOME", raising=False)
-    return monkeypatch
-
-
 @pytest.mark.parametrize("variant, soc", [
     ("310P3", "Ascend310P3"), ("310P3-duo", "Ascend310P3"), ("310", "Ascend310"),
     ("310-narrow", "Ascend310"), ("310B4", "Ascend310B4"), ("910B3", "Ascend910B3"),

@@ -124,6 +124,9 @@ class OmRecord:
     cann_version: str | None = None
     atc_args: list = field(default_factory=list)
     quantized: bool = False  # atc ran on AMCT's deploy model of a QDQ .onnx (yedge quantize)
+    # a video model's non-keyframe .om, beside `om` (docs/video.md); empty for image models
+    non_keyframe_om: str = ""
+    non_keyframe_om_sha256: str = ""
 
     @property
     def precision(self) -> str:

@@ -6,17 +6,28 @@ from pathlib import Path
 DOC = Path(__file__).resolve().parents[2] / "docs" / "atc-onnx-operators.md"
 
 
-def supported() -> set[str]:
-    block = re.search(r"<!-- begin operators -->\s*```(.*?)```\s*<!-- end operators -->", DOC.read_text(), re.S)
+def _block(name: str) -> str:
+    block = re.search(rf"<!-- begin {name} -->\s*```(.*?)```\s*<!-- end {name} -->", DOC.read_text(), re.S)
     if block is None:
-        raise ValueError(f"{DOC} has no operator block")
-    return set(block.group(1).split())
+        raise ValueError(f"{DOC} has no {name} block")
+    return block.group(1)
 
 
-def unsupported(model) -> list[str]:
-    """The op types of an onnx ModelProto that atc has no parser for, sorted (AMCT's own ops,
-    in the deploy model it writes, atc parses)."""
-    return sorted({node.op_type for node in model.graph.node} - supported() - amct_ops())
+def supported(release: tuple[int, int] = (5, 0)) -> set[str]:
+    """The operators a CANN release's atc parses: the 5.0.4 list, and the later ones from theirs."""
+    return set(_block("operators").split()) | {
+        op for op, since in later_operators().items() if release >= since}
+
+
+def later_operators() -> dict[str, tuple[int, ...]]:
+    return {op: tuple(int(v) for v in since.split(".")) for op, since in
+            (line.split() for line in _block("later operators").strip().splitlines())}
+
+
+def unsupported(model, release: tuple[int, int] = (5, 0)) -> list[str]:
+    """The op types of an onnx ModelProto that atc of a CANN release has no parser for, sorted
+    (AMCT's own ops, in the deploy model it writes, atc parses)."""
+    return sorted({node.op_type for node in model.graph.node} - supported(release) - amct_ops())
 
 
 def amct_ops() -> set[str]:

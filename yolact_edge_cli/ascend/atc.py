@@ -25,8 +25,24 @@ BF16_MODES = (PrecisionMode.ALLOW_MIX_PRECISION_BF16.value, PrecisionMode.ALLOW_
 BF16_SOCS = ("Ascend910B", "Ascend910_93")  # Atlas A2 and A3 SoC names start so
 
 
+# ONNX operators yedge exports that atc parses only from a later CANN release than the recipe's
+# (docs/atc-onnx-operators.md, "GridSample"): the video configs' non-keyframe graph warps with it.
+OPERATOR_SINCE = {"GridSample": (8, 0)}
+
+
 class AtcFailed(YedgeError):
     exit_code = 1
+
+
+def check_operators(op_types: set[str], cann_version: str | None, onnx: Path) -> None:
+    """An operator this CANN's atc has no parser for, said before atc loads the model; an
+    unknown CANN version is left to atc."""
+    here = release(cann_version)
+    for op_type, since in sorted(OPERATOR_SINCE.items()):
+        if op_type in op_types and here and here < since:
+            raise UsageError(f"this toolkit is CANN {cann_version}, whose atc has no parser for "
+                             f"{op_type} (a video model's non-keyframe graph warps with it)", path=onnx,
+                             hint=f"convert on CANN {since[0]}.{since[1]} or later")
 
 
 @dataclass(frozen=True)
@@ -39,13 +55,16 @@ class AtcJob:
     precision_mode: str | None = None
     aipp_config: Path | None = None
     extra: tuple[str, ...] = ()
+    # inputs after `image`, as (name, per-sample shape): a non-keyframe graph's key state
+    more_inputs: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     def argv(self, atc: str | Path = "atc") -> list[str]:
         """Exactly the recipe's command, plus what the options ask for."""
         batch = -1 if self.dynamic_batch else self.batch_size
+        shapes = [("image", (3, INPUT_SIZE, INPUT_SIZE)), *self.more_inputs]
+        input_shape = ";".join(f"{name}:{','.join(map(str, (batch, *dims)))}" for name, dims in shapes)
         argv = [str(atc), "--model", str(self.onnx), "--framework", "5", "--output", str(self.output),
-                "--log", "error", "--soc_version", self.soc_version,
-                "--input_shape", f"image:{batch},3,{INPUT_SIZE},{INPUT_SIZE}"]
+                "--log", "error", "--soc_version", self.soc_version, "--input_shape", input_shape]
         if self.dynamic_batch:
             argv += ["--dynamic_batch_size", ",".join(map(str, self.dynamic_batch))]
         if self.precision_mode:

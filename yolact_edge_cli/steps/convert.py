@@ -34,12 +34,41 @@ def _onnx_batch(onnx: Path) -> int | None:
     return dim.dim_value if dim.HasField("dim_value") else None
 
 
+@dataclass(frozen=True)
+class _NonKeyframe:
+    """A video model's non-keyframe graph: converted beside the keyframe graph, with the key
+    state as more inputs (docs/video.md §4)."""
+    onnx: Path
+    more_inputs: tuple[tuple[str, tuple[int, ...]], ...]
+    op_types: frozenset[str]
+
+
+def _non_keyframe_of(onnx: Path) -> _NonKeyframe | None:
+    """The non-keyframe graph of a keyframe graph (one that outputs the key state), or None."""
+    import onnx as onnx_lib
+
+    from ..model.contract import KEY_STATE_NAMES, non_keyframe_graph
+
+    outputs = {o.name for o in onnx_lib.load(str(onnx), load_external_data=False).graph.output}
+    if not set(KEY_STATE_NAMES) <= outputs:
+        return None
+    companion = non_keyframe_graph(onnx)
+    if not companion.is_file():
+        raise InputError("a video model's keyframe graph, without its non-keyframe graph beside it",
+                         path=companion, hint="export the video checkpoint again (`yedge export`)")
+    graph = onnx_lib.load(str(companion), load_external_data=False).graph
+    more = tuple((i.name, tuple(d.dim_value for d in i.type.tensor_type.shape.dim[1:]))
+                 for i in graph.input[1:])
+    return _NonKeyframe(companion, more, frozenset(node.op_type for node in graph.node))
+
+
 def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
         batch_sizes: tuple[int, ...] = (1,), dynamic_batch: tuple[int, ...] = (),
         precision_mode: str | None = None, atc_args: tuple[str, ...] = (), aipp: bool = False,
         dry_run: bool = False, precision: str | None = None) -> ConvertResult:
     from ..ascend import amct, cann, npu_smi
     from ..ascend import atc as atc_driver
+    from ..model.contract import non_keyframe_graph
 
     if precision not in (None, Precision.INT8.value):
         raise UsageError(f"convert --precision {precision}: atc's --precision-mode sets fp16, fp32 or bf16",
@@ -57,6 +86,10 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
         raise UsageError(f"--precision int8 converts a quantized model, and {onnx.name} has no "
                          "QuantizeLinear/DequantizeLinear pairs", path=onnx,
                          hint="run `yedge quantize` and drop --model, or pass the INT8 .onnx it wrote")
+    non_keyframe = _non_keyframe_of(onnx)
+    if non_keyframe and quantized:
+        raise UsageError("an INT8 video model is not converted here", path=onnx,
+                         hint="convert the float video model (drop --precision int8 and --model)")
     if quantized and aipp:
         raise UsageError("--aipp is not combined with an INT8 model here", path=onnx,
                          hint="drop --aipp (the INT8 .om takes the float32 prepared inputs)")
@@ -91,15 +124,20 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
                                  precision_mode=precision_mode, extra=tuple(atc_args), aipp_config=aipp_absolute)
 
     jobs = [atc_job(None)] if dynamic_batch else [atc_job(b) for b in batch_sizes]
+    # each job's non-keyframe twin, run right after it
+    twins = [replace(job, onnx=non_keyframe.onnx.absolute(), output=non_keyframe_graph(job.output),
+                     more_inputs=non_keyframe.more_inputs) if non_keyframe else None for job in jobs]
     result = ConvertResult(soc_version=soc_version, dry_run=dry_run)
     if dry_run:
         atc_driver.check_precision(precision_mode, tuple(atc_args), soc_version, None)
-        result.argv = [job.argv() for job in jobs]
+        result.argv = [each.argv() for job, twin in zip(jobs, twins) for each in (job, twin) if each]
         return result
     atc = cann.find_atc()
     env = cann.child_env(atc)
     version = cann.cann_version(env)
     atc_driver.check_precision(precision_mode, tuple(atc_args), soc_version, version)
+    if non_keyframe:
+        atc_driver.check_operators(set(non_keyframe.op_types), version, non_keyframe.onnx)
     ws.models_dir.mkdir(parents=True, exist_ok=True)
     if aipp_path:
         atomic_write_text(aipp_path, atc_driver.aipp_config())
@@ -109,11 +147,16 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
         with stage(f"AMCT: the deploy model of {onnx.name} — log in logs/amct.log"):
             atc_input = amct.deploy_model(onnx, ws.amct_dir, ws.log("amct"))
         jobs = [replace(job, onnx=atc_input.absolute()) for job in jobs]
-    for job in jobs:
-        result.argv.append(job.argv(atc))
+    for job, twin in zip(jobs, twins):
         label = f"bs{job.batch_size}" if job.batch_size else "dynamic"
-        with stage(f"atc: {job.output.name} ({soc_version}) — log in logs/atc_{label}.log"):
-            om = atc_driver.run(job, atc, env, ws.log(f"atc_{label}"), cwd=ws.logs_dir)
+        oms = []
+        for each, log in ((job, label), (twin, f"{label}_nonkey")):
+            if each is None:
+                continue
+            result.argv.append(each.argv(atc))
+            with stage(f"atc: {each.output.name} ({soc_version}) — log in logs/atc_{log}.log"):
+                oms.append(atc_driver.run(each, atc, env, ws.log(f"atc_{log}"), cwd=ws.logs_dir))
+        om = oms[0]
         result.models.append(asdict(OmRecord(
             om=ws.relative(om), soc_version=soc_version, batch_size=job.batch_size,
             dynamic_batch=list(job.dynamic_batch), precision_mode=precision_mode or "force_fp16",
@@ -122,7 +165,9 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
             layout=export.layout, onnx=str(onnx.absolute()), onnx_sha256=onnx_sha,
             om_sha256=sha256_file(om), weights=origin.weights if origin else None,
             weights_sha256=origin.weights_sha256 if origin else None, cann_version=version,
-            atc_args=list(atc_args), quantized=quantized)))
+            atc_args=list(atc_args), quantized=quantized,
+            non_keyframe_om=ws.relative(oms[1]) if twin else "",
+            non_keyframe_om_sha256=sha256_file(oms[1]) if twin else "")))
     previous = ws.load(ConvertRecord)
     kept = [m for m in (previous.models if previous else []) if m["om"] not in {n["om"] for n in result.models}]
     ws.save(ConvertRecord(onnx=str(onnx.absolute()), onnx_sha256=onnx_sha, soc_version=soc_version,
