@@ -132,7 +132,8 @@ def _predict(result) -> None:
     out.print(kv_table("predict", {
         "output": result.output,
         "model": f"{result.model} ({result.backend} {result.precision}, {result.engine} engine)",
-        "sources": result.sources, "images": result.images, "frames": result.frames,
+        "sources": result.sources, "images": result.images,
+        "frames": result.frames if result.keyframes is None else f"{result.frames} ({result.keyframes} keyframes)",
         "detections": result.detections, "speed": f"{result.fps} images/s ({result.seconds} s)"}))
 
 

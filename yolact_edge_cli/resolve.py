@@ -169,13 +169,14 @@ def in_process(ws: Workspace, backend: str) -> Iterator[None]:
 
 
 def session_for(choice: ModelChoice, *, device: str = "cpu", batch_size: int | None = None,
-                compiled: bool = False):
+                compiled: bool = False, keyframe_interval: int | None = None):
     """The session of a chosen model, in its backend and precision, with the export record's
     layout, dtype and config."""
     export = choice.export
     return open_session(choice.path, backend=choice.backend, device=device, precision=choice.precision,
                         batch_size=batch_size, compiled=compiled, layout=export.layout,
-                        input_dtype=export.input_dtype, config=export.config or "auto")
+                        input_dtype=export.input_dtype, config=export.config or "auto",
+                        keyframe_interval=keyframe_interval)
 
 
 def annotations_for(ws: Workspace, annotations: Path | None) -> Path:

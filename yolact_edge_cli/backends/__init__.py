@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..choices import Backend
-from ..errors import UsageError
+from ..errors import InputError, UsageError
+from ..model.config import KEYFRAME_INTERVAL
 from .base import ModelInfo, RunTimes, Session, timed_run
+from .temporal import TemporalSession
 
 __all__ = ["ModelInfo", "RunTimes", "Session", "timed_run"]
 
@@ -49,11 +51,14 @@ def backend_of(path: Path) -> str:
 
 def open_session(model: Path, *, backend: str | None = None, device: str = "cpu", precision: str = "fp32",
                  batch_size: int | None = None, layout: str = "fpn",
-                 input_dtype: str = "float32", config: str = "auto", compiled: bool = False) -> Session:
+                 input_dtype: str = "float32", config: str = "auto", compiled: bool = False,
+                 keyframe_interval: int | None = None) -> Session:
     """The one factory: the session that runs `model` — .onnx in onnxruntime (or `backend`
     openvino), .pth/.pt in PyTorch (`layout`, `input_dtype` and `config` say what to build from
     the checkpoint), .om through ais_bench's InferSession on the NPU whose id `device` is — in
-    `precision`, refused first where precision.py's table says no."""
+    `precision`, refused first where precision.py's table says no. A video model (docs/video.md)
+    opens as a TemporalSession of its two passes, a keyframe every `keyframe_interval` frames
+    (KEYFRAME_INTERVAL, the reference's 5, when None)."""
     from .. import precision as precisions
 
     backend = backend or backend_of(model)
@@ -73,15 +78,35 @@ def open_session(model: Path, *, backend: str | None = None, device: str = "cpu"
         raise UsageError(f"unknown device {device!r}", hint="use --device cpu or --device cuda")
     # refused before loading: e.g. fp16 convolutions on the CPU run minutes per image, not faster
     precisions.check(backend, device, precision, runners=backends_for(model))
+    interval = KEYFRAME_INTERVAL if keyframe_interval is None else keyframe_interval
     if backend == Backend.ONNXRUNTIME.value:
         from .onnxruntime import OrtSession
 
-        return OrtSession(Path(model), device, precision)
+        session = OrtSession(Path(model), device, precision)
+        if session.takes_key_state:
+            raise UsageError(f"{Path(model).name} is a video model's non-keyframe graph", path=model,
+                             hint=f"pass its keyframe graph, {Path(model).name.replace('.nonkey', '')}")
+        if not session.gives_key_state:
+            return session
+        return TemporalSession(session, OrtSession(_non_keyframe_graph_of(Path(model)), device, precision),
+                               interval)
     if backend == Backend.OPENVINO.value:
         from .openvino import OpenVinoSession
 
         return OpenVinoSession(Path(model), device, precision)
     from .torch import TorchSession
 
-    return TorchSession(Path(model), config=config, layout=layout, input_dtype=input_dtype,
-                        device=device, precision=precision, batch_size=batch_size, compiled=compiled)
+    torch_session = TorchSession(Path(model), config=config, layout=layout, input_dtype=input_dtype,
+                                 device=device, precision=precision, batch_size=batch_size, compiled=compiled)
+    return TemporalSession(torch_session, torch_session, interval) if torch_session.gives_key_state \
+        else torch_session
+
+
+def _non_keyframe_graph_of(keyframe_graph: Path) -> Path:
+    from ..model.contract import non_keyframe_graph
+
+    path = non_keyframe_graph(keyframe_graph)
+    if not path.is_file():
+        raise InputError("a video model's keyframe graph, without its non-keyframe graph beside it",
+                         path=path, hint="export the video checkpoint again (`yedge export`)")
+    return path

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EnvironmentProblem, InputError
-from ..model.contract import layout_of
+from ..model.contract import KEY_STATE_NAMES, layout_of
 from .base import ModelInfo
 
 _DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}
@@ -54,16 +54,39 @@ class OrtSession:
             raise InputError(f"onnxruntime cannot load the model ({str(exc).splitlines()[0][:100]})",
                              path=path, hint="re-export it with `yedge export`") from None
         self.device = device
-        first = self._session.get_inputs()[0]
+        first, *more = self._session.get_inputs()
         self._input_name = first.name
         batch = first.shape[0]
-        names = tuple(o.name for o in self._session.get_outputs())
+        every = [o.name for o in self._session.get_outputs()]
+        # a video model's keyframe graph also gives the key state, its non-keyframe graph takes it
+        self._key_outputs = [n for n in every if n in KEY_STATE_NAMES]
+        self._key_inputs = [i.name for i in more]
+        names = tuple(n for n in every if n not in KEY_STATE_NAMES)
         self.info = ModelInfo(batch_size=batch if isinstance(batch, int) else None,
                               input_dtype=_DTYPES.get(first.type, first.type),
                               layout=layout_of(list(names)), output_names=names)
 
+    @property
+    def gives_key_state(self) -> bool:
+        """A video model's keyframe graph (docs/video.md §4)."""
+        return bool(self._key_outputs)
+
+    @property
+    def takes_key_state(self) -> bool:
+        """A video model's non-keyframe graph."""
+        return bool(self._key_inputs)
+
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        return self._session.run(None, {self._input_name: batch})
+        return self._session.run(list(self.info.output_names), {self._input_name: batch})
+
+    def run_keyframe(self, batch: np.ndarray) -> tuple[list[np.ndarray], tuple[np.ndarray, ...]]:
+        outputs = self._session.run([*self.info.output_names, *self._key_outputs], {self._input_name: batch})
+        count = len(self.info.output_names)
+        return outputs[:count], tuple(outputs[count:])
+
+    def run_non_keyframe(self, batch: np.ndarray, state: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+        return self._session.run(list(self.info.output_names),
+                                 {self._input_name: batch, **dict(zip(self._key_inputs, state))})
 
     def close(self) -> None:
         """Nothing to release: the session goes with the object."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..choices import Precision
 from ..errors import EnvironmentProblem, InputError, UsageError
-from ..model.contract import layout_of
+from ..model.contract import KEY_STATE_NAMES, layout_of
 from .base import ModelInfo
 
 # --precision → INFERENCE_PRECISION_HINT; int8 runs the QDQ file's quantized layers in int8 and
@@ -51,6 +51,9 @@ class OpenVinoSession:
         first = model.inputs[0]
         batch = first.get_partial_shape()[0]
         names = tuple(o.get_any_name() for o in model.outputs)
+        if len(model.inputs) > 1 or set(KEY_STATE_NAMES) & set(names):
+            raise UsageError("the openvino backend runs image models, and this is a video model's graph",
+                             path=path, hint="run it with --backend onnxruntime (or the checkpoint with torch)")
         self.info = ModelInfo(batch_size=batch.get_length() if batch.is_static else None,
                               input_dtype=_DTYPES.get(first.get_element_type().get_type_name(), "float32"),
                               layout=layout_of(list(names)), output_names=names)

@@ -7,7 +7,7 @@ import typer
 
 from ..choices import AisBenchMode, Backend, Engine, MapKind, Nms
 from ..errors import Interrupted
-from ..model.config import SHOW_SCORE_THRESHOLD
+from ..model.config import KEYFRAME_INTERVAL, SHOW_SCORE_THRESHOLD
 from ..options import (
     AisBenchOption,
     BackendOption,
@@ -49,7 +49,14 @@ def predict(
     batch_size: BatchSizeOption = None,
     score_threshold: ScoreThreshold = SHOW_SCORE_THRESHOLD,
     top_k: int = typer.Option(100, "--top-k", min=1, help="At most this many detections per image."),
-    classes: str | None = typer.Option(None, "--classes", help="Only these COCO classes, e.g. person,car."),
+    classes: str | None = typer.Option(None, "--classes", help="Only these classes, e.g. person,car "
+                                       "(the model's: COCO, or YouTube-VIS for a video model)."),
+    keyframe_interval: int | None = typer.Option(None, "--keyframe-interval", min=1, help="A video "
+                                                 "model's keyframe every N frames; the frames between reuse "
+                                                 "its features; 1: every frame a keyframe "
+                                                 rf"\[default: {KEYFRAME_INTERVAL}, the reference's]."),
+    sequence: bool = flag("--sequence", help="Each SOURCE (a folder of frames, or a quoted pattern) is "
+                          "one video, its image files in name order."),
     output: Path | None = typer.Option(None, "--output", "-o", help=r"Output folder \[default: "
                                        "<workspace>/predict/<name>]."),
     name: str | None = typer.Option(None, "--name", help="Folder name under <workspace>/predict "
@@ -71,7 +78,8 @@ def predict(
     scores) and every detection in predictions.jsonl. No annotations needed.
 
     Examples: `yedge predict photos/`, `yedge predict clip.mp4 --classes person`,
-    `yedge predict "shots/*.jpg" --weights yolact_edge.pth --score-threshold 0.5`."""
+    `yedge predict "shots/*.jpg" --weights yolact_edge.pth --score-threshold 0.5`,
+    `yedge predict frames/ --sequence --keyframe-interval 5` (a video model's temporal reuse)."""
     from ..steps import predict as step
 
     settings: Settings = ctx.obj
@@ -81,7 +89,8 @@ def predict(
                       output=output, name=name, save_images=save_images, save_video=save_video,
                       save_json=save_json, recursive=recursive, workers=workers, exist_ok=exist_ok,
                       engine=engine.value, ray=ray_settings(engine, ray_address, replicas, replica_resources),
-                      precision=precision_of(precision, False))
+                      precision=precision_of(precision, False), keyframe_interval=keyframe_interval,
+                      sequence=sequence)
     emit_then_fail(settings, result, result.failure(skip_bad), then=lambda: predict_problems(result))
 
 

@@ -111,10 +111,56 @@ class Video:
             capture.release()  # type: ignore[attr-defined]
 
 
-def open_video(source: str) -> Video | str:
-    """The opened video, or why it cannot be opened."""
+# The frame rate a sequence of image files is given (its timestamps, the video drawn from it):
+# OpenCV's own default for a video that does not say.
+SEQUENCE_FPS = 30.0
+
+
+def sequence_files(source: str) -> list[Path]:
+    """The frames of an image sequence (predict --sequence): a folder's image files, or a glob's
+    matches, in name order."""
+    path = Path(source)
+    candidates = sorted(path.iterdir()) if path.is_dir() else sorted(Path(p) for p in glob.glob(source))
+    return [p for p in candidates if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+
+
+class _FileFrames:
+    """A sequence's files read one by one, as cv2.VideoCapture reads frames."""
+
+    def __init__(self, files: list[Path]):
+        self.files = iter(files)
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        import cv2
+
+        path = next(self.files, None)
+        frame = None if path is None else cv2.imread(str(path), cv2.IMREAD_COLOR)
+        return frame is not None, frame
+
+    def release(self) -> None:
+        self.files = iter(())
+
+
+def open_sequence(source: str) -> Video | str:
+    """An image sequence opened as a video of SEQUENCE_FPS, or why it cannot be: its size is its
+    first frame's; a frame that cannot be read ends it early."""
     import cv2
 
+    files = sequence_files(source)
+    if not files:
+        return "no image files in this sequence (a folder of frames, or a pattern matching them)"
+    first = cv2.imread(str(files[0]), cv2.IMREAD_COLOR)
+    if first is None:
+        return f"its first frame {files[0].name} is not an image OpenCV reads"
+    return Video(source, SEQUENCE_FPS, first.shape[1], first.shape[0], len(files), _FileFrames(files))
+
+
+def open_video(source: str, sequence: bool = False) -> Video | str:
+    """The opened video (an image sequence with `sequence`), or why it cannot be opened."""
+    import cv2
+
+    if sequence:
+        return open_sequence(source)
     if not source.isdigit() and "://" not in source and not Path(source).is_file():
         return "no such file"
     # FFmpeg's and OpenCV's own complaints would land on the terminal; the reason is ours to say

@@ -39,12 +39,16 @@ class LabelSet:
         return {cat: index + 1 for index, cat in enumerate(self.category_ids)}
 
 
+# A video's frames that run the full network: every KEYFRAME_INTERVAL-th (the reference's
+# every_k_frames); the frames between reuse the latest keyframe's features (docs/video.md §2).
+KEYFRAME_INTERVAL = 5
+
+
 @dataclass(frozen=True)
 class VideoConfig:
     """The temporal feature reuse of `yolact_edge_vid_*` (docs/video.md): FlowNetMini on the C3
     laterals of the frame and its keyframe, warping the keyframe's P4 and P5."""
     use_spa: bool
-    keyframe_interval: int = 5  # the reference's every_k_frames
     flow_channels: int = 64  # flow.reduce_channels[-1] and flow.encode_channels
 
 

@@ -23,7 +23,7 @@ from ..draw import draw_detections
 from ..errors import InputError, UsageError
 from ..host import HostSpec
 from ..metrics.results import kept_detections
-from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES, RESNET50, SHOW_SCORE_THRESHOLD
+from ..model.config import COCO, CONFIGS, RESNET50, SHOW_SCORE_THRESHOLD, LabelSet
 from ..precision import check as check_precision
 from ..records import ExportRecord
 from ..resolve import ModelChoice, choose_backend, host_spec, model_for, model_outputs
@@ -49,6 +49,7 @@ class PredictResult:
     sources: int = 0
     images: int = 0
     frames: int = 0
+    keyframes: int | None = None  # a video model's frames that ran as keyframes
     detections: int = 0
     seconds: float = 0.0
     fps: float = 0.0
@@ -69,15 +70,17 @@ class PredictResult:
                           hint="fix or remove them, or pass --skip-bad")
 
 
-def class_indices(names: list[str] | None) -> set[int] | None:
-    """--classes person,car → their class indices; an unknown name is a usage error."""
+def class_indices(names: list[str] | None, labels: LabelSet = COCO) -> set[int] | None:
+    """--classes person,car → their class indices in the model's label set; an unknown name is a
+    usage error."""
     if not names:
         return None
-    lookup = {name.lower(): i for i, name in enumerate(COCO_CLASSES)}
+    lookup = {name.lower(): i for i, name in enumerate(labels.names)}
     unknown = [n for n in names if n.strip().lower() not in lookup]
     if unknown:
-        raise UsageError(f"unknown class name(s): {', '.join(unknown)}",
-                         hint="COCO names, e.g. --classes person,car,dog (see docs/model.md for all 80)")
+        raise UsageError(f"unknown class name(s) of the {labels.dataset} classes: {', '.join(unknown)}",
+                         hint=f"e.g. --classes {','.join(labels.names[:3])} (all {len(labels.names)}: "
+                              "docs/model.md, docs/video.md)")
     return {lookup[n.strip().lower()] for n in names}
 
 
@@ -87,13 +90,15 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
         output: Path | None = None, name: str | None = None, save_images: bool = True,
         save_video: bool = True, save_json: bool = True, recursive: bool = False,
         workers: int | None = None, exist_ok: bool = False, engine: str = Engine.LOCAL.value,
-        ray: RaySettings | None = None, precision: str | None = None) -> PredictResult:
+        ray: RaySettings | None = None, precision: str | None = None,
+        keyframe_interval: int | None = None, sequence: bool = False) -> PredictResult:
+    """`sequence`: each source (a folder of frames, or a pattern) is one video; a video model
+    keeps a keyframe every `keyframe_interval` frames (docs/video.md §5)."""
     if top_k > RESNET50.max_num_detections:
         raise UsageError(f"--top-k {top_k}: Detect keeps at most {RESNET50.max_num_detections} detections per image",
                          hint=f"pass --top-k {RESNET50.max_num_detections} or fewer")
     if top_k < 1 or (batch_size is not None and batch_size < 1):
         raise UsageError("--top-k and --batch-size must be at least 1", hint="e.g. --top-k 100 --batch-size 1")
-    wanted = class_indices(classes)
     if weights is not None and model is None:  # a checkpoint runs in PyTorch; its heads too (the head layout)
         backend = choose_backend(backend, weights)
         check_precision(backend, device, precision or Precision.FP32.value)
@@ -102,7 +107,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     else:
         backend = choose_backend(backend, model)
         choice = model_for(ws, backend, model, batch_size, precision, device)
-    found = expand(sources, recursive)
+    found = _sequences(sources) if sequence else expand(sources, recursive)
     if not found.found and found.failed:
         source, reason = found.failed[0]
         raise InputError(f"nothing to run: {source}: {reason}", hint="pass image or video files, folders or globs")
@@ -117,8 +122,9 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     # settings); its frames are read where the engine reads (stream.items.frames_of)
     videos: dict[str, Video] = {}
     broken: dict[str, str] = {}  # video → why it could not be opened or read to its end
-    for source in filter(is_video, found.found):
-        video = open_video(source)
+    as_video = (lambda source: True) if sequence else is_video
+    for source in filter(as_video, found.found):
+        video = open_video(source, sequence)
         if isinstance(video, str):
             broken[source] = video
         else:
@@ -127,10 +133,10 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
 
     def units() -> Iterator[Item | VideoSource]:
         for source in found.found:
-            if not is_video(source):
+            if not as_video(source):
                 yield Item(0, source)
             elif source in videos:
-                yield VideoSource(source, videos[source].frame_count)
+                yield VideoSource(source, videos[source].frame_count, sequence)
 
     def host_for(info: ModelInfo) -> HostSpec:
         if weights is not None and model is not None and info.layout != Layout.FPN.value:
@@ -141,7 +147,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
                          outputs_of=model_outputs(ws, choice.path if model is not None else None))
 
     workers = max(1, min(workers or (os.cpu_count() or 1), 8))
-    videos_given = sum(1 for s in found.found if is_video(s))
+    videos_given = sum(1 for s in found.found if as_video(s))
     images_given = len(found.found) - videos_given
     runner = engine_for(ws, engine, ray, backend=backend, device=device, workers=workers,
                         # decoded pictures come back only to be drawn
@@ -159,7 +165,10 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
             jsonl = stack.enter_context(open(stack.enter_context(atomic_path(dest / PREDICTIONS)), "w",
                                              encoding="utf-8"))
         advance = stack.enter_context(progress_bar(total, f"predict ({backend}, {choice.path.name})"))
-        run = stack.enter_context(runner.open(recipe_for(ws, choice, device, batch_size), host_for))
+        run = stack.enter_context(runner.open(recipe_for(ws, choice, device, batch_size, keyframe_interval),
+                                              host_for))
+        labels = CONFIGS[run.host.config].labels
+        wanted = class_indices(classes, labels)
         predictions = stack.enter_context(contextlib.closing(run.predictions(units())))
         for prediction in predictions:
             writer.finish_videos_before(prediction.item.source, broken)
@@ -170,12 +179,15 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
                     result.failed.append({"source": prediction.item.source, "reason": prediction.error})
                     advance(1)
                 continue
-            line = _line(prediction, wanted, top_k)
+            fps = videos[prediction.item.source].fps if prediction.item.source in videos else None
+            line = _line(prediction, wanted, top_k, labels, fps)
             result.detections += len(line["detections"])
             if prediction.item.frame is None:
                 result.images += 1
             else:
                 result.frames += 1
+            if prediction.keyframe is not None:
+                result.keyframes = (result.keyframes or 0) + prediction.keyframe
             line["drawn"] = writer.write(prediction, line, videos)
             if jsonl is not None:
                 jsonl.write(json.dumps(line) + "\n")
@@ -250,8 +262,10 @@ def _config_of(choice: ModelChoice, weights: Path | None) -> str | None:
     return match_config(normalize_keys(read_state_dict(Path(weights))), "auto", Path(weights)).name
 
 
-def _line(prediction: Prediction, wanted: set[int] | None, top_k: int) -> dict:
-    """One predictions.jsonl line: the image or frame, and its detections (COCO category ids,
+def _line(prediction: Prediction, wanted: set[int] | None, top_k: int, labels: LabelSet,
+          fps: float | None) -> dict:
+    """One predictions.jsonl line: the image or frame (a frame's timestamp in seconds, and for a
+    video model whether it ran as a keyframe), and its detections (the label set's category ids,
     pixel boxes x1,y1,x2,y2, masks as COCO RLE) — the same ones eval writes for the image."""
     found = prediction.detections
     detections: list[dict] = []
@@ -262,11 +276,30 @@ def _line(prediction: Prediction, wanted: set[int] | None, top_k: int) -> dict:
             if len(detections) == top_k:
                 break
             cls = int(found.classes[i])
-            detections.append({"class": COCO_CLASSES[cls], "category_id": COCO_CATEGORY_IDS[cls],
+            detections.append({"class": labels.names[cls], "category_id": labels.category_ids[cls],
                                "score": float(found.scores[i]), "box": [int(v) for v in found.boxes[i]],
                                "mask": found.rles[i]})
-    return {"source": prediction.item.source, "frame": prediction.item.frame, "width": prediction.width,
-            "height": prediction.height, "detections": detections}
+    line: dict = {"source": prediction.item.source, "frame": prediction.item.frame,
+                  "width": prediction.width, "height": prediction.height, "detections": detections}
+    if prediction.item.frame is not None and fps:
+        line["timestamp"] = round(prediction.item.frame / fps, 6)
+    if prediction.keyframe is not None:
+        line["keyframe"] = prediction.keyframe
+    return line
+
+
+def _sequences(sources: list[str]):
+    """--sequence: each argument one video of image files (data.sources.sequence_files)."""
+    from ..data.sources import Sources, sequence_files
+
+    found = Sources()
+    for source in sources:
+        if sequence_files(source):
+            found.found.append(source)
+        else:
+            found.failed.append((source, "no image files in this sequence (a folder of frames, or a "
+                                         "pattern matching them)"))
+    return found
 
 
 def _missing_folders(dest: Path) -> list[Path]:

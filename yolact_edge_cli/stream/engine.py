@@ -69,8 +69,9 @@ def engine_for(ws: Workspace, engine: str, ray: RaySettings | None = None, *, ba
     return LocalEngine(workers, keep_images, around_session=functools.partial(in_process, ws, backend))
 
 
-def recipe_for(ws: Workspace, choice: ModelChoice, device: str, batch_size: int | None = None) -> SessionRecipe:
+def recipe_for(ws: Workspace, choice: ModelChoice, device: str, batch_size: int | None = None,
+               keyframe_interval: int | None = None) -> SessionRecipe:
     """How each replica opens the chosen model: ais_bench's own lines, in a replica's process,
-    go to the workspace's log."""
+    go to the workspace's log; a video model keeps a keyframe every `keyframe_interval` frames."""
     log: Path | None = ws.log("ais_bench_api") if choice.backend == Backend.ASCEND.value else None
-    return SessionRecipe(choice.absolute(), device, batch_size, log)
+    return SessionRecipe(choice.absolute(), device, batch_size, log, keyframe_interval)

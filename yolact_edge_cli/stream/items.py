@@ -32,6 +32,7 @@ class VideoSource:
 
     source: str
     expected: int | None = None
+    sequence: bool = False  # a folder or pattern of image files (data.sources.open_sequence)
 
 
 def frames_of(video: VideoSource) -> Iterator[Item]:
@@ -39,7 +40,7 @@ def frames_of(video: VideoSource) -> Iterator[Item]:
     when it could not be opened again or stopped before its frame count."""
     from ..data.sources import open_video
 
-    opened = open_video(video.source)
+    opened = open_video(video.source, video.sequence)
     if isinstance(opened, str):
         yield Item(0, video.source, error=opened)
         return
@@ -81,3 +82,4 @@ class Prediction:
     # and the host's (heads, detect, masks, json)
     times: dict[str, float] = field(default_factory=dict)
     replica: int = 0                  # which of the engine's replicas ran it
+    keyframe: bool | None = None      # a video model's: whether it ran as a keyframe (docs/video.md)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backends import ModelInfo, Session
+from ..backends.temporal import TemporalSession
 from ..choices import InputLayout
 from ..errors import InputError, UsageError
 from ..host import HostPipeline, HostSpec
@@ -41,12 +42,14 @@ class SessionRecipe:
     device: str = "cpu"
     batch_size: int | None = None
     log: Path | None = None
+    keyframe_interval: int | None = None  # a video model's (None: the reference's)
 
     def on(self, device: str) -> SessionRecipe:
         return dataclasses.replace(self, device=device)
 
     def open(self) -> Session:
-        return session_for(self.choice.absolute(), device=self.device, batch_size=self.batch_size)
+        return session_for(self.choice.absolute(), device=self.device, batch_size=self.batch_size,
+                           keyframe_interval=self.keyframe_interval)
 
     def open_in_worker(self) -> Session:
         """The one session of a worker process that runs nothing else (a replica, a device),
@@ -113,7 +116,9 @@ def run_group(session: Session, group: list[Pair], batch_size: int) -> list[tupl
     are told apart by their place in the group, not their index (Ray's numbers them later)."""
     good = [k for k, (_, tensor) in enumerate(group) if tensor is not None]
     outputs_at: dict[int, list[np.ndarray]] = {}
-    if good:
+    if isinstance(session, TemporalSession):
+        _run_frames(session, group, good, outputs_at)
+    elif good:
         tensors = [tensor for _, tensor in group if tensor is not None]
         started = time.perf_counter()
         outputs = session.run(np.stack(tensors + [tensors[0]] * (batch_size - len(tensors))))
@@ -122,6 +127,19 @@ def run_group(session: Session, group: list[Pair], batch_size: int) -> list[tupl
             outputs_at[k] = [np.ascontiguousarray(o[j:j + 1]) for o in outputs]
             group[k][0].times["inference"] = share
     return [(prediction, outputs_at.get(k)) for k, (prediction, _) in enumerate(group)]
+
+
+def _run_frames(session: TemporalSession, group: list[Pair], good: list[int],
+                outputs_at: dict[int, list[np.ndarray]]) -> None:
+    """A video model's group, one item after the other (docs/video.md §5): each frame as its
+    video's schedule says, each still image as a keyframe."""
+    for k in good:
+        prediction, tensor = group[k]
+        assert tensor is not None
+        started = time.perf_counter()
+        outputs_at[k], prediction.keyframe = session.run_frame(tensor[None], prediction.item.unit,
+                                                               prediction.item.frame)
+        prediction.times["inference"] = time.perf_counter() - started
 
 
 # One per host worker process, built for the first image it post-processes.

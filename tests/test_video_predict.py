@@ -1,0 +1,147 @@
+"""`predict` with a video model (docs/video.md §5): each video's frames in order, a keyframe
+every N, the frames between through the non-keyframe graph with the latest keyframe's state."""
+import json
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from yolact_edge_cli.data.preprocess import preprocess, read_image
+from yolact_edge_cli.host import HostPipeline, HostSpec
+from yolact_edge_cli.metrics.results import Detections
+from yolact_edge_cli.model.contract import KEY_STATE_NAMES, non_keyframe_graph
+from yolact_edge_cli.steps import export
+from yolact_edge_cli.workspace import Workspace
+
+from .conftest import DATA, assert_clean_failure, run_cli
+
+CONFIG = "yolact_edge_vid_minimal_resnet50_config"
+FRAMES = 7
+
+
+def write_sequence(folder, frames: int = FRAMES, step: tuple[int, int] = (2, 3)):
+    """A lossless clip: the astronaut moving `step` px (down, right) per frame, as PNG files."""
+    folder.mkdir(parents=True)
+    image = read_image(DATA / "astronaut.png")
+    for i in range(frames):
+        cv2.imwrite(str(folder / f"frame_{i:03d}.png"), np.roll(image, (step[0] * i, step[1] * i), axis=(0, 1)))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def video_ws(checkpoint, tmp_path_factory):
+    ws = Workspace(tmp_path_factory.mktemp("video-predict"))
+    export.run(ws, checkpoint(CONFIG))
+    return ws
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_sequence(tmp_path_factory.mktemp("clips") / "clip")
+
+
+def _lines(folder) -> list[dict]:
+    return [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+
+
+def _by_hand(ws: Workspace, clip, interval: int, checkpoint) -> list[dict]:
+    """The two graphs driven frame by frame in onnxruntime, the host part as an image's."""
+    keyframe = ort.InferenceSession(str(ws.default_onnx), providers=["CPUExecutionProvider"])
+    nonkey = ort.InferenceSession(str(non_keyframe_graph(ws.default_onnx)), providers=["CPUExecutionProvider"])
+    names = [o.name for o in keyframe.get_outputs() if o.name not in KEY_STATE_NAMES]
+    host = HostPipeline(HostSpec(config=CONFIG, weights=str(checkpoint(CONFIG)), score_threshold=0.3))
+    state: list = []
+    found = []
+    for i, path in enumerate(sorted(clip.iterdir())):
+        image = read_image(path)
+        x = preprocess(image)[None]
+        if i % interval == 0:
+            *outputs, p4, p5, lateral = keyframe.run([*names, *KEY_STATE_NAMES], {"image": x})
+            state = [p4, p5, lateral]
+        else:
+            outputs = nonkey.run(names, {"image": x, **dict(zip(KEY_STATE_NAMES, state))})
+        found.append(Detections.of(host(outputs, image.shape[1], image.shape[0])))
+    return found
+
+
+@pytest.mark.parametrize("interval", [3, 1])
+def test_predict_equals_the_two_graphs_driven_by_hand(video_ws, clip, checkpoint, tmp_path, interval):
+    proc = run_cli("-w", video_ws.root, "predict", clip, "--sequence", "--keyframe-interval", str(interval),
+                   "-o", tmp_path / "out", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["frames"] == FRAMES and result["keyframes"] == len(range(0, FRAMES, interval))
+    lines = _lines(tmp_path / "out")
+    assert [line["frame"] for line in lines] == list(range(FRAMES))
+    assert [line["keyframe"] for line in lines] == [i % interval == 0 for i in range(FRAMES)]
+    assert [line["timestamp"] for line in lines] == [round(i / 30.0, 6) for i in range(FRAMES)]
+    for line, want in zip(lines, _by_hand(video_ws, clip, interval, checkpoint)):
+        keep = [i for i in range(len(want.scores)) if want.scores[i] >= 0.3]
+        assert [d["category_id"] - 1 for d in line["detections"]] == [int(want.classes[i]) for i in keep]
+        assert [d["box"] for d in line["detections"]] == [[int(v) for v in want.boxes[i]] for i in keep]
+        assert [d["mask"] for d in line["detections"]] == [want.rles[i] for i in keep]
+        np.testing.assert_allclose([d["score"] for d in line["detections"]], want.scores[keep], atol=1e-6)
+    assert (tmp_path / "out" / "clip.mp4").is_file()
+
+
+def test_class_names_are_the_video_models_own(video_ws, clip, tmp_path):
+    """YouTube-VIS names and category ids (1–40), and --classes takes those names."""
+    proc = run_cli("-w", video_ws.root, "predict", clip, "--sequence", "-o", tmp_path / "out",
+                   "--classes", "truck,tennis_racket", "--no-save-video")
+    assert proc.returncode == 0, proc.stderr
+    classes = {(d["class"], d["category_id"]) for line in _lines(tmp_path / "out") for d in line["detections"]}
+    assert classes and classes <= {("truck", 29), ("tennis_racket", 40)}
+    proc = run_cli("-w", video_ws.root, "predict", clip, "--sequence", "-o", tmp_path / "bad",
+                   "--classes", "car")
+    assert_clean_failure(proc, "car", "YouTube-VIS")
+
+
+def test_still_images_run_as_keyframes(video_ws, tmp_path):
+    proc = run_cli("-w", video_ws.root, "predict", DATA / "astronaut.png", DATA / "coffee.png",
+                   "-o", tmp_path / "out", "--json")
+    assert proc.returncode == 0, proc.stderr
+    lines = _lines(tmp_path / "out")
+    assert [line["keyframe"] for line in lines] == [True, True]
+    assert all("timestamp" not in line for line in lines)
+
+
+def test_the_torch_backend_runs_the_checkpoint_with_the_same_schedule(video_ws, clip, checkpoint, tmp_path):
+    proc = run_cli("-w", video_ws.root, "predict", clip, "--sequence", "--weights", checkpoint(CONFIG),
+                   "--keyframe-interval", "4", "-o", tmp_path / "torch", "--no-save-video")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("-w", video_ws.root, "predict", clip, "--sequence", "--keyframe-interval", "4",
+                   "-o", tmp_path / "onnx", "--no-save-video")
+    assert proc.returncode == 0, proc.stderr
+    torch_lines, onnx_lines = _lines(tmp_path / "torch"), _lines(tmp_path / "onnx")
+    assert [line["keyframe"] for line in torch_lines] == [i % 4 == 0 for i in range(FRAMES)]
+    for ours, theirs in zip(torch_lines, onnx_lines):
+        assert [d["class"] for d in ours["detections"]][:10] == [d["class"] for d in theirs["detections"]][:10]
+
+
+def test_bad_video_model_uses_are_refused(video_ws, clip, tmp_path):
+    proc = run_cli("-w", video_ws.root, "predict", clip, "--sequence", "--model",
+                   non_keyframe_graph(video_ws.default_onnx), "-o", tmp_path / "a")
+    assert_clean_failure(proc, "non-keyframe graph", "yolact_edge.onnx")
+    proc = run_cli("-w", video_ws.root, "predict", clip, "--sequence", "--keyframe-interval", "0",
+                   "-o", tmp_path / "b")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    proc = run_cli("-w", video_ws.root, "predict", tmp_path / "nothing-here", "--sequence", "-o", tmp_path / "c")
+    assert_clean_failure(proc, "nothing-here", "no image files in this sequence")
+
+
+@pytest.mark.ray
+def test_ray_keeps_each_video_on_one_replica_and_equals_local(video_ws, tmp_path):
+    """Two clips on two replicas: a frame run by a replica without its video's state would run
+    as a keyframe, so the keyframe flags show that no video was split; the detections are the
+    local engine's."""
+    clips = [write_sequence(tmp_path / "a", 6), write_sequence(tmp_path / "b", 6, step=(3, 1))]
+    args = ["-w", video_ws.root, "predict", *clips, "--sequence", "--keyframe-interval", "3",
+            "--no-save-video", "--workers", "1"]
+    proc = run_cli(*args, "-o", tmp_path / "local")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli(*args, "-o", tmp_path / "ray", "--engine", "ray", "--replicas", "2", subprocess_=True)
+    assert proc.returncode == 0, proc.stderr
+    local, ray = _lines(tmp_path / "local"), _lines(tmp_path / "ray")
+    assert [line["keyframe"] for line in ray] == [i % 3 == 0 for i in range(6)] * 2
+    assert ray == local
