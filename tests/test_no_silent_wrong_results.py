@@ -199,7 +199,7 @@ def _bad_bbox(data):
     (_no_categories, ["missing 'categories' list"]),
     (_unknown_category, ["annotation(s) of a category_id not in 'categories'", "→ 999"]),
     (_no_size, ["1 image(s) without a positive integer width/height (2)"]),
-    (_not_coco_categories, ["category id(s) outside COCO's label map", "95"]),
+    (_not_coco_categories, ["category id(s) of no label set a model predicts", "(95)"]),
     (_bad_bbox, ["without a valid bbox"]),
 ])
 def test_prep_refuses_invalid_annotations_before_any_work(tmp_path, change, fragments):

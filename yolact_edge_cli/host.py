@@ -77,14 +77,14 @@ class HostPipeline:
         with times.time("masks"):
             return postprocess(dets, arrays[-1][0], width, height, self.spec.score_threshold)
 
-    @staticmethod
-    def to_coco(image_id: int, result, times: StageTimes | None = None) -> tuple[list[dict], list[dict], list]:
-        """COCO bbox and mask entries of one image, and the masks' RLEs (for matching)."""
+    def to_coco(self, image_id: int, result, times: StageTimes | None = None) -> tuple[list[dict], list[dict], list]:
+        """COCO bbox and mask entries of one image (the model's category ids), and the masks'
+        RLEs (for matching)."""
         from .metrics.results import coco_entries, encode_masks
 
         with (StageTimes() if times is None else times).time("json"):
             rles = encode_masks(result)
-            bbox, mask = coco_entries(image_id, result, rles)
+            bbox, mask = coco_entries(image_id, result, rles, self.cfg.labels)
         return bbox, mask, rles
 
 

@@ -10,6 +10,7 @@ import typer
 
 from .choices import AisBenchMode, Backend, Engine, Precision
 from .errors import UsageError
+from .model.config import KEYFRAME_INTERVAL
 
 
 def flag(*names: str, help: str) -> Any:
@@ -26,6 +27,10 @@ BackendOption = Annotated[Backend, typer.Option("--backend", help="auto (ascend 
 ModelOption = Annotated[Path | None, typer.Option("--model", help="ONNX file (onnxruntime), .pth "
                                                      "(torch) or .om (ascend) \\[default: what "
                                                      "export/convert recorded].")]
+KeyframeIntervalOption = Annotated[int | None, typer.Option(
+    "--keyframe-interval", min=1, help="A video model's keyframe every N frames of a video; the "
+    f"frames between reuse its features; 1: every frame a keyframe \\[default: {KEYFRAME_INTERVAL}, "
+    "the reference's].")]
 HalfFlag = Annotated[bool, typer.Option("--half", metavar="", help="Same as --precision fp16 (torch "
                                         "backend, CUDA only).")]
 PrecisionOption = Annotated[Precision | None, typer.Option("--precision", help="fp32, bf16, fp16 or int8 "

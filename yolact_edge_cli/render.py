@@ -153,6 +153,9 @@ def _eval(result) -> None:
     from .metrics.yolact_ap import format_table
 
     images = f"{result.images} image{'s' if result.images != 1 else ''}"
+    if result.keyframes is not None:
+        images += (f" of {result.videos} video(s), a keyframe every {result.keyframe_interval} frames "
+                   f"({result.keyframes} keyframes)")
     table = Table(title=f"COCOeval on {images} ({result.nms} NMS)", title_justify="left")
     table.add_column("metric")
     table.add_column("box", justify="right")

@@ -7,7 +7,7 @@ import typer
 
 from ..choices import AisBenchMode, Backend, Engine, MapKind, Nms
 from ..errors import Interrupted
-from ..model.config import KEYFRAME_INTERVAL, SHOW_SCORE_THRESHOLD
+from ..model.config import SHOW_SCORE_THRESHOLD
 from ..options import (
     AisBenchOption,
     BackendOption,
@@ -16,6 +16,7 @@ from ..options import (
     DeviceOption,
     EngineOption,
     HalfFlag,
+    KeyframeIntervalOption,
     ModelOption,
     NumImages,
     PrecisionOption,
@@ -51,10 +52,7 @@ def predict(
     top_k: int = typer.Option(100, "--top-k", min=1, help="At most this many detections per image."),
     classes: str | None = typer.Option(None, "--classes", help="Only these classes, e.g. person,car "
                                        "(the model's: COCO, or YouTube-VIS for a video model)."),
-    keyframe_interval: int | None = typer.Option(None, "--keyframe-interval", min=1, help="A video "
-                                                 "model's keyframe every N frames; the frames between reuse "
-                                                 "its features; 1: every frame a keyframe "
-                                                 rf"\[default: {KEYFRAME_INTERVAL}, the reference's]."),
+    keyframe_interval: KeyframeIntervalOption = None,
     sequence: bool = flag("--sequence", help="Each SOURCE (a folder of frames, or a quoted pattern) is "
                           "one video, its image files in name order."),
     output: Path | None = typer.Option(None, "--output", "-o", help=r"Output folder \[default: "
@@ -121,6 +119,7 @@ def evaluate(
                         "(the images prep used, unless --images)."),
     skip_bad: bool = flag("--skip-bad", help="Streaming: evaluate the other images when some cannot be read "
                           "(they are listed and left out)."),
+    keyframe_interval: KeyframeIntervalOption = None,
     model: ModelOption = None,
     backend: BackendOption = Backend.AUTO,
     device: DeviceOption = "cpu",
@@ -138,7 +137,7 @@ def evaluate(
     settings: Settings = ctx.obj
     gates = step.Gates(min_map=min_map, map_kind=map_kind.value, against=against, tolerance=tolerance)
     streaming = step.streams(images=images, stream=stream, outputs=outputs, allow_missing=allow_missing,
-                             skip_bad=skip_bad, precision=precision)
+                             skip_bad=skip_bad, precision=precision, keyframe_interval=keyframe_interval)
     ray = ray_settings(engine, ray_address, replicas, replica_resources, streaming=streaming,
                        stream_hint="add --images DIR or --stream")
     if streaming:
@@ -147,7 +146,7 @@ def evaluate(
                                     weights=weights, nms=nms.value, score_threshold=score_threshold,
                                     max_images=max_images, workers=workers, fast_eval=fast_eval,
                                     engine=engine.value, ray=ray, skip_bad=skip_bad,
-                                    precision=precision_of(precision, False))
+                                    precision=precision_of(precision, False), keyframe_interval=keyframe_interval)
     else:
         result = step.run(settings.workspace, outputs=outputs, annotations=annotations, weights=weights,
                           nms=nms.value, score_threshold=score_threshold, max_images=max_images,

@@ -41,7 +41,7 @@ def load_coco(annotations: str | Path):
     problems = annotation_problems(data)
     if problems:
         raise InputError("invalid COCO annotations: " + "; ".join(problems), path=path,
-                         hint="fix the file (COCO's instances format, COCO's category ids); "
+                         hint="fix the file (COCO's instances format, the model's category ids); "
                               "nothing was computed")
     coco = COCO()
     try:
@@ -98,8 +98,6 @@ def annotation_problems(data: dict) -> list[str]:
     """Everything in a COCO instances file that would make a step drop, mix up or crash on
     images later: one line per kind of problem, with a count and the first few ids. Crowd
     annotations (RLE segmentations, iscrowd 1) are valid."""
-    from ..model.config import COCO_CATEGORY_IDS
-
     found = _Problems()
     files: dict[int, str] = {}
     for index, img in enumerate(data["images"]):
@@ -126,10 +124,14 @@ def annotation_problems(data: dict) -> list[str]:
                 found.add("category(ies) whose id is not an integer", repr(cid))
             elif cid in category_ids:
                 found.add("duplicated category id(s)", cid)
-            elif cid not in COCO_CATEGORY_IDS:
-                found.add("category id(s) outside COCO's label map (the model predicts COCO's 80 "
-                          "classes)", cid)
             category_ids.add(cid)
+        if category_ids and all(_is_int(c) for c in category_ids) and not label_sets_of(categories):
+            stray = [c for c in categories if not label_sets_of([c])]
+            for cat in stray:
+                found.add("category id(s) of no label set a model predicts (COCO's 80, YouTube-VIS's 40)",
+                          f"{cat.get('id')}")
+            if not stray:
+                found.add("category ids that mix COCO's and YouTube-VIS's", len(categories))
     annotation_ids: set = set()
     for index, ann in enumerate(data["annotations"]):
         if not isinstance(ann, dict) or not _is_int(ann.get("id")):
@@ -156,6 +158,31 @@ def annotation_problems(data: dict) -> list[str]:
     return found.lines()
 
 
+def label_sets_of(categories: list) -> list:
+    """The label sets (model/config.py LABEL_SETS) these categories can be: every category id is
+    one of the set's. Where the ids fit both (a file of ids 1–40 without COCO's gaps, say person
+    alone), the names decide when they are a set's own; otherwise both remain."""
+    from ..model.config import LABEL_SETS
+
+    ids = [c.get("id") if isinstance(c, dict) else None for c in categories]
+    by_id = [labels for labels in LABEL_SETS if all(i in labels.category_ids for i in ids)]
+
+    def named(labels) -> bool:
+        names = dict(zip(labels.category_ids, labels.names))
+        return all(str(c.get("name", "")).lower() == names[c["id"]].lower() for c in categories)
+
+    return [labels for labels in by_id if named(labels)] or by_id
+
+
+def require_label_set(coco, labels, path: str | Path) -> None:
+    """The annotations' categories are the model's classes (COCO's for an image model,
+    YouTube-VIS's for a video model), or nothing could be matched."""
+    if labels not in label_sets_of(coco.dataset.get("categories", [])):
+        raise InputError(f"these annotations' categories are not the model's {labels.dataset} classes",
+                         path=path, hint=f"evaluate a {labels.dataset} model on {labels.dataset} annotations "
+                                         "(docs/model.md §8, docs/video.md)")
+
+
 def image_order(coco, all_images: bool = False) -> list[int]:
     """The recipe's order: images that have annotations, in pycocotools' imgToAnns order;
     with all_images, the images without annotations follow in file order."""
@@ -164,6 +191,19 @@ def image_order(coco, all_images: bool = False) -> list[int]:
         seen = set(ids)
         ids += [i for i in coco.imgs if i not in seen]
     return ids
+
+
+def videos_of(coco, ids: list[int]) -> list[list[int]] | None:
+    """Per-frame annotations of videos (YouTube-VIS converted per frame: every image has an integer
+    `video_id` and `frame_id`): the image ids of each video in frame order, the videos in the
+    order they first appear; None when the images are not all such frames."""
+    images = [coco.imgs[i] for i in ids]
+    if not images or not all(_is_int(img.get("video_id")) and _is_int(img.get("frame_id")) for img in images):
+        return None
+    videos: dict[int, list[dict]] = {}
+    for img in images:
+        videos.setdefault(img["video_id"], []).append(img)
+    return [[img["id"] for img in sorted(frames, key=lambda img: img["frame_id"])] for frames in videos.values()]
 
 
 def require_images(coco, ids: list[int], path: str | Path) -> None:

@@ -72,7 +72,7 @@ class Agreement:
         self.summary.float32_confident += len(confident)
         self.summary.matched += match_detections(confident, results[1])[0]
         if self._maps is not None and image_id is not None:
-            truth = ground_truth(self.coco, image_id, width, height)
+            truth = ground_truth(self.coco, image_id, width, height, self.pipeline.cfg.labels)
             for accumulator, result in zip(self._maps, results):
                 rles = self.pipeline.to_coco(image_id, result)[2]
                 accumulator.add(match_image(result, rles, truth))

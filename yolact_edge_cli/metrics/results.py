@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..model.config import COCO_CATEGORY_IDS
+from ..model.config import COCO, LabelSet
 
 if TYPE_CHECKING:
     from ..model.masks import ImageResult
@@ -88,15 +88,16 @@ def kept_detections(boxes: np.ndarray) -> list[int]:
 
 
 def coco_entries(image_id: int, result: ImageResult | Detections, rles: list[dict] | None = None,
-                 ) -> tuple[list[dict], list[dict]]:
-    """bbox and mask entries for one image; boxes of zero area are skipped, as the reference does."""
+                 labels: LabelSet = COCO) -> tuple[list[dict], list[dict]]:
+    """bbox and mask entries for one image, with the category ids of the model's `labels`;
+    boxes of zero area are skipped, as the reference does."""
     if rles is None:
         rles = result.rles if isinstance(result, Detections) else encode_masks(result)
     boxes, bbox_entries, mask_entries = result.boxes, [], []
     for i in kept_detections(boxes):
         rle = rles[i]
         x1, y1, x2, y2 = (int(v) for v in boxes[i])
-        category = COCO_CATEGORY_IDS[int(result.classes[i])]
+        category = labels.category_ids[int(result.classes[i])]
         score = float(result.scores[i])
         bbox_entries.append({"image_id": int(image_id), "category_id": category,
                              "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)],

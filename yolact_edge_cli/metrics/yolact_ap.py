@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..model.config import COCO_LABEL_MAP
+from ..model.config import COCO, LabelSet
 from ..model.masks import ImageResult
 
 IOU_THRESHOLDS = tuple(x / 100 for x in range(50, 100, 5))
@@ -24,7 +24,8 @@ class GroundTruth:
     masks: list          # [G] COCO RLEs
 
 
-def ground_truth(coco, image_id: int, width: int, height: int) -> GroundTruth:
+def ground_truth(coco, image_id: int, width: int, height: int, labels: LabelSet = COCO) -> GroundTruth:
+    """One image's annotations as the model's classes (`labels`: its label set)."""
     anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
     # Crowd regions are left out: the reference gives them class −1, so they never match.
     plain = [a for a in anns if not a.get("iscrowd")]
@@ -34,7 +35,8 @@ def ground_truth(coco, image_id: int, width: int, height: int) -> GroundTruth:
     # The reference stores boxes relative to the image, then scales back in float32.
     boxes = (pixels / scale).astype(np.float32) * np.array(scale, dtype=np.float32)
     masks = [coco.annToRLE(a) for a in plain]
-    classes = [COCO_LABEL_MAP[a["category_id"]] - 1 for a in plain]
+    label_map = labels.label_map
+    classes = [label_map[a["category_id"]] - 1 for a in plain]
     return GroundTruth(boxes, classes, masks)
 
 

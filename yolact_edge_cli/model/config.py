@@ -113,6 +113,7 @@ YOUTUBE_VIS_CLASSES = (
     "earless_seal", "tennis_racket",
 )
 YOUTUBE_VIS = LabelSet("YouTube-VIS", YOUTUBE_VIS_CLASSES, tuple(range(1, 41)))
+LABEL_SETS = (COCO, YOUTUBE_VIS)
 
 _RESNET50_BACKBONE = BackboneConfig("resnet", (1, 2, 3), (512, 1024, 2048), (3, 4, 6, 3))
 _RESNET101_BACKBONE = BackboneConfig("resnet", (1, 2, 3), (512, 1024, 2048), (3, 4, 23, 3))

@@ -3,6 +3,7 @@ results, pycocotools box/mask mAP, and YOLACT's own mAP table (the recipe's metr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import time
@@ -15,10 +16,11 @@ import numpy as np
 from ..choices import Engine, Nms
 from ..console import progress_bar
 from ..data import binio
-from ..data.coco import image_info, load_coco, require_images
+from ..data.coco import image_info, load_coco, require_images, require_label_set
 from ..errors import InputError, UsageError
 from ..host import HOST_STAGES, HostPipeline, HostSpec
 from ..metrics import coco_eval
+from ..model.config import CONFIGS, KEYFRAME_INTERVAL
 from ..model.contract import output_shapes
 from ..parallel import process_pool
 from ..provenance import check_same_inputs, read_run
@@ -57,6 +59,11 @@ class EvalResult:
     results_dir: str = ""
     missing: list[int] = field(default_factory=list)
     streamed: bool = False  # images → model → host in one pass (wall time includes the model)
+    # a video model on per-frame annotations (docs/video.md §6): the videos, the keyframe interval
+    # and the frames that ran as keyframes
+    videos: int = 0
+    keyframe_interval: int | None = None
+    keyframes: int | None = None
     # streaming: images that could not be read and were left out (--skip-bad), and those whose
     # decoded size is not their annotation's (prep's record of the same names)
     bad: list[dict] = field(default_factory=list)
@@ -97,7 +104,8 @@ class _Worker:
         result = self.pipeline(arrays, info.width, info.height, times)
         bbox, mask, rles = self.pipeline.to_coco(image_id, result, times)
         t = time.perf_counter()
-        matches = match_image(result, rles, ground_truth(self.coco, image_id, info.width, info.height))
+        matches = match_image(result, rles, ground_truth(self.coco, image_id, info.width, info.height,
+                                                         self.pipeline.cfg.labels))
         times["match"] = time.perf_counter() - t
         return pos, bbox, mask, matches, times
 
@@ -156,6 +164,7 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     job = EvalJob(str(run_dir), output_dtype, str(annotations_for(ws, annotations)), spec)
     coco = load_coco(job.annotations)
     require_images(coco, [image_id for _, image_id in tasks], job.annotations)
+    require_label_set(coco, CONFIGS[spec.config].labels, job.annotations)
 
     with contextlib.ExitStack() as stack:
         evaluation = Evaluation(stack, ws, run_dir.name, coco, STAGES, by_image=False, fast_eval=fast_eval)
@@ -187,7 +196,7 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
 
 
 def streams(*, images: Path | None, stream: bool, outputs: Path | None, allow_missing: bool, skip_bad: bool,
-            precision: str | None) -> bool:
+            precision: str | None, keyframe_interval: int | None = None) -> bool:
     """Whether eval streams (--images or --stream: the model runs too) or reads a run folder,
     refusing the options that belong to the other way."""
     if images is not None or stream:
@@ -201,6 +210,9 @@ def streams(*, images: Path | None, stream: bool, outputs: Path | None, allow_mi
     if precision is not None:
         raise UsageError("--precision is the model's: eval of a run folder reads outputs already computed",
                          hint="add --images DIR or --stream, or pass it to `yedge infer`")
+    if keyframe_interval is not None:
+        raise UsageError("--keyframe-interval runs a video model on video frames: eval of a run folder "
+                         "reads outputs already computed", hint="add --images DIR or --stream")
     return False
 
 
@@ -210,17 +222,19 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
                   score_threshold: float = 0.0, max_images: int | None = None, workers: int | None = None,
                   fast_eval: bool = False, run_name: str = STREAM_RUN, engine: str = Engine.LOCAL.value,
                   ray: RaySettings | None = None, skip_bad: bool = False,
-                  precision: str | None = None) -> EvalResult:
+                  precision: str | None = None, keyframe_interval: int | None = None) -> EvalResult:
     """prep → infer → eval in one pass (one engine, stream.engine): the same images in the same order,
     the same COCO result files and metrics, with no `.bin` inputs or raw outputs on disk. The
-    results are written to their JSON files as they come, so memory stays flat."""
-    from ..data.coco import image_order, warn_size_mismatches
+    results are written to their JSON files as they come, so memory stays flat. Annotations of
+    video frames (`video_id`, `frame_id`) run per video in frame order, which a video model runs
+    with its keyframe schedule (docs/video.md §6)."""
+    from ..data.coco import image_order, videos_of, warn_size_mismatches
     from ..metrics.results import coco_entries
     from ..metrics.yolact_ap import ground_truth, match_image
     from ..provenance import model_origin
     from ..resolve import choose_backend, model_for
     from ..stream.engine import engine_for, recipe_for
-    from ..stream.items import Item
+    from ..stream.items import Frames, Item, Unit
 
     if nms not in Nms.values():
         raise UsageError(f"unknown NMS {nms!r}", hint="use --nms fast or --nms traditional")
@@ -237,6 +251,9 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     ids = image_order(coco)[: max_images if max_images else None]
     if not ids:
         raise InputError("no annotated images to evaluate", path=annotations, hint="check the annotation file")
+    videos = videos_of(coco, ids)
+    if videos is not None:  # each video's frames together, in frame order
+        ids = [image_id for video in videos for image_id in video]
     backend = choose_backend(backend, model)
     choice = model_for(ws, backend, model, batch_size, precision, device)
     workers = max(1, min(workers or os.cpu_count() or 1, len(ids)))
@@ -258,17 +275,28 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
                          f"{infos[0].file_name})", path=images,
                          hint=f"pass --images with the folder of the images {annotations.name} describes, "
                               "or the --annotations of this folder")
-    items = (Item(pos, str(Path(images) / info.file_name), size=(info.width, info.height))
-             for pos, info in enumerate(infos))
+    folder = Path(images).absolute()
+    frame_items = [Item(pos, str(folder / info.file_name), size=(info.width, info.height))
+                   for pos, info in enumerate(infos)]
+    units: list[Unit] = list(frame_items)
+    if videos is not None:
+        starts = np.cumsum([0, *map(len, videos)])
+        units = [Frames(f"video {coco.imgs[video[0]]['video_id']}", tuple(
+            dataclasses.replace(item, frame=rank) for rank, item in enumerate(frame_items[start:start + len(video)])))
+            for video, start in zip(videos, starts)]
     runner = engine_for(ws, engine, ray, backend=backend, device=device, workers=workers)
     with contextlib.ExitStack() as stack:
         # COCOeval image by image as results come (memory stays flat); faster-coco-eval reads the files
         evaluation = Evaluation(stack, ws, run_name, coco, STREAM_STAGES, by_image=not fast_eval, fast_eval=fast_eval)
         advance = stack.enter_context(progress_bar(len(ids), f"eval {len(ids)} images streamed ({nms} NMS)"))
-        run = stack.enter_context(runner.open(recipe_for(ws, choice, device, batch_size), host_for))
-        predictions = stack.enter_context(contextlib.closing(run.predictions(items)))
+        run = stack.enter_context(runner.open(recipe_for(ws, choice, device, batch_size, keyframe_interval),
+                                              host_for))
+        labels = CONFIGS[run.host.config].labels
+        require_label_set(coco, labels, annotations)
+        predictions = stack.enter_context(contextlib.closing(run.predictions(units)))
         bad: list[dict] = []
         mismatches: list[dict] = []
+        keyframes: int | None = None
         for prediction in predictions:
             image_id = ids[prediction.item.index]
             if prediction.error is not None:  # listed, as prep lists them, after the others ran
@@ -282,10 +310,12 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
                                    "actual": list(prediction.decoded)})
             found = prediction.detections
             assert found is not None
+            if prediction.keyframe is not None:
+                keyframes = (keyframes or 0) + prediction.keyframe
             with evaluation.totals.time("match"):
                 matches = match_image(found, found.rles,  # type: ignore[arg-type]
-                                      ground_truth(coco, image_id, prediction.width, prediction.height))
-            evaluation.add(image_id, *coco_entries(image_id, found), matches, prediction.times)
+                                      ground_truth(coco, image_id, prediction.width, prediction.height, labels))
+            evaluation.add(image_id, *coco_entries(image_id, found, labels=labels), matches, prediction.times)
             advance(1)
         if bad and not skip_bad:
             listed = "; ".join(f"{b['file']} ({b['error']})" for b in bad[:5])
@@ -305,7 +335,9 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
                         yolact_ap=evaluation.accumulator.table(),
                         host_ms_per_image=evaluation.totals.ms_per(count)
                         | {"wall": round((time.perf_counter() - started) / count * 1000, 2)},
-                        streamed=True, bad=bad, size_mismatches=mismatches)
+                        streamed=True, bad=bad, size_mismatches=mismatches,
+                        videos=len(videos) if videos else 0, keyframes=keyframes,
+                        keyframe_interval=(keyframe_interval or KEYFRAME_INTERVAL) if keyframes is not None else None)
     return _finish(ws, evaluation, result, EvalRecord(
         outputs=f"streamed from {images}", run=run_name, streamed_images=str(Path(images).absolute()),
         bad=bad, size_mismatches=mismatches, model_weights=origin.weights if origin else None,

@@ -13,7 +13,7 @@ from ..choices import AisBenchMode, Backend
 from ..choices import Engine as EngineChoice
 from ..errors import UsageError
 from ..host import HostSpec
-from .items import Item, Prediction, VideoSource
+from .items import Prediction, Unit
 from .stages import SessionRecipe
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ class Run(Protocol):
     device: str
     host: HostSpec
 
-    def predictions(self, units: Iterable[Item | VideoSource]) -> Generator[Prediction, None, None]: ...
+    def predictions(self, units: Iterable[Unit]) -> Generator[Prediction, None, None]: ...
 
 
 class Engine(Protocol):

@@ -35,6 +35,15 @@ class VideoSource:
     sequence: bool = False  # a folder or pattern of image files (data.sources.open_sequence)
 
 
+@dataclass(frozen=True)
+class Frames:
+    """A video given as its frames' image files, in order (eval on per-frame annotations): each
+    decoded where images are, all run in order as one video."""
+
+    source: str                # what names the video (its id)
+    items: tuple[Item, ...]    # its frames: absolute image paths, `frame` their position
+
+
 def frames_of(video: VideoSource) -> Iterator[Item]:
     """Its frames as items (index 0: the stream numbers them), then one item carrying the error
     when it could not be opened again or stopped before its frame count."""
@@ -52,12 +61,17 @@ def frames_of(video: VideoSource) -> Iterator[Item]:
         yield Item(0, video.source, error=f"stopped after {read} of its {video.expected} frames")
 
 
-def items_of(unit: Item | VideoSource) -> Iterator[Item]:
+Unit = Item | VideoSource | Frames  # what an engine is given: one image, or one video
+
+
+def items_of(unit: Unit) -> Iterator[Item]:
     """An image as it is, a video as its frames."""
+    if isinstance(unit, Frames):
+        return iter(unit.items)
     return frames_of(unit) if isinstance(unit, VideoSource) else iter((unit,))
 
 
-def numbered(units: Iterable[Item | VideoSource]) -> Iterator[Item]:
+def numbered(units: Iterable[Unit]) -> Iterator[Item]:
     """Images as they are and videos as their frames, numbered in stream order, each carrying
     the position of its source."""
     index = 0

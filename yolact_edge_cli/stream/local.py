@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ..backends import ModelInfo, Session
 from ..host import HostSpec
 from ..parallel import process_pool
-from .items import Item, Prediction, VideoSource, numbered
+from .items import Prediction, Unit, numbered
 from .schedule import Group, Schedule
 from .stages import Pair, PrepareSpec, SessionRecipe, batching, behind_inference, post, prepare_item, run_group
 
@@ -135,7 +135,7 @@ class LocalRun:
     prep_pool: ProcessPoolExecutor
     host_pool: ProcessPoolExecutor
 
-    def predictions(self, units: Iterable[Item | VideoSource]) -> Generator[Prediction, None, None]:
+    def predictions(self, units: Iterable[Unit]) -> Generator[Prediction, None, None]:
         """Predictions for `units` (for a video: each of its frames), in their order."""
         prepared = _ordered(self.prep_pool, prepare_item, ((item, self.spec) for item in numbered(units)),
                             self.window)

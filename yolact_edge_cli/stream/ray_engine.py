@@ -26,7 +26,7 @@ from typing import Any
 from ..backends import ModelInfo, Session
 from ..errors import UsageError
 from ..host import HostSpec
-from .items import Item, Prediction, VideoSource, items_of
+from .items import Frames, Prediction, Unit, items_of
 from .ray_cluster import (
     RaySettings,
     absolute_source,
@@ -54,15 +54,18 @@ def _behind_replicas() -> None:
         _niced = True
 
 
-def _read(unit: Item | VideoSource, position: int, spec: PrepareSpec) -> Iterator[Pair]:
+def _read(unit: Unit, position: int, spec: PrepareSpec) -> Iterator[Pair]:
     """A source into prepared items: an image into one, a video into one per frame (and one that
     carries the error when it stopped early). Read at its absolute path (a task's folder is not
-    the driver's), named in the results as the driver was given it."""
+    the driver's), named in the results as the driver was given it (a Frames unit's frames are
+    absolute paths already, each its own)."""
     _behind_replicas()
     given = unit.source
-    for item in items_of(replace(unit, source=absolute_source(given))):
+    whole = not isinstance(unit, Frames)
+    for item in items_of(replace(unit, source=absolute_source(given)) if whole else unit):
         prediction, tensor = prepare_item(replace(item, unit=position), spec)
-        prediction.item = replace(prediction.item, source=given)
+        if whole:
+            prediction.item = replace(prediction.item, source=given)
         yield prediction, tensor
 
 
@@ -148,7 +151,7 @@ class RayRun:
     spec: PrepareSpec
     window: int
 
-    def predictions(self, units: Iterable[Item | VideoSource]) -> Generator[Prediction, None, None]:
+    def predictions(self, units: Iterable[Unit]) -> Generator[Prediction, None, None]:
         """Sources are read a few ahead; each read streams its items to the schedule, whose
         groups go to their replicas; the results come back in source order."""
         import ray
