@@ -64,6 +64,14 @@ def test_frames_run_per_video_with_the_keyframe_schedule(video_ws, frames):
         (e["image_id"] for e in entries), key=lambda i: (i // 100, i % 100))  # per video, in frame order
 
 
+def test_show_draws_a_video_models_results(video_ws, frames):
+    """Its category ids (truck is 29, which COCO lacks) are named from YouTube-VIS."""
+    _eval(video_ws, frames, "per_frame.json", "--keyframe-interval", "3")
+    proc = run_cli("-w", video_ws.root, "show", "--num-images", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["detections_drawn"] > 0
+
+
 def test_eval_results_are_predicts_detections_of_the_same_frames(video_ws, frames, tmp_path):
     """The keyframe schedule runs the same on a video's frames in eval and in predict --sequence."""
     _eval(video_ws, frames, "per_frame.json", "--keyframe-interval", "3")

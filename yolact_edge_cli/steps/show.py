@@ -11,13 +11,12 @@ import numpy as np
 
 from ..draw import decode_rle, draw
 from ..errors import InputError, UsageError
-from ..model.config import COCO_CATEGORY_IDS, COCO_CLASSES, SHOW_SCORE_THRESHOLD
+from ..model.config import COCO, CONFIGS, SHOW_SCORE_THRESHOLD
 from ..provenance import check_current_model, check_same_inputs
 from ..records import EvalRecord, PrepRecord, ShowRecord
 from ..workspace import CONTACT_SHEET, Workspace, atomic_path
 
 THUMB_WIDTH = 320
-CLASS_NAMES = dict(zip(COCO_CATEGORY_IDS, COCO_CLASSES))
 
 
 @dataclass
@@ -58,6 +57,8 @@ def run(ws: Workspace, *, images: int = 8, ids: list[int] | None = None, score_t
                         evaluated_run.model_weights, ws,
                         fix="rerun `yedge infer --overwrite` and `yedge eval` for the current model")
     coco = load_coco(evaluated_run.annotations)
+    labels = CONFIGS[evaluated_run.config].labels if evaluated_run.config in CONFIGS else COCO
+    class_names = dict(zip(labels.category_ids, labels.names))
     detections = json.loads(ws.resolve(evaluated_run.segm).read_text())
     boxes = json.loads(ws.resolve(evaluated_run.bbox).read_text())
     evaluated = _evaluated_ids(ws, evaluated_run)
@@ -79,14 +80,14 @@ def run(ws: Workspace, *, images: int = 8, ids: list[int] | None = None, score_t
         mine = [(m, b) for m, b in zip(detections, boxes)
                 if m["image_id"] == image_id and m["score"] > score_threshold]
         instances = [{"mask": decode_rle(m["segmentation"]),
-                      "bbox": b["bbox"], "label": f"{CLASS_NAMES[m['category_id']]} {m['score']:.2f}"}
+                      "bbox": b["bbox"], "label": f"{class_names[m['category_id']]} {m['score']:.2f}"}
                      for m, b in mine]
         picture = draw(image, instances)
         result.detections_drawn += len(instances)
         if gt:
             anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
             truth = [{"mask": decode_rle(coco.annToRLE(a)), "bbox": a["bbox"],
-                      "label": CLASS_NAMES.get(a["category_id"], str(a["category_id"])) +
+                      "label": class_names.get(a["category_id"], str(a["category_id"])) +
                       (" (crowd)" if a.get("iscrowd") else "")} for a in anns]
             picture = np.concatenate([picture, np.full((picture.shape[0], 8, 3), 255, np.uint8),
                                       draw(image, truth)], axis=1)
