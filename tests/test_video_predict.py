@@ -145,3 +145,14 @@ def test_ray_keeps_each_video_on_one_replica_and_equals_local(video_ws, tmp_path
     local, ray = _lines(tmp_path / "local"), _lines(tmp_path / "ray")
     assert [line["keyframe"] for line in ray] == [i % 3 == 0 for i in range(6)] * 2
     assert ray == local
+
+
+def test_bench_times_both_passes_and_the_schedule(video_ws):
+    proc = run_cli("-w", video_ws.root, "bench", "--batch-sizes", "1", "--loop", "3", "--warmup", "0",
+                   "--keyframe-interval", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    video = json.loads(proc.stdout)["video"]
+    assert (video["interval"], video["frames"], video["keyframes"]) == (2, 3, 2)  # frames 0 and 2
+    assert video["keyframe_ms"] > 0 and video["non_keyframe_ms"] > 0
+    assert video["ratio"] == pytest.approx(video["non_keyframe_ms"] / video["keyframe_ms"], abs=2e-3)
+    assert video["every_frame_key_per_s"] == pytest.approx(1000 / video["keyframe_ms"], abs=0.01)

@@ -188,6 +188,8 @@ def _bench(result) -> None:
         return
     else:
         _bench_rows(result)
+        if result.video:
+            _bench_video(result.video)
     for line in result.skipped:
         err.print(f"[yellow]skipped[/] {escape(line)}")
 
@@ -207,6 +209,15 @@ def _bench_rows(result) -> None:
                       _ms(row.latency_mean_ms), _ms(row.latency_p50_ms), _ms(row.latency_p90_ms),
                       _ms(row.latency_p99_ms), *((_ms(row.h2d_mean_ms), _ms(row.d2h_mean_ms)) if copies else ()))
     out.print(table)
+
+
+def _bench_video(video: dict) -> None:
+    out.print(kv_table("video model (batch 1)", {
+        "keyframe": f"{video['keyframe_ms']:.1f} ms",
+        "non-keyframe": f"{video['non_keyframe_ms']:.1f} ms ({video['ratio']:.2f} of a keyframe)",
+        f"keyframe every {video['interval']}": f"{video['frames_per_s']:.2f} frames/s over {video['frames']} "
+                                               f"frames ({video['keyframes']} keyframes)",
+        "every frame a keyframe": f"{video['every_frame_key_per_s']:.2f} frames/s"}))
 
 
 def _bench_precisions(result) -> None:

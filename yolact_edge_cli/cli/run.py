@@ -189,9 +189,12 @@ def bench(
                                         "--num-images prepared images."),
     precisions: str | None = typer.Option(None, "--precisions", help="With --backends: e.g. "
                                           "fp32,bf16,int8 (int8 needs `yedge quantize`) \\[default: fp32]."),
+    keyframe_interval: KeyframeIntervalOption = None,
 ) -> None:
     """Measure throughput and latency per batch size (results appended to results/bench.json);
-    with --backends/--precisions, one table of every pair's speed and agreement with fp32."""
+    with --backends/--precisions, one table of every pair's speed and agreement with fp32. A
+    video model's bench also times its keyframe and non-keyframe passes and its frames/s at
+    --keyframe-interval."""
     from ..steps import bench as step
 
     settings: Settings = ctx.obj
@@ -211,7 +214,7 @@ def bench(
                           precision=precision_of(precision, half), batch_sizes=sizes, loop=loop, warmup=warmup,
                           max_seconds=max_seconds, stages=stages, images=num_images,
                           ais_bench=ais_bench.value, stream=stream, workers=workers, compiled=compiled,
-                          engine=engine.value, ray=ray)
+                          engine=engine.value, ray=ray, keyframe_interval=keyframe_interval)
     except KeyboardInterrupt:
         raise Interrupted("interrupted before any measurement finished; nothing was written to "
                           "results/bench.json") from None

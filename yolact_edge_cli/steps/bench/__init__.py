@@ -1,12 +1,15 @@
 """`yedge bench`: pure inference speed per batch size on synthetic input (like `ais_bench
---loop`); --stages the whole path per image on prepared inputs; --stream the streaming
-engine's stages; --backends/--precisions a table of speed against accuracy. One module per mode."""
+--loop`), and for a video model its two passes and keyframe schedule; --stages the whole path
+per image on prepared inputs; --stream the streaming engine's stages; --backends/--precisions a
+table of speed against accuracy. One module per mode."""
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ...backends.temporal import TemporalSession
 from ...choices import Backend, Engine, Precision
 from ...errors import UsageError
 from ...precision import check as check_precision
@@ -18,6 +21,7 @@ from .common import BenchResult, append, host_sizes, sweep, time_batch
 from .precisions import run_precisions, table_ran, table_request
 from .stages import run_stages
 from .stream import run_stream
+from .video import time_video
 
 if TYPE_CHECKING:
     from ...stream.ray_cluster import RaySettings
@@ -31,7 +35,9 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         warmup: int = 10, max_seconds: float = 60.0, stages: bool = False,
         images: int = 10, ais_bench: str = "auto", stream: bool = False,
         workers: int | None = None, compiled: bool = False, engine: str = Engine.LOCAL.value,
-        ray: RaySettings | None = None) -> BenchResult:
+        ray: RaySettings | None = None, keyframe_interval: int | None = None) -> BenchResult:
+    """A video model's inference bench also times its two passes and its keyframe schedule at
+    `keyframe_interval` (bench/video.py)."""
     backend = choose_backend(backend, model)
     if loop < 1 or warmup < 0:
         raise UsageError("--loop must be ≥ 1 and --warmup ≥ 0", hint="e.g. --loop 100 --warmup 10")
@@ -68,7 +74,7 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
             ws, session_for(choice, device=device, batch_size=1, compiled=compiled), source, images,
             result.workers)
     else:
-        session = session_for(choice, device=device, compiled=compiled)
+        session = session_for(choice, device=device, compiled=compiled, keyframe_interval=keyframe_interval)
         static = session.info.batch_size
         sizes = host_sizes(result, batch_sizes, static, device)
         if static is not None:
@@ -78,5 +84,7 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
             if not sizes:
                 raise UsageError(result.skipped[0], hint=f"use --batch-sizes {static}")
         sweep(result, sizes, lambda batch: time_batch(session, batch, loop, warmup, max_seconds))
+        if isinstance(session, TemporalSession) and not result.interrupted:
+            result.video = asdict(time_video(session, loop, warmup, max_seconds))
     append(ws, result)
     return result

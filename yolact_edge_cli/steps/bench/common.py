@@ -67,6 +67,7 @@ class BenchResult:
     workers: int | None = None  # processes per pipeline stage (--stream)
     precisions: list[PrecisionRow] = field(default_factory=list)  # --backends/--precisions
     check_images: int = 0  # prepared images each precision row was compared with fp32 on
+    video: dict | None = None  # a video model's passes and schedule (video.VideoTimes)
 
     def to_dict(self) -> dict:
         return asdict(self)
