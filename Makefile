@@ -33,7 +33,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test,ray,openvino]'
+	$(BIN)/pip install -q -e '.[test,ray,openvino,track]'
 	touch $@
 
 lint: install

@@ -156,3 +156,52 @@ def test_bench_times_both_passes_and_the_schedule(video_ws):
     assert video["keyframe_ms"] > 0 and video["non_keyframe_ms"] > 0
     assert video["ratio"] == pytest.approx(video["non_keyframe_ms"] / video["keyframe_ms"], abs=2e-3)
     assert video["every_frame_key_per_s"] == pytest.approx(1000 / video["keyframe_ms"], abs=0.01)
+
+
+def test_tracks_keep_identities_of_moving_shapes():
+    """Two shapes moving across 12 frames, one hidden for three of them, and a third appearing
+    late: each keeps one identity, and the three differ. (ByteTrack confirms a track that starts
+    after the first frame on its second frame: the late one has none on its first.)"""
+    from yolact_edge_cli.track import VideoTracks
+
+    tracks = VideoTracks(fps=30)
+    seen: dict[str, list] = {"left": [], "down": [], "late": []}
+    for frame in range(12):
+        shapes = {"left": [10 + 6 * frame, 20, 70 + 6 * frame, 80],
+                  "down": [300, 40 + 5 * frame, 380, 120 + 5 * frame]}
+        if 4 <= frame < 7:
+            del shapes["down"]  # hidden, then found again
+        if frame >= 8:
+            shapes["late"] = [150, 300, 200 + 2 * frame, 360]
+        detections = [{"box": box, "score": 0.9, "category_id": 1} for box in shapes.values()]
+        for name, track_id in zip(shapes, tracks.update(detections)):
+            seen[name].append(track_id)
+    assert seen["late"][0] is None
+    seen["late"] = seen["late"][1:]
+    assert all(len(set(ids)) == 1 and None not in ids for ids in seen.values()), seen
+    assert len({ids[0] for ids in seen.values()}) == 3 and len(seen["down"]) == 9
+
+
+def test_predict_track_adds_identities_and_changes_nothing_else(video_ws, clip, tmp_path):
+    base = ["-w", video_ws.root, "predict", clip, "--sequence", "--no-save-video", "--score-threshold", "0.5"]
+    proc = run_cli(*base, "-o", tmp_path / "plain")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli(*base, "-o", tmp_path / "tracked", "--track", "--json")
+    assert proc.returncode == 0, proc.stderr
+    tracked, plain = _lines(tmp_path / "tracked"), _lines(tmp_path / "plain")
+    ids = {d["track_id"] for line in tracked for d in line["detections"]} - {None}
+    assert ids and json.loads(proc.stdout)["tracks"] == len(ids)
+    for ours, theirs in zip(tracked, plain):
+        assert [{k: v for k, v in d.items() if k != "track_id"} for d in ours["detections"]] == theirs["detections"]
+    # the astronaut moves 2-3 px a frame: identities link frames (stability itself: the test above)
+    frames_of = {i: sum(i in {d["track_id"] for d in line["detections"]} for line in tracked) for i in ids}
+    assert max(frames_of.values()) >= 3
+
+
+def test_track_without_supervision_says_how_to_install(video_ws, clip, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "supervision", None)
+    proc = run_cli("-w", video_ws.root, "predict", clip, "--sequence", "--track", "-o", tmp_path / "x")
+    assert_clean_failure(proc, "--track needs supervision", "yedge[track]")
+    assert not (tmp_path / "x").exists()

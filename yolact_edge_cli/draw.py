@@ -14,18 +14,20 @@ def colour(index: int) -> tuple[int, int, int]:
 
 
 def draw(image: np.ndarray, instances: list[dict], alpha: float = 0.5) -> np.ndarray:
-    """instances: {'mask': HxW uint8, 'bbox': [x, y, w, h], 'label': str}."""
+    """instances: {'mask': HxW uint8, 'bbox': [x, y, w, h], 'label': str, and optionally
+    'colour': an index (a track's identity keeps its colour from frame to frame)}."""
     import cv2
 
     canvas = image.copy()
     for i, inst in enumerate(instances):
-        tint = np.array(colour(i), dtype=np.float32)
+        bgr = colour(inst.get("colour", i))
+        tint = np.array(bgr, dtype=np.float32)
         mask = inst["mask"].astype(bool)
         canvas[mask] = (canvas[mask] * (1 - alpha) + tint * alpha).astype(np.uint8)
         x, y, w, h = (int(round(v)) for v in inst["bbox"])
-        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour(i), 2)
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), bgr, 2)
         cv2.putText(canvas, inst["label"], (x + 2, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    colour(i), 1, cv2.LINE_AA)
+                    bgr, 1, cv2.LINE_AA)
     return canvas
 
 
@@ -55,8 +57,14 @@ def decode_rle(rle: dict) -> np.ndarray:
 
 
 def draw_detections(image: np.ndarray, detections: list[dict]) -> np.ndarray:
-    """predictions.jsonl detections ({'class', 'score', 'box': x1,y1,x2,y2, 'mask': RLE}) drawn."""
-    instances = [{"mask": decode_rle(d["mask"]),
-                  "bbox": [d["box"][0], d["box"][1], d["box"][2] - d["box"][0], d["box"][3] - d["box"][1]],
-                  "label": f"{d['class']} {d['score']:.2f}"} for d in detections]
+    """predictions.jsonl detections ({'class', 'score', 'box': x1,y1,x2,y2, 'mask': RLE}) drawn; a
+    tracked one ('track_id') in its identity's colour, labelled with it."""
+    instances = []
+    for d in detections:
+        instance = {"mask": decode_rle(d["mask"]),
+                    "bbox": [d["box"][0], d["box"][1], d["box"][2] - d["box"][0], d["box"][3] - d["box"][1]],
+                    "label": f"{d['class']} {d['score']:.2f}"}
+        if d.get("track_id") is not None:
+            instance |= {"colour": d["track_id"], "label": f"#{d['track_id']} {instance['label']}"}
+        instances.append(instance)
     return draw(image, instances)

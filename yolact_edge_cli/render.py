@@ -134,7 +134,8 @@ def _predict(result) -> None:
         "model": f"{result.model} ({result.backend} {result.precision}, {result.engine} engine)",
         "sources": result.sources, "images": result.images,
         "frames": result.frames if result.keyframes is None else f"{result.frames} ({result.keyframes} keyframes)",
-        "detections": result.detections, "speed": f"{result.fps} images/s ({result.seconds} s)"}))
+        "detections": result.detections if result.tracks is None else f"{result.detections} ({result.tracks} tracks)",
+        "speed": f"{result.fps} images/s ({result.seconds} s)"}))
 
 
 def predict_problems(result) -> None:

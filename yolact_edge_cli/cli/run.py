@@ -55,6 +55,8 @@ def predict(
     keyframe_interval: KeyframeIntervalOption = None,
     sequence: bool = flag("--sequence", help="Each SOURCE (a folder of frames, or a quoted pattern) is "
                           "one video, its image files in name order."),
+    track: bool = flag("--track", help="Give each video's detections an identity across its frames "
+                       "(ByteTrack; yedge\\[track]): track_id in predictions.jsonl, one colour each."),
     output: Path | None = typer.Option(None, "--output", "-o", help=r"Output folder \[default: "
                                        "<workspace>/predict/<name>]."),
     name: str | None = typer.Option(None, "--name", help="Folder name under <workspace>/predict "
@@ -88,7 +90,7 @@ def predict(
                       save_json=save_json, recursive=recursive, workers=workers, exist_ok=exist_ok,
                       engine=engine.value, ray=ray_settings(engine, ray_address, replicas, replica_resources),
                       precision=precision_of(precision, False), keyframe_interval=keyframe_interval,
-                      sequence=sequence)
+                      sequence=sequence, track=track)
     emit_then_fail(settings, result, result.failure(skip_bad), then=lambda: predict_problems(result))
 
 

@@ -29,6 +29,7 @@ from ..records import ExportRecord
 from ..resolve import ModelChoice, choose_backend, host_spec, model_for, model_outputs
 from ..stream.engine import engine_for, recipe_for
 from ..stream.items import Item, Prediction, VideoSource
+from ..track import VideoTracks
 from ..workspace import Workspace, atomic_path, remove_stale_temp
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class PredictResult:
     images: int = 0
     frames: int = 0
     keyframes: int | None = None  # a video model's frames that ran as keyframes
+    tracks: int | None = None  # --track: identities given, over all videos
     detections: int = 0
     seconds: float = 0.0
     fps: float = 0.0
@@ -91,14 +93,19 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
         save_video: bool = True, save_json: bool = True, recursive: bool = False,
         workers: int | None = None, exist_ok: bool = False, engine: str = Engine.LOCAL.value,
         ray: RaySettings | None = None, precision: str | None = None,
-        keyframe_interval: int | None = None, sequence: bool = False) -> PredictResult:
+        keyframe_interval: int | None = None, sequence: bool = False, track: bool = False) -> PredictResult:
     """`sequence`: each source (a folder of frames, or a pattern) is one video; a video model
-    keeps a keyframe every `keyframe_interval` frames (docs/video.md §5)."""
+    keeps a keyframe every `keyframe_interval` frames (docs/video.md §5); `track` gives each
+    video's detections an identity across its frames (§8)."""
     if top_k > RESNET50.max_num_detections:
         raise UsageError(f"--top-k {top_k}: Detect keeps at most {RESNET50.max_num_detections} detections per image",
                          hint=f"pass --top-k {RESNET50.max_num_detections} or fewer")
     if top_k < 1 or (batch_size is not None and batch_size < 1):
         raise UsageError("--top-k and --batch-size must be at least 1", hint="e.g. --top-k 100 --batch-size 1")
+    if track:
+        from ..track import check_available
+
+        check_available()
     if weights is not None and model is None:  # a checkpoint runs in PyTorch; its heads too (the head layout)
         backend = choose_backend(backend, weights)
         check_precision(backend, device, precision or Precision.FP32.value)
@@ -170,6 +177,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
         labels = CONFIGS[run.host.config].labels
         wanted = class_indices(classes, labels)
         predictions = stack.enter_context(contextlib.closing(run.predictions(units())))
+        tracking = _Tracking() if track else None
         for prediction in predictions:
             writer.finish_videos_before(prediction.item.source, broken)
             if prediction.error is not None:
@@ -188,6 +196,8 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
                 result.frames += 1
             if prediction.keyframe is not None:
                 result.keyframes = (result.keyframes or 0) + prediction.keyframe
+            if tracking is not None and fps is not None:
+                result.tracks = tracking.add(prediction.item.source, fps, line["detections"])
             line["drawn"] = writer.write(prediction, line, videos)
             if jsonl is not None:
                 jsonl.write(json.dumps(line) + "\n")
@@ -316,6 +326,26 @@ def _remove_if_empty(folders: list[Path]) -> None:
     for folder in folders:
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
+
+
+class _Tracking:
+    """--track: one tracker per video, fed its frames in the order they come (a video's frames
+    come together, in order); each detection gets its `track_id`."""
+
+    def __init__(self):
+        self.source: str | None = None
+        self.tracks: VideoTracks | None = None
+        self.identities: set[tuple[str, int]] = set()
+
+    def add(self, source: str, fps: float, detections: list[dict]) -> int:
+        """One frame's detections tracked; the identities given so far, over all videos."""
+        if self.tracks is None or self.source != source:
+            self.source, self.tracks = source, VideoTracks(fps)
+        for detection, track_id in zip(detections, self.tracks.update(detections)):
+            detection["track_id"] = track_id
+            if track_id is not None:
+                self.identities.add((source, track_id))
+        return len(self.identities)
 
 
 class _Writer:
