@@ -47,3 +47,20 @@ def assert_detections_match(result, golden: Golden) -> None:
     assert np.abs(result.boxes - golden["out0_boxes"]).max() <= 1
     for ours, theirs in zip(result.masks, golden.masks()):
         assert mask_iou(ours, theirs) >= 0.99
+
+
+def paired_detections(classes, scores, boxes, golden_classes, golden_scores, golden_boxes,
+                      box_atol: float) -> list[tuple[int, int]]:
+    """(ours, golden) index pairs of the same class, score within 1e-4 and box within `box_atol`,
+    each used once: the detections both sides share, whatever their order."""
+    free = set(range(len(classes)))
+    pairs = []
+    for j in range(len(golden_classes)):
+        candidates = [i for i in sorted(free) if classes[i] == golden_classes[j]
+                      and abs(float(scores[i]) - float(golden_scores[j])) <= 1e-4
+                      and np.abs(np.asarray(boxes[i], float) - np.asarray(golden_boxes[j], float)).max() <= box_atol]
+        if candidates:
+            best = min(candidates, key=lambda i: abs(float(scores[i]) - float(golden_scores[j])))
+            free.remove(best)
+            pairs.append((best, j))
+    return pairs

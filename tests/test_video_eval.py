@@ -64,6 +64,7 @@ def test_frames_run_per_video_with_the_keyframe_schedule(video_ws, frames):
         (e["image_id"] for e in entries), key=lambda i: (i // 100, i % 100))  # per video, in frame order
 
 
+@pytest.mark.slow
 def test_show_draws_a_video_models_results(video_ws, frames):
     """Its category ids (truck is 29, which COCO lacks) are named from YouTube-VIS."""
     _eval(video_ws, frames, "per_frame.json", "--keyframe-interval", "3")
@@ -72,6 +73,7 @@ def test_show_draws_a_video_models_results(video_ws, frames):
     assert json.loads(proc.stdout)["detections_drawn"] > 0
 
 
+@pytest.mark.slow
 def test_eval_results_are_predicts_detections_of_the_same_frames(video_ws, frames, tmp_path):
     """The keyframe schedule runs the same on a video's frames in eval and in predict --sequence."""
     _eval(video_ws, frames, "per_frame.json", "--keyframe-interval", "3")
@@ -88,6 +90,7 @@ def test_eval_results_are_predicts_detections_of_the_same_frames(video_ws, frame
         assert ours == theirs and line["keyframe"] == (line["frame"] % 3 == 0)
 
 
+@pytest.mark.slow
 def test_interval_1_is_the_image_mode_figure(video_ws, frames):
     """--keyframe-interval 1 runs every frame as a keyframe: the metrics of the same frames
     annotated as plain images (each a still, so a keyframe)."""
@@ -100,6 +103,7 @@ def test_interval_1_is_the_image_mode_figure(video_ws, frames):
     assert scheduled["keyframes"] == 2 and scheduled["coco"] != per_frame["coco"]
 
 
+@pytest.mark.slow
 def test_label_sets_must_match(video_ws, frames, r50_workspace_for_labels):
     proc = run_cli("-w", video_ws.root, "eval", "--images", DATA, "--annotations", MINI_ANNOTATIONS)
     assert_clean_failure(proc, "not the model's YouTube-VIS classes")

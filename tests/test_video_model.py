@@ -15,10 +15,11 @@ from yolact_edge_cli.model.detect import decode, detect_image
 from yolact_edge_cli.model.flow import warp
 from yolact_edge_cli.model.head import priors_tensor
 from yolact_edge_cli.model.masks import postprocess
+from yolact_edge_cli.model.parity import Parity, compare_detections
 from yolact_edge_cli.model.random_checkpoint import random_state_dict
 
 from .conftest import DATA
-from .golden import Golden
+from .golden import Golden, mask_iou, paired_detections
 
 GOLDENS = {"yolact_edge_vid_resnet50_config": "r50vid_seed0_astronaut_shift.npz",
            "yolact_edge_vid_minimal_resnet50_config": "r50vidmin_seed0_astronaut_shift.npz"}
@@ -96,6 +97,11 @@ def test_the_spa_config_refines_and_the_minimal_config_does_not(passes):
 
 @pytest.mark.parametrize("tag", ["k0", "n1"])
 def test_detections_and_masks(passes, tag):
+    """The reference's 100 detections, compared as export's check compares detections
+    (model/parity.py): matched by class, score and box, and any left over a near-tie — the
+    random checkpoint crowds its scores, and which of two candidates a few 1e-6 apart survives
+    NMS can change with the CPU's kernels (it does under an SSE4.2 limit; on this CPU all 100
+    match and every mask equals the reference's pixel for pixel). Matched masks: IoU ≥ 0.99."""
     name, net, golden, out = passes
     priors = priors_tensor(net.cfg)
     golden.check("priors", priors.numpy(), rtol=0, atol=0)
@@ -103,15 +109,20 @@ def test_detections_and_masks(passes, tag):
     golden.check(f"{tag}_decoded_boxes", decode(loc.numpy(), priors.numpy())[None])
     det = detect_image(loc, conf, coef, priors, net.cfg)
     assert det is not None and len(det) == int(golden[f"{tag}_det_count"][0])
-    np.testing.assert_array_equal(det.classes, golden[f"{tag}_det_class"])
-    np.testing.assert_allclose(det.scores, golden[f"{tag}_det_score"], atol=1e-4)
-    np.testing.assert_allclose(det.boxes, golden[f"{tag}_det_box"], rtol=1e-3, atol=1e-4)
+    parity = Parity()
+    reference = (*(golden[f"{tag}_det_{k}"] for k in ("box", "score", "class", "coef")),
+                 golden[f"{tag}_det_count"][0])
+    compare_detections(parity, reference, (det.boxes, det.scores, det.classes, det.coefs, len(det)),
+                       net.cfg, conf.numpy())
+    assert parity.ok and parity.matched >= 95, parity.problems
     width, height = (int(v) for v in golden["frame_wh"])
     result = postprocess(det, out[f"{tag}_proto"][0], width, height)
-    np.testing.assert_array_equal(result.classes, golden[f"{tag}_out_classes"])
-    np.testing.assert_array_equal(result.boxes, golden[f"{tag}_out_boxes"])
-    np.testing.assert_allclose(result.scores, golden[f"{tag}_out_scores"], atol=1e-4)
-    np.testing.assert_array_equal(result.masks, golden.masks(f"{tag}_out_masks"))
+    masks = golden.masks(f"{tag}_out_masks")
+    pairs = paired_detections(result.classes, result.scores, result.boxes, golden[f"{tag}_out_classes"],
+                              golden[f"{tag}_out_scores"], golden[f"{tag}_out_boxes"], box_atol=1)
+    assert len(pairs) >= parity.matched - 1
+    for i, j in pairs:
+        assert mask_iou(result.masks[i], masks[j]) >= 0.99
 
 
 def test_the_video_label_set():

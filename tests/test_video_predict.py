@@ -65,7 +65,7 @@ def _by_hand(ws: Workspace, clip, interval: int, checkpoint) -> list[dict]:
     return found
 
 
-@pytest.mark.parametrize("interval", [3, 1])
+@pytest.mark.parametrize("interval", [3, pytest.param(1, marks=pytest.mark.slow)])
 def test_predict_equals_the_two_graphs_driven_by_hand(video_ws, clip, checkpoint, tmp_path, interval):
     proc = run_cli("-w", video_ws.root, "predict", clip, "--sequence", "--keyframe-interval", str(interval),
                    "-o", tmp_path / "out", "--json")
@@ -106,6 +106,7 @@ def test_still_images_run_as_keyframes(video_ws, tmp_path):
     assert all("timestamp" not in line for line in lines)
 
 
+@pytest.mark.slow
 def test_the_torch_backend_runs_the_checkpoint_with_the_same_schedule(video_ws, clip, checkpoint, tmp_path):
     proc = run_cli("-w", video_ws.root, "predict", clip, "--sequence", "--weights", checkpoint(CONFIG),
                    "--keyframe-interval", "4", "-o", tmp_path / "torch", "--no-save-video")
@@ -147,6 +148,7 @@ def test_ray_keeps_each_video_on_one_replica_and_equals_local(video_ws, tmp_path
     assert ray == local
 
 
+@pytest.mark.slow
 def test_bench_times_both_passes_and_the_schedule(video_ws):
     proc = run_cli("-w", video_ws.root, "bench", "--batch-sizes", "1", "--loop", "3", "--warmup", "0",
                    "--keyframe-interval", "2", "--json")
@@ -182,6 +184,7 @@ def test_tracks_keep_identities_of_moving_shapes():
     assert len({ids[0] for ids in seen.values()}) == 3 and len(seen["down"]) == 9
 
 
+@pytest.mark.slow
 def test_predict_track_adds_identities_and_changes_nothing_else(video_ws, clip, tmp_path):
     base = ["-w", video_ws.root, "predict", clip, "--sequence", "--no-save-video", "--score-threshold", "0.5"]
     proc = run_cli(*base, "-o", tmp_path / "plain")
