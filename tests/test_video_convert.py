@@ -54,7 +54,8 @@ def test_a_dynamic_batch_video_model(ascend, video_exports, tmp_path):
     assert nonkey_argv[nonkey_argv.index("--input_shape") + 1] == "image:-1,3,550,550;" + KEY_SHAPES.format(b=-1)
     assert nonkey_argv[nonkey_argv.index("--dynamic_batch_size") + 1] == "1,4"
     model = ws.step("convert")["outputs"]["models"][0]
-    assert model["non_keyframe_om"].startswith("models/yolact_edge_dynamic.nonkey_linux_")
+    assert model["non_keyframe_om"] == model["om"].replace(".om", ".nonkey.om")
+    assert model["om"].startswith("models/yolact_edge_dynamic_linux_")
     assert (ws.root / model["non_keyframe_om"]).is_file()
 
 
@@ -99,3 +100,40 @@ def test_a_missing_non_keyframe_graph_is_named(ascend, video_exports, tmp_path):
     (ws.models_dir / "yolact_edge.nonkey.onnx").unlink()
     proc = run_cli("-w", ws.root, "convert", "--soc-version", "Ascend310P3")
     assert_clean_failure(proc, "yolact_edge.nonkey.onnx", "non-keyframe graph")
+
+
+def test_predict_runs_both_om_on_the_npu_with_the_keyframe_schedule(ascend, video_exports, tmp_path):
+    """predict --backend ascend: the keyframe .om gives the key state, the non-keyframe .om takes
+    it, through ais_bench's InferSession (emulated: each .om's ONNX in onnxruntime); the lines are
+    onnxruntime's."""
+    from .test_video_predict import write_sequence
+
+    ws = _clone(video_exports["static"], tmp_path)
+    convert.run(ws, soc_version="Ascend310P3")
+    clip = write_sequence(tmp_path / "clip", 5)
+    lines = {}
+    for backend in ("ascend", "onnxruntime"):
+        proc = run_cli("-w", ws.root, "predict", clip, "--sequence", "--keyframe-interval", "3",
+                       "--backend", backend, "-o", tmp_path / backend, "--no-save-video")
+        assert proc.returncode == 0, proc.stderr
+        lines[backend] = [json.loads(line) for line in (tmp_path / backend / "predictions.jsonl").read_text().splitlines()]
+    assert [line["keyframe"] for line in lines["ascend"]] == [True, False, False, True, False]
+    for npu, host in zip(lines["ascend"], lines["onnxruntime"]):
+        assert [(d["class"], d["box"]) for d in npu["detections"]] == [(d["class"], d["box"]) for d in host["detections"]]
+
+
+def test_infer_runs_a_video_om_through_the_api_and_refuses_the_cli(ascend, video_exports, tmp_path):
+    """infer runs images, each a keyframe: the API gives the layout's outputs alone; the CLI
+    would write the key state among them, so it is refused."""
+    from .conftest import MINI_ANNOTATIONS, copy_sample_images
+
+    ws = _clone(video_exports["static"], tmp_path)
+    convert.run(ws, soc_version="Ascend310P3")
+    images = copy_sample_images(tmp_path / "images")
+    proc = run_cli("-w", ws.root, "prep", "--images", images, "--annotations", MINI_ANNOTATIONS, "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("-w", ws.root, "infer", "--backend", "ascend", "--ais-bench", "api", "--run", "api")
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((ws.root / "outputs" / "api").glob("0_*.bin"))) == 6  # fpn: P3-P7 and proto
+    proc = run_cli("-w", ws.root, "infer", "--backend", "ascend", "--ais-bench", "cli", "--run", "cli")
+    assert_clean_failure(proc, "key state", "--ais-bench api")

@@ -107,17 +107,22 @@ def test_still_images_run_as_keyframes(video_ws, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_torch_backend_runs_the_checkpoint_with_the_same_schedule(video_ws, clip, checkpoint, tmp_path):
-    proc = run_cli("-w", video_ws.root, "predict", clip, "--sequence", "--weights", checkpoint(CONFIG),
-                   "--keyframe-interval", "4", "-o", tmp_path / "torch", "--no-save-video")
+@pytest.mark.parametrize("runner", [("--weights", "torch"), ("--backend", "openvino")])
+def test_torch_and_openvino_run_the_same_schedule(video_ws, clip, checkpoint, tmp_path, runner):
+    """torch runs the checkpoint's two passes, openvino the two graphs: onnxruntime's schedule
+    and detections (the first ten classes of each frame)."""
+    option, name = runner
+    value = checkpoint(CONFIG) if option == "--weights" else name
+    proc = run_cli("-w", video_ws.root, "predict", clip, "--sequence", option, value,
+                   "--keyframe-interval", "4", "-o", tmp_path / name, "--no-save-video")
     assert proc.returncode == 0, proc.stderr
     proc = run_cli("-w", video_ws.root, "predict", clip, "--sequence", "--keyframe-interval", "4",
                    "-o", tmp_path / "onnx", "--no-save-video")
     assert proc.returncode == 0, proc.stderr
-    torch_lines, onnx_lines = _lines(tmp_path / "torch"), _lines(tmp_path / "onnx")
-    assert [line["keyframe"] for line in torch_lines] == [i % 4 == 0 for i in range(FRAMES)]
-    for ours, theirs in zip(torch_lines, onnx_lines):
-        assert [d["class"] for d in ours["detections"]][:10] == [d["class"] for d in theirs["detections"]][:10]
+    ours, onnx_lines = _lines(tmp_path / name), _lines(tmp_path / "onnx")
+    assert [line["keyframe"] for line in ours] == [i % 4 == 0 for i in range(FRAMES)]
+    for line, theirs in zip(ours, onnx_lines):
+        assert [d["class"] for d in line["detections"]][:10] == [d["class"] for d in theirs["detections"]][:10]
 
 
 def test_bad_video_model_uses_are_refused(video_ws, clip, tmp_path):

@@ -70,22 +70,25 @@ def open_session(model: Path, *, backend: str | None = None, device: str = "cpu"
         missing = " and ".join(([] if backend == Backend.TORCH.value else ["--backend torch"])
                                + ([] if device == "cuda" else ["--device cuda"]))
         raise UsageError("--compile applies to the torch backend on CUDA", hint=f"drop --compile, or add {missing}")
+    interval = KEYFRAME_INTERVAL if keyframe_interval is None else keyframe_interval
     if backend == Backend.ASCEND.value:
         from .ascend import AscendApiSession
 
-        return AscendApiSession(Path(model), 0 if device == "cpu" else int(device))
+        npu = 0 if device == "cpu" else int(device)
+        ascend = AscendApiSession(Path(model), npu)
+        _refuse_non_keyframe_graph(ascend.takes_key_state, Path(model))
+        if not ascend.gives_key_state:
+            return ascend
+        return TemporalSession(ascend, AscendApiSession(_non_keyframe_graph_of(Path(model)), npu), interval)
     if device not in ("cpu", "cuda"):
         raise UsageError(f"unknown device {device!r}", hint="use --device cpu or --device cuda")
     # refused before loading: e.g. fp16 convolutions on the CPU run minutes per image, not faster
     precisions.check(backend, device, precision, runners=backends_for(model))
-    interval = KEYFRAME_INTERVAL if keyframe_interval is None else keyframe_interval
     if backend == Backend.ONNXRUNTIME.value:
         from .onnxruntime import OrtSession
 
         session = OrtSession(Path(model), device, precision)
-        if session.takes_key_state:
-            raise UsageError(f"{Path(model).name} is a video model's non-keyframe graph", path=model,
-                             hint=f"pass its keyframe graph, {Path(model).name.replace('.nonkey', '')}")
+        _refuse_non_keyframe_graph(session.takes_key_state, Path(model))
         if not session.gives_key_state:
             return session
         return TemporalSession(session, OrtSession(_non_keyframe_graph_of(Path(model)), device, precision),
@@ -93,13 +96,24 @@ def open_session(model: Path, *, backend: str | None = None, device: str = "cpu"
     if backend == Backend.OPENVINO.value:
         from .openvino import OpenVinoSession
 
-        return OpenVinoSession(Path(model), device, precision)
+        openvino = OpenVinoSession(Path(model), device, precision)
+        _refuse_non_keyframe_graph(openvino.takes_key_state, Path(model))
+        if not openvino.gives_key_state:
+            return openvino
+        return TemporalSession(openvino, OpenVinoSession(_non_keyframe_graph_of(Path(model)), device, precision),
+                               interval)
     from .torch import TorchSession
 
     torch_session = TorchSession(Path(model), config=config, layout=layout, input_dtype=input_dtype,
                                  device=device, precision=precision, batch_size=batch_size, compiled=compiled)
     return TemporalSession(torch_session, torch_session, interval) if torch_session.gives_key_state \
         else torch_session
+
+
+def _refuse_non_keyframe_graph(takes_key_state: bool, model: Path) -> None:
+    if takes_key_state:
+        raise UsageError(f"{model.name} is a video model's non-keyframe graph", path=model,
+                         hint=f"pass its keyframe graph, {model.name.replace('.nonkey', '')}")
 
 
 def _non_keyframe_graph_of(keyframe_graph: Path) -> Path:

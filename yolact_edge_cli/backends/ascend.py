@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EnvironmentProblem
-from ..model.contract import layout_of_shapes, output_names
+from ..model.contract import key_state_count, layout_of_shapes, output_names
 from .base import ModelInfo, RunTimes
 
 _DTYPES = ("float32", "float16", "uint8", "int8", "int32", "int64")
@@ -20,14 +20,16 @@ def _dtype_name(datatype) -> str:
 def model_info(inputs: list, outputs: list) -> ModelInfo:
     """What an .om takes and gives, from ais_bench's tensor descriptions (name, datatype,
     shape): a batch dimension of -1 is a dynamic batch; the outputs' shapes tell the layout (atc
-    does not keep the ONNX output names)."""
+    does not keep the ONNX output names), a video keyframe graph's key state left out."""
     first = inputs[0]
     batch = int(first.shape[0])
-    layout = layout_of_shapes([tuple(int(d) for d in out.shape[1:]) for out in outputs])
+    shapes = [tuple(int(d) for d in out.shape[1:]) for out in outputs]
+    key_state = key_state_count(shapes)
+    layout = layout_of_shapes(shapes[:len(shapes) - key_state])
     return ModelInfo(batch_size=batch if batch > 0 else None, input_dtype=_dtype_name(first.datatype),
                      layout=layout, output_names=output_names(layout),
                      output_dtype=_dtype_name(outputs[0].datatype),
-                     sample_shape=tuple(int(d) for d in first.shape[1:]))
+                     sample_shape=tuple(int(d) for d in first.shape[1:]), gives_key_state=key_state > 0)
 
 
 class AscendApiSession:
@@ -38,7 +40,12 @@ class AscendApiSession:
         self._session = _device_call(self.device, interface.InferSession, device_id, str(om))
         # the copies' times, where this ais_bench keeps them (docs/ascend.md §1.5)
         self._memory = getattr(interface, "MemorySummary", None)
-        self.info = model_info(self._session.get_inputs(), self._session.get_outputs())
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        self.info = model_info(inputs, outputs)
+        # a video model's keyframe .om gives the key state after the layout's outputs; its
+        # non-keyframe .om takes it after the image (docs/video.md §4)
+        self.gives_key_state = self.info.gives_key_state
+        self.takes_key_state = len(inputs) > 1
         self._mode = "dymbatch" if self.info.batch_size is None else "static"
         self.last_times: RunTimes | None = None
         self._seen = self._counts()
@@ -58,7 +65,19 @@ class AscendApiSession:
         return len(self._summary().exec_time_list), len(h2d), len(d2h)
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        outputs = [np.asarray(o) for o in _device_call(self.device, self._session.infer, [batch], mode=self._mode)]
+        return self._infer([batch])[:len(self.info.output_names)]
+
+    def run_keyframe(self, batch: np.ndarray) -> tuple[list[np.ndarray], tuple[np.ndarray, ...]]:
+        outputs = self._infer([batch])
+        count = len(self.info.output_names)
+        return outputs[:count], tuple(outputs[count:])
+
+    def run_non_keyframe(self, batch: np.ndarray, state: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+        # the key state as the keyframe .om gave it (float16 from an FP16-output .om): float32 in
+        return self._infer([batch, *(np.ascontiguousarray(s, dtype=np.float32) for s in state)])
+
+    def _infer(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        outputs = [np.asarray(o) for o in _device_call(self.device, self._session.infer, feeds, mode=self._mode)]
         # NPU_compute_time is the execute alone, as ais_bench's own summary counts it
         executes = self._summary().exec_time_list
         h2d, d2h = self._copies()

@@ -50,16 +50,29 @@ class OpenVinoSession:
         self.device = device
         first = model.inputs[0]
         batch = first.get_partial_shape()[0]
-        names = tuple(o.get_any_name() for o in model.outputs)
-        if len(model.inputs) > 1 or set(KEY_STATE_NAMES) & set(names):
-            raise UsageError("the openvino backend runs image models, and this is a video model's graph",
-                             path=path, hint="run it with --backend onnxruntime (or the checkpoint with torch)")
+        every = [o.get_any_name() for o in model.outputs]
+        names = tuple(n for n in every if n not in KEY_STATE_NAMES)
+        # a video model's keyframe graph also gives the key state, its non-keyframe graph takes it
+        self.gives_key_state = len(names) < len(every)
+        self.takes_key_state = len(model.inputs) > 1
         self.info = ModelInfo(batch_size=batch.get_length() if batch.is_static else None,
                               input_dtype=_DTYPES.get(first.get_element_type().get_type_name(), "float32"),
-                              layout=layout_of(list(names)), output_names=names)
+                              layout=layout_of(list(names)), output_names=names,
+                              gives_key_state=self.gives_key_state)
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        results = self._request.infer({0: np.ascontiguousarray(batch)})
+        return self._infer([batch])[:len(self.info.output_names)]
+
+    def run_keyframe(self, batch: np.ndarray) -> tuple[list[np.ndarray], tuple[np.ndarray, ...]]:
+        outputs = self._infer([batch])
+        count = len(self.info.output_names)
+        return outputs[:count], tuple(outputs[count:])
+
+    def run_non_keyframe(self, batch: np.ndarray, state: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+        return self._infer([batch, *state])
+
+    def _infer(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        results = self._request.infer({k: np.ascontiguousarray(a) for k, a in enumerate(feeds)})
         # copied: the request's output tensors are reused by the next infer
         return [np.array(results[output], dtype=np.float32) for output in self._compiled.outputs]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..choices import Layout
 from ..errors import InputError
-from .config import FPN_SIZES, PROTO_SIZE, RESNET50, ModelConfig
+from .config import FPN_SIZES, PROTO_SIZE, RESNET50, VID_RESNET50, ModelConfig
 
 LAYOUTS = Layout.values()
 FPN_OUTPUT_NAMES = ("output0", "output1", "output2", "output3", "output4", "output5")
@@ -60,12 +60,20 @@ def output_shapes(layout: str, cfg: ModelConfig = RESNET50) -> dict[str, tuple[i
 
 def layout_of_shapes(shapes: list[tuple[int, ...]]) -> str:
     """Which layout gives outputs of these per-sample shapes (an .om's or a run folder's files,
-    where the names are not kept)."""
+    where the names are not kept), for an image model (COCO's classes) or a video one."""
     for layout in LAYOUTS:
-        if [tuple(s) for s in shapes] == list(output_shapes(layout).values()):
-            return layout
+        for cfg in (RESNET50, VID_RESNET50):  # the two class counts (the head layout's conf)
+            if [tuple(s) for s in shapes] == list(output_shapes(layout, cfg).values()):
+                return layout
     raise InputError(f"model outputs of shapes {shapes} are none of the layouts {', '.join(LAYOUTS)}",
                      hint="export the model with `yedge export`")
+
+
+def key_state_count(shapes: list[tuple[int, ...]]) -> int:
+    """How many of these per-sample output shapes, at their end, are a video keyframe graph's
+    key state (KEY_STATE_NAMES): 3 for a keyframe graph, else 0."""
+    key = list(key_state_shapes(VID_RESNET50).values())
+    return len(key) if len(shapes) > len(key) and [tuple(s) for s in shapes[-len(key):]] == key else 0
 
 
 def output_bytes(layout: str, itemsize: int = 4) -> list[int]:

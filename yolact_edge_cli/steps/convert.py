@@ -157,6 +157,8 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
             with stage(f"atc: {each.output.name} ({soc_version}) — log in logs/atc_{log}.log"):
                 oms.append(atc_driver.run(each, atc, env, ws.log(f"atc_{log}"), cwd=ws.logs_dir))
         om = oms[0]
+        if twin:  # beside its keyframe .om, named as the runners look for it (atc may add _linux_<cpu>)
+            oms[1] = oms[1].replace(non_keyframe_graph(om))
         result.models.append(asdict(OmRecord(
             om=ws.relative(om), soc_version=soc_version, batch_size=job.batch_size,
             dynamic_batch=list(job.dynamic_batch), precision_mode=precision_mode or "force_fp16",

@@ -268,6 +268,9 @@ def _run_ascend(ws, choice: ModelChoice, device, batch_size, files, in_dir, clai
                 runs = workers.run(todo, run_dir, input_dtype, input_layout, advance)
         return _Ran(om, info.layout, per_batch, label, sum(len(b.files) for b in todo), _Times.of(runs), extra)
     info = aisbench.describe(om, devices[0], ws.log("ais_bench_describe"))
+    if info.gives_key_state:
+        raise UsageError("ais_bench's CLI would write a video model's key state among the outputs", path=om,
+                         hint="infer it with --ais-bench api (each image a keyframe)")
     per_batch = _check_om(info, om, input_dtype, input_layout, batch_size)
     claim.take()
     todo = _pending(files, run_dir, info.layout, per_batch)

@@ -62,6 +62,8 @@ class OfflineModel:
             self.sample_shape = tuple(first.shape[1:])
         self.output_dtype = np.dtype(np.float16 if self.meta["output_type"] == "FP16" else np.float32)
         self.outputs = self.session.get_outputs()
+        # a graph's further inputs (a video model's key state): float32, as exported
+        self.more_inputs = [(i.name, tuple(i.shape[1:])) for i in self.session.get_inputs()[1:]]
         self.exec_times: list[tuple[float, float]] = []
 
     @property
@@ -80,12 +82,19 @@ class OfflineModel:
         if rows not in self.meta["dynamic_batch"]:
             raise RuntimeError(f"[ERROR] dynamic batch {rows} not in model batches {self.meta['dynamic_batch']}")
 
-    def run(self, data: np.ndarray, rows: int) -> list[np.ndarray]:
+    def run(self, data: np.ndarray, rows: int, more: tuple = ()) -> list[np.ndarray]:
         """One execute of `rows` samples on `data`'s bytes, whatever its dtype: the tool compares
-        byte sizes only."""
+        byte sizes only; `more`: one array per further input, in the model's order."""
         expected = rows * self.sample_bytes()
         if data.nbytes != expected:
             raise RuntimeError(f"[ERROR] input 0 size {data.nbytes} does not match the model's {expected}")
+        if len(more) != len(self.more_inputs):
+            raise RuntimeError(f"[ERROR] the model has {1 + len(self.more_inputs)} inputs, {1 + len(more)} given")
+        feeds = {}
+        for k, ((name, shape), array) in enumerate(zip(self.more_inputs, more), start=1):
+            if array.nbytes != rows * int(np.prod(shape)) * 4:
+                raise RuntimeError(f"[ERROR] input {k} size {array.nbytes} does not match the model's")
+            feeds[name] = np.frombuffer(np.ascontiguousarray(array).tobytes(), np.float32).reshape(rows, *shape)
         with aclruntime.GIL:
             start = _ms()
             device = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=self.input_dtype)
@@ -98,7 +107,7 @@ class OfflineModel:
                 device = np.ascontiguousarray(((device.astype(np.float32) - minimum) * scale).transpose(0, 3, 1, 2))
             elif device.dtype == np.float16:  # the .om's own cast after its fp16 input
                 device = device.astype(np.float32)
-            outs = self.session.run(None, {self.input_name: device})
+            outs = self.session.run(None, {self.input_name: device, **feeds})
             end = _ms()
             self.exec_times.append((begin, end))
             results = [o.astype(self.output_dtype) for o in outs]

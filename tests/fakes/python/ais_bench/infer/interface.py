@@ -59,7 +59,9 @@ class InferSession:
         m = self._model
         shape = [m.batch, *m.sample_shape]
         size = abs(m.batch) * m.sample_bytes()
-        return [tensor_desc(m.input_name, f"dtype.{m.input_dtype.name}", 0, shape, size, size)]
+        more = [tensor_desc(name, "dtype.float32", 0, [m.batch, *dims], abs(m.batch) * 4 * int(np.prod(dims)),
+                            abs(m.batch) * 4 * int(np.prod(dims))) for name, dims in m.more_inputs]
+        return [tensor_desc(m.input_name, f"dtype.{m.input_dtype.name}", 0, shape, size, size), *more]
 
     def get_outputs(self):
         m = self._model
@@ -83,7 +85,7 @@ class InferSession:
             self._model.set_dynamic_batch(rows)
             _info(f"set dynamic batch size {rows} success")
         for _ in range(self.loop):
-            outputs = self._model.run(data, rows)
+            outputs = self._model.run(data, rows, tuple(feeds[1:]))
         return outputs
 
     def summary(self):
