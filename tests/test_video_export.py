@@ -110,3 +110,9 @@ def test_a_runtime_named_checkpoint_is_refused_by_export(checkpoint, tmp_path):
     line = assert_clean_failure(proc, "runtime.pth", "flow_net.flow_net.*")
     assert "rename flow_net.flow_net.* to flow_net.*" in proc.stderr, line
     assert not list((tmp_path / "ws").rglob("*.onnx"))
+
+
+def test_quantize_refuses_a_video_model(exported, tmp_path):
+    _, _, ws, _ = exported
+    proc = run_cli("-w", ws.root, "quantize")
+    assert_clean_failure(proc, "INT8 of a video model", code=2)

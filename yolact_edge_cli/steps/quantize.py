@@ -68,6 +68,9 @@ def run(ws: Workspace, *, images: Path | None = None, num_images: int = DEFAULT_
     source = ws.resolve(export.onnx)
     if not source.is_file():
         raise InputError("the exported model is gone", path=source, hint="rerun `yedge export`")
+    if export.non_keyframe_onnx:
+        raise UsageError(f"INT8 of a video model ({export.config}: two graphs) is not made here yet",
+                         path=source, hint="run it in fp32, or bf16 where the backend has it (`yedge doctor`)")
     started = time.perf_counter()
     sources, coco = _sources(ws, images, export.input_dtype)
     if max_map_drop is not None and coco is None:
