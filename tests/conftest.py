@@ -95,6 +95,21 @@ def prepared(tmp_path_factory, checkpoint):
     return make
 
 
+# The video config the workflow tests run (docs/video.md): the one without SPA, a little faster.
+VIDEO_CONFIG = "yolact_edge_vid_minimal_resnet50_config"
+
+
+@pytest.fixture(scope="session")
+def video_ws(checkpoint, tmp_path_factory):
+    """A workspace with the video config's export (fpn layout, its two graphs), made once."""
+    from yolact_edge_cli.steps import export
+    from yolact_edge_cli.workspace import Workspace
+
+    ws = Workspace(tmp_path_factory.mktemp("video-ws"))
+    export.run(ws, checkpoint(VIDEO_CONFIG))
+    return ws
+
+
 @pytest.fixture(scope="session")
 def r50_model(checkpoint):
     from yolact_edge_cli.model.checkpoint import load_model

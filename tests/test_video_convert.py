@@ -116,10 +116,12 @@ def test_predict_runs_both_om_on_the_npu_with_the_keyframe_schedule(ascend, vide
         proc = run_cli("-w", ws.root, "predict", clip, "--sequence", "--keyframe-interval", "3",
                        "--backend", backend, "-o", tmp_path / backend, "--no-save-video")
         assert proc.returncode == 0, proc.stderr
-        lines[backend] = [json.loads(line) for line in (tmp_path / backend / "predictions.jsonl").read_text().splitlines()]
+        jsonl = (tmp_path / backend / "predictions.jsonl").read_text()
+        lines[backend] = [json.loads(line) for line in jsonl.splitlines()]
     assert [line["keyframe"] for line in lines["ascend"]] == [True, False, False, True, False]
     for npu, host in zip(lines["ascend"], lines["onnxruntime"]):
-        assert [(d["class"], d["box"]) for d in npu["detections"]] == [(d["class"], d["box"]) for d in host["detections"]]
+        assert [(d["class"], d["box"]) for d in npu["detections"]] == \
+            [(d["class"], d["box"]) for d in host["detections"]]
 
 
 def test_infer_runs_a_video_om_through_the_api_and_refuses_the_cli(ascend, video_exports, tmp_path):

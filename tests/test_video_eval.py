@@ -7,7 +7,7 @@ import pytest
 from yolact_edge_cli.model.config import YOUTUBE_VIS
 
 from .conftest import DATA, MINI_ANNOTATIONS, assert_clean_failure, run_cli
-from .test_video_predict import CONFIG, write_sequence
+from .test_video_predict import write_sequence
 
 FRAMES = 4
 
@@ -124,14 +124,4 @@ def r50_workspace_for_labels(checkpoint, tmp_path_factory):
 
     ws = Workspace(tmp_path_factory.mktemp("r50-labels"))
     export.run(ws, checkpoint(), layout="detect")
-    return ws
-
-
-@pytest.fixture(scope="module")
-def video_ws(checkpoint, tmp_path_factory):
-    from yolact_edge_cli.steps import export
-    from yolact_edge_cli.workspace import Workspace
-
-    ws = Workspace(tmp_path_factory.mktemp("video-eval"))
-    export.run(ws, checkpoint(CONFIG))
     return ws

@@ -11,12 +11,11 @@ from yolact_edge_cli.data.preprocess import preprocess, read_image
 from yolact_edge_cli.host import HostPipeline, HostSpec
 from yolact_edge_cli.metrics.results import Detections
 from yolact_edge_cli.model.contract import KEY_STATE_NAMES, non_keyframe_graph
-from yolact_edge_cli.steps import export
 from yolact_edge_cli.workspace import Workspace
 
-from .conftest import DATA, assert_clean_failure, run_cli
+from .conftest import DATA, VIDEO_CONFIG, assert_clean_failure, run_cli
 
-CONFIG = "yolact_edge_vid_minimal_resnet50_config"
+CONFIG = VIDEO_CONFIG
 FRAMES = 7
 
 
@@ -27,13 +26,6 @@ def write_sequence(folder, frames: int = FRAMES, step: tuple[int, int] = (2, 3))
     for i in range(frames):
         cv2.imwrite(str(folder / f"frame_{i:03d}.png"), np.roll(image, (step[0] * i, step[1] * i), axis=(0, 1)))
     return folder
-
-
-@pytest.fixture(scope="module")
-def video_ws(checkpoint, tmp_path_factory):
-    ws = Workspace(tmp_path_factory.mktemp("video-predict"))
-    export.run(ws, checkpoint(CONFIG))
-    return ws
 
 
 @pytest.fixture(scope="module")

@@ -75,11 +75,7 @@ def open_session(model: Path, *, backend: str | None = None, device: str = "cpu"
         from .ascend import AscendApiSession
 
         npu = 0 if device == "cpu" else int(device)
-        ascend = AscendApiSession(Path(model), npu)
-        _refuse_non_keyframe_graph(ascend.takes_key_state, Path(model))
-        if not ascend.gives_key_state:
-            return ascend
-        return TemporalSession(ascend, AscendApiSession(_non_keyframe_graph_of(Path(model)), npu), interval)
+        return _passes(Path(model), lambda path: AscendApiSession(path, npu), interval)
     if device not in ("cpu", "cuda"):
         raise UsageError(f"unknown device {device!r}", hint="use --device cpu or --device cuda")
     # refused before loading: e.g. fp16 convolutions on the CPU run minutes per image, not faster
@@ -87,21 +83,11 @@ def open_session(model: Path, *, backend: str | None = None, device: str = "cpu"
     if backend == Backend.ONNXRUNTIME.value:
         from .onnxruntime import OrtSession
 
-        session = OrtSession(Path(model), device, precision)
-        _refuse_non_keyframe_graph(session.takes_key_state, Path(model))
-        if not session.gives_key_state:
-            return session
-        return TemporalSession(session, OrtSession(_non_keyframe_graph_of(Path(model)), device, precision),
-                               interval)
+        return _passes(Path(model), lambda path: OrtSession(path, device, precision), interval)
     if backend == Backend.OPENVINO.value:
         from .openvino import OpenVinoSession
 
-        openvino = OpenVinoSession(Path(model), device, precision)
-        _refuse_non_keyframe_graph(openvino.takes_key_state, Path(model))
-        if not openvino.gives_key_state:
-            return openvino
-        return TemporalSession(openvino, OpenVinoSession(_non_keyframe_graph_of(Path(model)), device, precision),
-                               interval)
+        return _passes(Path(model), lambda path: OpenVinoSession(path, device, precision), interval)
     from .torch import TorchSession
 
     torch_session = TorchSession(Path(model), config=config, layout=layout, input_dtype=input_dtype,
@@ -110,17 +96,19 @@ def open_session(model: Path, *, backend: str | None = None, device: str = "cpu"
         else torch_session
 
 
-def _refuse_non_keyframe_graph(takes_key_state: bool, model: Path) -> None:
-    if takes_key_state:
-        raise UsageError(f"{model.name} is a video model's non-keyframe graph", path=model,
-                         hint=f"pass its keyframe graph, {model.name.replace('.nonkey', '')}")
-
-
-def _non_keyframe_graph_of(keyframe_graph: Path) -> Path:
+def _passes(model: Path, open_graph, interval: int):
+    """The model file's session; for a video model's keyframe graph, the TemporalSession of it
+    and its non-keyframe graph beside it (refused when given that one alone)."""
     from ..model.contract import non_keyframe_graph
 
-    path = non_keyframe_graph(keyframe_graph)
-    if not path.is_file():
+    session = open_graph(model)
+    if session.takes_key_state:
+        raise UsageError(f"{model.name} is a video model's non-keyframe graph", path=model,
+                         hint=f"pass its keyframe graph, {model.name.replace('.nonkey', '')}")
+    if not session.gives_key_state:
+        return session
+    companion = non_keyframe_graph(model)
+    if not companion.is_file():
         raise InputError("a video model's keyframe graph, without its non-keyframe graph beside it",
-                         path=path, hint="export the video checkpoint again (`yedge export`)")
-    return path
+                         path=companion, hint="export the video checkpoint again (`yedge export`)")
+    return TemporalSession(session, open_graph(companion), interval)

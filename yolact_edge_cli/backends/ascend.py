@@ -8,6 +8,7 @@ import numpy as np
 from ..errors import EnvironmentProblem
 from ..model.contract import key_state_count, layout_of_shapes, output_names
 from .base import ModelInfo, RunTimes
+from .temporal import OutputsInOrder
 
 _DTYPES = ("float32", "float16", "uint8", "int8", "int32", "int64")
 
@@ -32,7 +33,7 @@ def model_info(inputs: list, outputs: list) -> ModelInfo:
                      sample_shape=tuple(int(d) for d in first.shape[1:]), gives_key_state=key_state > 0)
 
 
-class AscendApiSession:
+class AscendApiSession(OutputsInOrder):
     def __init__(self, om: Path, device_id: int):
         from ais_bench.infer import interface
 
@@ -63,18 +64,6 @@ class AscendApiSession:
     def _counts(self) -> tuple[int, int, int]:
         h2d, d2h = self._copies()
         return len(self._summary().exec_time_list), len(h2d), len(d2h)
-
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        return self._infer([batch])[:len(self.info.output_names)]
-
-    def run_keyframe(self, batch: np.ndarray) -> tuple[list[np.ndarray], tuple[np.ndarray, ...]]:
-        outputs = self._infer([batch])
-        count = len(self.info.output_names)
-        return outputs[:count], tuple(outputs[count:])
-
-    def run_non_keyframe(self, batch: np.ndarray, state: tuple[np.ndarray, ...]) -> list[np.ndarray]:
-        # the key state as the keyframe .om gave it (float16 from an FP16-output .om): float32 in
-        return self._infer([batch, *(np.ascontiguousarray(s, dtype=np.float32) for s in state)])
 
     def _infer(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         outputs = [np.asarray(o) for o in _device_call(self.device, self._session.infer, feeds, mode=self._mode)]

@@ -14,6 +14,7 @@ from ..choices import Precision
 from ..errors import EnvironmentProblem, InputError, UsageError
 from ..model.contract import KEY_STATE_NAMES, layout_of
 from .base import ModelInfo
+from .temporal import OutputsInOrder
 
 # --precision → INFERENCE_PRECISION_HINT; int8 runs the QDQ file's quantized layers in int8 and
 # keeps the rest in fp32, as onnxruntime does
@@ -31,7 +32,7 @@ def import_openvino():
     return openvino
 
 
-class OpenVinoSession:
+class OpenVinoSession(OutputsInOrder):
     def __init__(self, path: Path | None, device: str = "cpu", precision: str = Precision.FP32.value):
         if device != "cpu":
             raise UsageError(f"the openvino backend runs on the CPU, not {device}", hint="use --device cpu")
@@ -59,17 +60,6 @@ class OpenVinoSession:
                               input_dtype=_DTYPES.get(first.get_element_type().get_type_name(), "float32"),
                               layout=layout_of(list(names)), output_names=names,
                               gives_key_state=self.gives_key_state)
-
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        return self._infer([batch])[:len(self.info.output_names)]
-
-    def run_keyframe(self, batch: np.ndarray) -> tuple[list[np.ndarray], tuple[np.ndarray, ...]]:
-        outputs = self._infer([batch])
-        count = len(self.info.output_names)
-        return outputs[:count], tuple(outputs[count:])
-
-    def run_non_keyframe(self, batch: np.ndarray, state: tuple[np.ndarray, ...]) -> list[np.ndarray]:
-        return self._infer([batch, *state])
 
     def _infer(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         results = self._request.infer({k: np.ascontiguousarray(a) for k, a in enumerate(feeds)})

@@ -31,6 +31,28 @@ class NonKeyframePass(Protocol):
     def close(self) -> None: ...
 
 
+class OutputsInOrder:
+    """The passes of a session whose one call (`_infer`, a list of inputs in the model's order)
+    gives every output in order: the layout's, then a keyframe graph's key state."""
+
+    info: ModelInfo
+
+    def _infer(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self._infer([batch])[:len(self.info.output_names)]
+
+    def run_keyframe(self, batch: np.ndarray) -> tuple[list[np.ndarray], KeyState]:
+        outputs = self._infer([batch])
+        count = len(self.info.output_names)
+        return outputs[:count], tuple(outputs[count:])
+
+    def run_non_keyframe(self, batch: np.ndarray, state: KeyState) -> list[np.ndarray]:
+        # the key state as the keyframe graph gave it (float16 from an FP16-output .om): float32 in
+        return self._infer([batch, *(np.ascontiguousarray(s, dtype=np.float32) for s in state)])
+
+
 class TemporalSession:
     """`run(batch)`: still images, each a keyframe. `run_frame(sample, unit, frame)`: one frame
     of source `unit`, as a keyframe when `frame` is a multiple of `interval`, when it is a still
