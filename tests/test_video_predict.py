@@ -86,7 +86,7 @@ def test_class_names_are_the_video_models_own(video_ws, clip, tmp_path):
     assert classes and classes <= {("truck", 29), ("tennis_racket", 40)}
     proc = run_cli("-w", video_ws.root, "predict", clip, "--sequence", "-o", tmp_path / "bad",
                    "--classes", "car")
-    assert_clean_failure(proc, "car", "YouTube-VIS")
+    assert_clean_failure(proc, "unknown class name(s): car", "YouTube-VIS")
 
 
 def test_still_images_run_as_keyframes(video_ws, tmp_path):

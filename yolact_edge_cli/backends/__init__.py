@@ -102,10 +102,11 @@ def _passes(model: Path, open_graph, interval: int):
     from ..model.contract import non_keyframe_graph
 
     session = open_graph(model)
-    if session.takes_key_state:
+    # a session without these flags (a plugged-in one) runs an image model
+    if getattr(session, "takes_key_state", False):
         raise UsageError(f"{model.name} is a video model's non-keyframe graph", path=model,
                          hint=f"pass its keyframe graph, {model.name.replace('.nonkey', '')}")
-    if not session.gives_key_state:
+    if not getattr(session, "gives_key_state", False):
         return session
     companion = non_keyframe_graph(model)
     if not companion.is_file():

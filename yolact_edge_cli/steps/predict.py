@@ -80,7 +80,7 @@ def class_indices(names: list[str] | None, labels: LabelSet = COCO) -> set[int] 
     lookup = {name.lower(): i for i, name in enumerate(labels.names)}
     unknown = [n for n in names if n.strip().lower() not in lookup]
     if unknown:
-        raise UsageError(f"unknown class name(s) of the {labels.dataset} classes: {', '.join(unknown)}",
+        raise UsageError(f"unknown class name(s): {', '.join(unknown)} (not among the {labels.dataset} classes)",
                          hint=f"e.g. --classes {','.join(labels.names[:3])} (all {len(labels.names)}: "
                               "docs/model.md, docs/video.md)")
     return {lookup[n.strip().lower()] for n in names}
