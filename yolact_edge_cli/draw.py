@@ -3,6 +3,7 @@ and score — the look of `yedge show` and `yedge predict`."""
 from __future__ import annotations
 
 import colorsys
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,9 +14,19 @@ def colour(index: int) -> tuple[int, int, int]:
     return int(b * 255), int(g * 255), int(r * 255)
 
 
-def draw(image: np.ndarray, instances: list[dict], alpha: float = 0.5) -> np.ndarray:
-    """instances: {'mask': HxW uint8, 'bbox': [x, y, w, h], 'label': str, and optionally
-    'colour': an index (a track's identity keeps its colour from frame to frame)}."""
+@dataclass(frozen=True)
+class DrawStyle:
+    """How predict draws (the options `yolo predict` users reach for): box line width in pixels
+    (0: no box), and whether labels, and the score in them, are written."""
+
+    line_width: int = 2
+    labels: bool = True
+    confidence: bool = True
+
+
+def draw(image: np.ndarray, instances: list[dict], alpha: float = 0.5, line_width: int = 2) -> np.ndarray:
+    """instances: {'mask': HxW uint8, 'bbox': [x, y, w, h], 'label': str (empty: none), and
+    optionally 'colour': an index (a class's or a track's, the same from image to image)}."""
     import cv2
 
     canvas = image.copy()
@@ -25,9 +36,11 @@ def draw(image: np.ndarray, instances: list[dict], alpha: float = 0.5) -> np.nda
         mask = inst["mask"].astype(bool)
         canvas[mask] = (canvas[mask] * (1 - alpha) + tint * alpha).astype(np.uint8)
         x, y, w, h = (int(round(v)) for v in inst["bbox"])
-        cv2.rectangle(canvas, (x, y), (x + w, y + h), bgr, 2)
-        cv2.putText(canvas, inst["label"], (x + 2, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    bgr, 1, cv2.LINE_AA)
+        if line_width > 0:
+            cv2.rectangle(canvas, (x, y), (x + w, y + h), bgr, line_width)
+        if inst["label"]:
+            cv2.putText(canvas, inst["label"], (x + 2, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                        bgr, 1, cv2.LINE_AA)
     return canvas
 
 
@@ -56,15 +69,17 @@ def decode_rle(rle: dict) -> np.ndarray:
     return runs.reshape(width, height).T.copy() if runs.size else np.zeros((height, width), np.uint8)
 
 
-def draw_detections(image: np.ndarray, detections: list[dict]) -> np.ndarray:
-    """predictions.jsonl detections ({'class', 'score', 'box': x1,y1,x2,y2, 'mask': RLE}) drawn; a
-    tracked one ('track_id') in its identity's colour, labelled with it."""
+def draw_detections(image: np.ndarray, detections: list[dict], style: DrawStyle = DrawStyle()) -> np.ndarray:
+    """predictions.jsonl detections ({'class', 'category_id', 'score', 'box': x1,y1,x2,y2, 'mask':
+    RLE}) drawn in their class's colour; a tracked one ('track_id') in its identity's, labelled
+    with it."""
     instances = []
     for d in detections:
-        instance = {"mask": decode_rle(d["mask"]),
-                    "bbox": [d["box"][0], d["box"][1], d["box"][2] - d["box"][0], d["box"][3] - d["box"][1]],
-                    "label": f"{d['class']} {d['score']:.2f}"}
-        if d.get("track_id") is not None:
-            instance |= {"colour": d["track_id"], "label": f"#{d['track_id']} {instance['label']}"}
-        instances.append(instance)
-    return draw(image, instances)
+        track_id = d.get("track_id")
+        tracked = track_id is not None
+        parts = [f"#{track_id}"] * tracked + [d["class"]] + [f"{d['score']:.2f}"] * style.confidence
+        instances.append({"mask": decode_rle(d["mask"]),
+                          "bbox": [d["box"][0], d["box"][1], d["box"][2] - d["box"][0], d["box"][3] - d["box"][1]],
+                          "label": " ".join(parts) if style.labels else "",
+                          "colour": track_id if tracked else d["category_id"]})
+    return draw(image, instances, line_width=style.line_width)

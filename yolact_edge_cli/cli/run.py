@@ -50,8 +50,12 @@ def predict(
     batch_size: BatchSizeOption = None,
     score_threshold: ScoreThreshold = SHOW_SCORE_THRESHOLD,
     top_k: int = typer.Option(100, "--top-k", min=1, help="At most this many detections per image."),
-    classes: str | None = typer.Option(None, "--classes", help="Only these classes, e.g. person,car "
-                                       "(the model's: COCO, or YouTube-VIS for a video model)."),
+    classes: str | None = typer.Option(None, "--classes", help="Only these classes, by name or index, "
+                                       "e.g. person,car or 0,2 (the model's: COCO, or YouTube-VIS "
+                                       "for a video model)."),
+    line_width: int = typer.Option(2, "--line-width", min=0, help="Box lines' width in pixels (0: no boxes)."),
+    hide_labels: bool = flag("--hide-labels", help="Draw no class names (nor scores)."),
+    hide_conf: bool = flag("--hide-conf", help="Draw the class names without their scores."),
     keyframe_interval: KeyframeIntervalOption = None,
     sequence: bool = flag("--sequence", help="Each SOURCE (a folder of frames, or a quoted pattern) is "
                           "one video, its image files in name order."),
@@ -90,7 +94,8 @@ def predict(
                       save_json=save_json, recursive=recursive, workers=workers, exist_ok=exist_ok,
                       engine=engine.value, ray=ray_settings(engine, ray_address, replicas, replica_resources),
                       precision=precision_of(precision, False), keyframe_interval=keyframe_interval,
-                      sequence=sequence, track=track)
+                      sequence=sequence, track=track,
+                      style=step.DrawStyle(line_width, labels=not hide_labels, confidence=not hide_conf))
     emit_then_fail(settings, result, result.failure(skip_bad), then=lambda: predict_problems(result))
 
 

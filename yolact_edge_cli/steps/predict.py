@@ -19,7 +19,7 @@ from ..backends import ModelInfo
 from ..choices import Engine, Layout, Precision
 from ..console import progress_bar
 from ..data.sources import VIDEO_SUFFIXES, Video, expand, is_video, open_video, output_name
-from ..draw import draw_detections
+from ..draw import DrawStyle, draw_detections
 from ..errors import InputError, UsageError
 from ..host import HostSpec
 from ..metrics.results import kept_detections
@@ -73,15 +73,17 @@ class PredictResult:
 
 
 def class_indices(names: list[str] | None, labels: LabelSet = COCO) -> set[int] | None:
-    """--classes person,car → their class indices in the model's label set; an unknown name is a
-    usage error."""
+    """--classes person,car (or class indices, 0 person, as yolo's) → their class indices in the
+    model's label set; an unknown name or index is a usage error."""
     if not names:
         return None
     lookup = {name.lower(): i for i, name in enumerate(labels.names)}
+    lookup |= {str(i): i for i in range(len(labels.names))}
     unknown = [n for n in names if n.strip().lower() not in lookup]
     if unknown:
         raise UsageError(f"unknown class name(s): {', '.join(unknown)} (not among the {labels.dataset} classes)",
-                         hint=f"e.g. --classes {','.join(labels.names[:3])} (all {len(labels.names)}: "
+                         hint=f"names or indices 0–{len(labels.names) - 1}, e.g. --classes "
+                              f"{','.join(labels.names[:2])},2 (all {len(labels.names)}: "
                               "docs/model.md, docs/video.md)")
     return {lookup[n.strip().lower()] for n in names}
 
@@ -93,7 +95,8 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
         save_video: bool = True, save_json: bool = True, recursive: bool = False,
         workers: int | None = None, exist_ok: bool = False, engine: str = Engine.LOCAL.value,
         ray: RaySettings | None = None, precision: str | None = None,
-        keyframe_interval: int | None = None, sequence: bool = False, track: bool = False) -> PredictResult:
+        keyframe_interval: int | None = None, sequence: bool = False, track: bool = False,
+        style: DrawStyle = DrawStyle()) -> PredictResult:
     """`sequence`: each source (a folder of frames, or a pattern) is one video; a video model
     keeps a keyframe every `keyframe_interval` frames (docs/video.md §5); `track` gives each
     video's detections an identity across its frames (§8)."""
@@ -159,7 +162,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     runner = engine_for(ws, engine, ray, backend=backend, device=device, workers=workers,
                         # decoded pictures come back only to be drawn
                         keep_images=(save_images and images_given > 0) or (save_video and videos_given > 0))
-    writer = _Writer(dest, save_images, save_video, result)
+    writer = _Writer(dest, save_images, save_video, result, style)
     total = images_given + sum(v.frame_count or 0 for v in videos.values())
     started = time.perf_counter()
     created = _missing_folders(dest)
@@ -352,8 +355,10 @@ class _Writer:
     """Drawn images (in their own format) and annotated videos (through a temporary file each,
     renamed when the video's last frame is written)."""
 
-    def __init__(self, dest: Path, save_images: bool, save_video: bool, result: PredictResult):
+    def __init__(self, dest: Path, save_images: bool, save_video: bool, result: PredictResult,
+                 style: DrawStyle):
         self.dest, self.save_images, self.save_video, self.result = dest, save_images, save_video, result
+        self.style = style
         self.open: dict[str, tuple[object, Path, Path]] = {}  # source → (VideoWriter, temp, final)
         self.names: set[str] = set()
 
@@ -375,7 +380,7 @@ class _Writer:
         is_frame = prediction.item.frame is not None
         if (is_frame and not self.save_video) or (not is_frame and not self.save_images):
             return None
-        picture = draw_detections(prediction.image, line["detections"])
+        picture = draw_detections(prediction.image, line["detections"], self.style)
         source = prediction.item.source
         if not is_frame:
             suffix = output_name(source)[1]

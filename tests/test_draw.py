@@ -1,0 +1,82 @@
+"""predict's drawing options (docs/commands.md, predict): colours by class or identity, box line
+width, labels with or without scores; and --classes by index."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from yolact_edge_cli.draw import DrawStyle, colour, draw_detections
+
+from .conftest import DATA, assert_clean_failure, run_cli
+
+BLANK = np.full((120, 200, 3), 255, np.uint8)
+
+
+def _detection(box, category_id: int, score: float = 0.87, track_id=None) -> dict:
+    height, width = BLANK.shape[:2]
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(np.zeros((height, width), np.uint8)))
+    detection = {"class": f"c{category_id}", "category_id": category_id, "score": score, "box": box,
+                 "mask": {"size": rle["size"], "counts": rle["counts"].decode()}}
+    return detection | ({"track_id": track_id} if track_id is not None else {})
+
+
+def _edge(picture, x: int, y0: int, y1: int) -> tuple:
+    """The colour of a box's left edge, at its middle."""
+    return tuple(int(v) for v in picture[(y0 + y1) // 2, x])
+
+
+def test_colours_follow_the_class_and_the_identity():
+    same = draw_detections(BLANK, [_detection([10, 40, 60, 100], 3), _detection([120, 40, 180, 100], 3)])
+    assert _edge(same, 10, 40, 100) == _edge(same, 120, 40, 100) == colour(3)
+    other = draw_detections(BLANK, [_detection([10, 40, 60, 100], 3), _detection([120, 40, 180, 100], 5)])
+    assert _edge(other, 120, 40, 100) == colour(5) != colour(3)
+    tracked = draw_detections(BLANK, [_detection([10, 40, 60, 100], 3, track_id=7)])
+    assert _edge(tracked, 10, 40, 100) == colour(7)
+
+
+@pytest.mark.parametrize("width", [0, 1, 4])
+def test_line_width(width):
+    picture = draw_detections(BLANK, [_detection([40, 40, 160, 100], 3)], DrawStyle(line_width=width, labels=False))
+    column = picture[70, :, :]  # across the box's left and right edges, below any label
+    drawn = int((column != 255).any(axis=1).sum())
+    assert drawn == 2 * width if width < 2 else drawn in (2 * width, 2 * width + 2)
+
+
+def test_labels_and_scores_can_be_hidden():
+    detections = [_detection([40, 40, 160, 100], 3)]
+    label_rows = slice(20, 39)  # above the box, where the label is written
+
+    def ink(style):
+        return int((draw_detections(BLANK, detections, style)[label_rows] != 255).any(axis=2).sum())
+
+    full, no_score, none = ink(DrawStyle()), ink(DrawStyle(confidence=False)), ink(DrawStyle(labels=False))
+    assert full > no_score > none == 0
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, prepared):
+    return prepared(tmp_path_factory.mktemp("draw") / "ws", "yolact_edge_mobilenetv2_config")
+
+
+def test_predict_passes_the_options_and_classes_by_index(workspace, tmp_path):
+    from yolact_edge_cli.model.config import COCO
+
+    photo = DATA / "coffee.png"
+    out = {}
+    for name, extra in (("plain", []), ("thin", ["--line-width", "0", "--hide-labels"])):
+        proc = run_cli("-w", workspace.root, "predict", photo, "-o", tmp_path / name, *extra)
+        assert proc.returncode == 0, proc.stderr
+        out[name] = cv2.imread(str(tmp_path / name / "coffee.png"))
+    assert not np.array_equal(out["plain"], out["thin"])
+    lines = json.loads((tmp_path / "plain" / "predictions.jsonl").read_text().splitlines()[0])["detections"]
+    first = lines[0]["category_id"]
+    class_index = COCO.category_ids.index(first)  # the first detection's class, by its index
+    proc = run_cli("-w", workspace.root, "predict", photo, "-o", tmp_path / "by-index", "--classes", str(class_index))
+    assert proc.returncode == 0, proc.stderr
+    kept = json.loads((tmp_path / "by-index" / "predictions.jsonl").read_text().splitlines()[0])["detections"]
+    assert kept and {d["category_id"] for d in kept} == {first}
+    proc = run_cli("-w", workspace.root, "predict", photo, "-o", tmp_path / "bad", "--classes", "80")
+    assert_clean_failure(proc, "unknown class name(s): 80", "indices 0–79")
