@@ -80,3 +80,52 @@ def test_predict_passes_the_options_and_classes_by_index(workspace, tmp_path):
     assert kept and {d["category_id"] for d in kept} == {first}
     proc = run_cli("-w", workspace.root, "predict", photo, "-o", tmp_path / "bad", "--classes", "80")
     assert_clean_failure(proc, "unknown class name(s): 80", "indices 0–79")
+
+
+def _jsonl(folder) -> list[dict]:
+    return [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+
+
+def _box_iou(a, b) -> float:
+    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0, x2 - x1) * max(0, y2 - y1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union else 0.0
+
+
+def test_iou_sets_the_nms_threshold(workspace, prepared, tmp_path):
+    photo = DATA / "coffee.png"
+    for name, extra in (("default", []), ("tight", ["--iou", "0.2"])):
+        proc = run_cli("-w", workspace.root, "predict", photo, "-o", tmp_path / name, "--no-save-images", *extra)
+        assert proc.returncode == 0, proc.stderr
+    default, tight = (_jsonl(tmp_path / name)[0]["detections"] for name in ("default", "tight"))
+    assert default != tight
+    overlaps = [_box_iou(a["box"], b["box"]) for k, a in enumerate(tight) for b in tight[k + 1:]
+                if a["category_id"] == b["category_id"]]
+    assert max(overlaps) <= 0.2 + 0.05  # whole-pixel boxes: a little above the threshold at most
+    assert max(_box_iou(a["box"], b["box"]) for k, a in enumerate(default) for b in default[k + 1:]
+               if a["category_id"] == b["category_id"]) > 0.25
+    detect = prepared(tmp_path / "detect", "yolact_edge_mobilenetv2_config", layout="detect")
+    proc = run_cli("-w", detect.root, "predict", photo, "-o", tmp_path / "d", "--iou", "0.2")
+    assert_clean_failure(proc, "--iou 0.2", "detect layout", code=2)
+
+
+def test_save_txt_and_masks(workspace, tmp_path):
+    from yolact_edge_cli.draw import decode_rle
+    from yolact_edge_cli.model.config import COCO
+
+    proc = run_cli("-w", workspace.root, "predict", DATA / "coffee.png", "-o", tmp_path / "o",
+                   "--save-txt", "--save-masks", "--no-save-images")
+    assert proc.returncode == 0, proc.stderr
+    detections = _jsonl(tmp_path / "o")[0]["detections"]
+    rows = (tmp_path / "o" / "labels" / "coffee.txt").read_text().splitlines()
+    with_outline = [d for d in detections if decode_rle(d["mask"]).any()]
+    assert len(rows) == len(with_outline) > 0
+    for row, detection in zip(rows, with_outline):
+        index, *coordinates = row.split()
+        assert int(index) == COCO.category_ids.index(detection["category_id"])
+        values = np.array(coordinates, float)
+        assert len(values) >= 6 and len(values) % 2 == 0 and values.min() >= 0 and values.max() <= 1
+    for k, detection in enumerate(detections):
+        png = cv2.imread(str(tmp_path / "o" / "masks" / f"coffee_{k}.png"), cv2.IMREAD_GRAYSCALE)
+        np.testing.assert_array_equal(png, decode_rle(detection["mask"]) * 255)

@@ -8,6 +8,7 @@ whatever comes later) share the same code without reaching into each other's sta
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class HostSpec:
     nms: str = Nms.FAST.value
     score_threshold: float = 0.0
     threads: int = 1
+    iou: float | None = None  # Detect's NMS IoU threshold on the host (predict --iou); None: the config's
 
 
 class HostPipeline:
@@ -47,7 +49,8 @@ class HostPipeline:
         # single-threaded ones, and the host's results must not depend on the worker count.
         limit_blas_threads(1)
         self.spec = spec
-        self.cfg = CONFIGS[spec.config]
+        self.cfg = CONFIGS[spec.config] if spec.iou is None else \
+            dataclasses.replace(CONFIGS[spec.config], nms_thresh=spec.iou)
         self.priors = make_priors(self.cfg)
         self.heads = None
         if spec.layout == Layout.FPN.value:  # only reading the heads' checkpoint needs torch

@@ -188,14 +188,18 @@ def annotations_for(ws: Workspace, annotations: Path | None) -> Path:
 
 def host_spec(ws: Workspace, layout: str, *, weights: Path | None = None, config: str | None = None,
               nms: str = "fast", score_threshold: float = 0.0, threads: int = 1,
-              outputs_of: dict[str, Origin | None] | None = None, fix: str | None = None) -> HostSpec:
+              outputs_of: dict[str, Origin | None] | None = None, fix: str | None = None,
+              iou: float | None = None) -> HostSpec:
     """The host part for outputs of `layout`: the fpn layout needs the checkpoint of the heads
     (--weights, else export's). That checkpoint must be the one that computed `outputs_of` (each
     a model or a run folder, by what made it: model_outputs, a run's side-car): checked here, for
     every command, with `fix` as the hint (default: pass --weights with the one it came from).
     The checkpoint export recorded was already matched to its config; only another one is read
     to find its config."""
-    spec = _host_spec(ws, layout, weights, config, nms, score_threshold, threads)
+    if iou is not None and layout == Layout.DETECT.value:
+        raise UsageError(f"--iou {iou}: this model ends with Detect (the detect layout), its NMS IoU is "
+                         "built into the graph", hint="drop --iou, or export with --layout fpn or --layout head")
+    spec = dataclasses.replace(_host_spec(ws, layout, weights, config, nms, score_threshold, threads), iou=iou)
     if spec.weights is not None and outputs_of:
         heads = checkpoint_origin(spec.weights)
         for what, origin in outputs_of.items():

@@ -56,6 +56,11 @@ def predict(
     line_width: int = typer.Option(2, "--line-width", min=0, help="Box lines' width in pixels (0: no boxes)."),
     hide_labels: bool = flag("--hide-labels", help="Draw no class names (nor scores)."),
     hide_conf: bool = flag("--hide-conf", help="Draw the class names without their scores."),
+    iou: float | None = typer.Option(None, "--iou", min=0.0, max=1.0, help="Detect's NMS IoU threshold "
+                                     r"(on the host: not the detect layout) \[default: 0.5, the model's]."),
+    save_txt: bool = flag("--save-txt", help="labels/NAME.txt per image or frame: YOLO segmentation "
+                          "text (class index, then the mask's outline, normalised)."),
+    save_masks: bool = flag("--save-masks", help="masks/NAME_K.png: one 0/255 PNG per detection."),
     keyframe_interval: KeyframeIntervalOption = None,
     sequence: bool = flag("--sequence", help="Each SOURCE (a folder of frames, or a quoted pattern) is "
                           "one video, its image files in name order."),
@@ -95,7 +100,8 @@ def predict(
                       engine=engine.value, ray=ray_settings(engine, ray_address, replicas, replica_resources),
                       precision=precision_of(precision, False), keyframe_interval=keyframe_interval,
                       sequence=sequence, track=track,
-                      style=step.DrawStyle(line_width, labels=not hide_labels, confidence=not hide_conf))
+                      style=step.DrawStyle(line_width, labels=not hide_labels, confidence=not hide_conf),
+                      iou=iou, save_txt=save_txt, save_masks=save_masks)
     emit_then_fail(settings, result, result.failure(skip_bad), then=lambda: predict_problems(result))
 
 

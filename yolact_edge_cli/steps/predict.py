@@ -96,10 +96,15 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
         workers: int | None = None, exist_ok: bool = False, engine: str = Engine.LOCAL.value,
         ray: RaySettings | None = None, precision: str | None = None,
         keyframe_interval: int | None = None, sequence: bool = False, track: bool = False,
-        style: DrawStyle = DrawStyle()) -> PredictResult:
+        style: DrawStyle = DrawStyle(), iou: float | None = None, save_txt: bool = False,
+        save_masks: bool = False) -> PredictResult:
     """`sequence`: each source (a folder of frames, or a pattern) is one video; a video model
     keeps a keyframe every `keyframe_interval` frames (docs/video.md §5); `track` gives each
-    video's detections an identity across its frames (§8)."""
+    video's detections an identity across its frames (§8). `iou`: the host NMS's IoU threshold;
+    `save_txt`/`save_masks`: each image's or frame's detections as YOLO segmentation text and
+    as one PNG per instance."""
+    if iou is not None and not 0 < iou <= 1:
+        raise UsageError(f"--iou {iou} is not an IoU threshold", hint="pass a value in (0, 1], e.g. --iou 0.5")
     if top_k > RESNET50.max_num_detections:
         raise UsageError(f"--top-k {top_k}: Detect keeps at most {RESNET50.max_num_detections} detections per image",
                          hint=f"pass --top-k {RESNET50.max_num_detections} or fewer")
@@ -154,7 +159,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
                              f"holds its heads ({info.layout} layout)", hint="drop --weights")
         return host_spec(ws, info.layout, weights=Path(weights) if weights else None,
                          config=_config_of(choice, weights), score_threshold=score_threshold, threads=1,
-                         outputs_of=model_outputs(ws, choice.path if model is not None else None))
+                         outputs_of=model_outputs(ws, choice.path if model is not None else None), iou=iou)
 
     workers = max(1, min(workers or (os.cpu_count() or 1), 8))
     videos_given = sum(1 for s in found.found if as_video(s))
@@ -163,6 +168,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
                         # decoded pictures come back only to be drawn
                         keep_images=(save_images and images_given > 0) or (save_video and videos_given > 0))
     writer = _Writer(dest, save_images, save_video, result, style)
+    labelled = _Labels(dest, save_txt, save_masks, result)
     total = images_given + sum(v.frame_count or 0 for v in videos.values())
     started = time.perf_counter()
     created = _missing_folders(dest)
@@ -202,6 +208,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
             if tracking is not None and fps is not None:
                 result.tracks = tracking.add(prediction.item.source, fps, line["detections"])
             line["drawn"] = writer.write(prediction, line, videos)
+            labelled.write(prediction, line, labels)
             if jsonl is not None:
                 jsonl.write(json.dumps(line) + "\n")
             advance(1)
@@ -349,6 +356,55 @@ class _Tracking:
             if track_id is not None:
                 self.identities.add((source, track_id))
         return len(self.identities)
+
+
+class _Labels:
+    """--save-txt: `labels/<name>.txt`, one line per detection in YOLO's segmentation format
+    (class index, then the polygon of its mask's largest outline, x y normalised by the image's
+    width and height); --save-masks: `masks/<name>_<k>.png`, one 0/255 PNG per detection. `name`
+    is the source's, with `_<frame>` for a video's frame."""
+
+    def __init__(self, dest: Path, save_txt: bool, save_masks: bool, result: PredictResult):
+        self.dest, self.save_txt, self.save_masks, self.result = dest, save_txt, save_masks, result
+        self.stems: dict[str, str] = {}
+
+    def _name(self, prediction: Prediction) -> str:
+        source = prediction.item.source
+        if source not in self.stems:
+            stem, n = output_name(source)[0], 1
+            while (unique := stem if n == 1 else f"{stem}_{n}") in self.stems.values():
+                n += 1
+            self.stems[source] = unique
+        frame = prediction.item.frame
+        return self.stems[source] if frame is None else f"{self.stems[source]}_{frame:06d}"
+
+    def write(self, prediction: Prediction, line: dict, labels: LabelSet) -> None:
+        import cv2
+
+        from ..draw import decode_rle
+
+        if not (self.save_txt or self.save_masks):
+            return
+        name, rows = self._name(prediction), []
+        for k, detection in enumerate(line["detections"]):
+            mask = decode_rle(detection["mask"])
+            if self.save_masks:
+                target = self.dest / "masks" / f"{name}_{k}.png"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(target) as tmp:
+                    tmp.write_bytes(cv2.imencode(".png", mask * 255)[1].tobytes())
+                self.result.written.append(str(target))
+            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            if contours:
+                points = max(contours, key=cv2.contourArea).reshape(-1, 2) / [mask.shape[1], mask.shape[0]]
+                index = labels.category_ids.index(detection["category_id"])
+                rows.append(" ".join([str(index), *(f"{v:.6f}" for v in points.reshape(-1))]))
+        if self.save_txt:
+            target = self.dest / "labels" / f"{name}.txt"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as tmp:
+                tmp.write_text("".join(row + "\n" for row in rows))
+            self.result.written.append(str(target))
 
 
 class _Writer:
