@@ -79,7 +79,7 @@ def test_predict_passes_the_options_and_classes_by_index(workspace, tmp_path):
     kept = json.loads((tmp_path / "by-index" / "predictions.jsonl").read_text().splitlines()[0])["detections"]
     assert kept and {d["category_id"] for d in kept} == {first}
     proc = run_cli("-w", workspace.root, "predict", photo, "-o", tmp_path / "bad", "--classes", "80")
-    assert_clean_failure(proc, "unknown class name(s): 80", "indices 0–79")
+    assert_clean_failure(proc, "class index 80 is out of range 0–79", "docs/model.md §12")
 
 
 def _jsonl(folder) -> list[dict]:

@@ -10,7 +10,7 @@ import torch
 from yolact_edge_cli.data.preprocess import preprocess, read_image
 from yolact_edge_cli.errors import InputError
 from yolact_edge_cli.model.checkpoint import expected_shapes, load_model, match_config
-from yolact_edge_cli.model.config import CONFIGS, YOUTUBE_VIS
+from yolact_edge_cli.model.config import CONFIGS, LABEL_SETS, YOUTUBE_VIS
 from yolact_edge_cli.model.detect import decode, detect_image
 from yolact_edge_cli.model.flow import warp
 from yolact_edge_cli.model.head import priors_tensor
@@ -129,6 +129,21 @@ def test_the_video_label_set():
     assert len(YOUTUBE_VIS.names) == 40 and YOUTUBE_VIS.names[:2] == ("person", "giant_panda")
     for name in GOLDENS:
         assert CONFIGS[name].num_classes == 41 and CONFIGS[name].labels is YOUTUBE_VIS
+
+
+@pytest.mark.parametrize("labels", LABEL_SETS, ids=lambda labels: labels.dataset)
+def test_the_docs_list_every_class_name(labels):
+    """The page each label set names for users (--classes' hint) lists its classes, by index."""
+    import re
+    from pathlib import Path
+
+    page, section = labels.listed_in.split(" §")
+    text = (Path(__file__).resolve().parents[1] / page).read_text()
+    assert re.search(rf"^## {section}\.", text, re.M)
+    block = re.search(r"<!-- begin class names -->\s*```(.*?)```", text, re.S)
+    assert block is not None
+    listed = [line.split(" ", 1) for line in block.group(1).strip().splitlines()]
+    assert listed == [[str(i), name] for i, name in enumerate(labels.names)]
 
 
 @pytest.mark.parametrize("r101, r50", [

@@ -135,7 +135,8 @@ def _predict(result) -> None:
         "sources": result.sources, "images": result.images,
         "frames": result.frames if result.keyframes is None else f"{result.frames} ({result.keyframes} keyframes)",
         "detections": result.detections if result.tracks is None else f"{result.detections} ({result.tracks} tracks)",
-        "speed": f"{result.fps} images/s ({result.seconds} s)"}))
+        "speed": f"{result.fps} {'frames' if result.frames and not result.images else 'images'}/s "
+                 f"({result.seconds} s)"}))
 
 
 def predict_problems(result) -> None:
@@ -217,7 +218,7 @@ def _bench_video(video: dict) -> None:
         "keyframe": f"{video['keyframe_ms']:.1f} ms",
         "non-keyframe": f"{video['non_keyframe_ms']:.1f} ms ({video['ratio']:.2f} of a keyframe)",
         f"keyframe every {video['interval']}": f"{video['frames_per_s']:.2f} frames/s over {video['frames']} "
-                                               f"frames ({video['keyframes']} keyframes)",
+                                               f"frames ({video['keyframes']} of them keyframes)",
         "every frame a keyframe": f"{video['every_frame_key_per_s']:.2f} frames/s"}))
 
 

@@ -32,6 +32,7 @@ class LabelSet:
     dataset: str
     names: tuple[str, ...]
     category_ids: tuple[int, ...]
+    listed_in: str  # the page that lists the names for users (tests hold it equal to `names`)
 
     @property
     def label_map(self) -> dict[int, int]:
@@ -101,7 +102,7 @@ COCO_CLASSES = (
 COCO_CATEGORY_IDS = tuple(
     i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)
 )
-COCO = LabelSet("COCO", COCO_CLASSES, COCO_CATEGORY_IDS)
+COCO = LabelSet("COCO", COCO_CLASSES, COCO_CATEGORY_IDS, "docs/model.md §12")
 COCO_LABEL_MAP = COCO.label_map
 
 # The 40 YouTube-VIS classes of the video checkpoints, category ids 1..40 in order.
@@ -112,7 +113,7 @@ YOUTUBE_VIS_CLASSES = (
     "zebra", "tiger", "elephant", "snowboard", "boat", "shark", "mouse", "frog", "eagle",
     "earless_seal", "tennis_racket",
 )
-YOUTUBE_VIS = LabelSet("YouTube-VIS", YOUTUBE_VIS_CLASSES, tuple(range(1, 41)))
+YOUTUBE_VIS = LabelSet("YouTube-VIS", YOUTUBE_VIS_CLASSES, tuple(range(1, 41)), "docs/video.md §1")
 LABEL_SETS = (COCO, YOUTUBE_VIS)
 
 _RESNET50_BACKBONE = BackboneConfig("resnet", (1, 2, 3), (512, 1024, 2048), (3, 4, 6, 3))

@@ -79,12 +79,16 @@ def class_indices(names: list[str] | None, labels: LabelSet = COCO) -> set[int] 
         return None
     lookup = {name.lower(): i for i, name in enumerate(labels.names)}
     lookup |= {str(i): i for i in range(len(labels.names))}
+    hint = (f"names or indices 0–{len(labels.names) - 1}, e.g. --classes {','.join(labels.names[:2])},2 "
+            f"(all {len(labels.names)}: {labels.listed_in})")
+    beyond = [n for n in names if n.strip().isdigit() and n.strip() not in lookup]
+    if beyond:
+        raise UsageError(f"class index {', '.join(beyond)} is out of range 0–{len(labels.names) - 1} "
+                         f"(the {labels.dataset} classes)", hint=hint)
     unknown = [n for n in names if n.strip().lower() not in lookup]
     if unknown:
         raise UsageError(f"unknown class name(s): {', '.join(unknown)} (not among the {labels.dataset} classes)",
-                         hint=f"names or indices 0–{len(labels.names) - 1}, e.g. --classes "
-                              f"{','.join(labels.names[:2])},2 (all {len(labels.names)}: "
-                              "docs/model.md, docs/video.md)")
+                         hint=hint)
     return {lookup[n.strip().lower()] for n in names}
 
 
@@ -122,6 +126,8 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     else:
         backend = choose_backend(backend, model)
         choice = model_for(ws, backend, model, batch_size, precision, device)
+    if weights is None and choice.export.config in CONFIGS:  # said before anything starts
+        class_indices(classes, CONFIGS[choice.export.config].labels)
     found = _sequences(sources) if sequence else expand(sources, recursive)
     if not found.found and found.failed:
         source, reason = found.failed[0]
