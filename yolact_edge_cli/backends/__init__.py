@@ -92,7 +92,7 @@ def open_session(model: Path, *, backend: str | None = None, device: str = "cpu"
 
     torch_session = TorchSession(Path(model), config=config, layout=layout, input_dtype=input_dtype,
                                  device=device, precision=precision, batch_size=batch_size, compiled=compiled)
-    return TemporalSession(torch_session, torch_session, interval) if torch_session.gives_key_state \
+    return TemporalSession(torch_session, torch_session, interval) if torch_session.info.gives_key_state \
         else torch_session
 
 
@@ -102,11 +102,10 @@ def _passes(model: Path, open_graph, interval: int):
     from ..model.contract import non_keyframe_graph
 
     session = open_graph(model)
-    # a session without these flags (a plugged-in one) runs an image model
-    if getattr(session, "takes_key_state", False):
+    if session.info.takes_key_state:
         raise UsageError(f"{model.name} is a video model's non-keyframe graph", path=model,
                          hint=f"pass its keyframe graph, {model.name.replace('.nonkey', '')}")
-    if not getattr(session, "gives_key_state", False):
+    if not session.info.gives_key_state:
         return session
     companion = non_keyframe_graph(model)
     if not companion.is_file():

@@ -30,7 +30,8 @@ def model_info(inputs: list, outputs: list) -> ModelInfo:
     return ModelInfo(batch_size=batch if batch > 0 else None, input_dtype=_dtype_name(first.datatype),
                      layout=layout, output_names=output_names(layout),
                      output_dtype=_dtype_name(outputs[0].datatype),
-                     sample_shape=tuple(int(d) for d in first.shape[1:]), gives_key_state=key_state > 0)
+                     sample_shape=tuple(int(d) for d in first.shape[1:]), gives_key_state=key_state > 0,
+                     takes_key_state=len(inputs) > 1)
 
 
 class AscendApiSession(OutputsInOrder):
@@ -41,12 +42,7 @@ class AscendApiSession(OutputsInOrder):
         self._session = _device_call(self.device, interface.InferSession, device_id, str(om))
         # the copies' times, where this ais_bench keeps them (docs/ascend.md §1.5)
         self._memory = getattr(interface, "MemorySummary", None)
-        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        self.info = model_info(inputs, outputs)
-        # a video model's keyframe .om gives the key state after the layout's outputs; its
-        # non-keyframe .om takes it after the image (docs/video.md §4)
-        self.gives_key_state = self.info.gives_key_state
-        self.takes_key_state = len(inputs) > 1
+        self.info = model_info(self._session.get_inputs(), self._session.get_outputs())
         self._mode = "dymbatch" if self.info.batch_size is None else "static"
         self.last_times: RunTimes | None = None
         self._seen = self._counts()

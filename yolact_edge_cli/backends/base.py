@@ -22,7 +22,10 @@ class ModelInfo:
     output_names: tuple[str, ...]
     output_dtype: str = "float32"  # an .om built with --output_type FP16 gives float16
     sample_shape: tuple[int, ...] = (3, 550, 550)  # one sample's input (HWC for an AIPP .om)
-    gives_key_state: bool = False  # a video model's keyframe graph: the key state follows the outputs
+    # a video model's (docs/video.md §4): its keyframe graph gives the key state after the
+    # outputs, its non-keyframe graph takes it after the image
+    gives_key_state: bool = False
+    takes_key_state: bool = False
 
     def check_inputs(self, input_dtype: str, source: Path) -> None:
         """Inputs prepared as `input_dtype` are what this model takes (same byte size or not)."""

@@ -9,6 +9,7 @@ import numpy as np
 from ..errors import EnvironmentProblem, InputError
 from ..model.contract import KEY_STATE_NAMES, layout_of
 from .base import ModelInfo
+from .temporal import OutputsInOrder
 
 _DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}
 
@@ -36,7 +37,7 @@ def execution_providers(device: str, available: list[str], model: Path, precisio
     return providers
 
 
-class OrtSession:
+class OrtSession(OutputsInOrder):
     def __init__(self, path: Path | None, device: str = "cpu", precision: str = "fp32"):
         import onnxruntime as ort
 
@@ -58,35 +59,15 @@ class OrtSession:
         self._input_name = first.name
         batch = first.shape[0]
         every = [o.name for o in self._session.get_outputs()]
-        # a video model's keyframe graph also gives the key state, its non-keyframe graph takes it
-        self._key_outputs = [n for n in every if n in KEY_STATE_NAMES]
-        self._key_inputs = [i.name for i in more]
         names = tuple(n for n in every if n not in KEY_STATE_NAMES)
+        self._inputs = [first.name, *(i.name for i in more)]
         self.info = ModelInfo(batch_size=batch if isinstance(batch, int) else None,
                               input_dtype=_DTYPES.get(first.type, first.type),
-                              layout=layout_of(list(names)), output_names=names)
+                              layout=layout_of(list(names)), output_names=names,
+                              gives_key_state=len(names) < len(every), takes_key_state=bool(more))
 
-    @property
-    def gives_key_state(self) -> bool:
-        """A video model's keyframe graph (docs/video.md §4)."""
-        return bool(self._key_outputs)
-
-    @property
-    def takes_key_state(self) -> bool:
-        """A video model's non-keyframe graph."""
-        return bool(self._key_inputs)
-
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        return self._session.run(list(self.info.output_names), {self._input_name: batch})
-
-    def run_keyframe(self, batch: np.ndarray) -> tuple[list[np.ndarray], tuple[np.ndarray, ...]]:
-        outputs = self._session.run([*self.info.output_names, *self._key_outputs], {self._input_name: batch})
-        count = len(self.info.output_names)
-        return outputs[:count], tuple(outputs[count:])
-
-    def run_non_keyframe(self, batch: np.ndarray, state: tuple[np.ndarray, ...]) -> list[np.ndarray]:
-        return self._session.run(list(self.info.output_names),
-                                 {self._input_name: batch, **dict(zip(self._key_inputs, state))})
+    def _infer(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        return self._session.run(None, dict(zip(self._inputs, feeds)))
 
     def close(self) -> None:
         """Nothing to release: the session goes with the object."""

@@ -53,13 +53,10 @@ class OpenVinoSession(OutputsInOrder):
         batch = first.get_partial_shape()[0]
         every = [o.get_any_name() for o in model.outputs]
         names = tuple(n for n in every if n not in KEY_STATE_NAMES)
-        # a video model's keyframe graph also gives the key state, its non-keyframe graph takes it
-        self.gives_key_state = len(names) < len(every)
-        self.takes_key_state = len(model.inputs) > 1
         self.info = ModelInfo(batch_size=batch.get_length() if batch.is_static else None,
                               input_dtype=_DTYPES.get(first.get_element_type().get_type_name(), "float32"),
                               layout=layout_of(list(names)), output_names=names,
-                              gives_key_state=self.gives_key_state)
+                              gives_key_state=len(names) < len(every), takes_key_state=len(model.inputs) > 1)
 
     def _infer(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         results = self._request.infer({k: np.ascontiguousarray(a) for k, a in enumerate(feeds)})

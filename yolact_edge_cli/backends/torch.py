@@ -37,9 +37,8 @@ class TorchSession:
         passes = [VideoPass.KEYFRAME, VideoPass.NON_KEYFRAME] if net.cfg.video else [VideoPass.IMAGE]
         self._modules = [self._prepared(export_module(net, layout, input_dtype, video_pass=p), compiled)
                          for p in passes]
-        self.gives_key_state = net.cfg.video is not None
         self.info = ModelInfo(batch_size=batch_size, input_dtype=input_dtype, layout=layout,
-                              output_names=output_names(layout))
+                              output_names=output_names(layout), gives_key_state=net.cfg.video is not None)
 
     def _prepared(self, module, compiled: bool):
         torch = self._torch

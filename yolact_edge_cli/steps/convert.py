@@ -26,11 +26,14 @@ class ConvertResult:
         return asdict(self)
 
 
-def _onnx_batch(onnx: Path) -> int | None:
+def _graph_of(onnx: Path):
     import onnx as onnx_lib
 
-    model = onnx_lib.load(str(onnx), load_external_data=False)
-    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    return onnx_lib.load(str(onnx), load_external_data=False).graph
+
+
+def _onnx_batch(graph) -> int | None:
+    dim = graph.input[0].type.tensor_type.shape.dim[0]
     return dim.dim_value if dim.HasField("dim_value") else None
 
 
@@ -43,23 +46,20 @@ class _NonKeyframe:
     op_types: frozenset[str]
 
 
-def _non_keyframe_of(onnx: Path) -> _NonKeyframe | None:
+def _non_keyframe_of(onnx: Path, graph) -> _NonKeyframe | None:
     """The non-keyframe graph of a keyframe graph (one that outputs the key state), or None."""
-    import onnx as onnx_lib
-
     from ..model.contract import KEY_STATE_NAMES, non_keyframe_graph
 
-    outputs = {o.name for o in onnx_lib.load(str(onnx), load_external_data=False).graph.output}
-    if not set(KEY_STATE_NAMES) <= outputs:
+    if not set(KEY_STATE_NAMES) <= {o.name for o in graph.output}:
         return None
     companion = non_keyframe_graph(onnx)
     if not companion.is_file():
         raise InputError("a video model's keyframe graph, without its non-keyframe graph beside it",
                          path=companion, hint="export the video checkpoint again (`yedge export`)")
-    graph = onnx_lib.load(str(companion), load_external_data=False).graph
+    twin = _graph_of(companion)
     more = tuple((i.name, tuple(d.dim_value for d in i.type.tensor_type.shape.dim[1:]))
-                 for i in graph.input[1:])
-    return _NonKeyframe(companion, more, frozenset(node.op_type for node in graph.node))
+                 for i in twin.input[1:])
+    return _NonKeyframe(companion, more, frozenset(node.op_type for node in twin.node))
 
 
 def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
@@ -86,7 +86,8 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
         raise UsageError(f"--precision int8 converts a quantized model, and {onnx.name} has no "
                          "QuantizeLinear/DequantizeLinear pairs", path=onnx,
                          hint="run `yedge quantize` and drop --model, or pass the INT8 .onnx it wrote")
-    non_keyframe = _non_keyframe_of(onnx)
+    graph = _graph_of(onnx)  # read once: its outputs, then its batch
+    non_keyframe = _non_keyframe_of(onnx, graph)
     if non_keyframe and quantized:
         raise UsageError("an INT8 video model is not converted here", path=onnx,
                          hint="convert the float video model (drop --precision int8 and --model)")
@@ -98,7 +99,7 @@ def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
                          hint="one of " + ", ".join(atc_driver.PRECISION_MODES))
     if any(b < 1 for b in (*batch_sizes, *dynamic_batch)):
         raise UsageError("batch sizes must be ≥ 1", hint="e.g. --batch-size 1,4,8")
-    static = _onnx_batch(onnx)
+    static = _onnx_batch(graph)
     wanted = set(dynamic_batch or batch_sizes)
     if static is not None and wanted != {static}:
         raise UsageError(f"{onnx.name} has a static batch of {static}, atc cannot build batch "

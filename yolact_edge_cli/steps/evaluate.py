@@ -279,11 +279,11 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     frame_items = [Item(pos, str(folder / info.file_name), size=(info.width, info.height))
                    for pos, info in enumerate(infos)]
     units: list[Unit] = list(frame_items)
-    if videos is not None:
-        starts = np.cumsum([0, *map(len, videos)])
-        units = [Frames(f"video {coco.imgs[video[0]]['video_id']}", tuple(
-            dataclasses.replace(item, frame=rank) for rank, item in enumerate(frame_items[start:start + len(video)])))
-            for video, start in zip(videos, starts)]
+    if videos is not None:  # `ids`, and so the items, are in video order already
+        items = iter(frame_items)
+        units = [Frames(f"video {coco.imgs[video[0]]['video_id']}",
+                        tuple(dataclasses.replace(next(items), frame=rank) for rank in range(len(video))))
+                 for video in videos]
     runner = engine_for(ws, engine, ray, backend=backend, device=device, workers=workers)
     with contextlib.ExitStack() as stack:
         # COCOeval image by image as results come (memory stays flat); faster-coco-eval reads the files
