@@ -45,6 +45,8 @@ def test_batch_sweep_json_and_log(workspace):
     log = json.loads((workspace.results_dir / "bench.json").read_text())
     assert log[-1]["rows"] == result["rows"]
     assert {"yedge", "onnxruntime", "torch"} <= set(log[-1]["versions"])
+    assert result["pictures"] == ["results/bench_throughput.png", "results/bench_latency.png"]
+    assert all((workspace.root / p).stat().st_size > 0 for p in result["pictures"])
 
 
 def test_table_output(workspace):
@@ -54,6 +56,7 @@ def test_table_output(workspace):
         assert header in proc.stdout
     runs = json.loads((workspace.results_dir / "bench.json").read_text())
     assert len(runs) >= 1 and runs[-1]["rows"][0]["loops"] == 2
+    assert "pictures" not in runs[-1]  # drawn from the file, not part of it
 
 
 def test_stages(workspace):

@@ -167,6 +167,8 @@ def _eval(result) -> None:
     out.print(table)
     out.print("YOLACT mAP (the Ascend recipe's metric):")
     out.print(format_table(result.yolact_ap), markup=False, soft_wrap=True)
+    if result.print_per_class:
+        _per_class(result.per_class)
     if result.output_dtype != "float32":
         out.print(f"outputs are {result.output_dtype} (an .om built with --output_type FP16); read as such")
     if result.missing:
@@ -175,6 +177,20 @@ def _eval(result) -> None:
         out.print(f"left out {escape(bad['file'])}: {escape(bad['error'])}", highlight=False, soft_wrap=True)
     what = "streamed (read, model and host)" if result.streamed else "host post-processing"
     out.print(f"{what} {result.host_ms_per_image['wall']:.1f} ms/image; results in {escape(result.results_dir)}")
+    if result.pictures:
+        out.print(f"{len(result.pictures)} pictures (PR curves, per-class AP, confusion matrix, scores) in "
+                  f"{escape(result.results_dir)}; all of it in one page: `yedge report`")
+
+
+def _per_class(rows: list[dict]) -> None:
+    """The classes with ground truth, most instances first."""
+    table = Table(title="per-class AP (points; IoU 0.5:0.95 and 0.5)", title_justify="left")
+    for column in ("class", "instances", "box AP", "box AP50", "mask AP", "mask AP50"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for row in sorted((r for r in rows if r["instances"]), key=lambda r: -r["instances"]):
+        table.add_row(escape(row["name"]), str(row["instances"]),
+                      *(_num(row[k]) for k in ("box_AP", "box_AP50", "mask_AP", "mask_AP50")))
+    out.print(table)
 
 
 @_renders("BenchResult")
@@ -196,7 +212,7 @@ def _bench(result) -> None:
         err.print(f"[yellow]skipped[/] {escape(line)}")
 
 
-def _ms(value: float | None) -> str:
+def _num(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
 
 
@@ -208,8 +224,8 @@ def _bench_rows(result) -> None:
         table.add_column(column, justify="right")
     for row in result.rows:
         table.add_row(str(row.batch_size), str(row.loops), f"{row.throughput:.1f}",
-                      _ms(row.latency_mean_ms), _ms(row.latency_p50_ms), _ms(row.latency_p90_ms),
-                      _ms(row.latency_p99_ms), *((_ms(row.h2d_mean_ms), _ms(row.d2h_mean_ms)) if copies else ()))
+                      _num(row.latency_mean_ms), _num(row.latency_p50_ms), _num(row.latency_p90_ms),
+                      _num(row.latency_p99_ms), *((_num(row.h2d_mean_ms), _num(row.d2h_mean_ms)) if copies else ()))
     out.print(table)
 
 
@@ -243,7 +259,7 @@ def _bench_precisions(result) -> None:
         share, found_map = agreement.get("matched_share"), agreement.get("map_other")
         table.add_row(entry.backend, entry.precision, f"{entry.size_mb:.0f}",
                       *(f"{rates[b].throughput:.1f}" if b in rates else "—" for b in sizes),
-                      _ms(first.latency_p50_ms if first else None), _ms(first.latency_p99_ms if first else None),
+                      _num(first.latency_p50_ms if first else None), _num(first.latency_p99_ms if first else None),
                       f"{agreement['worst_cosine']:.5f}" if agreement else "—",
                       "—" if share is None else f"{share:.1%}", "—" if found_map is None else f"{found_map:.2f}")
     out.print(table)

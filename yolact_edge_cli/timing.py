@@ -7,6 +7,10 @@ import contextlib
 import time
 from collections.abc import Iterator, Mapping
 
+# what a report of stages adds after them, summing or dividing them: not a stage of its own
+HOST_TOTAL, WALL, IMAGES_PER_SECOND = "host_total", "wall", "images_per_second"
+SUMMARIES = (HOST_TOTAL, WALL, IMAGES_PER_SECOND)
+
 
 class StageTimes(dict[str, float]):
     @contextlib.contextmanager

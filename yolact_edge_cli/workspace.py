@@ -34,6 +34,13 @@ OM_STEM = "yolact_edge"
 BBOX_RESULTS, MASK_RESULTS, METRICS = "bbox_detections.json", "mask_detections.json", "metrics.json"
 STREAM_RUN = "stream"  # the run name of streaming eval (it has no outputs/<run> folder)
 CONTACT_SHEET = "contact_sheet.png"  # show's, beside its pictures
+# eval's pictures in results/<run>/ (docs/pictures.md), and the arrays they are drawn from
+PR_PNG = {"bbox": "pr_bbox.png", "segm": "pr_segm.png"}
+PER_CLASS_AP_PNG, CONFUSION_PNG, SCORES_PNG = "per_class_ap.png", "confusion_matrix.png", "score_distribution.png"
+CURVES_DATA = "pr_curves.npz"
+# bench's pictures beside results/bench.json
+BENCH_THROUGHPUT_PNG, BENCH_LATENCY_PNG, BENCH_STAGES_PNG = "bench_throughput.png", "bench_latency.png", \
+    "bench_stages.png"
 
 
 def _file_mode() -> int:
@@ -162,6 +169,7 @@ class Workspace:
     # ais_bench's --output in CLI mode: it re-modes that folder, so it gets one of its own
     ais_bench_staging = property(lambda self: self.outputs_dir / ".ais_bench")
     bench_log = property(lambda self: self.results_dir / "bench.json")
+    report = property(lambda self: self.results_dir / "report.html")  # yedge report
     vis_dir = property(lambda self: self.results_dir / "vis")
     predict_dir = property(lambda self: self.root / "predict")  # predict's folders, one per run
 

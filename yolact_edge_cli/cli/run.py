@@ -18,6 +18,7 @@ from ..options import (
     HalfFlag,
     KeyframeIntervalOption,
     ModelOption,
+    NoPlots,
     NumImages,
     PrecisionOption,
     RayAddressOption,
@@ -118,6 +119,8 @@ def evaluate(
     max_images: int | None = typer.Option(None, "--max-images", min=1, help="Only the first N images."),
     workers: Workers = None,
     fast_eval: bool = flag("--fast-eval", help="Use faster-coco-eval if installed."),
+    no_plots: NoPlots = False,
+    per_class: bool = flag("--per-class", help="Print the per-class AP table too (--json always holds it)."),
     allow_missing: bool = flag("--allow-missing", help="Evaluate only images that have outputs."),
     min_map: float | None = typer.Option(None, "--min-map", min=0.0, max=100.0, help="Fail (exit 5) "
                                             "when YOLACT's 'all' mAP of --map-kind is below this (points)."),
@@ -159,11 +162,14 @@ def evaluate(
                                     weights=weights, nms=nms.value, score_threshold=score_threshold,
                                     max_images=max_images, workers=workers, fast_eval=fast_eval,
                                     engine=engine.value, ray=ray, skip_bad=skip_bad,
-                                    precision=precision_of(precision, False), keyframe_interval=keyframe_interval)
+                                    precision=precision_of(precision, False), keyframe_interval=keyframe_interval,
+                                    pictures=not no_plots)
     else:
         result = step.run(settings.workspace, outputs=outputs, annotations=annotations, weights=weights,
                           nms=nms.value, score_threshold=score_threshold, max_images=max_images,
-                          workers=workers, fast_eval=fast_eval, allow_missing=allow_missing)
+                          workers=workers, fast_eval=fast_eval, allow_missing=allow_missing,
+                          pictures=not no_plots)
+    result.print_per_class = per_class
     emit_then_fail(settings, result, failure(lambda: gates.check(result)))
 
 
@@ -203,6 +209,7 @@ def bench(
     precisions: str | None = typer.Option(None, "--precisions", help="With --backends: e.g. "
                                           "fp32,bf16,int8 (int8 needs `yedge quantize`) \\[default: fp32]."),
     keyframe_interval: KeyframeIntervalOption = None,
+    no_plots: NoPlots = False,
 ) -> None:
     """Measure throughput and latency per batch size (results appended to results/bench.json);
     with --backends/--precisions, one table of every pair's speed and agreement with fp32. A
@@ -217,7 +224,7 @@ def bench(
     if table is not None:
         result = step.run_precisions(settings.workspace, backends=table[0], precisions=table[1], device=device,
                                      batch_sizes=sizes, loop=loop, warmup=warmup, max_seconds=max_seconds,
-                                     images=num_images)
+                                     images=num_images, pictures=not no_plots)
         emit_then_fail(settings, result, failure(lambda: step.table_ran(result)))
         return
     ray = ray_settings(engine, ray_address, replicas, replica_resources, streaming=stream,
@@ -227,7 +234,8 @@ def bench(
                           precision=precision_of(precision, half), batch_sizes=sizes, loop=loop, warmup=warmup,
                           max_seconds=max_seconds, stages=stages, images=num_images,
                           ais_bench=ais_bench.value, stream=stream, workers=workers, compiled=compiled,
-                          engine=engine.value, ray=ray, keyframe_interval=keyframe_interval)
+                          engine=engine.value, ray=ray, keyframe_interval=keyframe_interval,
+                          pictures=not no_plots)
     except KeyboardInterrupt:
         raise Interrupted("interrupted before any measurement finished; nothing was written to "
                           "results/bench.json") from None

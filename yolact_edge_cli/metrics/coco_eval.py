@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EnvironmentProblem
+from .curves import AREA_ALL, Curves
 
 STAT_NAMES = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
               "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large")
@@ -32,8 +33,9 @@ def _classes(fast: bool):
 
 
 def evaluate(annotations: Path, results: dict[str, Path], image_ids: list[int],
-             fast: bool = False) -> dict[str, dict]:
-    """{'bbox'|'segm': {'stats': [12 numbers], 'summary': pycocotools' printed lines}}."""
+             fast: bool = False, curves: dict[str, Curves] | None = None) -> dict[str, dict]:
+    """{'bbox'|'segm': {'stats': [12 numbers], 'summary': pycocotools' printed lines}}; each
+    IoU type's `Curves` into `curves` when given (none for a type without detections)."""
     coco_cls, eval_cls = _classes(fast)
     out = {}
     with contextlib.redirect_stdout(io.StringIO()):
@@ -53,6 +55,8 @@ def evaluate(annotations: Path, results: dict[str, Path], image_ids: list[int],
             evaluator.summarize()
         lines = [line for line in printed.getvalue().splitlines() if "Average" in line]
         out[iou_type] = {"stats": [float(s) for s in evaluator.stats[:12]], "summary": "\n".join(lines)}
+        if curves is not None:
+            curves[iou_type] = Curves.read(evaluator, iou_type)
     return out
 
 
@@ -115,8 +119,9 @@ class ImageByImage:
             results.createIndex()
         return results
 
-    def stats(self) -> dict[str, dict]:
-        """{'bbox'|'segm': {'stats': [12 numbers], 'summary': pycocotools' printed lines}}."""
+    def stats(self, curves: dict[str, Curves] | None = None) -> dict[str, dict]:
+        """{'bbox'|'segm': {'stats': [12 numbers], 'summary': pycocotools' printed lines}}; each
+        IoU type's `Curves` into `curves` when given, as `evaluate` gives them."""
         from pycocotools.cocoeval import COCOeval
 
         out = {}
@@ -137,6 +142,9 @@ class ImageByImage:
                 evaluator.summarize()
             lines = [line for line in printed.getvalue().splitlines() if "Average" in line]
             out[iou_type] = {"stats": [float(s) for s in evaluator.stats[:12]], "summary": "\n".join(lines)}
+            if curves is not None:
+                curves[iou_type] = Curves.read(evaluator, iou_type, matches=[
+                    record[:3] for (_, _, area), record in kept.items() if area == AREA_ALL])
         return out
 
 

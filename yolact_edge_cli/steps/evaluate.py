@@ -9,10 +9,11 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import plots
 from ..choices import Engine, Nms
 from ..console import progress_bar
 from ..data import binio
@@ -20,7 +21,8 @@ from ..data.coco import image_info, load_coco, require_images, require_label_set
 from ..errors import InputError, UsageError
 from ..host import HOST_STAGES, HostPipeline, HostSpec
 from ..metrics import coco_eval
-from ..model.config import CONFIGS, KEYFRAME_INTERVAL
+from ..metrics.curves import Curves, per_class_table
+from ..model.config import CONFIGS, KEYFRAME_INTERVAL, LabelSet
 from ..model.contract import output_shapes
 from ..parallel import process_pool
 from ..provenance import check_same_inputs, read_run
@@ -29,6 +31,7 @@ from ..resolve import annotations_for, host_spec
 from ..timing import StageTimes
 from ..workspace import (
     BBOX_RESULTS,
+    CURVES_DATA,
     MASK_RESULTS,
     METRICS,
     STREAM_RUN,
@@ -68,9 +71,15 @@ class EvalResult:
     # decoded size is not their annotation's (prep's record of the same names)
     bad: list[dict] = field(default_factory=list)
     size_mismatches: list[dict] = field(default_factory=list)
+    # per class: instances, box and mask AP (metrics/curves.py per_class_table); the pictures drawn
+    per_class: list[dict] = field(default_factory=list)
+    pictures: list[str] = field(default_factory=list)
+    print_per_class: bool = False  # --per-class: the table drawn for people too (JSON always holds it)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        fields = asdict(self)
+        del fields["print_per_class"]
+        return fields
 
 
 @dataclass(frozen=True)
@@ -126,9 +135,12 @@ def _process(task: tuple[int, int]):
 def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None = None,
         weights: Path | None = None, config: str | None = None, nms: str = "fast",
         score_threshold: float = 0.0, max_images: int | None = None, workers: int | None = None,
-        fast_eval: bool = False, allow_missing: bool = False) -> EvalResult:
+        fast_eval: bool = False, allow_missing: bool = False, pictures: bool = True) -> EvalResult:
+    """Pictures (docs/pictures.md) are drawn into the run's results folder unless `pictures` is off."""
     if nms not in Nms.values():
         raise UsageError(f"unknown NMS {nms!r}", hint="use --nms fast or --nms traditional")
+    if pictures:
+        plots.require()
     for option, value in (("--max-images", max_images), ("--workers", workers)):
         if value is not None and value < 1:
             raise UsageError(f"{option} must be at least 1, got {value}", hint=f"drop {option} for the default")
@@ -167,7 +179,8 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     require_label_set(coco, CONFIGS[spec.config].labels, job.annotations)
 
     with contextlib.ExitStack() as stack:
-        evaluation = Evaluation(stack, ws, run_dir.name, coco, STAGES, by_image=False, fast_eval=fast_eval)
+        evaluation = Evaluation(stack, ws, run_dir.name, coco, STAGES, by_image=False, fast_eval=fast_eval,
+                                pictures=pictures)
         advance = stack.enter_context(progress_bar(len(tasks), f"eval {len(tasks)} images ({layout} layout, "
                                                                f"{nms} NMS)"))
         advance(0)
@@ -222,7 +235,8 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
                   score_threshold: float = 0.0, max_images: int | None = None, workers: int | None = None,
                   fast_eval: bool = False, run_name: str = STREAM_RUN, engine: str = Engine.LOCAL.value,
                   ray: RaySettings | None = None, skip_bad: bool = False,
-                  precision: str | None = None, keyframe_interval: int | None = None) -> EvalResult:
+                  precision: str | None = None, keyframe_interval: int | None = None,
+                  pictures: bool = True) -> EvalResult:
     """prep → infer → eval in one pass (one engine, stream.engine): the same images in the same order,
     the same COCO result files and metrics, with no `.bin` inputs or raw outputs on disk. The
     results are written to their JSON files as they come, so memory stays flat. Annotations of
@@ -238,6 +252,8 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
 
     if nms not in Nms.values():
         raise UsageError(f"unknown NMS {nms!r}", hint="use --nms fast or --nms traditional")
+    if pictures:
+        plots.require()
     if images is None:
         images = Path(ws.need(PrepRecord, "images to stream", "yedge eval --images DIR --annotations FILE").images)
     if not Path(images).is_dir():
@@ -287,7 +303,8 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     runner = engine_for(ws, engine, ray, backend=backend, device=device, workers=workers)
     with contextlib.ExitStack() as stack:
         # COCOeval image by image as results come (memory stays flat); faster-coco-eval reads the files
-        evaluation = Evaluation(stack, ws, run_name, coco, STREAM_STAGES, by_image=not fast_eval, fast_eval=fast_eval)
+        evaluation = Evaluation(stack, ws, run_name, coco, STREAM_STAGES, by_image=not fast_eval, fast_eval=fast_eval,
+                                pictures=pictures)
         advance = stack.enter_context(progress_bar(len(ids), f"eval {len(ids)} images streamed ({nms} NMS)"))
         run = stack.enter_context(runner.open(recipe_for(ws, choice, device, batch_size, keyframe_interval),
                                               host_for))
@@ -369,10 +386,12 @@ class Evaluation:
     """What file and streaming eval share, one image at a time: `add` writes the image's COCO
     entries to the result files as they come (byte for byte `json.dumps` of the whole list, under
     temporary names until the stack closes), adds its YOLACT matches and stage times and, when
-    `by_image`, runs COCOeval on that image alone; `coco_stats` gives COCOeval's figures."""
+    `by_image`, runs COCOeval on that image alone, and adds it to the confusion matrix;
+    `coco_stats` gives COCOeval's figures and the curves the pictures are drawn from."""
 
     def __init__(self, stack: contextlib.ExitStack, ws: Workspace, run_name: str, coco, stages: tuple[str, ...],
-                 *, by_image: bool, fast_eval: bool):
+                 *, by_image: bool, fast_eval: bool, pictures: bool):
+        from ..metrics.confusion import ConfusionMatrix
         from ..metrics.yolact_ap import APAccumulator
 
         self.run_results = ws.run_results(run_name)
@@ -385,6 +404,10 @@ class Evaluation:
         self.fast_eval = fast_eval
         self.totals = StageTimes(dict.fromkeys([*stages, *(["cocoeval"] if by_image else [])], 0.0))
         self.evaluated: list[int] = []
+        self.coco = coco
+        self.confusion = ConfusionMatrix(sorted(coco.getCatIds()))
+        self.instances: dict[int, int] = {}  # non-crowd ground truth per category of the evaluated images
+        self.pictures = pictures
 
     def add(self, image_id: int, bbox: list[dict], mask: list[dict], matches, times: dict[str, float]) -> None:
         self.evaluated.append(image_id)
@@ -394,21 +417,48 @@ class Evaluation:
             with self.totals.time("cocoeval"):
                 self.by_image.add(image_id, {"bbox": bbox, "segm": mask})
         self.accumulator.add(matches)
+        truths = self.coco.imgToAnns.get(image_id, [])
+        for truth in truths:
+            if not truth.get("iscrowd", 0):
+                self.instances[truth["category_id"]] = self.instances.get(truth["category_id"], 0) + 1
+        self.confusion.add(truths, bbox)
         self.totals.add(times)
 
-    def coco_stats(self, annotations: str) -> dict:
-        """COCOeval's figures: gathered image by image, else over the written files."""
+    def coco_stats(self, annotations: str, curves: dict[str, Curves]) -> dict:
+        """COCOeval's figures, and its curves into `curves`: gathered image by image, else over
+        the written files."""
         if self.by_image is not None:
-            return self.by_image.stats()
-        return coco_eval.evaluate(Path(annotations), self.paths, self.evaluated, fast=self.fast_eval)
+            return self.by_image.stats(curves)
+        return coco_eval.evaluate(Path(annotations), self.paths, self.evaluated, fast=self.fast_eval, curves=curves)
+
+    def draw(self, curves: dict[str, Curves], labels: LabelSet) -> tuple[list[dict], list[Path]]:
+        """The per-class table; the curves' arrays and the confusion matrix beside the results
+        (CURVES_DATA), and the pictures unless they are off."""
+        names = dict(zip(labels.category_ids, labels.names))
+        rows = per_class_table(curves, names, self.instances)
+        arrays: dict[str, Any] = {"confusion": self.confusion.counts,
+                                         "confusion_category_ids": np.asarray(self.confusion.category_ids)}
+        arrays |= {f"{t}_precision": c.precision for t, c in curves.items()}
+        for c in curves.values():  # the same for both IoU types
+            arrays |= {"recall_thresholds": c.recall_thresholds, "iou_thresholds": c.iou_thresholds,
+                       "category_ids": np.asarray(c.category_ids)}
+        with atomic_path(self.run_results / CURVES_DATA) as tmp, open(tmp, "wb") as file:
+            np.savez_compressed(file, **arrays)
+        drawn = plots.eval_pictures(self.run_results, curves, rows, self.confusion, names, self.instances) \
+            if self.pictures else []
+        plots.remove_stale(self.run_results, drawn)
+        return rows, drawn
 
 
 def _finish(ws: Workspace, evaluation: Evaluation, result: EvalResult, record: EvalRecord, *, annotations: str,
             spec: HostSpec, provenance: dict, outputs: str, workers: int, started: float) -> EvalResult:
-    """COCOeval's figures, metrics.json, the latest copies, the manifest."""
-    coco = evaluation.coco_stats(annotations)
+    """COCOeval's figures, the pictures, metrics.json, the latest copies, the manifest."""
+    curves: dict[str, Curves] = {}
+    coco = evaluation.coco_stats(annotations, curves)
     results_paths, run_results, evaluated_ids = dict(evaluation.paths), evaluation.run_results, evaluation.evaluated
     result.coco = coco
+    result.per_class, drawn = evaluation.draw(curves, CONFIGS[spec.config].labels)
+    result.pictures = [ws.relative(path) for path in drawn]
     result.seconds = round(time.perf_counter() - started, 2)
     result.results_dir = str(run_results)
     metrics = {**result.to_dict(), "provenance": {

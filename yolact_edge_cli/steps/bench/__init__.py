@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ... import plots
 from ...backends.temporal import TemporalSession
 from ...choices import Backend, Engine, Precision
 from ...errors import UsageError
@@ -35,9 +36,12 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         warmup: int = 10, max_seconds: float = 60.0, stages: bool = False,
         images: int = 10, ais_bench: str = "auto", stream: bool = False,
         workers: int | None = None, compiled: bool = False, engine: str = Engine.LOCAL.value,
-        ray: RaySettings | None = None, keyframe_interval: int | None = None) -> BenchResult:
+        ray: RaySettings | None = None, keyframe_interval: int | None = None, pictures: bool = True) -> BenchResult:
     """A video model's inference bench also times its two passes and its keyframe schedule at
-    `keyframe_interval` (bench/video.py)."""
+    `keyframe_interval` (bench/video.py). Every run is drawn beside results/bench.json unless
+    `pictures` is off."""
+    if pictures:
+        plots.require()
     backend = choose_backend(backend, model)
     if loop < 1 or warmup < 0:
         raise UsageError("--loop must be ≥ 1 and --warmup ≥ 0", hint="e.g. --loop 100 --warmup 10")
@@ -53,13 +57,13 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         result.stages_ms = run_stream(ws, engine_for(ws, engine, ray, backend=backend, device=device,
                                                           workers=result.workers or 1),
                                    recipe_for(ws, choice, device, batch), images)
-        append(ws, result)
+        append(ws, result, pictures)
         return result
     if backend == Backend.ASCEND.value:
         if stages:
             raise UsageError("--stages runs on the host backends", hint="use --backend onnxruntime or torch")
         result = run_ascend(ws, model, device, batch_sizes, loop, warmup, max_seconds, ais_bench)
-        append(ws, result)
+        append(ws, result, pictures)
         return result
     if precision is not None:
         check_precision(backend, device, precision)
@@ -86,5 +90,5 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         sweep(result, sizes, lambda batch: time_batch(session, batch, loop, warmup, max_seconds))
         if isinstance(session, TemporalSession) and not result.interrupted:
             result.video = asdict(time_video(session, loop, warmup, max_seconds))
-    append(ws, result)
+    append(ws, result, pictures)
     return result

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ... import plots
 from ...backends import RunTimes, timed_run
 from ...console import progress_bar
 from ...records import BenchRecord
@@ -68,6 +69,7 @@ class BenchResult:
     precisions: list[PrecisionRow] = field(default_factory=list)  # --backends/--precisions
     check_images: int = 0  # prepared images each precision row was compared with fp32 on
     video: dict | None = None  # a video model's passes and schedule (video.VideoTimes)
+    pictures: list[str] = field(default_factory=list)  # drawn from every run of results/bench.json
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -153,12 +155,16 @@ def time_batch(session, batch: int, loop: int, warmup: int, max_seconds: float) 
                           mean_of([r.d2h_ms for r in runs]))
 
 
-def append(ws: Workspace, result: BenchResult) -> None:
-    """Each run is appended to results/bench.json, with what produced it."""
+def append(ws: Workspace, result: BenchResult, pictures: bool) -> None:
+    """Each run is appended to results/bench.json, with what produced it; then, unless
+    `pictures` is off, every run there is drawn beside it (docs/pictures.md §4)."""
     path = ws.bench_log
     runs = json.loads(path.read_text()) if path.exists() else []
     runs.append({**result.to_dict(), "versions": versions(),
                  "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    del runs[-1]["pictures"]
     atomic_write_text(path, json.dumps(runs, indent=2) + "\n")
     ws.save(BenchRecord(model=result.model, model_sha256=result.model_sha256, backend=result.backend,
                         device=result.device, mode=result.mode, log=ws.relative(path), runs=len(runs)))
+    if pictures:
+        result.pictures = [ws.relative(p) for p in plots.bench_pictures(ws.results_dir, runs)]

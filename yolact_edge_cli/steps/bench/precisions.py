@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import plots
 from ...backends import resolve_backend
 from ...choices import Backend, Engine, Precision
 from ...console import stage
@@ -21,13 +22,16 @@ from .common import BenchResult, BenchRow, PrecisionRow, append, time_batch
 
 def run_precisions(ws: Workspace, *, backends: tuple[str, ...], precisions: tuple[str, ...],
                    device: str = "cpu", batch_sizes: tuple[int, ...] | None = None, loop: int = 100,
-                   warmup: int = 10, max_seconds: float = 60.0, images: int = 10) -> BenchResult:
+                   warmup: int = 10, max_seconds: float = 60.0, images: int = 10,
+                   pictures: bool = True) -> BenchResult:
     """One table of speed against accuracy: every (backend, precision) pair asked for, timed as
     the inference mode times one model, and compared with onnxruntime fp32 on the first
     `images` prepared inputs (each output's cosine, float32's confident detections matched,
     and with annotations the box mAP of each). A pair this machine lacks is a refused row."""
     from ...errors import YedgeError
 
+    if pictures:
+        plots.require()
     if loop < 1 or warmup < 0:
         raise UsageError("--loop must be ≥ 1 and --warmup ≥ 0", hint="e.g. --loop 100 --warmup 10")
     backends = tuple(resolve_backend(b) if b == Backend.AUTO.value else b for b in backends)
@@ -67,7 +71,7 @@ def run_precisions(ws: Workspace, *, backends: tuple[str, ...], precisions: tupl
                 row.status, row.reason = "failed", exc.one_line()
             except Exception as exc:  # a runtime's own error: the row says it, the others still run
                 row.status, row.reason = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-    append(ws, result)
+    append(ws, result, pictures)
     return result
 
 

@@ -14,7 +14,7 @@ from ...errors import InputError
 from ...host import HOST_STAGES, HostPipeline, sustained_rate
 from ...records import PrepRecord
 from ...resolve import annotations_for, host_spec, model_outputs
-from ...timing import StageTimes
+from ...timing import HOST_TOTAL, StageTimes
 from ...workspace import Workspace
 
 
@@ -61,5 +61,5 @@ def run_stages(ws: Workspace, session, source: Path, images: int, workers: int) 
             rates = {f"{n} worker{'s' if n > 1 else ''}": round(sustained_rate(
                 replace(spec, threads=max(1, cores // n)), saved, n), 2) for n in sorted({1, workers})}
     stages = totals.ms_per(len(ids))
-    stages["host_total"] = round(sum(stages[k] for k in HOST_STAGES), 2)
+    stages[HOST_TOTAL] = round(sum(stages[k] for k in HOST_STAGES), 2)
     return stages, rates

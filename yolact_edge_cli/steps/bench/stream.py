@@ -15,7 +15,7 @@ from ...host import HOST_STAGES
 from ...records import PrepRecord
 from ...resolve import annotations_for, host_spec
 from ...stream.items import Item
-from ...timing import StageTimes
+from ...timing import IMAGES_PER_SECOND, WALL, StageTimes
 from ...workspace import Workspace
 
 if TYPE_CHECKING:
@@ -61,6 +61,6 @@ def run_stream(ws: Workspace, engine: streaming.Engine, recipe: SessionRecipe, i
             advance(1)
     wall = time.perf_counter() - started
     stages = totals.ms_per(len(items))
-    stages["wall"] = round(wall / len(items) * 1000, 2)
-    stages["images_per_second"] = round(len(items) / wall, 2)
+    stages[WALL] = round(wall / len(items) * 1000, 2)
+    stages[IMAGES_PER_SECOND] = round(len(items) / wall, 2)
     return stages
