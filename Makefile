@@ -23,7 +23,7 @@ DEMO_WS ?= demo-workspace
 DEMO_WEIGHTS = $(DEMO_WS)/random_r50_seed0.pth
 DEMO_DATA := tests/data
 
-.PHONY: install lint test test-fast demo export prep infer eval bench show doctor clean
+.PHONY: install lint test test-fast demo export prep infer eval bench show report doctor readme-pictures clean
 
 install: $(VENV)/.installed
 
@@ -33,7 +33,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test,ray,openvino,track]'
+	$(BIN)/pip install -q -e '.[test,ray,openvino,track,plots]'
 	touch $@
 
 lint: install
@@ -50,7 +50,7 @@ test-fast: install
 
 demo: install
 	$(YEDGE) -w "$(DEMO_WS)" random-weights -o "$(DEMO_WEIGHTS)"
-	$(MAKE) --no-print-directory export prep infer eval bench show WS="$(DEMO_WS)" WEIGHTS="$(DEMO_WEIGHTS)" \
+	$(MAKE) --no-print-directory export prep infer eval bench show report WS="$(DEMO_WS)" WEIGHTS="$(DEMO_WEIGHTS)" \
 		IMAGES="$(DEMO_DATA)" ANNOTATIONS="$(DEMO_DATA)/golden/eval_mini/instances_mini.json" LOOP=5
 	@echo
 	@echo "The weights are RANDOM (mAP ≈ 0 on real data); the two sample photos were annotated from"
@@ -77,8 +77,15 @@ bench: install
 show: install
 	$(YEDGE) -w "$(WS)" show --gt --score-threshold 0.4
 
+report: install
+	$(YEDGE) -w "$(WS)" report
+
 doctor: install
 	$(YEDGE) -w "$(WS)" doctor
+
+# the README's pictures, from the demo's workspace (needs Chromium: apt-get install chromium)
+readme-pictures: demo
+	$(BIN)/python docs/readme_pictures.py "$(DEMO_WS)"
 
 clean:
 	rm -rf "$(DEMO_WS)" .pytest_cache

@@ -7,7 +7,6 @@ import json
 
 import cv2
 import numpy as np
-import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -154,9 +153,11 @@ def test_eval_draws_its_pictures_from_the_arrays_it_keeps(prepared, tmp_path):
     assert not [n for n in names if (folder / n).exists()]  # the earlier eval's pictures are gone
 
 
-def test_eval_without_matplotlib_stops_before_any_work(monkeypatch, tmp_path):
+def test_without_matplotlib_eval_gives_its_numbers_and_says_why_no_pictures(prepared, tmp_path, monkeypatch, capsys):
     import builtins
 
+    ws = prepared(tmp_path / "ws", "yolact_edge_mobilenetv2_config")
+    with_pictures = evaluate.run(ws, workers=1)
     real_import = builtins.__import__
 
     def no_matplotlib(name, *args, **kwargs):
@@ -165,12 +166,10 @@ def test_eval_without_matplotlib_stops_before_any_work(monkeypatch, tmp_path):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    from yolact_edge_cli.errors import EnvironmentProblem
-    from yolact_edge_cli.workspace import Workspace
-
-    with pytest.raises(EnvironmentProblem, match="matplotlib") as failure:
-        evaluate.run(Workspace(tmp_path / "empty"))
-    assert "--no-plots" in failure.value.hint
+    without = evaluate.run(ws, workers=1)
+    assert without.coco == with_pictures.coco and without.per_class == with_pictures.per_class
+    assert without.pictures == [] and not (ws.run_results("onnxruntime") / CONFUSION_PNG).exists()
+    assert "matplotlib is not installed" in capsys.readouterr().err
 
 
 BENCH_RUNS = [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EnvironmentProblem
+from .console import err
 from .metrics.confusion import CONFUSION_IOU, CONFUSION_SCORE, ConfusionMatrix
 from .metrics.curves import Curves
 from .timing import SUMMARIES
@@ -27,13 +27,16 @@ TOP_CLASSES = 10  # the PR curves draw the classes with the most ground truth, o
 IOU_TYPE_WORDS = {"bbox": "box", "segm": "mask"}
 
 
-def require() -> None:
-    """Fail before any work when pictures are asked for and matplotlib is missing."""
+def available() -> bool:
+    """Whether pictures can be drawn; when not, says so once on stderr and the step goes on
+    without them (the numbers never depend on matplotlib)."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise EnvironmentProblem("matplotlib is not installed: eval and bench draw their results with it",
-                                 hint="pip install 'yedge[plots]', or pass --no-plots") from None
+        err.print("[yellow]warning:[/] no pictures: matplotlib is not installed (pip install 'yedge[plots]'; "
+                  "--no-plots silences this)", highlight=False, soft_wrap=True)
+        return False
+    return True
 
 
 def _pyplot():

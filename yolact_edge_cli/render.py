@@ -193,6 +193,13 @@ def _per_class(rows: list[dict]) -> None:
     out.print(table)
 
 
+@_renders("ReportResult")
+def _report(result) -> None:
+    held = ", ".join(f"{key} {count}" for key, count in result.sections.items())
+    out.print(f"wrote {escape(result.path)} ({result.bytes / 1e6:.1f} MB, {result.pictures} pictures; "
+              f"tables and pictures per section: {held}); it opens in any browser, offline", soft_wrap=True)
+
+
 @_renders("BenchResult")
 def _bench(result) -> None:
     if result.mode == "precisions":

@@ -135,6 +135,15 @@ def versions() -> dict[str, str]:
     return found
 
 
+def append_to_log(path: Path, entry: dict) -> list[dict]:
+    """A run appended to a JSON list of runs (bench.json, compare.json) with the versions and the
+    time it ran, written atomically; every run the log holds now."""
+    runs = json.loads(path.read_text()) if path.exists() else []
+    runs.append({**entry, "versions": versions(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    atomic_write_text(path, json.dumps(runs, indent=2) + "\n")
+    return runs
+
+
 def plain_name(name: str, option: str) -> str:
     """A folder name of the workspace's own: not a path that leaves its folder."""
     if not name or name in (".", "..") or "/" in name or "\\" in name:
@@ -169,6 +178,7 @@ class Workspace:
     # ais_bench's --output in CLI mode: it re-modes that folder, so it gets one of its own
     ais_bench_staging = property(lambda self: self.outputs_dir / ".ais_bench")
     bench_log = property(lambda self: self.results_dir / "bench.json")
+    compare_log = property(lambda self: self.results_dir / "compare.json")
     report = property(lambda self: self.results_dir / "report.html")  # yedge report
     vis_dir = property(lambda self: self.results_dir / "vis")
     predict_dir = property(lambda self: self.root / "predict")  # predict's folders, one per run

@@ -1,4 +1,4 @@
-"""The commands that look at what was made: doctor, compare, show; and random-weights."""
+"""The commands that look at what was made: doctor, compare, show, report; and random-weights."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,7 +29,7 @@ def doctor(
     raise typer.Exit(result.exit_code)
 
 
-@command()
+@command(locks=True)
 def compare(
     ctx: typer.Context,
     a: Path = typer.Argument(..., help="A model (.onnx, .pth, .om) or an outputs/<run> folder."),
@@ -77,6 +77,22 @@ def show(
     result = step.run(settings.workspace, images=num_images, ids=chosen, score_threshold=score_threshold,
                       gt=gt, out=output)
     emit(result, settings.json)
+
+
+@command(locks=True)
+def report(
+    ctx: typer.Context,
+    no_doctor: bool = flag("--no-doctor", help="Leave out doctor's checks of this machine."),
+) -> None:
+    """Write results/report.html: one self-contained page (no network needed) with the models and
+    their provenance, every eval run with its tables and pictures, bench and compare runs side by
+    side, show's contact sheet and doctor's findings."""
+    from ..steps import doctor
+    from ..steps import report as step
+
+    settings: Settings = ctx.obj
+    checks = None if no_doctor else doctor.run(settings.workspace).to_dict()
+    emit(step.run(settings.workspace, checks), settings.json)
 
 
 @command("random-weights", interrupted="interrupted; nothing was written: rerun it")

@@ -22,7 +22,7 @@ from ..model.contract import output_names, output_shapes
 from ..provenance import Origin, check_same_inputs, model_origin, read_run
 from ..records import ConvertRecord, ExportRecord, PrepRecord
 from ..resolve import annotations_for, file_precision, host_spec, in_process
-from ..workspace import Workspace
+from ..workspace import Workspace, append_to_log
 
 
 @dataclass
@@ -210,6 +210,8 @@ def run(ws: Workspace, a: Path, b: Path, *, inputs: int = 4, atol: float = 1e-4,
         mask_ious += masks
     result.detections = {**totals, "mean_box_iou": float(np.mean(box_ious)) if box_ious else 0.0,
                          "mean_mask_iou": float(np.mean(mask_ious)) if mask_ious else 0.0}
+    append_to_log(ws.compare_log, {**result.to_dict(), "atol": atol, "rtol": rtol,
+                                   "a_backend": runner_a.backend, "b_backend": runner_b.backend})
     return result
 
 

@@ -139,8 +139,7 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     """Pictures (docs/pictures.md) are drawn into the run's results folder unless `pictures` is off."""
     if nms not in Nms.values():
         raise UsageError(f"unknown NMS {nms!r}", hint="use --nms fast or --nms traditional")
-    if pictures:
-        plots.require()
+    pictures = pictures and plots.available()
     for option, value in (("--max-images", max_images), ("--workers", workers)):
         if value is not None and value < 1:
             raise UsageError(f"{option} must be at least 1, got {value}", hint=f"drop {option} for the default")
@@ -252,8 +251,7 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
 
     if nms not in Nms.values():
         raise UsageError(f"unknown NMS {nms!r}", hint="use --nms fast or --nms traditional")
-    if pictures:
-        plots.require()
+    pictures = pictures and plots.available()
     if images is None:
         images = Path(ws.need(PrepRecord, "images to stream", "yedge eval --images DIR --annotations FILE").images)
     if not Path(images).is_dir():

@@ -2,7 +2,6 @@
 and appending a run to results/bench.json."""
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -12,7 +11,7 @@ from ... import plots
 from ...backends import RunTimes, timed_run
 from ...console import progress_bar
 from ...records import BenchRecord
-from ...workspace import Workspace, atomic_write_text, versions
+from ...workspace import Workspace, append_to_log
 
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32, 64)
 
@@ -159,11 +158,9 @@ def append(ws: Workspace, result: BenchResult, pictures: bool) -> None:
     """Each run is appended to results/bench.json, with what produced it; then, unless
     `pictures` is off, every run there is drawn beside it (docs/pictures.md §4)."""
     path = ws.bench_log
-    runs = json.loads(path.read_text()) if path.exists() else []
-    runs.append({**result.to_dict(), "versions": versions(),
-                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    del runs[-1]["pictures"]
-    atomic_write_text(path, json.dumps(runs, indent=2) + "\n")
+    entry = result.to_dict()
+    del entry["pictures"]  # drawn from the log, not part of it
+    runs = append_to_log(path, entry)
     ws.save(BenchRecord(model=result.model, model_sha256=result.model_sha256, backend=result.backend,
                         device=result.device, mode=result.mode, log=ws.relative(path), runs=len(runs)))
     if pictures:

@@ -30,8 +30,7 @@ def run_precisions(ws: Workspace, *, backends: tuple[str, ...], precisions: tupl
     and with annotations the box mAP of each). A pair this machine lacks is a refused row."""
     from ...errors import YedgeError
 
-    if pictures:
-        plots.require()
+    pictures = pictures and plots.available()
     if loop < 1 or warmup < 0:
         raise UsageError("--loop must be ≥ 1 and --warmup ≥ 0", hint="e.g. --loop 100 --warmup 10")
     backends = tuple(resolve_backend(b) if b == Backend.AUTO.value else b for b in backends)
