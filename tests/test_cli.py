@@ -22,6 +22,37 @@ def test_help_lists_the_steps():
             assert step in proc.stdout
 
 
+def _help_at_80_columns(command: str | None) -> str:
+    from typer.testing import CliRunner
+
+    from yolact_edge_cli.cli import app
+
+    result = CliRunner().invoke(app, [*([command] if command else []), "--help"],
+                                env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_help_shows_every_option_whole_at_80_columns():
+    """A user's terminal of 80 columns: every option's name appears whole, nothing is cut with
+    an ellipsis, and no line is wider than the terminal."""
+    import re
+
+    import typer.main
+
+    from yolact_edge_cli.cli import app
+
+    group = typer.main.get_command(app)
+    assert {"predict", "eval", "bench", "report"} <= set(group.commands)
+    for name, command in [(None, group), *sorted(group.commands.items())]:
+        text = _help_at_80_columns(name)
+        assert max(len(line) for line in text.splitlines()) <= 80, name
+        assert "…" not in text, (name, [line for line in text.splitlines() if "…" in line])
+        for param in command.params:
+            for option in (o for o in param.opts + param.secondary_opts if o.startswith("-")):
+                assert re.search(re.escape(option) + r"(?![\w-])", text), (name, option)
+
+
 def test_version():
     proc = run_cli("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"yedge {__version__}"

@@ -2,6 +2,7 @@
 inputs or raw outputs, and the very same COCO result files and metrics as prep → infer → eval."""
 import json
 
+import numpy as np
 import pytest
 
 from yolact_edge_cli.backends.onnxruntime import OrtSession
@@ -27,6 +28,12 @@ def _same_results(ws, run: str) -> None:
     assert ours["coco"] == theirs["coco"] and ours["yolact_ap"] == theirs["yolact_ap"]
     assert ours["streamed"] and not theirs["streamed"]
     assert ours["provenance"]["image_ids"] == theirs["provenance"]["image_ids"]
+    # the same pictures: drawn from the same arrays (docs/pictures.md §1)
+    assert ours["per_class"] == theirs["per_class"] and len(ours["pictures"]) == len(theirs["pictures"]) == 5
+    kept = [np.load(ws.results_dir / r / "pr_curves.npz") for r in (run, "stream")]
+    assert sorted(kept[0].files) == sorted(kept[1].files)
+    for name in kept[0].files:
+        np.testing.assert_array_equal(kept[0][name], kept[1][name], err_msg=name)
 
 
 @pytest.mark.exactness

@@ -29,19 +29,19 @@ def export(
     ctx: typer.Context,
     weights: Path = typer.Option(..., "--weights", help="YolactEdge/YOLACT .pth checkpoint (a state_dict)."),
     config: str = typer.Option("auto", "--config", help="Model config, or 'auto' to pick the one "
-                               "whose keys the checkpoint has: yolact_edge_resnet50_config, "
-                               "yolact_edge_config (ResNet-101), yolact_edge_mobilenetv2_config, "
-                               "and the video configs yolact_edge_vid_*."),
+                               "whose keys the checkpoint has: the ResNet-50, ResNet-101 "
+                               "(yolact_edge_config) and MobileNetV2 image configs and the video "
+                               "configs yolact_edge_vid_*; their names: docs/model.md §1."),
     batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Static batch dimension."),
     dynamic_batch: bool = flag("--dynamic-batch", help="Make the batch dimension dynamic."),
     opset: int | None = typer.Option(None, "--opset", min=11, help="ONNX opset \\[default: 11, what "
                                      "atc accepts; 16 for a video checkpoint, whose warp needs GridSample]."),
     layout: Layout = typer.Option(Layout.FPN, "--layout", help="fpn: P3–P7 + proto, the Ascend "
                                   "recipe's six outputs; head: loc/conf/mask/proto, heads on the device "
-                                  "too; detect: boxes/scores/classes/coefficients/count/proto, Detect "
+                                  "too; detect: boxes, scores, classes, coefficients, count and proto, Detect "
                                   "(fast NMS, top 100) on the device too, the host left with the masks."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Where to write the ONNX "
-                                          "\\[default: WORKSPACE/models/yolact_edge.onnx]."),
+                                          "\\[default: yolact_edge.onnx in the workspace's models/]."),
     check_images: list[Path] | None = typer.Option(None, "--check-image", help="Image for the "
                                                     "onnxruntime-vs-PyTorch check; repeat it for several "
                                                     "\\[default: bundled photo]."),
@@ -81,7 +81,7 @@ def quantize(
                                               "written) when INT8's box mAP on the held-out prepared "
                                               "images is more than this many points below float32's."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Where to write the INT8 ONNX "
-                                       "\\[default: WORKSPACE/models/yolact_edge_int8.onnx]."),
+                                       "\\[default: yolact_edge_int8.onnx in the workspace's models/]."),
 ) -> None:
     """Write an INT8 model (QDQ, per-channel weights) of the exported ONNX, checked against float32
     on held-out images. Run it with `--precision int8` (infer, eval, predict, bench)."""
@@ -128,7 +128,7 @@ def convert(
     precision_mode: PrecisionMode | None = typer.Option(None, "--precision-mode", help="atc's "
                                                            "--precision_mode \\[atc's default: force_fp16]."),
     atc_arg: list[str] = typer.Option([], "--atc-arg", help="Extra argument passed to atc as is "
-                                      "(repeat it), e.g. --atc-arg=--output_type=FP16."),
+                                      "(repeat it), e.g. --atc-arg=--log=info."),
     aipp: bool = flag("--aipp", help="Normalise on the device with AIPP: the .om then "
                               "takes uint8 RGB HWC pixels (prep --dtype uint8 --layout nhwc)."),
     dry_run: bool = flag("--dry-run", help="Print the atc command lines; run nothing."),

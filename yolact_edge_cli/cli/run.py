@@ -40,7 +40,7 @@ from .app import Settings, command, emit_then_fail, failure
 def predict(
     ctx: typer.Context,
     sources: list[str] = typer.Argument(..., metavar="SOURCE...", help="Image files, folders, globs "
-                                        "(quoted) and videos (mp4, avi, mov, mkv, webm …); a camera "
+                                        "(quoted) and videos (mp4, avi, mov, mkv, webm and more); a camera "
                                         "index or stream URL too."),
     model: ModelOption = None,
     weights: Path | None = typer.Option(None, "--weights", help="A checkpoint to run in PyTorch "
@@ -68,14 +68,14 @@ def predict(
     track: bool = flag("--track", help="Give each video's detections an identity across its frames "
                        "(ByteTrack; yedge\\[track]): track_id in predictions.jsonl, one colour each."),
     output: Path | None = typer.Option(None, "--output", "-o", help=r"Output folder \[default: "
-                                       "<workspace>/predict/<name>]."),
-    name: str | None = typer.Option(None, "--name", help="Folder name under <workspace>/predict "
-                                    r"\[default: the first source's name, numbered when taken: clip_2 …]."),
+                                       "predict/<name> in the workspace]."),
+    name: str | None = typer.Option(None, "--name", help="Folder name under predict/ in the workspace "
+                                    r"\[default: the first source's name, numbered when taken: clip_2, clip_3]."),
     exist_ok: bool = flag("--exist-ok", help="Write into an existing, non-empty --name or -o folder "
                           "(files of the same names are replaced)."),
-    save_images: bool = typer.Option(True, "--save-images/--no-save-images", help="Write each image drawn."),
-    save_video: bool = typer.Option(True, "--save-video/--no-save-video", help="Write each video annotated."),
-    save_json: bool = typer.Option(True, "--save-json/--no-save-json", help="Write predictions.jsonl."),
+    no_save_images: bool = flag("--no-save-images", help="Do not write the images drawn."),
+    no_save_video: bool = flag("--no-save-video", help="Do not write the videos annotated."),
+    no_save_json: bool = flag("--no-save-json", help="Do not write predictions.jsonl."),
     recursive: bool = flag("--recursive", "-r", help="Also the images and videos in sub-folders."),
     skip_bad: bool = flag("--skip-bad", help="Exit 0 even when some sources could not be read."),
     workers: Workers = None,
@@ -96,8 +96,8 @@ def predict(
     result = step.run(settings.workspace, sources, model=model, weights=weights, backend=backend.value,
                       device=device, batch_size=batch_size, score_threshold=score_threshold, top_k=top_k,
                       classes=[c for c in classes.split(",") if c.strip()] if classes else None,
-                      output=output, name=name, save_images=save_images, save_video=save_video,
-                      save_json=save_json, recursive=recursive, workers=workers, exist_ok=exist_ok,
+                      output=output, name=name, save_images=not no_save_images, save_video=not no_save_video,
+                      save_json=not no_save_json, recursive=recursive, workers=workers, exist_ok=exist_ok,
                       engine=engine.value, ray=ray_settings(engine, ray_address, replicas, replica_resources),
                       precision=precision_of(precision, False), keyframe_interval=keyframe_interval,
                       sequence=sequence, track=track,
