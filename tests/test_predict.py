@@ -105,6 +105,20 @@ def test_a_video_comes_back_annotated_frame_for_frame(workspace, tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
+def test_vid_stride_runs_every_nth_frame_and_keeps_the_sources_numbers(workspace, tmp_path):
+    clip = _video(tmp_path / "clip.mp4", frames=11)
+    whole = run_cli("-w", workspace.root, "predict", clip, "-o", tmp_path / "whole")
+    strided = run_cli("-w", workspace.root, "--json", "predict", clip, "--vid-stride", "3", "-o", tmp_path / "strided")
+    assert whole.returncode == 0 and strided.returncode == 0, whole.stderr + strided.stderr
+    assert json.loads(strided.stdout)["frames"] == 4  # frames 0, 3, 6, 9 of 11
+    every, kept = _lines(tmp_path / "whole" / "predictions.jsonl"), _lines(tmp_path / "strided" / "predictions.jsonl")
+    assert [line["frame"] for line in kept] == [0, 3, 6, 9]
+    assert [line["timestamp"] for line in kept] == [round(n / 12.0, 6) for n in (0, 3, 6, 9)]
+    # each frame that ran gives what it gives in the whole run: only which frames run changes
+    assert [line["detections"] for line in kept] == [every[n]["detections"] for n in (0, 3, 6, 9)]
+    assert _frames(tmp_path / "strided" / "clip.mp4") == (4, 4.0, (160, 120))  # plays at 12 / 3 fps
+
+
 def _exif_rotated_jpeg(path: Path) -> Path:
     """A 40×20 JPEG whose EXIF says "rotate 90° clockwise" (orientation 6): cv2.imread gives 20×40."""
     ok, data = cv2.imencode(".jpg", np.tile(np.arange(40, dtype=np.uint8) * 6, (20, 1))[:, :, None].repeat(3, 2))

@@ -77,6 +77,25 @@ def test_predict_equals_the_two_graphs_driven_by_hand(video_ws, clip, checkpoint
     assert (tmp_path / "out" / "clip.mp4").is_file()
 
 
+def test_vid_stride_keeps_the_keyframe_schedule_on_the_frames_that_run(video_ws, clip, tmp_path):
+    """Every 2nd frame of 7 runs (0, 2, 4, 6); with a keyframe every 2 of those, frames 0 and 4 are
+    keyframes, and they run as the same four frames given as a sequence of their own would."""
+    proc = run_cli("-w", video_ws.root, "predict", clip, "--sequence", "--vid-stride", "2",
+                   "--keyframe-interval", "2", "-o", tmp_path / "strided")
+    assert proc.returncode == 0, proc.stderr
+    lines = _lines(tmp_path / "strided")
+    assert [(line["frame"], line["keyframe"]) for line in lines] == [(0, True), (2, False), (4, True), (6, False)]
+    assert [line["timestamp"] for line in lines] == [round(n / 30.0, 6) for n in (0, 2, 4, 6)]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for n in (0, 2, 4, 6):
+        (alone / f"frame_{n:03d}.png").write_bytes((clip / f"frame_{n:03d}.png").read_bytes())
+    proc = run_cli("-w", video_ws.root, "predict", alone, "--sequence", "--keyframe-interval", "2",
+                   "-o", tmp_path / "alone_out")
+    assert proc.returncode == 0, proc.stderr
+    assert [line["detections"] for line in lines] == [line["detections"] for line in _lines(tmp_path / "alone_out")]
+
+
 def test_class_names_are_the_video_models_own(video_ws, clip, tmp_path):
     """YouTube-VIS names and category ids (1–40), and --classes takes those names."""
     proc = run_cli("-w", video_ws.root, "predict", clip, "--sequence", "-o", tmp_path / "out",

@@ -54,10 +54,11 @@ class OutputsInOrder:
 
 
 class TemporalSession:
-    """`run(batch)`: still images, each a keyframe. `run_frame(sample, unit, frame)`: one frame
-    of source `unit`, as a keyframe when `frame` is a multiple of `interval`, when it is a still
-    image (`frame` None), or when this session holds no state of its video (its first frame
-    here: a replica that was restarted mid-video starts again with a keyframe)."""
+    """`run(batch)`: still images, each a keyframe. `run_frame(sample, unit, rank)`: one frame
+    of source `unit`, as a keyframe when `rank` (its position among the video's frames that run)
+    is a multiple of `interval`, when it is a still image (`rank` None), or when this session
+    holds no state of its video (its first frame here: a replica that was restarted mid-video
+    starts again with a keyframe)."""
 
     def __init__(self, keyframe: KeyframePass, non_keyframe: NonKeyframePass, interval: int):
         if interval < 1:
@@ -74,9 +75,9 @@ class TemporalSession:
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         return self.keyframe.run(batch)
 
-    def run_frame(self, sample: np.ndarray, unit: int, frame: int | None) -> tuple[list[np.ndarray], bool]:
+    def run_frame(self, sample: np.ndarray, unit: int, rank: int | None) -> tuple[list[np.ndarray], bool]:
         """One sample (batch of 1): its outputs, and whether it ran as a keyframe."""
-        if frame is None or frame % self.interval == 0 or unit != self._unit or self._state is None:
+        if rank is None or rank % self.interval == 0 or unit != self._unit or self._state is None:
             outputs, self._state = self.keyframe.run_keyframe(sample)
             self._unit = unit
             return outputs, True

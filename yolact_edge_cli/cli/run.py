@@ -63,6 +63,9 @@ def predict(
                           "text (class index, then the mask's outline, normalised)."),
     save_masks: bool = flag("--save-masks", help="masks/NAME_K.png: one 0/255 PNG per detection."),
     keyframe_interval: KeyframeIntervalOption = None,
+    vid_stride: int = typer.Option(1, "--vid-stride", min=1, help="Run every N-th frame of each video "
+                                   "(frame numbers and timestamps stay the source's; the video written "
+                                   "plays at its rate / N)."),
     sequence: bool = flag("--sequence", help="Each SOURCE (a folder of frames, or a quoted pattern) is "
                           "one video, its image files in name order."),
     track: bool = flag("--track", help="Give each video's detections an identity across its frames "
@@ -102,7 +105,7 @@ def predict(
                       precision=precision_of(precision, False), keyframe_interval=keyframe_interval,
                       sequence=sequence, track=track,
                       style=step.DrawStyle(line_width, labels=not hide_labels, confidence=not hide_conf),
-                      iou=iou, save_txt=save_txt, save_masks=save_masks)
+                      iou=iou, save_txt=save_txt, save_masks=save_masks, vid_stride=vid_stride)
     emit_then_fail(settings, result, result.failure(skip_bad), then=lambda: predict_problems(result))
 
 

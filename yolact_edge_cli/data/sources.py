@@ -99,14 +99,21 @@ class Video:
     def release(self) -> None:
         self._capture.release()  # type: ignore[attr-defined]
 
-    def frames(self) -> Iterator[np.ndarray]:
+    def frames(self, stride: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+        """(frame number, BGR frame) of every `stride`-th frame from the first; the frames
+        between are grabbed, not decoded."""
         capture = self._capture
         try:
+            number = 0
             while True:
                 ok, frame = capture.read()  # type: ignore[attr-defined]
                 if not ok:
                     return
-                yield frame
+                yield number, frame
+                for _ in range(stride - 1):
+                    if not capture.grab():  # type: ignore[attr-defined]
+                        return
+                number += stride
         finally:
             capture.release()  # type: ignore[attr-defined]
 
@@ -136,6 +143,9 @@ class _FileFrames:
         path = next(self.files, None)
         frame = None if path is None else cv2.imread(str(path), cv2.IMREAD_COLOR)
         return frame is not None, frame
+
+    def grab(self) -> bool:
+        return next(self.files, None) is not None
 
     def release(self) -> None:
         self.files = iter(())

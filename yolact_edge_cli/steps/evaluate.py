@@ -296,7 +296,7 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     if videos is not None:  # `ids`, and so the items, are in video order already
         items = iter(frame_items)
         units = [Frames(f"video {coco.imgs[video[0]]['video_id']}",
-                        tuple(dataclasses.replace(next(items), frame=rank) for rank in range(len(video))))
+                        tuple(dataclasses.replace(next(items), frame=rank, rank=rank) for rank in range(len(video))))
                  for video in videos]
     runner = engine_for(ws, engine, ray, backend=backend, device=device, workers=workers)
     with contextlib.ExitStack() as stack:

@@ -101,12 +101,16 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
         ray: RaySettings | None = None, precision: str | None = None,
         keyframe_interval: int | None = None, sequence: bool = False, track: bool = False,
         style: DrawStyle = DrawStyle(), iou: float | None = None, save_txt: bool = False,
-        save_masks: bool = False) -> PredictResult:
+        save_masks: bool = False, vid_stride: int = 1) -> PredictResult:
     """`sequence`: each source (a folder of frames, or a pattern) is one video; a video model
     keeps a keyframe every `keyframe_interval` frames (docs/video.md §5); `track` gives each
     video's detections an identity across its frames (§8). `iou`: the host NMS's IoU threshold;
     `save_txt`/`save_masks`: each image's or frame's detections as YOLO segmentation text and
-    as one PNG per instance."""
+    as one PNG per instance. `vid_stride`: every N-th frame of each video runs (frame numbers and
+    timestamps stay the source's; a video model's keyframe schedule counts the frames that run;
+    the annotated video plays at the source's rate / N)."""
+    if vid_stride < 1:
+        raise UsageError(f"--vid-stride {vid_stride}: every N-th frame needs N ≥ 1", hint="e.g. --vid-stride 2")
     if iou is not None and not 0 < iou <= 1:
         raise UsageError(f"--iou {iou} is not an IoU threshold", hint="pass a value in (0, 1], e.g. --iou 0.5")
     if top_k > RESNET50.max_num_detections:
@@ -157,7 +161,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
             if not as_video(source):
                 yield Item(0, source)
             elif source in videos:
-                yield VideoSource(source, videos[source].frame_count, sequence)
+                yield VideoSource(source, videos[source].frame_count, sequence, vid_stride)
 
     def host_for(info: ModelInfo) -> HostSpec:
         if weights is not None and model is not None and info.layout != Layout.FPN.value:
@@ -173,9 +177,9 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     runner = engine_for(ws, engine, ray, backend=backend, device=device, workers=workers,
                         # decoded pictures come back only to be drawn
                         keep_images=(save_images and images_given > 0) or (save_video and videos_given > 0))
-    writer = _Writer(dest, save_images, save_video, result, style)
+    writer = _Writer(dest, save_images, save_video, result, style, vid_stride)
     labelled = _Labels(dest, save_txt, save_masks, result)
-    total = images_given + sum(v.frame_count or 0 for v in videos.values())
+    total = images_given + sum(VideoSource(s, v.frame_count, stride=vid_stride).runs or 0 for s, v in videos.items())
     started = time.perf_counter()
     created = _missing_folders(dest)
     _Writer.remove_leftovers(dest)
@@ -212,7 +216,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
             if prediction.keyframe is not None:
                 result.keyframes = (result.keyframes or 0) + prediction.keyframe
             if tracking is not None and fps is not None:
-                result.tracks = tracking.add(prediction.item.source, fps, line["detections"])
+                result.tracks = tracking.add(prediction.item.source, fps / vid_stride, line["detections"])
             line["drawn"] = writer.write(prediction, line, videos)
             labelled.write(prediction, line, labels)
             if jsonl is not None:
@@ -418,9 +422,9 @@ class _Writer:
     renamed when the video's last frame is written)."""
 
     def __init__(self, dest: Path, save_images: bool, save_video: bool, result: PredictResult,
-                 style: DrawStyle):
+                 style: DrawStyle, vid_stride: int):
         self.dest, self.save_images, self.save_video, self.result = dest, save_images, save_video, result
-        self.style = style
+        self.style, self.vid_stride = style, vid_stride
         self.open: dict[str, tuple[object, Path, Path]] = {}  # source → (VideoWriter, temp, final)
         self.names: set[str] = set()
 
@@ -463,8 +467,8 @@ class _Writer:
             target = self._target(source, suffix if suffix in VIDEO_SUFFIXES else ".mp4")
             temp = target.with_name(f".{target.stem}{VIDEO_TEMP}{target.suffix}")
             fourcc = cv2.VideoWriter.fourcc(*("MJPG" if target.suffix == ".avi" else "mp4v"))
-            self.open[source] = (cv2.VideoWriter(str(temp), fourcc, video.fps, (prediction.width, prediction.height)),
-                                 temp, target)
+            self.open[source] = (cv2.VideoWriter(str(temp), fourcc, video.fps / self.vid_stride,
+                                                 (prediction.width, prediction.height)), temp, target)
         self.open[source][0].write(picture)  # type: ignore[attr-defined]
         return self.open[source][2].name
 

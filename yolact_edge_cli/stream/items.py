@@ -22,6 +22,9 @@ class Item:
     size: tuple[int, int] | None = None  # (width, height) to give results at, when not the image's own
     error: str | None = None         # why the source gave no (more) pictures: a video that stopped early
     unit: int = 0                    # position of its source (an image, a video) in the stream
+    # a video frame's position among its video's frames that run (with --vid-stride not its
+    # frame number): the keyframe schedule counts these
+    rank: int | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,12 @@ class VideoSource:
     source: str
     expected: int | None = None
     sequence: bool = False  # a folder or pattern of image files (data.sources.open_sequence)
+    stride: int = 1  # every `stride`-th frame runs (predict --vid-stride)
+
+    @property
+    def runs(self) -> int | None:
+        """How many of its frames run, when its frame count is known."""
+        return None if self.expected is None else -(-self.expected // self.stride)
 
 
 @dataclass(frozen=True)
@@ -53,12 +62,13 @@ def frames_of(video: VideoSource) -> Iterator[Item]:
     if isinstance(opened, str):
         yield Item(0, video.source, error=opened)
         return
-    read = 0
-    for pixels in opened.frames():
-        yield Item(0, video.source, read, pixels)
-        read += 1
-    if video.expected is not None and read < video.expected:
-        yield Item(0, video.source, error=f"stopped after {read} of its {video.expected} frames")
+    rank = 0
+    for number, pixels in opened.frames(video.stride):
+        yield Item(0, video.source, number, pixels, rank=rank)
+        rank += 1
+    if video.runs is not None and rank < video.runs:
+        yield Item(0, video.source, error=f"stopped after {(rank - 1) * video.stride + 1 if rank else 0} "
+                                          f"of its {video.expected} frames")
 
 
 Unit = Item | VideoSource | Frames  # what an engine is given: one image, or one video

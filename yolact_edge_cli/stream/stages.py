@@ -138,7 +138,7 @@ def _run_frames(session: TemporalSession, group: list[Pair], good: list[int],
         assert tensor is not None
         started = time.perf_counter()
         outputs_at[k], prediction.keyframe = session.run_frame(tensor[None], prediction.item.unit,
-                                                               prediction.item.frame)
+                                                               prediction.item.rank)
         prediction.times["inference"] = time.perf_counter() - started
 
 
