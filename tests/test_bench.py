@@ -59,6 +59,7 @@ def test_table_output(workspace):
     assert "pictures" not in runs[-1]  # drawn from the file, not part of it
 
 
+@pytest.mark.slow
 def test_stages(workspace):
     proc = run_cli("-w", workspace.root, "--json", "bench", "--stages", "--num-images", "2", "--workers", "2")
     assert proc.returncode == 0, proc.stderr

@@ -145,6 +145,7 @@ def test_json_output_of_export(tmp_path, checkpoint):
     assert "Conv" in result["op_types"]
 
 
+@pytest.mark.slow
 def test_paths_with_brackets_print_as_they_are(tmp_path, prepared):
     """Tables and summary lines print paths exactly: Rich would take "[x]" for a style tag."""
     ws = prepared(tmp_path / "ws [x]")

@@ -1,6 +1,8 @@
 """`yedge doctor`: the environment and the workspace's stale artifacts."""
 import json
 
+import pytest
+
 from yolact_edge_cli.steps import convert, export, infer, prep
 from yolact_edge_cli.workspace import Workspace
 
@@ -27,6 +29,7 @@ def test_empty_workspace_and_plain_machine(tmp_path):
     assert "✓" in text.stdout and "!" in text.stdout
 
 
+@pytest.mark.ascend
 def test_ascend_host_and_stale_artifacts(tmp_path, checkpoint, monkeypatch):
     for key, value in fake_env().items():
         monkeypatch.setenv(key, value)

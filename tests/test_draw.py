@@ -93,6 +93,7 @@ def _box_iou(a, b) -> float:
     return inter / union if union else 0.0
 
 
+@pytest.mark.slow
 def test_iou_sets_the_nms_threshold(workspace, prepared, tmp_path):
     photo = DATA / "coffee.png"
     for name, extra in (("default", []), ("tight", ["--iou", "0.2"])):

@@ -122,6 +122,7 @@ def one_replica(case, tmp_path_factory):
     return predictions
 
 
+@pytest.mark.slow
 def test_local_replicas_keep_each_video_on_one_replica_in_order(case, one_replica, tmp_path):
     ws, units = case
     trace = tmp_path / "trace.jsonl"

@@ -97,6 +97,7 @@ def test_onnxruntime_int8_runs_the_quantized_model(workspace):
     assert all(0.99 <= _cosine(a, b) < 1.0 for a, b in zip(fp32, int8))  # close, and not the float model
 
 
+@pytest.mark.slow
 @needs_openvino
 def test_openvino_runs_fp32_and_int8_through_infer_eval_and_predict(workspace, tmp_path):
     for name, extra in (("ov_fp32", []), ("ov_int8", ["--precision", "int8"])):
@@ -124,6 +125,7 @@ def test_openvino_bf16_agrees_with_fp32(workspace):
     assert all(0.999 < _cosine(a, b) < 1.0 for a, b in pairs)  # reduced, yet close
 
 
+@pytest.mark.slow
 @needs_openvino
 def test_one_table_of_backends_and_precisions(workspace):
     proc = run_cli("-w", workspace.root, "--json", "bench", "--backends", "onnxruntime,openvino",

@@ -107,6 +107,7 @@ def test_ray_is_imported_only_for_engine_ray():
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["head", "detect"])
 def test_the_head_and_detect_layouts_run_without_torch(tmp_path, checkpoint, layout):
     """The whole commands, worker processes included: prep, infer on onnxruntime, eval (from the

@@ -9,6 +9,8 @@ from yolact_edge_cli.model.config import YOUTUBE_VIS
 from .conftest import DATA, MINI_ANNOTATIONS, assert_clean_failure, run_cli
 from .test_video_predict import write_sequence
 
+pytestmark = pytest.mark.slow  # whole video workflows (the model itself: test_video_model)
+
 FRAMES = 4
 
 

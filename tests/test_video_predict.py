@@ -15,6 +15,8 @@ from yolact_edge_cli.workspace import Workspace
 
 from .conftest import DATA, VIDEO_CONFIG, assert_clean_failure, run_cli
 
+pytestmark = pytest.mark.slow  # whole video workflows (the model itself: test_video_model)
+
 CONFIG = VIDEO_CONFIG
 FRAMES = 7
 
