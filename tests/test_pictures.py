@@ -116,6 +116,27 @@ def test_confusion_matrix_counts_a_hand_made_image():
     assert matrix.counts[background, 1] == 1
 
 
+def test_detections_of_classes_the_annotations_do_not_list_are_left_out():
+    matrix = ConfusionMatrix([1])  # a person-only set
+    matrix.add([_box(0, 0, category_id=1)], [_box(0, 0, category_id=38, score=0.9),
+                                             _box(50, 0, category_id=38, score=0.9)])
+    assert matrix.counts.tolist() == [[0, 0], [1, 0]]  # the person missed; the kites not counted
+
+
+def test_eval_on_annotations_of_some_classes_only(prepared, tmp_path):
+    ws = prepared(tmp_path / "ws", "yolact_edge_mobilenetv2_config")
+    full = json.loads(ANNOTATIONS.read_text())
+    used = {a["category_id"] for a in full["annotations"]}
+    subset = tmp_path / "subset.json"
+    subset.write_text(json.dumps(full | {"categories": [c for c in full["categories"] if c["id"] in used]}))
+    proc = run_cli("-w", ws.root, "--json", "eval", "--annotations", subset, "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert {r["category_id"] for r in result["per_class"]} == used and len(result["pictures"]) == 5
+    kept = np.load(ws.run_results("onnxruntime") / CURVES_DATA)
+    assert kept["confusion"].shape == (len(used) + 1,) * 2
+
+
 def test_the_highest_iou_pair_wins_a_shared_truth():
     matrix = ConfusionMatrix([1, 2])
     matrix.add([_box(0, 0, category_id=1)], [_box(3, 0, category_id=2, score=0.9),
@@ -175,8 +196,8 @@ def test_without_matplotlib_eval_gives_its_numbers_and_says_why_no_pictures(prep
 BENCH_RUNS = [
     {"backend": "onnxruntime", "device": "cpu", "model": "models/yolact_edge.onnx", "mode": "inference",
      "time": "2026-12-06T10:00:00+0000", "stages_ms": {}, "precisions": [],
-     "rows": [{"batch_size": b, "throughput": t, "latency_p50_ms": 1000 * b / t, "latency_p99_ms": 1100 * b / t}
-              for b, t in ((1, 10.0), (4, 14.0), (8, 15.0))]},
+     "rows": [{"batch_size": b, "loops": 20, "throughput": t, "latency_p50_ms": 1000 * b / t,
+               "latency_p99_ms": 1100 * b / t} for b, t in ((1, 10.0), (4, 14.0), (8, 15.0))]},
     {"backend": "openvino", "device": "cpu", "model": "models/yolact_edge.onnx", "mode": "precisions",
      "time": "2026-12-06T11:00:00+0000", "stages_ms": {}, "rows": [],
      "precisions": [{"backend": "openvino", "precision": p, "rows": [
@@ -193,6 +214,7 @@ def test_bench_pictures_from_a_bench_json():
     assert [label.split()[:2] for label, _ in lines] == [["onnxruntime", "cpu"], ["openvino", "fp32"],
                                                           ["openvino", "bf16"]]
     assert [len(rows) for _, rows in lines] == [3, 1, 1]
+    assert lines[0][0].endswith("2026-12-06 10:00:00 (20 loops)")  # two runs a minute apart stay apart
 
 
 def test_bench_draws_beside_its_json(tmp_path):

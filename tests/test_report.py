@@ -11,7 +11,7 @@ import pytest
 from yolact_edge_cli.steps import evaluate, report
 from yolact_edge_cli.workspace import Workspace
 
-from .conftest import run_cli
+from .conftest import assert_clean_failure, run_cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 VOID = {"meta", "img", "br", "hr", "link", "input"}
@@ -103,8 +103,24 @@ def test_the_page_holds_every_section_with_its_tables_and_pictures(full):
         assert shown in text, shown
 
 
+def test_numbers_near_1_or_0_keep_their_digits(full):
+    ws, _ = full
+    compared = json.loads(ws.compare_log.read_text())[-1]
+    page = _parse(ws.report)
+    text = " ".join(page.text)
+    assert f"{max(o['max_abs'] for o in compared['outputs']):.2e}" in text
+    assert f"{min(o['cosine'] for o in compared['outputs']):.6f}" in text
+
+
+def test_a_workspace_that_is_not_there_is_refused_not_made(tmp_path):
+    proc = run_cli("-w", tmp_path / "typo", "report")
+    assert_clean_failure(proc, "no workspace here", code=3)
+    assert not (tmp_path / "typo").exists()
+
+
 def test_an_empty_workspace_gets_a_page_that_says_what_to_run(tmp_path):
     ws = Workspace(tmp_path / "ws")
+    ws.root.mkdir()
     result = report.run(ws)
     page = _parse(ws.report)
     assert result.pictures == 0 and not page.pictures

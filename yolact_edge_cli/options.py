@@ -31,9 +31,8 @@ KeyframeIntervalOption = Annotated[int | None, typer.Option(
     "--keyframe-interval", min=1, help="A video model's keyframe every N frames of a video; the "
     f"frames between reuse its features; 1: every frame a keyframe \\[default: {KEYFRAME_INTERVAL}, "
     "the reference's].")]
-NoPlots = Annotated[bool, typer.Option("--no-plots", metavar="", help="Draw no pictures (eval: PR curves, "
-                                       "per-class AP, confusion matrix, scores; bench: speed against "
-                                       "batch size; docs/pictures.md).")]
+NoPlots = Annotated[bool, typer.Option("--no-plots", metavar="", help="Draw no pictures (which ones: "
+                                       "docs/pictures.md).")]
 HalfFlag = Annotated[bool, typer.Option("--half", metavar="", help="Same as --precision fp16 (torch "
                                         "backend, CUDA only).")]
 PrecisionOption = Annotated[Precision | None, typer.Option("--precision", help="fp32, bf16, fp16 or int8 "

@@ -48,7 +48,11 @@ def _pyplot():
     return plt
 
 
-def _save(figure, path: Path) -> Path:
+def _save(figure, path: Path, subject: str = "") -> Path:
+    """The figure as a PNG, captioned above with what it is of (a picture taken out of the
+    report still says where it came from)."""
+    if subject:
+        figure.text(0.01, 1.0, subject, fontsize=7, color="gray", ha="left", va="bottom")
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     _pyplot().close(figure)
@@ -63,7 +67,8 @@ def most_frequent(instances: dict[int, int], category_ids: list[int], count: int
     return ranked[:count]
 
 
-def pr_curves(curves: Curves, names: dict[int, str], instances: dict[int, int], path: Path) -> Path:
+def pr_curves(curves: Curves, names: dict[int, str], instances: dict[int, int], path: Path,
+              subject: str = "") -> Path:
     """Precision against recall at IoU 0.5 and over 0.5:0.95: all classes (the mean whose area is
     the AP eval reports) and the ten most frequent classes, one thin line each."""
     plt = _pyplot()
@@ -80,12 +85,13 @@ def pr_curves(curves: Curves, names: dict[int, str], instances: dict[int, int], 
         axis.set(title=f"{IOU_TYPE_WORDS[curves.iou_type]} precision-recall, IoU {iou}", xlabel="recall",
                  xlim=(0, 1), ylim=(0, 1.02))
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7, loc="lower left", title="AP (points)", title_fontsize=7)
+        axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.13), ncol=3, title="AP (points)",
+                    title_fontsize=7, frameon=False)
     axes[0].set_ylabel("precision")
-    return _save(figure, path)
+    return _save(figure, path, subject)
 
 
-def per_class_ap(rows: list[dict], path: Path) -> Path:
+def per_class_ap(rows: list[dict], path: Path, subject: str = "") -> Path:
     """Box and mask AP (IoU 0.5:0.95) of every class with ground truth, best first."""
     plt = _pyplot()
     shown = sorted((r for r in rows if r["instances"]), key=lambda r: -(r["box_AP"] or 0))
@@ -97,10 +103,10 @@ def per_class_ap(rows: list[dict], path: Path) -> Path:
     axis.set(ylabel="AP, IoU 0.5:0.95 (points)", title="per-class AP (ground-truth instances in brackets)")
     axis.legend()
     axis.grid(axis="y", alpha=0.3)
-    return _save(figure, path)
+    return _save(figure, path, subject)
 
 
-def confusion_matrix(matrix: ConfusionMatrix, names: dict[int, str], path: Path) -> Path:
+def confusion_matrix(matrix: ConfusionMatrix, names: dict[int, str], path: Path, subject: str = "") -> Path:
     """The matrix over the classes that occur (as truth or prediction) plus background, each
     column (true class) normalised to 1, with the counts written in the cells."""
     plt = _pyplot()
@@ -123,12 +129,13 @@ def confusion_matrix(matrix: ConfusionMatrix, names: dict[int, str], path: Path)
     axis.set(xlabel="true class", ylabel="predicted class",
              title=f"confusion matrix (box IoU ≥ {CONFUSION_IOU}, score ≥ {CONFUSION_SCORE})")
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of the true class")
-    return _save(figure, path)
+    return _save(figure, path, subject)
 
 
-def score_distribution(curves: dict[str, Curves], path: Path) -> Path | None:
-    """Histograms of the scores of true and false positives at IoU 0.5, box and mask; None
-    where no evaluator kept its matches."""
+def score_distribution(curves: dict[str, Curves], path: Path, subject: str = "") -> Path | None:
+    """Histograms of the scores of true and false positives at IoU 0.5, box and mask, on a log
+    scale (false positives often outnumber true ones a hundred times); None where no evaluator
+    kept its matches."""
     kept = {t: c for t, c in curves.items() if c.tp_scores is not None and c.fp_scores is not None}
     if not kept:
         return None
@@ -141,21 +148,23 @@ def score_distribution(curves: dict[str, Curves], path: Path) -> Path | None:
                                                                  f"false positives ({len(c.fp_scores)})"],
                   color=["tab:green", "tab:red"], histtype="stepfilled", alpha=0.5)
         axis.set(title=f"{IOU_TYPE_WORDS[iou_type]} scores at IoU 0.5", xlabel="score", ylabel="detections")
+        if len(c.tp_scores) + len(c.fp_scores):
+            axis.set_yscale("log")
         axis.legend(fontsize=8)
-    return _save(figure, path)
+    return _save(figure, path, subject)
 
 
 EVAL_PICTURES = (*PR_PNG.values(), PER_CLASS_AP_PNG, CONFUSION_PNG, SCORES_PNG)
 
 
 def eval_pictures(folder: Path, curves: dict[str, Curves], rows: list[dict], matrix: ConfusionMatrix,
-                  names: dict[int, str], instances: dict[int, int]) -> list[Path]:
-    """Every eval picture into `folder`; the paths written."""
-    written = [pr_curves(c, names, instances, folder / PR_PNG[t]) for t, c in curves.items()]
+                  names: dict[int, str], instances: dict[int, int], subject: str = "") -> list[Path]:
+    """Every eval picture into `folder`, each captioned with `subject`; the paths written."""
+    written = [pr_curves(c, names, instances, folder / PR_PNG[t], subject) for t, c in curves.items()]
     if rows:
-        written.append(per_class_ap(rows, folder / PER_CLASS_AP_PNG))
-    written.append(confusion_matrix(matrix, names, folder / CONFUSION_PNG))
-    scores = score_distribution(curves, folder / SCORES_PNG)
+        written.append(per_class_ap(rows, folder / PER_CLASS_AP_PNG, subject))
+    written.append(confusion_matrix(matrix, names, folder / CONFUSION_PNG, subject))
+    scores = score_distribution(curves, folder / SCORES_PNG, subject)
     return written + ([scores] if scores else [])
 
 
@@ -172,23 +181,33 @@ def bench_series(runs: list[dict]) -> list[tuple[str, list[dict]]]:
     the run's time; precision tables' rows each a line of their own."""
     lines = []
     for run in runs:
-        when = run.get("time", "")[:16].replace("T", " ")
+        when = run_time(run)
         model = Path(run.get("model", "")).name
         if run.get("rows"):
-            lines.append((f"{run['backend']} {run['device']} {model} {when}", run["rows"]))
+            loops = run["rows"][0].get("loops")
+            lines.append((f"{run['backend']} {run['device']} {model} {when} ({loops} loops)", run["rows"]))
         for row in run.get("precisions", []):
             if row.get("rows"):
                 lines.append((f"{row['backend']} {row['precision']} {when}", row["rows"]))
     return lines
 
 
+def run_time(run: dict) -> str:
+    """When a logged run ran, to the second (two runs a minute apart stay apart)."""
+    return run.get("time", "")[:19].replace("T", " ")
+
+
 def _lines(axis, lines: list[tuple[str, list[dict]]], value: Callable[[dict], float | None], ylabel: str) -> None:
+    sizes: set[int] = set()
     for label, rows in lines:
         points = [(r["batch_size"], value(r)) for r in rows if value(r) is not None]
         if points:
             axis.plot(*zip(*points), marker="o", label=label)
+            sizes.update(size for size, _ in points)
     axis.set(xlabel="batch size", ylabel=ylabel)
     axis.set_xscale("log", base=2)
+    axis.minorticks_off()
+    axis.set_xticks(sorted(sizes), [str(size) for size in sorted(sizes)])
     axis.grid(alpha=0.3)
 
 
@@ -220,8 +239,8 @@ def bench_pictures(folder: Path, runs: list[dict]) -> list[Path]:
             values = np.array([run["stages_ms"].get(stage, 0.0) for run in shown])
             axis.bar(range(len(shown)), values, bottom=bottom, label=stage)
             bottom += values
-        axis.set_xticks(range(len(shown)), [f"{run['backend']} {run['mode']}\n{run.get('time', '')[:16]}"
-                                             for run in shown], fontsize=7)
+        axis.set_xticks(range(len(shown)), [f"{run['backend']} {run['mode']}\n{run_time(run)}" for run in shown],
+                        fontsize=7)
         axis.set(ylabel="ms per image", title="where the time goes, per stage")
         axis.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
         written.append(_save(figure, folder / BENCH_STAGES_PNG))

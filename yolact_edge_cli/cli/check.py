@@ -79,7 +79,7 @@ def show(
     emit(result, settings.json)
 
 
-@command(locks=True)
+@command()  # reads what the steps wrote atomically; the page is written atomically too
 def report(
     ctx: typer.Context,
     no_doctor: bool = flag("--no-doctor", help="Leave out doctor's checks of this machine."),

@@ -15,7 +15,8 @@ class ConfusionMatrix:
     last row and column are the background: a ground truth no detection covers (missed), a
     detection that covers none (a false alarm). Each detection and each ground truth is used
     once, the pairs of highest IoU first. Crowd regions are not counted, nor the detections that
-    fall on them (their IoU is COCO's crowd IoU: the share of the detection inside)."""
+    fall on them (their IoU is COCO's crowd IoU: the share of the detection inside), nor, as in
+    COCOeval, detections of a class the annotations do not list (a person-only set)."""
 
     def __init__(self, category_ids: list[int]):
         self.category_ids = list(category_ids)
@@ -28,7 +29,7 @@ class ConfusionMatrix:
         box results (`category_id`, `bbox`, `score`)."""
         from pycocotools import mask as mask_utils
 
-        found = [d for d in detections if d["score"] >= CONFUSION_SCORE]
+        found = [d for d in detections if d["score"] >= CONFUSION_SCORE and d["category_id"] in self._index]
         plain = [t for t in truths if not t.get("iscrowd", 0)]
         crowd = [t for t in truths if t.get("iscrowd", 0)]
         covered = np.zeros(len(found), bool)

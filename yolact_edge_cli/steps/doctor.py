@@ -38,8 +38,9 @@ def _module(name: str, required: bool, fix: str) -> Check:
 
 
 def environment() -> list[Check]:
-    checks = [Check("environment", "python", OK if sys.version_info >= (3, 10) else FAIL,
-                    platform.python_version(), "use Python 3.10 or newer")]
+    new_enough = sys.version_info >= (3, 10)
+    checks = [Check("environment", "python", OK if new_enough else FAIL, platform.python_version(),
+                    "" if new_enough else "use Python 3.10 or newer")]
     checks.append(_module("torch", True, "make install (pip install torch==2.13.0 on these machines)"))
     if checks[-1].status == OK:
         import torch

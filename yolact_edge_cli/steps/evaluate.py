@@ -178,8 +178,8 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     require_label_set(coco, CONFIGS[spec.config].labels, job.annotations)
 
     with contextlib.ExitStack() as stack:
-        evaluation = Evaluation(stack, ws, run_dir.name, coco, STAGES, by_image=False, fast_eval=fast_eval,
-                                pictures=pictures)
+        evaluation = Evaluation(stack, ws, run_dir.name, coco, CONFIGS[spec.config].labels, STAGES,
+                                by_image=False, fast_eval=fast_eval, pictures=pictures)
         advance = stack.enter_context(progress_bar(len(tasks), f"eval {len(tasks)} images ({layout} layout, "
                                                                f"{nms} NMS)"))
         advance(0)
@@ -300,14 +300,14 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
                  for video in videos]
     runner = engine_for(ws, engine, ray, backend=backend, device=device, workers=workers)
     with contextlib.ExitStack() as stack:
-        # COCOeval image by image as results come (memory stays flat); faster-coco-eval reads the files
-        evaluation = Evaluation(stack, ws, run_name, coco, STREAM_STAGES, by_image=not fast_eval, fast_eval=fast_eval,
-                                pictures=pictures)
         advance = stack.enter_context(progress_bar(len(ids), f"eval {len(ids)} images streamed ({nms} NMS)"))
         run = stack.enter_context(runner.open(recipe_for(ws, choice, device, batch_size, keyframe_interval),
                                               host_for))
         labels = CONFIGS[run.host.config].labels
         require_label_set(coco, labels, annotations)
+        # COCOeval image by image as results come (memory stays flat); faster-coco-eval reads the files
+        evaluation = Evaluation(stack, ws, run_name, coco, labels, STREAM_STAGES, by_image=not fast_eval,
+                                fast_eval=fast_eval, pictures=pictures)
         predictions = stack.enter_context(contextlib.closing(run.predictions(units)))
         bad: list[dict] = []
         mismatches: list[dict] = []
@@ -387,8 +387,8 @@ class Evaluation:
     `by_image`, runs COCOeval on that image alone, and adds it to the confusion matrix;
     `coco_stats` gives COCOeval's figures and the curves the pictures are drawn from."""
 
-    def __init__(self, stack: contextlib.ExitStack, ws: Workspace, run_name: str, coco, stages: tuple[str, ...],
-                 *, by_image: bool, fast_eval: bool, pictures: bool):
+    def __init__(self, stack: contextlib.ExitStack, ws: Workspace, run_name: str, coco, labels: LabelSet,
+                 stages: tuple[str, ...], *, by_image: bool, fast_eval: bool, pictures: bool):
         from ..metrics.confusion import ConfusionMatrix
         from ..metrics.yolact_ap import APAccumulator
 
@@ -402,7 +402,7 @@ class Evaluation:
         self.fast_eval = fast_eval
         self.totals = StageTimes(dict.fromkeys([*stages, *(["cocoeval"] if by_image else [])], 0.0))
         self.evaluated: list[int] = []
-        self.coco = coco
+        self.coco, self.labels = coco, labels
         self.confusion = ConfusionMatrix(sorted(coco.getCatIds()))
         self.instances: dict[int, int] = {}  # non-crowd ground truth per category of the evaluated images
         self.pictures = pictures
@@ -429,10 +429,10 @@ class Evaluation:
             return self.by_image.stats(curves)
         return coco_eval.evaluate(Path(annotations), self.paths, self.evaluated, fast=self.fast_eval, curves=curves)
 
-    def draw(self, curves: dict[str, Curves], labels: LabelSet) -> tuple[list[dict], list[Path]]:
+    def draw(self, curves: dict[str, Curves], subject: str) -> tuple[list[dict], list[Path]]:
         """The per-class table; the curves' arrays and the confusion matrix beside the results
-        (CURVES_DATA), and the pictures unless they are off."""
-        names = dict(zip(labels.category_ids, labels.names))
+        (CURVES_DATA), and the pictures (captioned with `subject`) unless they are off."""
+        names = dict(zip(self.labels.category_ids, self.labels.names))
         rows = per_class_table(curves, names, self.instances)
         arrays: dict[str, Any] = {"confusion": self.confusion.counts,
                                          "confusion_category_ids": np.asarray(self.confusion.category_ids)}
@@ -442,8 +442,8 @@ class Evaluation:
                        "category_ids": np.asarray(c.category_ids)}
         with atomic_path(self.run_results / CURVES_DATA) as tmp, open(tmp, "wb") as file:
             np.savez_compressed(file, **arrays)
-        drawn = plots.eval_pictures(self.run_results, curves, rows, self.confusion, names, self.instances) \
-            if self.pictures else []
+        drawn = plots.eval_pictures(self.run_results, curves, rows, self.confusion, names, self.instances,
+                                    subject) if self.pictures else []
         plots.remove_stale(self.run_results, drawn)
         return rows, drawn
 
@@ -455,7 +455,8 @@ def _finish(ws: Workspace, evaluation: Evaluation, result: EvalResult, record: E
     coco = evaluation.coco_stats(annotations, curves)
     results_paths, run_results, evaluated_ids = dict(evaluation.paths), evaluation.run_results, evaluation.evaluated
     result.coco = coco
-    result.per_class, drawn = evaluation.draw(curves, CONFIGS[spec.config].labels)
+    result.per_class, drawn = evaluation.draw(curves, f"eval run {evaluation.run_results.name}: "
+                                                      f"{provenance.get('model')}, {result.images} images")
     result.pictures = [ws.relative(path) for path in drawn]
     result.seconds = round(time.perf_counter() - started, 2)
     result.results_dir = str(run_results)

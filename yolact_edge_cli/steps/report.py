@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import __version__
+from ..errors import InputError
 from ..metrics.coco_eval import STAT_NAMES
+from ..plots import run_time
 from ..records import ShowRecord
 from ..workspace import (
     BENCH_LATENCY_PNG,
@@ -20,6 +22,7 @@ from ..workspace import (
     BENCH_THROUGHPUT_PNG,
     CONTACT_SHEET,
     METRICS,
+    PR_PNG,
     Workspace,
     atomic_write_text,
 )
@@ -100,7 +103,22 @@ class _Page:
                 f"<header>{header}<nav>{nav}</nav></header>{''.join(self.parts)}</section></body></html>\n")
 
 
+@dataclass(frozen=True)
+class Shown:
+    """A number with its own format: a cosine near 1 or a difference near 0 rounded to two
+    places would read as exact."""
+
+    value: float | None
+    format: str
+
+
+def _cosine(value: float | None) -> Shown:
+    return Shown(value, ".6f")
+
+
 def _cell(value) -> str:
+    if isinstance(value, Shown):
+        return '<td class="n">—</td>' if value.value is None else f'<td class="n">{value.value:{value.format}}</td>'
     if isinstance(value, float):
         return f'<td class="n">{value:.2f}</td>'
     if isinstance(value, int) and not isinstance(value, bool):
@@ -168,7 +186,7 @@ def _evaluations(page: _Page, ws: Workspace) -> None:
     for run, m in metrics.items():
         page.add(f"<h3>{html.escape(run)}</h3>")
         box, mask = m["coco"]["bbox"]["stats"], m["coco"]["segm"]["stats"]
-        stats = [[name, box[i], mask[i]] for i, name in enumerate(STAT_NAMES)]
+        stats = [[name, Shown(box[i], ".3f"), Shown(mask[i], ".3f")] for i, name in enumerate(STAT_NAMES)]
         page.table(["metric", "box", "mask"], stats, caption="COCOeval (as pycocotools prints it)")
         thresholds = list(m["yolact_ap"]["box"])
         page.table(["", *thresholds], [[kind, *m["yolact_ap"][kind].values()] for kind in ("box", "mask")],
@@ -180,8 +198,8 @@ def _evaluations(page: _Page, ws: Workspace) -> None:
                         for r in classes], caption="per class (points)")
         for picture in m.get("pictures", []):
             path = ws.root / picture
-            if path.is_file():
-                page.picture(path, f"{run}: {path.stem.replace('_', ' ')}")
+            if path.is_file():  # the PR curves whole width: their legends are small
+                page.picture(path, f"{run}: {path.stem.replace('_', ' ')}", wide=path.name in PR_PNG.values())
         provenance = m["provenance"]
         page.note(f"model {provenance.get('model')} (sha256 {str(provenance.get('model_sha256'))[:12]}…), "
                   f"weights {provenance.get('weights')}, config {provenance.get('config')}")
@@ -192,8 +210,9 @@ def _speed(page: _Page, ws: Workspace) -> None:
     rows_of = [(run, run["rows"]) for run in runs if run.get("rows")]
     if rows_of:
         sizes = sorted({r["batch_size"] for _, rows in rows_of for r in rows})
-        page.table(["time", "backend", "device", "model", *(f"img/s @{b}" for b in sizes), "p50 ms @1", "p99 ms @1"],
-                   [[run.get("time", ""), run["backend"], run["device"], Path(run["model"]).name,
+        page.table(["time", "backend", "device", "model", "loops", *(f"img/s @{b}" for b in sizes), "p50 ms @1",
+                    "p99 ms @1"],
+                   [[run_time(run), run["backend"], run["device"], Path(run["model"]).name, rows[0].get("loops"),
                      *({r["batch_size"]: r["throughput"] for r in rows}.get(b) for b in sizes),
                      *next(([r["latency_p50_ms"], r["latency_p99_ms"]] for r in rows if r["batch_size"] == 1),
                            [None, None])] for run, rows in rows_of],
@@ -202,16 +221,16 @@ def _speed(page: _Page, ws: Workspace) -> None:
     if tables:
         page.table(["time", "backend", "precision", "status", "img/s @ first batch", "worst cosine",
                     "detections matched", "reason"],
-                   [[run.get("time", ""), row["backend"], row["precision"], row["status"],
+                   [[run_time(run), row["backend"], row["precision"], row["status"],
                      row["rows"][0]["throughput"] if row.get("rows") else None,
-                     (row.get("agreement") or {}).get("worst_cosine"),
+                     _cosine((row.get("agreement") or {}).get("worst_cosine")),
                      (row.get("agreement") or {}).get("matched_share"), row.get("reason")] for run, row in tables],
                    caption="backends × precisions (bench --backends/--precisions)")
     staged = [run for run in runs if run.get("stages_ms")]
     if staged:
         stages = list(dict.fromkeys(k for run in staged for k in run["stages_ms"]))
         page.table(["time", "backend", "mode", *stages],
-                   [[run.get("time", ""), run["backend"], run["mode"], *(run["stages_ms"].get(k) for k in stages)]
+                   [[run_time(run), run["backend"], run["mode"], *(run["stages_ms"].get(k) for k in stages)]
                     for run in staged], caption="ms per image of each stage (bench --stages / --stream)")
     for name, caption in ((BENCH_THROUGHPUT_PNG, "throughput against batch size"),
                           (BENCH_LATENCY_PNG, "latency against batch size"), (BENCH_STAGES_PNG, "stages")):
@@ -221,9 +240,9 @@ def _speed(page: _Page, ws: Workspace) -> None:
     if compared:
         page.table(["time", "A", "B", "A precision", "B precision", "samples", "worst cosine", "largest |Δ|",
                     "matched / A / B", "mean box IoU", "within tolerance"],
-                   [[c.get("time", ""), c["a"], c["b"], c.get("a_precision"), c.get("b_precision"), c["samples"],
-                     min((o["cosine"] for o in c["outputs"]), default=None),
-                     max((o["max_abs"] for o in c["outputs"]), default=None),
+                   [[run_time(c), c["a"], c["b"], c.get("a_precision"), c.get("b_precision"), c["samples"],
+                     _cosine(min((o["cosine"] for o in c["outputs"]), default=None)),
+                     Shown(max((o["max_abs"] for o in c["outputs"]), default=None), ".2e"),
                      f"{c['detections'].get('matched')} / {c['detections'].get('a')} / {c['detections'].get('b')}",
                      c["detections"].get("mean_box_iou"), c["ok"]] for c in compared],
                    caption="comparisons (yedge compare, results/compare.json)")
@@ -245,12 +264,17 @@ def _doctor(page: _Page, doctor: dict | None) -> None:
         page.note("doctor's checks were not run for this report")
         return
     page.table(["area", "check", "status", "detail", "fix"],
-               [[c["area"], c["name"], c["status"], c["detail"], c.get("fix", "")] for c in doctor["checks"]])
+               [[c["area"], c["name"], c["status"], c["detail"], c.get("fix", "") if c["status"] != "ok" else ""]
+                for c in doctor["checks"]])
 
 
 def run(ws: Workspace, doctor: dict | None = None) -> ReportResult:
     """results/report.html from what the workspace holds; `doctor`: doctor's result (its
-    `to_dict()`), checked just before by the caller."""
+    `to_dict()`), checked just before by the caller. A folder that is not there is refused (a
+    mistyped -w), not made."""
+    if not ws.root.is_dir():
+        raise InputError("no workspace here", path=ws.root,
+                         hint="pass -w with the workspace folder the steps ran in (default ./workspace)")
     page = _Page()
     for key, build in (("models", lambda: _models(page, ws)), ("evaluations", lambda: _evaluations(page, ws)),
                        ("speed", lambda: _speed(page, ws)), ("detections", lambda: _detections(page, ws)),
