@@ -6,8 +6,8 @@ from pathlib import Path
 import typer
 
 from ..choices import AisBenchMode, Backend, Engine, MapKind, Nms
+from ..draw import DrawStyle
 from ..errors import Interrupted
-from ..model.config import SHOW_SCORE_THRESHOLD
 from ..options import (
     AisBenchOption,
     BackendOption,
@@ -32,6 +32,7 @@ from ..options import (
     ray_settings,
 )
 from ..render import emit, predict_problems
+from ..steps.predict import PredictOptions
 from .app import Settings, command, emit_then_fail, failure
 
 
@@ -46,15 +47,16 @@ def predict(
     weights: Path | None = typer.Option(None, "--weights", help="A checkpoint to run in PyTorch "
                                         "instead of the exported model."),
     backend: BackendOption = Backend.AUTO,
-    device: DeviceOption = "cpu",
+    device: DeviceOption = PredictOptions.device,
     precision: PrecisionOption = None,
     batch_size: BatchSizeOption = None,
-    score_threshold: ScoreThreshold = SHOW_SCORE_THRESHOLD,
-    top_k: int = typer.Option(100, "--top-k", min=1, help="At most this many detections per image."),
+    score_threshold: ScoreThreshold = PredictOptions.score_threshold,
+    top_k: int = typer.Option(PredictOptions.top_k, "--top-k", min=1, help="At most this many detections per image."),
     classes: str | None = typer.Option(None, "--classes", help="Only these classes, by name or index, "
                                        "e.g. person,car or 0,2 (the model's: COCO, or YouTube-VIS "
                                        "for a video model)."),
-    line_width: int = typer.Option(2, "--line-width", min=0, help="Box lines' width in pixels (0: no boxes)."),
+    line_width: int = typer.Option(DrawStyle.line_width, "--line-width", min=0,
+                                   help="Box lines' width in pixels (0: no boxes)."),
     hide_labels: bool = flag("--hide-labels", help="Draw no class names (nor scores)."),
     hide_conf: bool = flag("--hide-conf", help="Draw the class names without their scores."),
     iou: float | None = typer.Option(None, "--iou", min=0.0, max=1.0, help="Detect's NMS IoU threshold "
@@ -63,9 +65,9 @@ def predict(
                           "text (class index, then the mask's outline, normalised)."),
     save_masks: bool = flag("--save-masks", help="masks/NAME_K.png: one 0/255 PNG per detection."),
     keyframe_interval: KeyframeIntervalOption = None,
-    vid_stride: int = typer.Option(1, "--vid-stride", min=1, help="Run every N-th frame of each video "
-                                   "(frame numbers and timestamps stay the source's; the video written "
-                                   "plays at its rate / N)."),
+    vid_stride: int = typer.Option(PredictOptions.vid_stride, "--vid-stride", min=1, help="Run every N-th "
+                                   "frame of each video (frame numbers and timestamps stay the source's; "
+                                   "the video written plays at its rate / N)."),
     sequence: bool = flag("--sequence", help="Each SOURCE (a folder of frames, or a quoted pattern) is "
                           "one video, its image files in name order."),
     track: bool = flag("--track", help="Give each video's detections an identity across its frames "
@@ -96,16 +98,16 @@ def predict(
     from ..steps import predict as step
 
     settings: Settings = ctx.obj
-    result = step.run(settings.workspace, sources, model=model, weights=weights, backend=backend.value,
-                      device=device, batch_size=batch_size, score_threshold=score_threshold, top_k=top_k,
-                      classes=[c for c in classes.split(",") if c.strip()] if classes else None,
-                      output=output, name=name, save_images=not no_save_images, save_video=not no_save_video,
-                      save_json=not no_save_json, recursive=recursive, workers=workers, exist_ok=exist_ok,
-                      engine=engine.value, ray=ray_settings(engine, ray_address, replicas, replica_resources),
-                      precision=precision_of(precision, False), keyframe_interval=keyframe_interval,
-                      sequence=sequence, track=track,
-                      style=step.DrawStyle(line_width, labels=not hide_labels, confidence=not hide_conf),
-                      iou=iou, save_txt=save_txt, save_masks=save_masks, vid_stride=vid_stride)
+    options = step.PredictOptions(
+        model=model, weights=weights, backend=backend.value, device=device, precision=precision_of(precision, False),
+        batch_size=batch_size, keyframe_interval=keyframe_interval, score_threshold=score_threshold, top_k=top_k,
+        classes=tuple(c for c in classes.split(",") if c.strip()) if classes else None, iou=iou,
+        recursive=recursive, sequence=sequence, vid_stride=vid_stride, track=track, output=output, name=name,
+        exist_ok=exist_ok, save_images=not no_save_images, save_video=not no_save_video,
+        save_json=not no_save_json, save_txt=save_txt, save_masks=save_masks,
+        style=DrawStyle(line_width, labels=not hide_labels, confidence=not hide_conf), workers=workers,
+        engine=engine.value, ray=ray_settings(engine, ray_address, replicas, replica_resources))
+    result = step.run(settings.workspace, sources, options)
     emit_then_fail(settings, result, result.failure(skip_bad), then=lambda: predict_problems(result))
 
 

@@ -10,13 +10,13 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..backends import ModelInfo
-from ..choices import Engine, Layout, Precision
+from ..choices import Backend, Engine, Layout, Precision
 from ..console import progress_bar
 from ..data.sources import VIDEO_SUFFIXES, Video, expand, is_video, open_video, output_name
 from ..draw import DrawStyle, draw_detections
@@ -72,7 +72,7 @@ class PredictResult:
                           hint="fix or remove them, or pass --skip-bad")
 
 
-def class_indices(names: list[str] | None, labels: LabelSet = COCO) -> set[int] | None:
+def class_indices(names: Sequence[str] | None, labels: LabelSet = COCO) -> set[int] | None:
     """--classes person,car (or class indices, 0 person, as yolo's) → their class indices in the
     model's label set; an unknown name or index is a usage error."""
     if not names:
@@ -92,53 +92,86 @@ def class_indices(names: list[str] | None, labels: LabelSet = COCO) -> set[int] 
     return {lookup[n.strip().lower()] for n in names}
 
 
-def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights: Path | None = None,
-        backend: str = "auto", device: str = "cpu", batch_size: int | None = None,
-        score_threshold: float = SHOW_SCORE_THRESHOLD, top_k: int = 100, classes: list[str] | None = None,
-        output: Path | None = None, name: str | None = None, save_images: bool = True,
-        save_video: bool = True, save_json: bool = True, recursive: bool = False,
-        workers: int | None = None, exist_ok: bool = False, engine: str = Engine.LOCAL.value,
-        ray: RaySettings | None = None, precision: str | None = None,
-        keyframe_interval: int | None = None, sequence: bool = False, track: bool = False,
-        style: DrawStyle = DrawStyle(), iou: float | None = None, save_txt: bool = False,
-        save_masks: bool = False, vid_stride: int = 1) -> PredictResult:
-    """`sequence`: each source (a folder of frames, or a pattern) is one video; a video model
-    keeps a keyframe every `keyframe_interval` frames (docs/video.md §5); `track` gives each
-    video's detections an identity across its frames (§8). `iou`: the host NMS's IoU threshold;
-    `save_txt`/`save_masks`: each image's or frame's detections as YOLO segmentation text and
-    as one PNG per instance. `vid_stride`: every N-th frame of each video runs (frame numbers and
-    timestamps stay the source's; a video model's keyframe schedule counts the frames that run;
-    the annotated video plays at the source's rate / N)."""
-    if vid_stride < 1:
-        raise UsageError(f"--vid-stride {vid_stride}: every N-th frame needs N ≥ 1", hint="e.g. --vid-stride 2")
-    if iou is not None and not 0 < iou <= 1:
-        raise UsageError(f"--iou {iou} is not an IoU threshold", hint="pass a value in (0, 1], e.g. --iou 0.5")
-    if top_k > RESNET50.max_num_detections:
-        raise UsageError(f"--top-k {top_k}: Detect keeps at most {RESNET50.max_num_detections} detections per image",
-                         hint=f"pass --top-k {RESNET50.max_num_detections} or fewer")
-    if top_k < 1 or (batch_size is not None and batch_size < 1):
-        raise UsageError("--top-k and --batch-size must be at least 1", hint="e.g. --top-k 100 --batch-size 1")
-    if track:
+@dataclass(frozen=True)
+class PredictOptions:
+    """What `yedge predict` takes besides its sources, with its defaults (the CLI reads them here)."""
+
+    # the model, and what runs it
+    model: Path | None = None
+    weights: Path | None = None  # a checkpoint run in PyTorch (its heads too) instead of the export
+    backend: str = Backend.AUTO.value
+    device: str = "cpu"
+    precision: str | None = None
+    batch_size: int | None = None
+    keyframe_interval: int | None = None  # a video model's (docs/video.md §5)
+    # which detections are kept
+    score_threshold: float = SHOW_SCORE_THRESHOLD
+    top_k: int = 100
+    classes: tuple[str, ...] | None = None  # names or indices of the model's label set
+    iou: float | None = None  # the host NMS's IoU threshold (None: the model's)
+    # the sources: `sequence` takes each (a folder of frames, or a pattern) as one video;
+    # `vid_stride` runs every N-th frame of each video (frame numbers and timestamps stay the
+    # source's, a video model's schedule counts the frames that run, the annotated video plays at
+    # the source's rate / N); `track` gives each video's detections an identity (docs/video.md §8)
+    recursive: bool = False
+    sequence: bool = False
+    vid_stride: int = 1
+    track: bool = False
+    # what is written: drawn images and videos, predictions.jsonl, YOLO segmentation text and
+    # one PNG per instance
+    output: Path | None = None
+    name: str | None = None
+    exist_ok: bool = False
+    save_images: bool = True
+    save_video: bool = True
+    save_json: bool = True
+    save_txt: bool = False
+    save_masks: bool = False
+    style: DrawStyle = DrawStyle()
+    # the engine
+    workers: int | None = None
+    engine: str = Engine.LOCAL.value
+    ray: RaySettings | None = None
+
+    def check(self) -> None:
+        """Values no run can take, refused before anything opens."""
+        if self.vid_stride < 1:
+            raise UsageError(f"--vid-stride {self.vid_stride}: every N-th frame needs N ≥ 1",
+                             hint="e.g. --vid-stride 2")
+        if self.iou is not None and not 0 < self.iou <= 1:
+            raise UsageError(f"--iou {self.iou} is not an IoU threshold", hint="pass a value in (0, 1], e.g. --iou 0.5")
+        if self.top_k > RESNET50.max_num_detections:
+            raise UsageError(f"--top-k {self.top_k}: Detect keeps at most {RESNET50.max_num_detections} detections "
+                             "per image", hint=f"pass --top-k {RESNET50.max_num_detections} or fewer")
+        if self.top_k < 1 or (self.batch_size is not None and self.batch_size < 1):
+            raise UsageError("--top-k and --batch-size must be at least 1", hint="e.g. --top-k 100 --batch-size 1")
+
+
+def run(ws: Workspace, sources: list[str], options: PredictOptions = PredictOptions()) -> PredictResult:
+    """The sources run as `options` say (PredictOptions), drawn and written as they come."""
+    options.check()
+    backend = options.backend
+    if options.track:
         from ..track import check_available
 
         check_available()
-    if weights is not None and model is None:  # a checkpoint runs in PyTorch; its heads too (the head layout)
-        backend = choose_backend(backend, weights)
-        check_precision(backend, device, precision or Precision.FP32.value)
-        choice = ModelChoice(Path(weights), ExportRecord(layout=Layout.HEAD.value, config="auto"),
-                             backend=backend, precision=precision or Precision.FP32.value)
+    if options.weights is not None and options.model is None:  # a checkpoint runs in PyTorch, its heads too
+        backend = choose_backend(backend, options.weights)
+        check_precision(backend, options.device, options.precision or Precision.FP32.value)
+        choice = ModelChoice(Path(options.weights), ExportRecord(layout=Layout.HEAD.value, config="auto"),
+                             backend=backend, precision=options.precision or Precision.FP32.value)
     else:
-        backend = choose_backend(backend, model)
-        choice = model_for(ws, backend, model, batch_size, precision, device)
-    if weights is None and choice.export.config in CONFIGS:  # said before anything starts
-        class_indices(classes, CONFIGS[choice.export.config].labels)
-    found = _sequences(sources) if sequence else expand(sources, recursive)
+        backend = choose_backend(backend, options.model)
+        choice = model_for(ws, backend, options.model, options.batch_size, options.precision, options.device)
+    if options.weights is None and choice.export.config in CONFIGS:  # said before anything starts
+        class_indices(options.classes, CONFIGS[choice.export.config].labels)
+    found = _sequences(sources) if options.sequence else expand(sources, options.recursive)
     if not found.found and found.failed:
         source, reason = found.failed[0]
         raise InputError(f"nothing to run: {source}: {reason}", hint="pass image or video files, folders or globs")
-    dest = _destination(ws, sources, output, name, exist_ok)
-    _refuse_drawing_over_sources(dest, found.found, save_images, save_video)
-    result = PredictResult(output=str(dest), model=str(choice.path), backend=backend, engine=engine,
+    dest = _destination(ws, sources, options.output, options.name, options.exist_ok)
+    _refuse_drawing_over_sources(dest, found.found, options.save_images, options.save_video)
+    result = PredictResult(output=str(dest), model=str(choice.path), backend=backend, engine=options.engine,
                            precision=choice.precision,
                            sources=len(found.found) + len(found.failed),
                            failed=[{"source": s, "reason": r} for s, r in found.failed],
@@ -147,9 +180,9 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
     # settings); its frames are read where the engine reads (stream.items.frames_of)
     videos: dict[str, Video] = {}
     broken: dict[str, str] = {}  # video → why it could not be opened or read to its end
-    as_video = (lambda source: True) if sequence else is_video
+    as_video = (lambda source: True) if options.sequence else is_video
     for source in filter(as_video, found.found):
-        video = open_video(source, sequence)
+        video = open_video(source, options.sequence)
         if isinstance(video, str):
             broken[source] = video
         else:
@@ -161,25 +194,28 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
             if not as_video(source):
                 yield Item(0, source)
             elif source in videos:
-                yield VideoSource(source, videos[source].frame_count, sequence, vid_stride)
+                yield VideoSource(source, videos[source].frame_count, options.sequence, options.vid_stride)
 
     def host_for(info: ModelInfo) -> HostSpec:
-        if weights is not None and model is not None and info.layout != Layout.FPN.value:
-            raise UsageError(f"--weights with --model names the host-side heads' checkpoint, but {model} "
+        if options.weights is not None and options.model is not None and info.layout != Layout.FPN.value:
+            raise UsageError(f"--weights with --model names the host-side heads' checkpoint, but {options.model} "
                              f"holds its heads ({info.layout} layout)", hint="drop --weights")
-        return host_spec(ws, info.layout, weights=Path(weights) if weights else None,
-                         config=_config_of(choice, weights), score_threshold=score_threshold, threads=1,
-                         outputs_of=model_outputs(ws, choice.path if model is not None else None), iou=iou)
+        return host_spec(ws, info.layout, weights=Path(options.weights) if options.weights else None,
+                         config=_config_of(choice, options.weights), score_threshold=options.score_threshold, threads=1,
+                         outputs_of=model_outputs(ws, choice.path if options.model is not None else None),
+                         iou=options.iou)
 
-    workers = max(1, min(workers or (os.cpu_count() or 1), 8))
+    workers = max(1, min(options.workers or (os.cpu_count() or 1), 8))
     videos_given = sum(1 for s in found.found if as_video(s))
     images_given = len(found.found) - videos_given
-    runner = engine_for(ws, engine, ray, backend=backend, device=device, workers=workers,
+    runner = engine_for(ws, options.engine, options.ray, backend=backend, device=options.device, workers=workers,
                         # decoded pictures come back only to be drawn
-                        keep_images=(save_images and images_given > 0) or (save_video and videos_given > 0))
-    writer = _Writer(dest, save_images, save_video, result, style, vid_stride)
-    labelled = _Labels(dest, save_txt, save_masks, result)
-    total = images_given + sum(VideoSource(s, v.frame_count, stride=vid_stride).runs or 0 for s, v in videos.items())
+                        keep_images=(options.save_images and images_given > 0)
+                        or (options.save_video and videos_given > 0))
+    writer = _Writer(dest, options.save_images, options.save_video, result, options.style, options.vid_stride)
+    labelled = _Labels(dest, options.save_txt, options.save_masks, result)
+    total = images_given + sum(VideoSource(s, v.frame_count, stride=options.vid_stride).runs or 0
+                               for s, v in videos.items())
     started = time.perf_counter()
     created = _missing_folders(dest)
     _Writer.remove_leftovers(dest)
@@ -187,16 +223,17 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
         stack.callback(_remove_if_empty, created)
         stack.callback(writer.abandon)
         jsonl = None
-        if save_json:
+        if options.save_json:
             jsonl = stack.enter_context(open(stack.enter_context(atomic_path(dest / PREDICTIONS)), "w",
                                              encoding="utf-8"))
         advance = stack.enter_context(progress_bar(total, f"predict ({backend}, {choice.path.name})"))
-        run = stack.enter_context(runner.open(recipe_for(ws, choice, device, batch_size, keyframe_interval),
+        run = stack.enter_context(runner.open(recipe_for(ws, choice, options.device, options.batch_size,
+                                                         options.keyframe_interval),
                                               host_for))
         labels = CONFIGS[run.host.config].labels
-        wanted = class_indices(classes, labels)
+        wanted = class_indices(options.classes, labels)
         predictions = stack.enter_context(contextlib.closing(run.predictions(units())))
-        tracking = _Tracking() if track else None
+        tracking = _Tracking() if options.track else None
         for prediction in predictions:
             writer.finish_videos_before(prediction.item.source, broken)
             if prediction.error is not None:
@@ -207,7 +244,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
                     advance(1)
                 continue
             fps = videos[prediction.item.source].fps if prediction.item.source in videos else None
-            line = _line(prediction, wanted, top_k, labels, fps)
+            line = _line(prediction, wanted, options.top_k, labels, fps)
             result.detections += len(line["detections"])
             if prediction.item.frame is None:
                 result.images += 1
@@ -216,7 +253,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
             if prediction.keyframe is not None:
                 result.keyframes = (result.keyframes or 0) + prediction.keyframe
             if tracking is not None and fps is not None:
-                result.tracks = tracking.add(prediction.item.source, fps / vid_stride, line["detections"])
+                result.tracks = tracking.add(prediction.item.source, fps / options.vid_stride, line["detections"])
             line["drawn"] = writer.write(prediction, line, videos)
             labelled.write(prediction, line, labels)
             if jsonl is not None:
@@ -229,7 +266,7 @@ def run(ws: Workspace, sources: list[str], *, model: Path | None = None, weights
             more = f" and {len(failures) - 5} more" if len(failures) > 5 else ""
             raise InputError(f"none of the {result.sources} source(s) could be run: {listed}{more}",
                              hint="pass readable images or videos")
-    result.predictions = str(dest / PREDICTIONS) if save_json else None
+    result.predictions = str(dest / PREDICTIONS) if options.save_json else None
     result.failed += [{"source": source, "reason": reason} for source, reason in broken.items()]
     result.seconds = round(time.perf_counter() - started, 2)
     result.fps = round((result.images + result.frames) / result.seconds, 2) if result.seconds else 0.0
