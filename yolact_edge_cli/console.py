@@ -25,17 +25,23 @@ def stage(message: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def progress_bar(total: int, description: str) -> Iterator[Callable[[int], None]]:
-    """A bar with count, rate and ETA on stderr; yields `advance(n)`."""
+    """A bar with count, rate and ETA on stderr; yields `advance(n)`, which redraws it.
+
+    No refresh thread: the steps start process pools while a bar is up, and a process forked
+    while another thread holds a lock (Rich's, or a module's import lock) can hang for good in
+    its first import (seen in a host worker's torch.load)."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=False) as progress:
+    with Progress(*columns, console=err, transient=False, auto_refresh=False) as progress:
         task = progress.add_task(description, total=total, rate="")
+        progress.refresh()
 
         def advance(n: int = 1) -> None:
             progress.advance(task, n)
             speed = progress.tasks[0].speed
             if speed:
                 progress.update(task, rate=f"{speed:.1f}/s")
+            progress.refresh()
 
         yield advance
 
