@@ -4,6 +4,8 @@ kills the workers too instead of leaving them running."""
 from __future__ import annotations
 
 import contextlib
+import gc
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -13,6 +15,14 @@ PR_SET_PDEATHSIG = 1
 # What numpy's bundled OpenBLAS calls its thread setter, newest wheels first.
 OPENBLAS_THREAD_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
                            "openblas_set_num_threads64_", "openblas_set_num_threads")
+
+
+# A forked worker never collects what it inherited: a copy of a native object the parent held
+# (an onnxruntime session its parent had dropped but not yet collected, say) must not be
+# destroyed here — its destructor waits on a condition variable of the parent's threads, which
+# the copy does not have, and the worker hangs for good (seen in a host worker's first
+# torch.load, whose garbage collection met such a session). Frozen, those objects are left be.
+os.register_at_fork(after_in_child=gc.freeze)
 
 
 def _die_with_parent() -> None:
