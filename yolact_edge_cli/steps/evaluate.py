@@ -383,9 +383,9 @@ class _JsonArray:
 class Evaluation:
     """What file and streaming eval share, one image at a time: `add` writes the image's COCO
     entries to the result files as they come (byte for byte `json.dumps` of the whole list, under
-    temporary names until the stack closes), adds its YOLACT matches and stage times and, when
-    `by_image`, runs COCOeval on that image alone, and adds it to the confusion matrix;
-    `coco_stats` gives COCOeval's figures and the curves the pictures are drawn from."""
+    temporary names until the stack closes), adds its YOLACT matches, stage times and confusion
+    matrix counts and, when `by_image`, runs COCOeval on that image alone; `coco_stats` gives
+    COCOeval's figures and the curves the pictures are drawn from."""
 
     def __init__(self, stack: contextlib.ExitStack, ws: Workspace, run_name: str, coco, labels: LabelSet,
                  stages: tuple[str, ...], *, by_image: bool, fast_eval: bool, pictures: bool):

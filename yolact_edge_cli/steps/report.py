@@ -143,7 +143,7 @@ def _png_base64(path: Path) -> str:
 
 
 def _read_json(path: Path):
-    """A file a step wrote, or None when it is missing or torn (the page says so, it goes on)."""
+    """A file a step wrote, or None when it is missing or torn (the page goes on without it)."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
