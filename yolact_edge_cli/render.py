@@ -187,7 +187,9 @@ def _per_class(rows: list[dict]) -> None:
     table = Table(title="per-class AP (points; IoU 0.5:0.95 and 0.5)", title_justify="left")
     for column in ("class", "instances", "box AP", "box AP50", "mask AP", "mask AP50"):
         table.add_column(column, justify="left" if column == "class" else "right")
-    for row in sorted((r for r in rows if r["instances"]), key=lambda r: -r["instances"]):
+    from .metrics.curves import classes_with_truth
+
+    for row in classes_with_truth(rows):
         table.add_row(escape(row["name"]), str(row["instances"]),
                       *(_num(row[k]) for k in ("box_AP", "box_AP50", "mask_AP", "mask_AP50")))
     out.print(table)

@@ -87,3 +87,9 @@ def per_class_table(curves: dict[str, Curves], names: dict[int, str], instances:
             row[f"{kind}_AP50"] = None if ap50 is None or np.isnan(ap50[n]) else round(float(ap50[n]), 2)
         rows.append(row)
     return rows
+
+
+def classes_with_truth(rows: list[dict]) -> list[dict]:
+    """The per-class rows of classes with ground truth, most instances first: the table eval
+    prints and the report shows."""
+    return sorted((r for r in rows if r["instances"]), key=lambda r: -r["instances"])

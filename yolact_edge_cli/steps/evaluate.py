@@ -139,7 +139,6 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     """Pictures (docs/pictures.md) are drawn into the run's results folder unless `pictures` is off."""
     if nms not in Nms.values():
         raise UsageError(f"unknown NMS {nms!r}", hint="use --nms fast or --nms traditional")
-    pictures = pictures and plots.available()
     for option, value in (("--max-images", max_images), ("--workers", workers)):
         if value is not None and value < 1:
             raise UsageError(f"{option} must be at least 1, got {value}", hint=f"drop {option} for the default")
@@ -251,7 +250,6 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
 
     if nms not in Nms.values():
         raise UsageError(f"unknown NMS {nms!r}", hint="use --nms fast or --nms traditional")
-    pictures = pictures and plots.available()
     if images is None:
         images = Path(ws.need(PrepRecord, "images to stream", "yedge eval --images DIR --annotations FILE").images)
     if not Path(images).is_dir():
@@ -405,7 +403,7 @@ class Evaluation:
         self.coco, self.labels = coco, labels
         self.confusion = ConfusionMatrix(sorted(coco.getCatIds()))
         self.instances: dict[int, int] = {}  # non-crowd ground truth per category of the evaluated images
-        self.pictures = pictures
+        self.pictures = pictures and plots.available()
 
     def add(self, image_id: int, bbox: list[dict], mask: list[dict], matches, times: dict[str, float]) -> None:
         self.evaluated.append(image_id)
@@ -437,9 +435,10 @@ class Evaluation:
         arrays: dict[str, Any] = {"confusion": self.confusion.counts,
                                          "confusion_category_ids": np.asarray(self.confusion.category_ids)}
         arrays |= {f"{t}_precision": c.precision for t, c in curves.items()}
-        for c in curves.values():  # the same for both IoU types
-            arrays |= {"recall_thresholds": c.recall_thresholds, "iou_thresholds": c.iou_thresholds,
-                       "category_ids": np.asarray(c.category_ids)}
+        if curves:  # the thresholds and classes are the same for both IoU types
+            first = next(iter(curves.values()))
+            arrays |= {"recall_thresholds": first.recall_thresholds, "iou_thresholds": first.iou_thresholds,
+                       "category_ids": np.asarray(first.category_ids)}
         with atomic_path(self.run_results / CURVES_DATA) as tmp, open(tmp, "wb") as file:
             np.savez_compressed(file, **arrays)
         drawn = plots.eval_pictures(self.run_results, curves, rows, self.confusion, names, self.instances,

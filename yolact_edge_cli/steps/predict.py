@@ -188,13 +188,16 @@ def run(ws: Workspace, sources: list[str], options: PredictOptions = PredictOpti
         else:
             video.release()
             videos[source] = video
+    # what the engine reads of each (every --vid-stride-th frame), made once: the units and the bar's length
+    runs = {source: VideoSource(source, video.frame_count, options.sequence, options.vid_stride)
+            for source, video in videos.items()}
 
     def units() -> Iterator[Item | VideoSource]:
         for source in found.found:
             if not as_video(source):
                 yield Item(0, source)
-            elif source in videos:
-                yield VideoSource(source, videos[source].frame_count, options.sequence, options.vid_stride)
+            elif source in runs:
+                yield runs[source]
 
     def host_for(info: ModelInfo) -> HostSpec:
         if options.weights is not None and options.model is not None and info.layout != Layout.FPN.value:
@@ -214,8 +217,7 @@ def run(ws: Workspace, sources: list[str], options: PredictOptions = PredictOpti
                         or (options.save_video and videos_given > 0))
     writer = _Writer(dest, options.save_images, options.save_video, result, options.style, options.vid_stride)
     labelled = _Labels(dest, options.save_txt, options.save_masks, result)
-    total = images_given + sum(VideoSource(s, v.frame_count, stride=options.vid_stride).runs or 0
-                               for s, v in videos.items())
+    total = images_given + sum(video.runs or 0 for video in runs.values())
     started = time.perf_counter()
     created = _missing_folders(dest)
     _Writer.remove_leftovers(dest)

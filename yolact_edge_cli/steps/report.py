@@ -14,6 +14,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import InputError
 from ..metrics.coco_eval import STAT_NAMES
+from ..metrics.curves import classes_with_truth
 from ..plots import run_time
 from ..records import ShowRecord
 from ..workspace import (
@@ -131,9 +132,10 @@ def _cell(value) -> str:
 def _png_base64(path: Path) -> str:
     """The picture's PNG bytes, scaled down first when wider than MAX_PICTURE_WIDTH."""
     import cv2
+    import numpy as np
 
     data = path.read_bytes()
-    picture = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    picture = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if picture is not None and picture.shape[1] > MAX_PICTURE_WIDTH:
         scale = MAX_PICTURE_WIDTH / picture.shape[1]
         picture = cv2.resize(picture, (MAX_PICTURE_WIDTH, round(picture.shape[0] * scale)),
@@ -191,7 +193,7 @@ def _evaluations(page: _Page, ws: Workspace) -> None:
         thresholds = list(m["yolact_ap"]["box"])
         page.table(["", *thresholds], [[kind, *m["yolact_ap"][kind].values()] for kind in ("box", "mask")],
                    caption="YOLACT mAP (the Ascend recipe's metric)")
-        classes = sorted((r for r in m.get("per_class", []) if r["instances"]), key=lambda r: -r["instances"])
+        classes = classes_with_truth(m.get("per_class", []))
         if classes:
             page.table(["class", "instances", "box AP", "box AP50", "mask AP", "mask AP50"],
                        [[r["name"], r["instances"], r["box_AP"], r["box_AP50"], r["mask_AP"], r["mask_AP50"]]

@@ -9,7 +9,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ... import plots
 from ...backends.temporal import TemporalSession
 from ...choices import Backend, Engine, Precision
 from ...errors import UsageError
@@ -40,7 +39,6 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
     """A video model's inference bench also times its two passes and its keyframe schedule at
     `keyframe_interval` (bench/video.py). Every run is drawn beside results/bench.json unless
     `pictures` is off."""
-    pictures = pictures and plots.available()
     backend = choose_backend(backend, model)
     if loop < 1 or warmup < 0:
         raise UsageError("--loop must be ≥ 1 and --warmup ≥ 0", hint="e.g. --loop 100 --warmup 10")

@@ -163,5 +163,5 @@ def append(ws: Workspace, result: BenchResult, pictures: bool) -> None:
     runs = append_to_log(path, entry)
     ws.save(BenchRecord(model=result.model, model_sha256=result.model_sha256, backend=result.backend,
                         device=result.device, mode=result.mode, log=ws.relative(path), runs=len(runs)))
-    if pictures:
+    if pictures and plots.available():
         result.pictures = [ws.relative(p) for p in plots.bench_pictures(ws.results_dir, runs)]

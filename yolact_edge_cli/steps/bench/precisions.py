@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from ... import plots
 from ...backends import resolve_backend
 from ...choices import Backend, Engine, Precision
 from ...console import stage
@@ -30,7 +29,6 @@ def run_precisions(ws: Workspace, *, backends: tuple[str, ...], precisions: tupl
     and with annotations the box mAP of each). A pair this machine lacks is a refused row."""
     from ...errors import YedgeError
 
-    pictures = pictures and plots.available()
     if loop < 1 or warmup < 0:
         raise UsageError("--loop must be ≥ 1 and --warmup ≥ 0", hint="e.g. --loop 100 --warmup 10")
     backends = tuple(resolve_backend(b) if b == Backend.AUTO.value else b for b in backends)
