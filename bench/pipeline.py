@@ -64,23 +64,21 @@ def main() -> None:
 
     for layout in ("fpn", "head"):
         ws = Workspace(args.out / f"ws_{layout}")
-        shutil.copytree(args.out / "prep1" / "inputs", ws.inputs_dir)
-        ws.record("prep", Workspace(args.out / "prep1").step("prep"))
+        prep.run(ws, args.out / "images", annotations, workers=2)
         export.run(ws, weights, layout=layout, dynamic_batch=True)
         infer.run(ws)
         for workers in (1, 2):
-            evaluate.run(ws, workers=1)  # warm the page cache and imports
+            evaluate.run(ws, evaluate.EvalOptions(workers=1))  # warm the page cache and imports
             started = time.perf_counter()
-            result = evaluate.run(ws, workers=workers)
-            report[f"eval_{layout}_workers{workers}_ms_per_image"] = result.host_ms_per_image
+            evaluated = evaluate.run(ws, evaluate.EvalOptions(workers=workers))
+            report[f"eval_{layout}_workers{workers}_ms_per_image"] = evaluated.host_ms_per_image
             report[f"eval_{layout}_workers{workers}_step_seconds"] = round(time.perf_counter() - started, 2)
         if layout == "fpn":
             for backend in ("onnxruntime", "torch"):
-                result = bench.run(ws, backend=backend, batch_sizes=(1, 8), loop=5, warmup=1)
-                report[f"bench_{backend}_cpu"] = {r.batch_size: r.throughput for r in result.rows}
-            report["stages_onnxruntime_fpn"] = bench.run(ws, stages=True, images=min(10, args.images)).stages_ms
-        else:
-            report["stages_onnxruntime_head"] = bench.run(ws, stages=True, images=min(10, args.images)).stages_ms
+                measured = bench.run(ws, bench.BenchOptions(backend=backend, batch_sizes=(1, 8), loop=5, warmup=1))
+                report[f"bench_{backend}_cpu"] = {r.batch_size: r.throughput for r in measured.rows}
+        stages = bench.BenchOptions(stages=True, images=min(10, args.images))
+        report[f"stages_onnxruntime_{layout}"] = bench.run(ws, stages).stages_ms
     print(json.dumps(report, indent=2))
 
 

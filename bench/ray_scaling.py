@@ -94,8 +94,8 @@ def overhead(count: int) -> None:
     walls = {}
     for engine in ("local", "ray"):
         started = time.perf_counter()
-        result = predict.run(ws, [str(folder)], backend="onnxruntime", save_images=False, engine=engine,
-                             name=engine)
+        result = predict.run(ws, [str(folder)], predict.PredictOptions(backend="onnxruntime", save_images=False,
+                                                                       engine=engine, name=engine))
         walls[engine] = time.perf_counter() - started
         assert result.images == count
     same = (ws.root / "predict" / "local" / "predictions.jsonl").read_bytes() == \

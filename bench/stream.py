@@ -170,8 +170,8 @@ def memory_one(count: int, fast_eval: bool) -> None:
     model = root / "stand-in.onnx"
     model.write_bytes(b"")
     ws = Workspace(root / "ws")
-    evaluate.run_streaming(ws, root / "images", annotations=annotations, model=model, workers=2,
-                           fast_eval=fast_eval)
+    options = evaluate.EvalOptions(annotations=annotations, workers=2, fast_eval=fast_eval)
+    evaluate.run_streaming(ws, root / "images", options, evaluate.StreamOptions(model=model))
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps({"images": count, "fast_eval": fast_eval, "peak_rss_mb_at_stream_end": round(streamed[0], 1),
@@ -219,7 +219,8 @@ def disk(count: int) -> None:
     streamed = Workspace(root / "streamed")
     shutil.copytree(ws_root, streamed.root)
     base = _tree_bytes(streamed.root)
-    evaluate.run_streaming(streamed, folder, annotations=annotations, model=streamed.default_onnx)
+    evaluate.run_streaming(streamed, folder, evaluate.EvalOptions(annotations=annotations),
+                           evaluate.StreamOptions(model=streamed.default_onnx))
     stream_bytes = _tree_bytes(streamed.root) - base
     ws = Workspace(ws_root)
     base = _tree_bytes(ws.root)
@@ -244,9 +245,10 @@ def predict_vs_infer(count: int, layout: str) -> None:
     prepped = time.perf_counter()
     infer.run(ws, backend="onnxruntime")
     inferred = time.perf_counter()
-    evaluate.run(ws, score_threshold=0.3)
+    evaluate.run(ws, evaluate.EvalOptions(score_threshold=0.3))
     evaluated = time.perf_counter()
-    result = predict.run(ws, [str(folder)], backend="onnxruntime", save_images=False, score_threshold=0.3)
+    result = predict.run(ws, [str(folder)], predict.PredictOptions(backend="onnxruntime", save_images=False,
+                                                                   score_threshold=0.3))
     done = time.perf_counter()
     print(f"{layout} layout, {count} images, onnxruntime CPU, img/s: prep {count / (prepped - started):.2f}, infer "
           f"{count / (inferred - prepped):.2f}, eval (host + COCOeval) {count / (evaluated - inferred):.2f}, "

@@ -158,13 +158,13 @@ def test_workflow_through_ais_bench_equals_onnxruntime(ascend, onnx_workspace, t
     assert summary["NPU_compute_time"]["count"] == 1  # two images, one padded batch of 4
     assert ws.step("infer")["options"]["ais_bench"] == mode
     assert not list(ws.outputs_dir.glob("npu_device*"))  # staging folders are gone
-    ours = evaluate.run(ws, workers=1)
+    ours = evaluate.run(ws, evaluate.EvalOptions(workers=1))
     reference = json.loads((DATA / "golden" / "eval_mini" / "fast_yolact_ap.json").read_text())
     for kind in ("box", "mask"):
         assert ours.yolact_ap[kind]["all"] == pytest.approx(reference[kind]["all"], abs=1e-4)
-    theirs = evaluate.run(ws, outputs=ws.outputs_dir / "onnxruntime", workers=1)
+    theirs = evaluate.run(ws, evaluate.EvalOptions(workers=1), outputs=ws.outputs_dir / "onnxruntime")
     assert ours.coco["bbox"]["stats"] == pytest.approx(theirs.coco["bbox"]["stats"], abs=1e-6)
-    rows = bench.run(ws, backend="ascend", batch_sizes=(1, 4), loop=3, warmup=1, ais_bench=mode).rows
+    rows = bench.run(ws, bench.BenchOptions(backend="ascend", batch_sizes=(1, 4), loop=3, warmup=1, ais_bench=mode)).rows
     assert [r.batch_size for r in rows] == [1, 4] and all(r.throughput > 0 for r in rows)
     assert all(r.latency_p90_ms is not None for r in rows)  # from per-run times (API or summary JSON)
 
@@ -208,9 +208,9 @@ def test_fp16_outputs_are_read_by_eval(ascend, onnx_workspace, tmp_path):
     convert.run(ws, atc_args=("--output_type=FP16",))
     infer.run(ws, backend="ascend", run_name="fp16", ais_bench="cli")
     assert (ws.outputs_dir / "fp16" / "0_0.bin").stat().st_size == 256 * 69 * 69 * 2
-    result = evaluate.run(ws, workers=1)
+    result = evaluate.run(ws, evaluate.EvalOptions(workers=1))
     assert result.output_dtype == "float16" and result.images == 2
-    reference = evaluate.run(ws, outputs=ws.outputs_dir / "onnxruntime", workers=1)
+    reference = evaluate.run(ws, evaluate.EvalOptions(workers=1), outputs=ws.outputs_dir / "onnxruntime")
     assert abs(result.yolact_ap["mask"]["all"] - reference.yolact_ap["mask"]["all"]) < 5
 
 
@@ -323,8 +323,8 @@ def test_an_om_names_its_checkpoint_through_convert(ascend, onnx_workspace, tmp_
     export.run(ws, checkpoint(seed=1), dynamic_batch=True)
     infer.run(ws, backend="ascend", run_name="npu", ais_bench="api")
     with pytest.raises(InputError, match="npu was computed from .* but the host-side heads would come from"):
-        evaluate.run(ws, workers=1)
-    assert evaluate.run(ws, weights=checkpoint(), workers=1).images == 2
+        evaluate.run(ws, evaluate.EvalOptions(workers=1))
+    assert evaluate.run(ws, evaluate.EvalOptions(weights=checkpoint(), workers=1)).images == 2
 
 
 # --- as the real tools behave (issue: the Ascend path on its first run on a real NPU host) ------
@@ -379,7 +379,7 @@ def test_a_run_name_ais_bench_refuses_is_a_usage_error_up_front(tmp_path):
 def test_bench_in_cli_mode_leaves_no_outputs_behind(ascend, onnx_workspace, tmp_path):
     ws = _clone(onnx_workspace, tmp_path)
     convert.run(ws, batch_sizes=(1,))
-    rows = bench.run(ws, backend="ascend", batch_sizes=(1,), loop=2, warmup=0, ais_bench="cli").rows
+    rows = bench.run(ws, bench.BenchOptions(backend="ascend", batch_sizes=(1,), loop=2, warmup=0, ais_bench="cli")).rows
     assert rows[0].latency_p90_ms is not None  # the per-run times were read from the summary
     assert not list(ws.root.rglob("pure_infer_data_*")) and not list(ws.root.rglob("*_summary.json"))[1:]
 
@@ -451,10 +451,10 @@ def test_a_static_om_given_with_model_gets_no_dym_batch(ascend, onnx_workspace, 
     assert result.batch_size == 1 and result.computed == 2
     _assert_same_outputs(ws.outputs_dir / "npu", ws.outputs_dir / "onnxruntime")
     assert not any("--dymBatch" in log.read_text() for log in ws.logs_dir.glob("ais_bench_npu_*.log"))
-    rows = bench.run(ws, backend="ascend", model=om, batch_sizes=(1,), loop=2, warmup=0, ais_bench="cli").rows
+    rows = bench.run(ws, bench.BenchOptions(backend="ascend", model=om, batch_sizes=(1,), loop=2, warmup=0, ais_bench="cli")).rows
     assert rows[0].batch_size == 1
     with pytest.raises(UsageError, match="static.om has a static batch of 1, not 4"):
-        bench.run(ws, backend="ascend", model=om, batch_sizes=(4,), loop=2, warmup=0, ais_bench="cli")
+        bench.run(ws, bench.BenchOptions(backend="ascend", model=om, batch_sizes=(4,), loop=2, warmup=0, ais_bench="cli"))
 
 
 def test_the_emulator_refuses_dym_batch_on_a_static_om(ascend, onnx_workspace, tmp_path):
@@ -507,7 +507,7 @@ def test_npu_compute_time_is_the_execute_alone_and_copies_are_apart(ascend, onnx
         assert summary[key]["count"] == 2
         assert summary[key]["mean"] == pytest.approx(np.mean([t[traced] for t in executes]))
     (tmp_path / "trace.jsonl").unlink()
-    row = bench.run(ws, backend="ascend", batch_sizes=(1,), loop=3, warmup=0, ais_bench=mode).rows[0]
+    row = bench.run(ws, bench.BenchOptions(backend="ascend", batch_sizes=(1,), loop=3, warmup=0, ais_bench=mode)).rows[0]
     executes = _trace(tmp_path / "trace.jsonl")[-3:]
     assert row.latency_mean_ms == round(float(np.mean([t["execute_ms"] for t in executes])), 2)
     assert row.h2d_mean_ms == round(float(np.mean([t["h2d_ms"] for t in executes])), 3)

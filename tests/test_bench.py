@@ -159,7 +159,7 @@ def test_ctrl_c_keeps_the_finished_rows(backend, request):
     use = request.getfixturevalue("fake_ascend" if backend == "ascend" else "fake_host")
     ws = use(FakeSession(interrupt_at=4))
     try:
-        result = bench.run(ws, backend=backend, batch_sizes=(1, 2, 3, 4, 5, 6), loop=2, warmup=0)
+        result = bench.run(ws, bench.BenchOptions(backend=backend, batch_sizes=(1, 2, 3, 4, 5, 6), loop=2, warmup=0))
     except KeyboardInterrupt:  # caught here: escaping, it would stop the whole pytest run
         pytest.fail("Ctrl-C after three batch sizes lost their rows")
     assert result.interrupted is True
@@ -169,7 +169,7 @@ def test_ctrl_c_keeps_the_finished_rows(backend, request):
     assert logged[-1]["interrupted"] is True and [r["batch_size"] for r in logged[-1]["rows"]] == [1, 2, 3]
     use(FakeSession(interrupt_at=1))  # with no row finished Ctrl-C goes on to the CLI; nothing logged
     with pytest.raises(KeyboardInterrupt):
-        bench.run(ws, backend=backend, batch_sizes=(1, 2), loop=2, warmup=0)
+        bench.run(ws, bench.BenchOptions(backend=backend, batch_sizes=(1, 2), loop=2, warmup=0))
     assert len(json.loads((ws.results_dir / "bench.json").read_text())) == len(logged)
 
 
@@ -195,12 +195,12 @@ def test_zero_budget_still_times_one_run():
 
 def test_default_sweep_on_the_cpu_leaves_out_the_large_batches(fake_host):
     ws = fake_host(FakeSession())
-    result = bench.run(ws, backend="onnxruntime", device="cpu", loop=1, warmup=0)
+    result = bench.run(ws, bench.BenchOptions(backend="onnxruntime", device="cpu", loop=1, warmup=0))
     assert [row.batch_size for row in result.rows] == [1, 4, 8]
     assert len(result.skipped) == 1
     assert "batch 16, 32, 64" in result.skipped[0] and "--batch-sizes 1,4,8,16,32,64" in result.skipped[0]
     assert result.interrupted is False
-    result = bench.run(ws, backend="onnxruntime", device="cuda", loop=1, warmup=0)
+    result = bench.run(ws, bench.BenchOptions(backend="onnxruntime", device="cuda", loop=1, warmup=0))
     assert [row.batch_size for row in result.rows] == [1, 4, 8, 16, 32, 64] and not result.skipped
 
 

@@ -132,7 +132,7 @@ def detect_ws(tmp_path_factory, prepared):
 @pytest.fixture(scope="module")
 def head_ws(tmp_path_factory, prepared):
     ws = prepared(tmp_path_factory.mktemp("head") / "ws", layout="head", dynamic_batch=True)
-    evaluate.run(ws, workers=1)
+    evaluate.run(ws, evaluate.EvalOptions(workers=1))
     return ws
 
 
@@ -154,7 +154,7 @@ def test_eval_gives_the_head_layouts_files_and_the_reference_ap(detect_ws, head_
     from .conftest import clone_workspace
 
     ws = clone_workspace(detect_ws, tmp_path / "ws")
-    result = evaluate.run(ws, workers=2)
+    result = evaluate.run(ws, evaluate.EvalOptions(workers=2))
     for name in ("bbox_detections.json", "mask_detections.json"):
         assert (ws.results_dir / name).read_bytes() == (head_ws.results_dir / name).read_bytes()
     reference = json.loads((MINI / "fast_yolact_ap.json").read_text())
@@ -175,7 +175,7 @@ def test_the_torch_backend_runs_the_detect_layout(detect_ws, head_ws, tmp_path):
     for name, source in (("detect", detect_ws), ("head", head_ws)):
         ws = clone_workspace(source, tmp_path / name)
         infer.run(ws, backend="torch", run_name="torch")
-        evaluate.run(ws, outputs=ws.outputs_dir / "torch", workers=1)
+        evaluate.run(ws, evaluate.EvalOptions(workers=1), outputs=ws.outputs_dir / "torch")
         files[name] = [(ws.results_dir / "torch" / f).read_bytes()
                        for f in ("bbox_detections.json", "mask_detections.json")]
     assert files["detect"] == files["head"]

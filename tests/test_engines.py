@@ -12,10 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
+from yolact_edge_cli.data import binio
 from yolact_edge_cli.resolve import host_spec, model_for
 from yolact_edge_cli.stream import stages
 from yolact_edge_cli.stream.engine import recipe_for
-from yolact_edge_cli.stream.items import Item, VideoSource, numbered
+from yolact_edge_cli.stream.items import Frames, Item, Prediction, VideoSource, numbered
 from yolact_edge_cli.stream.local import LocalEngine
 from yolact_edge_cli.stream.schedule import Schedule
 
@@ -152,6 +153,53 @@ def test_ray_keeps_each_video_on_one_replica_and_equals_local(case, one_replica,
     _, spec = stages.batching(run.info, None, False)
     _check_affinity(predictions, units, trace, spec)
     _same_detections(predictions, one_replica)
+
+
+@pytest.mark.slow
+def test_prepared_samples_run_in_ais_bench_batches_and_come_back_as_outputs(prepared, tmp_path):
+    """infer's stream: each batch of prep's files is one source, so on two replicas each still
+    runs whole as binio.group makes it (the last padded with its first file); every sample comes
+    back in order with the model's own outputs, the bytes of its batch run directly, and each
+    batch's run times ride on its first sample."""
+    ws = prepared(tmp_path / "ws", MBV2, dynamic_batch=True)
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(5):
+        rng.standard_normal((3, 550, 550)).astype(np.float32).tofile(folder / f"{i}.bin")
+    files = binio.list_input_files(folder)
+    batches = binio.group(files, 2)
+    choice = model_for(ws, "onnxruntime", None, 2)
+    trace = tmp_path / "trace.jsonl"
+    recipe = TracedRecipe(**vars(recipe_for(ws, choice, "cpu", 2)), trace=trace)
+    units = [Frames(f"batch {n}", tuple(Item(0, str(f), prepared=True) for f in b.files))
+             for n, b in enumerate(batches)]
+    with LocalEngine(workers=1, devices=("cpu", "cpu")).open(recipe, lambda info: None) as run:
+        predictions = list(run.predictions(units))
+    assert [p.item.source for p in predictions] == [str(f) for f in files]
+    assert {p.replica for p in predictions} == {0, 1}
+    assert [p.batch_times is not None for p in predictions] == [True, False, True, False, True]
+    ran = sorted(tuple(json.loads(line)["samples"]) for line in trace.read_text().splitlines())
+    direct = [binio.read_batch(b, np.dtype(np.float32), (3, 550, 550)) for b in batches]
+    assert ran == sorted(tuple(zlib.crc32(s.tobytes()) for s in data) for data in direct)
+    session = recipe_for(ws, choice, "cpu", 2).open()
+    try:
+        for batch, data in zip(batches, direct):
+            outputs = session.run(data)
+            for j, path in enumerate(batch.files):
+                got = next(p for p in predictions if p.item.source == str(path))
+                assert got.detections is None and len(got.outputs) == len(outputs) == 6
+                assert all(a.tobytes() == np.ascontiguousarray(o[j:j + 1]).tobytes()
+                           for a, o in zip(got.outputs, outputs))
+    finally:
+        session.close()
+
+
+def test_without_a_host_part_a_prediction_carries_the_outputs():
+    """What the Ray engine's host task does for a run with no host part (infer's)."""
+    outputs = [np.arange(4, dtype=np.float32)]
+    assert stages.finish(Prediction(Item(0, "0.bin", prepared=True)), outputs, None).outputs is outputs
+    assert stages.finish(Prediction(Item(0, "bad.png"), error="unreadable"), None, None).outputs is None
 
 
 def test_each_npu_of_a_device_list_is_one_replica_and_named_once():

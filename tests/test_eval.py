@@ -64,7 +64,7 @@ def workspace(tmp_path_factory, prepared):
 
 @pytest.mark.parametrize("nms", ["fast", "trad"])
 def test_eval_matches_the_reference(workspace, nms):
-    result = evaluate.run(workspace, nms="fast" if nms == "fast" else "traditional", workers=2)
+    result = evaluate.run(workspace, evaluate.EvalOptions(nms="fast" if nms == "fast" else "traditional", workers=2))
     assert result.images == 2
     bbox = json.loads((workspace.results_dir / "bbox_detections.json").read_text())
     mask = json.loads((workspace.results_dir / "mask_detections.json").read_text())
@@ -85,14 +85,14 @@ def test_eval_matches_the_reference(workspace, nms):
 
 @pytest.mark.exactness
 def test_single_worker_gives_identical_files(workspace):
-    evaluate.run(workspace, workers=2)
+    evaluate.run(workspace, evaluate.EvalOptions(workers=2))
     two = (workspace.results_dir / "mask_detections.json").read_bytes()
-    evaluate.run(workspace, workers=1)
+    evaluate.run(workspace, evaluate.EvalOptions(workers=1))
     assert (workspace.results_dir / "mask_detections.json").read_bytes() == two
 
 
 def test_subset_of_ids(workspace):
-    result = evaluate.run(workspace, max_images=1, workers=1)
+    result = evaluate.run(workspace, evaluate.EvalOptions(max_images=1, workers=1))
     assert result.images == 1
     bbox = json.loads((workspace.results_dir / "bbox_detections.json").read_text())
     assert {e["image_id"] for e in bbox} == {2}
@@ -106,7 +106,7 @@ def test_missing_outputs_are_listed_unless_allowed(workspace, tmp_path):
     try:
         proc = run_cli("-w", workspace.root, "eval")
         assert_clean_failure(proc, "missing or incomplete for 1 image(s): ids 1", "--allow-missing", code=3)
-        result = evaluate.run(workspace, allow_missing=True, workers=1)
+        result = evaluate.run(workspace, evaluate.EvalOptions(workers=1), allow_missing=True)
         assert result.images == 1 and result.missing == [1]
     finally:
         shutil.move(moved, run_dir / "1_3.bin")
@@ -125,7 +125,7 @@ def test_zero_detections_and_images_without_ground_truth(tmp_path, checkpoint):
     prep.run(ws, images, ann_path, workers=1, all_images=True)
     assert ws.read_ids() == [2, 1, 7]
     infer.run(ws)
-    result = evaluate.run(ws, workers=1)
+    result = evaluate.run(ws, evaluate.EvalOptions(workers=1))
     assert result.images == 3
     assert json.loads((ws.results_dir / "bbox_detections.json").read_text()) == []
     assert result.coco["bbox"]["stats"] == [-1.0] * 12

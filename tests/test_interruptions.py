@@ -31,7 +31,7 @@ def reference(tmp_path_factory, checkpoint):
     export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"))
     prep.run(ws, root / "images", annotations, workers=2)
     infer.run(ws)
-    evaluate.run(ws, workers=2)
+    evaluate.run(ws, evaluate.EvalOptions(workers=2))
     return ws
 
 

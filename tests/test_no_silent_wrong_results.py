@@ -26,7 +26,7 @@ MINI = DATA / "golden" / "eval_mini" / "instances_mini.json"
 def base(tmp_path_factory, prepared):
     """export (checkpoint A) → prep (the two sample photos) → infer (onnxruntime) → eval → show."""
     ws = prepared(tmp_path_factory.mktemp("base") / "ws", MBV2)
-    evaluate.run(ws, workers=1)
+    evaluate.run(ws, evaluate.EvalOptions(workers=1))
     show.run(ws, images=1)
     return ws
 
@@ -111,7 +111,7 @@ def test_eval_refuses_annotations_without_the_prepared_images(base, tmp_path):
 
 def test_show_refuses_ids_that_were_not_evaluated(base, tmp_path):
     ws = _copy(base, tmp_path)
-    evaluate.run(ws, workers=1, max_images=1)  # image 2 only
+    evaluate.run(ws, evaluate.EvalOptions(workers=1, max_images=1))  # image 2 only
     proc = run_cli("-w", ws.root, "show", "--ids", "1")
     assert_clean_failure(proc, "image id(s) 1 were not evaluated", code=3)
 
@@ -138,8 +138,8 @@ def test_origin_of_each_model_kind(base, tmp_path, checkpoint):
 def test_metrics_name_the_run_evaluated_and_each_run_keeps_its_results(base, tmp_path, checkpoint):
     ws = _copy(base, tmp_path)
     infer.run(ws, backend="torch")
-    torch_metrics = evaluate.run(ws, workers=1)  # the last infer: torch
-    result = evaluate.run(ws, outputs=ws.outputs_dir / "onnxruntime", workers=1)
+    torch_metrics = evaluate.run(ws, evaluate.EvalOptions(workers=1))  # the last infer: torch
+    result = evaluate.run(ws, evaluate.EvalOptions(workers=1), outputs=ws.outputs_dir / "onnxruntime")
     latest = json.loads((ws.results_dir / "metrics.json").read_text())
     assert latest["provenance"]["backend"] == "onnxruntime"
     assert latest["provenance"]["model"] == "models/yolact_edge.onnx"

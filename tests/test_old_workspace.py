@@ -26,7 +26,7 @@ def test_a_workspace_of_the_previous_version_still_works(tmp_path, checkpoint):
     export.run(fresh, weights)
     prep.run(fresh, images, MINI, workers=1)
     infer.run(fresh)
-    expected = evaluate.run(fresh, workers=1)
+    expected = evaluate.run(fresh, evaluate.EvalOptions(workers=1))
 
     ws = Workspace(tmp_path / "old")
     shutil.copytree(fresh.models_dir, ws.models_dir)
@@ -41,7 +41,7 @@ def test_a_workspace_of_the_previous_version_still_works(tmp_path, checkpoint):
             text = text.replace(key, value)
         (ws.root / name).write_text(text)
 
-    result = evaluate.run(ws, workers=1)
+    result = evaluate.run(ws, evaluate.EvalOptions(workers=1))
     assert result.yolact_ap == expected.yolact_ap and result.coco == expected.coco
     assert (ws.results_dir / "mask_detections.json").read_bytes() == \
         (fresh.results_dir / "mask_detections.json").read_bytes()

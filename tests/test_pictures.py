@@ -146,7 +146,7 @@ def test_the_highest_iou_pair_wins_a_shared_truth():
 
 def test_eval_draws_its_pictures_from_the_arrays_it_keeps(prepared, tmp_path):
     ws = prepared(tmp_path / "ws", "yolact_edge_mobilenetv2_config")
-    result = evaluate.run(ws, workers=1)
+    result = evaluate.run(ws, evaluate.EvalOptions(workers=1))
     folder = ws.run_results("onnxruntime")
     names = [PR_PNG["bbox"], PR_PNG["segm"], PER_CLASS_AP_PNG, CONFUSION_PNG, SCORES_PNG]
     assert sorted(result.pictures) == sorted(ws.relative(folder / n) for n in names)
@@ -178,7 +178,7 @@ def test_without_matplotlib_eval_gives_its_numbers_and_says_why_no_pictures(prep
     import builtins
 
     ws = prepared(tmp_path / "ws", "yolact_edge_mobilenetv2_config")
-    with_pictures = evaluate.run(ws, workers=1)
+    with_pictures = evaluate.run(ws, evaluate.EvalOptions(workers=1))
     real_import = builtins.__import__
 
     def no_matplotlib(name, *args, **kwargs):
@@ -187,7 +187,7 @@ def test_without_matplotlib_eval_gives_its_numbers_and_says_why_no_pictures(prep
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    without = evaluate.run(ws, workers=1)
+    without = evaluate.run(ws, evaluate.EvalOptions(workers=1))
     assert without.coco == with_pictures.coco and without.per_class == with_pictures.per_class
     assert without.pictures == [] and not (ws.run_results("onnxruntime") / CONFUSION_PNG).exists()
     assert "matplotlib is not installed" in capsys.readouterr().err

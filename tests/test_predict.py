@@ -22,7 +22,7 @@ MBV2 = "yolact_edge_mobilenetv2_config"
 def workspace(tmp_path_factory, prepared):
     """The mobilenet workspace prep → infer ran on (the two sample photos), then eval."""
     ws = prepared(tmp_path_factory.mktemp("predict") / "ws", MBV2)
-    evaluate.run(ws, workers=1)
+    evaluate.run(ws, evaluate.EvalOptions(workers=1))
     return ws
 
 

@@ -70,7 +70,7 @@ def full(prepared, tmp_path_factory):
     """A workspace where every step the report reads has run: eval (with pictures), bench,
     compare and show."""
     ws = prepared(tmp_path_factory.mktemp("report") / "ws", "yolact_edge_mobilenetv2_config")
-    evaluate.run(ws, workers=1)
+    evaluate.run(ws, evaluate.EvalOptions(workers=1))
     for args in (("bench", "--batch-sizes", "1", "--loop", "2", "--warmup", "0"),
                  ("compare", str(ws.outputs_dir / "onnxruntime"), str(ws.default_onnx), "--num-inputs", "2"),
                  ("show", "--num-images", "2")):

@@ -21,7 +21,7 @@ def test_show_draws_masks_and_ground_truth(tmp_path, checkpoint):
     images = copy_sample_images(tmp_path / "images")
     prep.run(ws, images, MINI, workers=1)
     infer.run(ws)
-    evaluate.run(ws, workers=1)
+    evaluate.run(ws, evaluate.EvalOptions(workers=1))
     proc = run_cli("-w", ws.root, "--json", "show", "--gt", "--score-threshold", "0.45")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)

@@ -41,7 +41,7 @@ def _same_results(ws, run: str) -> None:
 def test_streaming_gives_the_files_of_prep_infer_eval(workspace, backend):
     if backend != "onnxruntime":
         infer.run(workspace, backend=backend)
-    evaluate.run(workspace, outputs=workspace.outputs_dir / backend, workers=1)
+    evaluate.run(workspace, evaluate.EvalOptions(workers=1), outputs=workspace.outputs_dir / backend)
     before = sorted(p.name for p in workspace.root.rglob("*") if p.is_file())
     proc = run_cli("-w", workspace.root, "--json", "eval", "--images", workspace.step("prep")["inputs"]["images"],
                    "--backend", backend, "--workers", "2")
@@ -54,7 +54,7 @@ def test_streaming_gives_the_files_of_prep_infer_eval(workspace, backend):
 
 @pytest.mark.exactness
 def test_interrupted_streaming_leaves_no_results_and_a_rerun_gives_the_same(workspace, monkeypatch):
-    evaluate.run(workspace, outputs=workspace.outputs_dir / "onnxruntime", workers=1)
+    evaluate.run(workspace, evaluate.EvalOptions(workers=1), outputs=workspace.outputs_dir / "onnxruntime")
     calls = []
     original = OrtSession.run
 
@@ -69,10 +69,12 @@ def test_interrupted_streaming_leaves_no_results_and_a_rerun_gives_the_same(work
     for path in stream.glob("*"):  # the earlier run's results, pictures and curves
         path.unlink()
     with pytest.raises(KeyboardInterrupt):
-        evaluate.run_streaming(workspace, None, backend="onnxruntime", workers=1)
+        evaluate.run_streaming(workspace, None, evaluate.EvalOptions(workers=1),
+                               evaluate.StreamOptions(backend="onnxruntime"))
     assert not (stream.exists() and list(stream.iterdir()))  # no half-written result
     monkeypatch.setattr(OrtSession, "run", original)
-    evaluate.run_streaming(workspace, None, backend="onnxruntime", workers=1)
+    evaluate.run_streaming(workspace, None, evaluate.EvalOptions(workers=1),
+                           evaluate.StreamOptions(backend="onnxruntime"))
     _same_results(workspace, "onnxruntime")
 
 

@@ -89,7 +89,7 @@ def test_every_import_inside_the_package_names_one_of_its_modules():
     "yolact_edge_cli.cli", "yolact_edge_cli.steps.prep", "yolact_edge_cli.steps.convert",
     "yolact_edge_cli.steps.infer", "yolact_edge_cli.steps.evaluate", "yolact_edge_cli.data.binio",
     "yolact_edge_cli.backends.onnxruntime", "yolact_edge_cli.backends.ascend",
-    "yolact_edge_cli.resolve", "yolact_edge_cli.host", "yolact_edge_cli.batch_runner",
+    "yolact_edge_cli.resolve", "yolact_edge_cli.host",
     "yolact_edge_cli.stream.engine", "yolact_edge_cli.stream.local",
 ])
 def test_torch_free_modules(module):

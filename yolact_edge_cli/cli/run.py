@@ -32,6 +32,8 @@ from ..options import (
     ray_settings,
 )
 from ..render import emit, predict_problems
+from ..steps.bench import BenchOptions
+from ..steps.evaluate import EvalOptions, StreamOptions
 from ..steps.predict import PredictOptions
 from .app import Settings, command, emit_then_fail, failure
 
@@ -119,8 +121,9 @@ def evaluate(
     annotations: Path | None = typer.Option(None, "--annotations", help="\\[default: what prep used]"),
     weights: Path | None = typer.Option(None, "--weights", help="Checkpoint for the host heads "
                                            "(fpn layout) \\[default: what export used]."),
-    nms: Nms = typer.Option(Nms.FAST, "--nms", help="fast (the recipe's) or traditional (yolact_edge's default)."),
-    score_threshold: ScoreThreshold = 0.0,
+    nms: Nms = typer.Option(Nms(EvalOptions.nms), "--nms",
+                            help="fast (the recipe's) or traditional (yolact_edge's default)."),
+    score_threshold: ScoreThreshold = EvalOptions.score_threshold,
     max_images: int | None = typer.Option(None, "--max-images", min=1, help="Only the first N images."),
     workers: Workers = None,
     fast_eval: bool = flag("--fast-eval", help="Use faster-coco-eval if installed."),
@@ -143,7 +146,7 @@ def evaluate(
     keyframe_interval: KeyframeIntervalOption = None,
     model: ModelOption = None,
     backend: BackendOption = Backend.AUTO,
-    device: DeviceOption = "cpu",
+    device: DeviceOption = StreamOptions.device,
     precision: PrecisionOption = None,
     batch_size: BatchSizeOption = None,
     engine: EngineOption = Engine.LOCAL,
@@ -161,19 +164,16 @@ def evaluate(
                              skip_bad=skip_bad, precision=precision, keyframe_interval=keyframe_interval)
     ray = ray_settings(engine, ray_address, replicas, replica_resources, streaming=streaming,
                        stream_hint="add --images DIR or --stream")
+    options = step.EvalOptions(annotations=annotations, weights=weights, nms=nms.value,
+                               score_threshold=score_threshold, max_images=max_images, workers=workers,
+                               fast_eval=fast_eval, pictures=not no_plots)
     if streaming:
-        result = step.run_streaming(settings.workspace, images, annotations=annotations, model=model,
-                                    backend=backend.value, device=device, batch_size=batch_size,
-                                    weights=weights, nms=nms.value, score_threshold=score_threshold,
-                                    max_images=max_images, workers=workers, fast_eval=fast_eval,
-                                    engine=engine.value, ray=ray, skip_bad=skip_bad,
-                                    precision=precision_of(precision, False), keyframe_interval=keyframe_interval,
-                                    pictures=not no_plots)
+        result = step.run_streaming(settings.workspace, images, options, step.StreamOptions(
+            model=model, backend=backend.value, device=device, precision=precision_of(precision, False),
+            batch_size=batch_size, keyframe_interval=keyframe_interval, engine=engine.value, ray=ray,
+            skip_bad=skip_bad))
     else:
-        result = step.run(settings.workspace, outputs=outputs, annotations=annotations, weights=weights,
-                          nms=nms.value, score_threshold=score_threshold, max_images=max_images,
-                          workers=workers, fast_eval=fast_eval, allow_missing=allow_missing,
-                          pictures=not no_plots)
+        result = step.run(settings.workspace, options, outputs=outputs, allow_missing=allow_missing)
     result.print_per_class = per_class
     emit_then_fail(settings, result, failure(lambda: gates.check(result)))
 
@@ -186,19 +186,19 @@ def bench(
     batch_sizes: str | None = typer.Option(None, "--batch-sizes", help="Comma list, e.g. "
                                               "1,4,8,16,32,64 \\[default: the model's static batch; "
                                               "for a dynamic-batch model that list (1,4,8 on the CPU)]."),
-    loop: int = typer.Option(100, "--loop", min=1, help="Timed runs per batch size."),
-    warmup: int = typer.Option(10, "--warmup", min=0, help="Untimed runs first."),
-    max_seconds: float = typer.Option(60.0, "--max-seconds", min=0.0, help="Time budget per batch "
-                                      "size, warm-up included (at least one timed run)."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda; for ascend an NPU id."),
+    loop: int = typer.Option(BenchOptions.loop, "--loop", min=1, help="Timed runs per batch size."),
+    warmup: int = typer.Option(BenchOptions.warmup, "--warmup", min=0, help="Untimed runs first."),
+    max_seconds: float = typer.Option(BenchOptions.max_seconds, "--max-seconds", min=0.0, help="Time budget "
+                                      "per batch size, warm-up included (at least one timed run)."),
+    device: str = typer.Option(BenchOptions.device, "--device", help="cpu or cuda; for ascend an NPU id."),
     precision: PrecisionOption = None,
     half: HalfFlag = False,
     compiled: CompileFlag = False,
     stages: bool = flag("--stages", help="Time the whole path per image on prepared "
                                 "inputs: read, inference, heads, Detect, masks, RLE/JSON; then "
                                 "the images/s the host part sustains on 1 and on --workers workers."),
-    num_images: NumImages = 10,
-    ais_bench: AisBenchOption = AisBenchMode.AUTO,
+    num_images: NumImages = BenchOptions.images,
+    ais_bench: AisBenchOption = AisBenchMode(BenchOptions.ais_bench),
     stream: bool = flag("--stream", help="Run the streaming pipeline (predict's, eval --images') on "
                         "the prepared images, else synthetic ones: busy ms per image of each stage "
                         "and the wall throughput, to see which stage bounds it."),
@@ -235,12 +235,11 @@ def bench(
     ray = ray_settings(engine, ray_address, replicas, replica_resources, streaming=stream,
                         stream_hint="add --stream")
     try:
-        result = step.run(settings.workspace, backend=backend.value, model=model, device=device,
-                          precision=precision_of(precision, half), batch_sizes=sizes, loop=loop, warmup=warmup,
-                          max_seconds=max_seconds, stages=stages, images=num_images,
-                          ais_bench=ais_bench.value, stream=stream, workers=workers, compiled=compiled,
-                          engine=engine.value, ray=ray, keyframe_interval=keyframe_interval,
-                          pictures=not no_plots)
+        result = step.run(settings.workspace, BenchOptions(
+            backend=backend.value, model=model, device=device, precision=precision_of(precision, half),
+            compiled=compiled, ais_bench=ais_bench.value, batch_sizes=sizes, loop=loop, warmup=warmup,
+            max_seconds=max_seconds, keyframe_interval=keyframe_interval, stages=stages, stream=stream,
+            images=num_images, workers=workers, engine=engine.value, ray=ray, pictures=not no_plots))
     except KeyboardInterrupt:
         raise Interrupted("interrupted before any measurement finished; nothing was written to "
                           "results/bench.json") from None

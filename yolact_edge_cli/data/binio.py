@@ -90,19 +90,21 @@ def first_incomplete(run_dir: Path, stem: str, layout: str) -> Path:
     return run_dir / f"{stem}_0.bin"
 
 
-def read_batch(batch: Batch, dtype: np.dtype, sample_shape: tuple[int, ...]) -> np.ndarray:
-    """Concatenate the raw files (padding included) into one [size, *sample_shape] tensor."""
+def read_sample(path: Path, dtype: np.dtype, sample_shape: tuple[int, ...]) -> np.ndarray:
+    """One prepared input file (raw bytes, or .npy) as a [*sample_shape] tensor of `dtype`."""
     expected = int(np.prod(sample_shape)) * np.dtype(dtype).itemsize
-    parts = []
-    for path in batch.padded:
-        raw = np.load(path).tobytes() if path.suffix.lower() == ".npy" else path.read_bytes()
-        if len(raw) != expected:
-            raise InputError(
-                f"input has {len(raw)} bytes, the model takes {expected} "
-                f"({np.dtype(dtype).name} {list(sample_shape)})", path=path,
-                hint="prepare inputs with the dtype the model was exported for (prep --dtype)")
-        parts.append(np.frombuffer(raw, dtype=dtype))
-    return np.concatenate(parts).reshape(batch.size, *sample_shape)
+    raw = np.load(path).tobytes() if path.suffix.lower() == ".npy" else path.read_bytes()
+    if len(raw) != expected:
+        raise InputError(
+            f"input has {len(raw)} bytes, the model takes {expected} "
+            f"({np.dtype(dtype).name} {list(sample_shape)})", path=path,
+            hint="prepare inputs with the dtype the model was exported for (prep --dtype)")
+    return np.frombuffer(raw, dtype=dtype).reshape(sample_shape)
+
+
+def read_batch(batch: Batch, dtype: np.dtype, sample_shape: tuple[int, ...]) -> np.ndarray:
+    """The batch's files (padding included) as one [size, *sample_shape] tensor."""
+    return np.stack([read_sample(path, dtype, sample_shape) for path in batch.padded])
 
 
 def timing_stats(times_ms: list[float]) -> dict:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import plots
-from ..choices import Engine, Nms
+from ..choices import Backend, Engine, Nms
 from ..console import progress_bar
 from ..data import binio
 from ..data.coco import image_info, load_coco, require_images, require_label_set
@@ -132,23 +132,61 @@ def _process(task: tuple[int, int]):
     return _worker(task)
 
 
-def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None = None,
-        weights: Path | None = None, config: str | None = None, nms: str = "fast",
-        score_threshold: float = 0.0, max_images: int | None = None, workers: int | None = None,
-        fast_eval: bool = False, allow_missing: bool = False, pictures: bool = True) -> EvalResult:
-    """Pictures (docs/pictures.md) are drawn into the run's results folder unless `pictures` is off."""
-    if nms not in Nms.values():
-        raise UsageError(f"unknown NMS {nms!r}", hint="use --nms fast or --nms traditional")
-    for option, value in (("--max-images", max_images), ("--workers", workers)):
-        if value is not None and value < 1:
-            raise UsageError(f"{option} must be at least 1, got {value}", hint=f"drop {option} for the default")
+@dataclass(frozen=True)
+class EvalOptions:
+    """What eval computes, on either path (a run folder's outputs, or streamed), with each
+    option's default (the CLI reads them here)."""
+
+    annotations: Path | None = None  # None: the file prep used
+    weights: Path | None = None      # the host heads' checkpoint (fpn layout); None: export's
+    config: str | None = None        # the weights' config; None: told from the checkpoint
+    nms: str = Nms.FAST.value        # the recipe's; yolact_edge's default is traditional
+    score_threshold: float = 0.0     # everything Detect keeps counts towards mAP
+    max_images: int | None = None    # only the first N images
+    workers: int | None = None       # host worker processes; None: one per CPU
+    fast_eval: bool = False          # faster-coco-eval, where installed
+    pictures: bool = True            # docs/pictures.md, into the run's results folder
+
+    def check(self) -> None:
+        if self.nms not in Nms.values():
+            raise UsageError(f"unknown NMS {self.nms!r}", hint="use --nms fast or --nms traditional")
+        for option, value in (("--max-images", self.max_images), ("--workers", self.workers)):
+            if value is not None and value < 1:
+                raise UsageError(f"{option} must be at least 1, got {value}", hint=f"drop {option} for the default")
+
+    def workers_for(self, tasks: int) -> int:
+        return max(1, min(self.workers or os.cpu_count() or 1, tasks))
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """How streaming eval runs the model (it reads no run folder), with each default."""
+
+    model: Path | None = None
+    backend: str = Backend.AUTO.value
+    device: str = "cpu"
+    precision: str | None = None
+    batch_size: int | None = None
+    keyframe_interval: int | None = None  # a video model's on video frames (docs/video.md §6)
+    engine: str = Engine.LOCAL.value
+    ray: RaySettings | None = None
+    run_name: str = STREAM_RUN            # the results folder's name
+    skip_bad: bool = False                # evaluate the others when some images cannot be read
+
+
+def run(ws: Workspace, options: EvalOptions = EvalOptions(), *, outputs: Path | None = None,
+        allow_missing: bool = False) -> EvalResult:
+    """The outputs of a run folder (`outputs`; the last infer's when None), each image's as
+    infer wrote them; `allow_missing` evaluates only the images that have them. Pictures
+    (docs/pictures.md) are drawn into the run's results folder unless `options.pictures` is off."""
+    options.check()
     started = time.perf_counter()
     if outputs is None:
         outputs = ws.resolve(ws.need(InferRecord, "inference outputs", "yedge infer").run_dir)
     run_dir = Path(outputs)
     if not run_dir.is_dir():
         raise InputError("outputs folder not found", path=run_dir, hint="run `yedge infer` first")
-    ids = ws.read_ids()[: max_images if max_images else None]
+    ids = ws.read_ids()[: options.max_images or None]
     record = read_run(run_dir)
     check_same_inputs(str(run_dir), record.inputs_fingerprint if record else None, ws,
                       fix=f"rerun `yedge infer --run {run_dir.name} --overwrite` on the current inputs")
@@ -164,23 +202,23 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
     tasks = [(pos, ids[pos]) for pos, ok in enumerate(present) if ok]
     if not tasks:
         raise InputError("no complete outputs to evaluate", path=run_dir, hint="run `yedge infer` first")
-    workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    workers = options.workers_for(len(tasks))
     origin = record.origin if record else None
-    spec = host_spec(ws, layout, weights=weights, config=config, nms=nms,
-                     score_threshold=score_threshold, threads=max(1, (os.cpu_count() or 1) // workers),
+    spec = host_spec(ws, layout, weights=options.weights, config=options.config, nms=options.nms,
+                     score_threshold=options.score_threshold, threads=max(1, (os.cpu_count() or 1) // workers),
                      outputs_of={str(run_dir): origin}, fix=(
                          f"pass --weights {origin.weights} (the checkpoint it came from), or rerun `yedge infer "
                          f"--run {run_dir.name} --overwrite` with the current model") if origin else "")
-    job = EvalJob(str(run_dir), output_dtype, str(annotations_for(ws, annotations)), spec)
+    job = EvalJob(str(run_dir), output_dtype, str(annotations_for(ws, options.annotations)), spec)
     coco = load_coco(job.annotations)
     require_images(coco, [image_id for _, image_id in tasks], job.annotations)
     require_label_set(coco, CONFIGS[spec.config].labels, job.annotations)
 
     with contextlib.ExitStack() as stack:
         evaluation = Evaluation(stack, ws, run_dir.name, coco, CONFIGS[spec.config].labels, STAGES,
-                                by_image=False, fast_eval=fast_eval, pictures=pictures)
+                                by_image=False, fast_eval=options.fast_eval, pictures=options.pictures)
         advance = stack.enter_context(progress_bar(len(tasks), f"eval {len(tasks)} images ({layout} layout, "
-                                                               f"{nms} NMS)"))
+                                                               f"{options.nms} NMS)"))
         advance(0)
         with contextlib.ExitStack() as pooled:
             results = map(_Worker(job, coco), tasks) if workers == 1 else pooled.enter_context(
@@ -194,7 +232,7 @@ def run(ws: Workspace, *, outputs: Path | None = None, annotations: Path | None 
         "device": record.device if record else None, "model": record.model if record else None,
         "model_sha256": record.model_sha256 if record else None,
         "model_weights_sha256": record.weights_sha256 if record else None}
-    result = EvalResult(images=len(tasks), layout=layout, nms=nms, output_dtype=output_dtype,
+    result = EvalResult(images=len(tasks), layout=layout, nms=options.nms, output_dtype=output_dtype,
                         yolact_ap=evaluation.accumulator.table(),
                         host_ms_per_image=evaluation.totals.ms_per(len(tasks))
                         | {"wall": round(host_seconds / len(tasks) * 1000, 2)}, missing=missing)
@@ -227,14 +265,8 @@ def streams(*, images: Path | None, stream: bool, outputs: Path | None, allow_mi
     return False
 
 
-def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | None = None, model: Path | None = None,
-                  backend: str = "auto", device: str = "cpu", batch_size: int | None = None,
-                  weights: Path | None = None, config: str | None = None, nms: str = "fast",
-                  score_threshold: float = 0.0, max_images: int | None = None, workers: int | None = None,
-                  fast_eval: bool = False, run_name: str = STREAM_RUN, engine: str = Engine.LOCAL.value,
-                  ray: RaySettings | None = None, skip_bad: bool = False,
-                  precision: str | None = None, keyframe_interval: int | None = None,
-                  pictures: bool = True) -> EvalResult:
+def run_streaming(ws: Workspace, images: Path | None, options: EvalOptions = EvalOptions(),
+                  stream: StreamOptions = StreamOptions()) -> EvalResult:
     """prep → infer → eval in one pass (one engine, stream.engine): the same images in the same order,
     the same COCO result files and metrics, with no `.bin` inputs or raw outputs on disk. The
     results are written to their JSON files as they come, so memory stays flat. Annotations of
@@ -248,27 +280,26 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     from ..stream.engine import engine_for, recipe_for
     from ..stream.items import Frames, Item, Unit
 
-    if nms not in Nms.values():
-        raise UsageError(f"unknown NMS {nms!r}", hint="use --nms fast or --nms traditional")
+    options.check()
     if images is None:
         images = Path(ws.need(PrepRecord, "images to stream", "yedge eval --images DIR --annotations FILE").images)
     if not Path(images).is_dir():
         raise InputError("image folder not found", path=images, hint="pass --images with the val2017 folder")
     started = time.perf_counter()
-    if annotations is None and ws.load(PrepRecord) is None:
+    if options.annotations is None and ws.load(PrepRecord) is None:
         raise UsageError("streaming eval needs the annotations of the images",
                          hint="pass --annotations FILE (the COCO instances JSON)")
-    annotations = Path(annotations_for(ws, annotations)).absolute()
+    annotations = Path(annotations_for(ws, options.annotations)).absolute()
     coco = load_coco(annotations)
-    ids = image_order(coco)[: max_images if max_images else None]
+    ids = image_order(coco)[: options.max_images or None]
     if not ids:
         raise InputError("no annotated images to evaluate", path=annotations, hint="check the annotation file")
     videos = videos_of(coco, ids)
     if videos is not None:  # each video's frames together, in frame order
         ids = [image_id for video in videos for image_id in video]
-    backend = choose_backend(backend, model)
-    choice = model_for(ws, backend, model, batch_size, precision, device)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(ids)))
+    backend = choose_backend(stream.backend, stream.model)
+    choice = model_for(ws, backend, stream.model, stream.batch_size, stream.precision, stream.device)
+    workers = options.workers_for(len(ids))
 
     # the model read once: its hash and the checkpoint it came from serve the heads check and provenance
     digest = sha256_file(choice.path) if choice.path.is_file() else None
@@ -278,8 +309,8 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
     def host_for(info) -> HostSpec:
         """The host part for the session's layout, its heads checked against the model's
         checkpoint before any image runs."""
-        return host_spec(ws, info.layout, weights=weights, config=config, nms=nms,
-                         score_threshold=score_threshold, threads=1, outputs_of=outputs_of)
+        return host_spec(ws, info.layout, weights=options.weights, config=options.config, nms=options.nms,
+                         score_threshold=options.score_threshold, threads=1, outputs_of=outputs_of)
 
     infos = [image_info(coco, i) for i in ids]
     if not any((Path(images) / info.file_name).is_file() for info in infos):
@@ -296,16 +327,17 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
         units = [Frames(f"video {coco.imgs[video[0]]['video_id']}",
                         tuple(dataclasses.replace(next(items), frame=rank, rank=rank) for rank in range(len(video))))
                  for video in videos]
-    runner = engine_for(ws, engine, ray, backend=backend, device=device, workers=workers)
+    runner = engine_for(ws, stream.engine, stream.ray, backend=backend, device=stream.device, workers=workers)
     with contextlib.ExitStack() as stack:
-        advance = stack.enter_context(progress_bar(len(ids), f"eval {len(ids)} images streamed ({nms} NMS)"))
-        run = stack.enter_context(runner.open(recipe_for(ws, choice, device, batch_size, keyframe_interval),
-                                              host_for))
+        advance = stack.enter_context(progress_bar(len(ids), f"eval {len(ids)} images streamed ({options.nms} NMS)"))
+        recipe = recipe_for(ws, choice, stream.device, stream.batch_size, stream.keyframe_interval)
+        run = stack.enter_context(runner.open(recipe, host_for))
         labels = CONFIGS[run.host.config].labels
         require_label_set(coco, labels, annotations)
         # COCOeval image by image as results come (memory stays flat); faster-coco-eval reads the files
-        evaluation = Evaluation(stack, ws, run_name, coco, labels, STREAM_STAGES, by_image=not fast_eval,
-                                fast_eval=fast_eval, pictures=pictures)
+        evaluation = Evaluation(stack, ws, stream.run_name, coco, labels, STREAM_STAGES,
+                                by_image=not options.fast_eval, fast_eval=options.fast_eval,
+                                pictures=options.pictures)
         predictions = stack.enter_context(contextlib.closing(run.predictions(units)))
         bad: list[dict] = []
         mismatches: list[dict] = []
@@ -330,7 +362,7 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
                                       ground_truth(coco, image_id, prediction.width, prediction.height, labels))
             evaluation.add(image_id, *coco_entries(image_id, found, labels=labels), matches, prediction.times)
             advance(1)
-        if bad and not skip_bad:
+        if bad and not stream.skip_bad:
             listed = "; ".join(f"{b['file']} ({b['error']})" for b in bad[:5])
             more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
             raise InputError(f"{len(bad)} image(s) could not be read: {listed}{more}", path=images,
@@ -339,20 +371,20 @@ def run_streaming(ws: Workspace, images: Path | None, *, annotations: Path | Non
             raise InputError("none of the images could be read", path=images, hint="check the image folder")
     warn_size_mismatches(mismatches)
     count = len(evaluation.evaluated)
-    provenance = {"run": run_name, "backend": backend, "engine": engine,
+    provenance = {"run": stream.run_name, "backend": backend, "engine": stream.engine,
                   "device": run.device,
                   "model": ws.relative(choice.path),
                   "model_sha256": digest,
                   "model_weights_sha256": origin.weights_sha256 if origin else None}
-    result = EvalResult(images=count, layout=run.info.layout, nms=nms, output_dtype=run.info.output_dtype,
+    result = EvalResult(images=count, layout=run.info.layout, nms=options.nms, output_dtype=run.info.output_dtype,
                         yolact_ap=evaluation.accumulator.table(),
                         host_ms_per_image=evaluation.totals.ms_per(count)
                         | {"wall": round((time.perf_counter() - started) / count * 1000, 2)},
                         streamed=True, bad=bad, size_mismatches=mismatches,
                         videos=len(videos) if videos else 0, keyframes=keyframes,
-                        keyframe_interval=(keyframe_interval or KEYFRAME_INTERVAL) if keyframes is not None else None)
+                        keyframe_interval=None if keyframes is None else stream.keyframe_interval or KEYFRAME_INTERVAL)
     return _finish(ws, evaluation, result, EvalRecord(
-        outputs=f"streamed from {images}", run=run_name, streamed_images=str(Path(images).absolute()),
+        outputs=f"streamed from {images}", run=stream.run_name, streamed_images=str(Path(images).absolute()),
         bad=bad, size_mismatches=mismatches, model_weights=origin.weights if origin else None,
         model_weights_sha256=origin.weights_sha256 if origin else None),
         annotations=str(annotations), spec=run.host, provenance=provenance, outputs=f"streamed from {images}",

@@ -3,25 +3,27 @@ so `eval` reads every backend's outputs the same way. On Ascend, ais_bench itsel
 (through its Python API, or `python3 -m ais_bench`)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..backends import RunTimes, open_session
-from ..batch_runner import DeviceWorkers, run_batch, split_contiguous
-from ..choices import AisBenchMode, Backend, InputDtype, InputLayout, Precision
+from ..backends import ModelInfo, RunTimes
+from ..choices import AisBenchMode, Backend, Engine, InputDtype, InputLayout, Precision
 from ..console import progress_bar
 from ..data import binio
 from ..errors import InputError, UsageError
 from ..model.contract import output_bytes
 from ..provenance import RunRecord, model_origin, prepared_fingerprint, read_run, write_run
 from ..records import InferRecord, PrepRecord
-from ..resolve import ModelChoice, choose_backend, in_process, model_for, parse_devices, session_for
-from ..stream.stages import SessionRecipe
-from ..workspace import Workspace, remove_stale_temp, sha256_file
+from ..resolve import ModelChoice, choose_backend, model_for, parse_devices
+from ..stream.engine import engine_for, recipe_for
+from ..stream.items import Frames, Item
+from ..workspace import Workspace, atomic_path, remove_stale_temp, sha256_file
 
 
 @dataclass
@@ -103,7 +105,7 @@ def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, devi
         ran = _run_ascend(ws, choice, device, batch_size, files, in_dir, claim, input_dtype,
                           input_layout, ais_bench)
     else:
-        ran = _run_host(choice, backend, device, batch_size, files, claim, input_dtype, compiled)
+        ran = _run_host(ws, choice, backend, device, batch_size, files, claim, input_dtype, compiled)
     record = claim.record
     seconds = time.perf_counter() - started
     count = len(output_bytes(ran.layout))
@@ -190,37 +192,55 @@ def _pending(files: list[Path], run_dir: Path, layout: str, per_batch: int):
             if any(binio.sample_dtype(run_dir, binio.output_stem(f), layout) is None for f in b.files)]
 
 
-def _run_host(choice: ModelChoice, backend, device, batch_size, files, claim: _Claim, input_dtype, compiled):
-    source, run_dir = choice.path, claim.run_dir
-    session = session_for(choice, device=device, batch_size=batch_size, compiled=compiled)
-    per_batch = _check_session(session.info, source, input_dtype, batch_size)
-    claim.take()
-    todo = _pending(files, run_dir, session.info.layout, per_batch)
-    runs = _run_batches(session, todo, len(files), run_dir, input_dtype,
-                        f"infer {backend} ({device}, {choice.precision}, batch {per_batch})")
-    return _Ran(source, session.info.layout, per_batch, device, sum(len(b.files) for b in todo),
-                _Times.of(runs), {"config": choice.export.config or "auto"})
+def _run_host(ws: Workspace, choice: ModelChoice, backend: str, device: str, batch_size, files, claim: _Claim,
+              input_dtype: str, compiled: bool) -> _Ran:
+    def check(info: ModelInfo) -> None:
+        _check_session(info, choice.path, input_dtype, batch_size)
+
+    ran = _run_stream(ws, choice, device, batch_size, files, claim, check,
+                      lambda per_batch: f"infer {backend} ({device}, {choice.precision}, batch {per_batch})",
+                      compiled)
+    return dataclasses.replace(ran, device=device, options={"config": choice.export.config or "auto"})
 
 
-def _check_session(info, source: Path, input_dtype: str, batch_size: int | None) -> int:
+def _check_session(info, source: Path, input_dtype: str, batch_size: int | None) -> None:
     info.check_inputs(input_dtype, source)
     if info.batch_size is not None and batch_size not in (None, info.batch_size):
         raise UsageError(f"the model has a static batch of {info.batch_size}, not {batch_size}",
                          hint="drop --batch-size, or export (or convert) with dynamic batch")
-    return info.batch_size or batch_size or 1
 
 
-def _run_batches(session, todo, total: int, run_dir: Path, input_dtype: str, label: str,
-                 input_layout: str = "nchw") -> list[RunTimes]:
-    """Run pending batches in this thread (so Ctrl-C stops it between batches)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    runs: list[RunTimes] = []
-    with progress_bar(total, label) as advance:
-        advance(total - sum(len(b.files) for b in todo))
-        for batch in todo:
-            runs.append(run_batch(session, batch, run_dir, input_dtype, input_layout))
-            advance(len(batch.files))
-    return runs
+def _run_stream(ws: Workspace, choice: ModelChoice, device: str, batch_size: int | None, files: list[Path],
+                claim: _Claim, check: Callable[[ModelInfo], None], label: Callable[[int], str],
+                compiled: bool = False) -> _Ran:
+    """The pending batches through the local engine (docs/architecture.md, Streaming) with no
+    host part: its replica in this process, or one worker process per NPU of --device 0,1. Each
+    batch is one source of the stream, so it runs whole on one replica as ais_bench groups it
+    (binio.group); each sample's outputs are written under ais_bench's names as they come back.
+    The run folder is claimed only once the model has accepted the inputs (`check`)."""
+    engine = engine_for(ws, Engine.LOCAL.value, backend=choice.backend or "", device=device)
+    run_dir, runs, computed = claim.run_dir, [], 0
+
+    def accept(info: ModelInfo) -> None:
+        check(info)
+        claim.take()
+
+    with engine.open(recipe_for(ws, choice, device, batch_size, compiled=compiled), accept) as run:
+        todo = _pending(files, run_dir, run.info.layout, run.batch_size)
+        units = [Frames(f"batch {n}", tuple(Item(0, str(f), prepared=True) for f in batch.files))
+                 for n, batch in enumerate(todo)]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with progress_bar(len(files), label(run.batch_size)) as advance:
+            advance(len(files) - sum(len(b.files) for b in todo))
+            for prediction in run.predictions(units):
+                for k, output in enumerate(prediction.outputs or ()):
+                    with atomic_path(binio.output_path(run_dir, Path(prediction.item.source), k)) as tmp:
+                        tmp.write_bytes(output.data)
+                if prediction.batch_times is not None:
+                    runs.append(prediction.batch_times)
+                computed += 1
+                advance(1)
+    return _Ran(choice.path, run.info.layout, run.batch_size, run.device, computed, _Times.of(runs), {})
 
 
 def _run_ascend(ws, choice: ModelChoice, device, batch_size, files, in_dir, claim: _Claim, input_dtype,
@@ -243,35 +263,19 @@ def _run_ascend(ws, choice: ModelChoice, device, batch_size, files, in_dir, clai
     mode = aisbench.resolve_mode(ais_bench_mode)
     label = "npu:" + ",".join(map(str, devices))
     extra = {"ais_bench": mode, "soc_version": soc_version}
-    log = ws.log("ais_bench_api")
-    if mode == AisBenchMode.API.value and len(devices) == 1:
-        with in_process(ws, Backend.ASCEND.value):
-            session = open_session(om, device=str(devices[0]))
-            try:
-                per_batch = _check_om(session.info, om, input_dtype, input_layout, batch_size)
-                claim.take()
-                todo = _pending(files, run_dir, session.info.layout, per_batch)
-                runs = _run_batches(session, todo, len(files), run_dir, input_dtype,
-                                    f"infer ascend ({label}, batch {per_batch})", input_layout)
-            finally:
-                session.close()
-        return _Ran(om, session.info.layout, per_batch, label, sum(len(b.files) for b in todo),
-                    _Times.of(runs), extra)
-    if mode == AisBenchMode.API.value:  # one process per NPU: aclruntime never releases the GIL
-        with DeviceWorkers(SessionRecipe(choice.absolute(), log=log), [str(d) for d in devices]) as workers:
-            info = workers.info()
-            per_batch = _check_om(info, om, input_dtype, input_layout, batch_size)
-            claim.take()
-            todo = _pending(files, run_dir, info.layout, per_batch)
-            with progress_bar(len(files), f"infer ascend ({label}, batch {per_batch})") as advance:
-                advance(len(files) - sum(len(b.files) for b in todo))
-                runs = workers.run(todo, run_dir, input_dtype, input_layout, advance)
-        return _Ran(om, info.layout, per_batch, label, sum(len(b.files) for b in todo), _Times.of(runs), extra)
+    if mode == AisBenchMode.API.value:  # several NPUs: one process each (aclruntime never releases the GIL)
+        def check(info: ModelInfo) -> None:
+            _check_om(info, om, input_dtype, input_layout, batch_size)
+
+        ran = _run_stream(ws, choice, device, batch_size, files, claim, check,
+                          lambda per_batch: f"infer ascend ({label}, batch {per_batch})")
+        return dataclasses.replace(ran, device=label, options=extra)
     info = aisbench.describe(om, devices[0], ws.log("ais_bench_describe"))
     if info.gives_key_state:
         raise UsageError("ais_bench's CLI would write a video model's key state among the outputs", path=om,
                          hint="infer it with --ais-bench api (each image a keyframe)")
-    per_batch = _check_om(info, om, input_dtype, input_layout, batch_size)
+    _check_om(info, om, input_dtype, input_layout, batch_size)
+    per_batch = info.batch_size or batch_size or 1
     claim.take()
     todo = _pending(files, run_dir, info.layout, per_batch)
     pending = [f for b in todo for f in b.files]
@@ -281,7 +285,7 @@ def _run_ascend(ws, choice: ModelChoice, device, batch_size, files, in_dir, clai
     return _Ran(om, info.layout, per_batch, label, len(pending), times, extra)
 
 
-def _check_om(info, om: Path, input_dtype: str, input_layout: str, batch_size: int | None) -> int:
+def _check_om(info, om: Path, input_dtype: str, input_layout: str, batch_size: int | None) -> None:
     """The prepared inputs against what the .om takes (an AIPP .om takes uint8 HWC pixels)."""
     takes = (info.input_dtype, InputLayout.NHWC.value if info.sample_shape[-1] == 3 else InputLayout.NCHW.value)
     if takes != (input_dtype, input_layout):
@@ -290,7 +294,14 @@ def _check_om(info, om: Path, input_dtype: str, input_layout: str, batch_size: i
                          hint=f"rerun `yedge prep --dtype {takes[0]} --layout {takes[1]}`"
                               if takes[0] in InputDtype.values() else
                               f"convert the .om for {input_dtype} input (this one takes {takes[0]})")
-    return _check_session(info, om, input_dtype, batch_size)
+    _check_session(info, om, input_dtype, batch_size)
+
+
+def _split_contiguous(items: list, parts: int) -> list[list]:
+    """Contiguous, nearly equal shares (one per device)."""
+    size, extra = divmod(len(items), parts)
+    bounds = [i * size + min(i, extra) for i in range(parts + 1)]
+    return [items[bounds[i]:bounds[i + 1]] for i in range(parts)]
 
 
 def _run_aisbench_cli(ws, om, pending: list[Path], devices: list[int], run_dir: Path, per_batch: int,
@@ -302,7 +313,7 @@ def _run_aisbench_cli(ws, om, pending: list[Path], devices: list[int], run_dir: 
 
     run_dir.mkdir(parents=True, exist_ok=True)
     staging_root = aisbench.private_folder(ws.ais_bench_staging).absolute()
-    jobs = [(d, share) for d, share in zip(devices, split_contiguous(pending, len(devices))) if share]
+    jobs = [(d, share) for d, share in zip(devices, _split_contiguous(pending, len(devices))) if share]
 
     def work(job) -> _Times:
         device_id, share = job

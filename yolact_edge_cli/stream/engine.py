@@ -12,9 +12,8 @@ from ..backends import ModelInfo
 from ..choices import AisBenchMode, Backend
 from ..choices import Engine as EngineChoice
 from ..errors import UsageError
-from ..host import HostSpec
 from .items import Prediction, Unit
-from .stages import SessionRecipe
+from .stages import HostT, SessionRecipe
 
 if TYPE_CHECKING:
     from ..resolve import ModelChoice
@@ -22,26 +21,29 @@ if TYPE_CHECKING:
     from .ray_cluster import RaySettings
 
 
-class Run(Protocol):
+class Run(Protocol[HostT]):
     """An engine opened on a model: what the model takes (`info`), where it runs (`device`),
-    the host part its outputs get (`host`), and its predictions for any sources, in order."""
+    the batch it runs, the host part its outputs get (`host`), and its predictions for any
+    sources, in order."""
 
     info: ModelInfo
     device: str
-    host: HostSpec
+    batch_size: int
+    host: HostT
 
     def predictions(self, units: Iterable[Unit]) -> Generator[Prediction, None, None]: ...
 
 
 class Engine(Protocol):
     """Opens its replicas' sessions itself from a picklable recipe; `host_for` gives the host
-    part for the model's outputs (and refuses a mismatch) before any image runs."""
+    part for the model's outputs, or None for none (and refuses a mismatch) before any image
+    runs."""
 
     @property
     def where(self) -> str: ...
 
     def open(self, recipe: SessionRecipe,
-             host_for: Callable[[ModelInfo], HostSpec]) -> AbstractContextManager[Run]: ...
+             host_for: Callable[[ModelInfo], HostT]) -> AbstractContextManager[Run[HostT]]: ...
 
 
 def engine_for(ws: Workspace, engine: str, ray: RaySettings | None = None, *, backend: str, device: str,
@@ -70,8 +72,8 @@ def engine_for(ws: Workspace, engine: str, ray: RaySettings | None = None, *, ba
 
 
 def recipe_for(ws: Workspace, choice: ModelChoice, device: str, batch_size: int | None = None,
-               keyframe_interval: int | None = None) -> SessionRecipe:
+               keyframe_interval: int | None = None, compiled: bool = False) -> SessionRecipe:
     """How each replica opens the chosen model: ais_bench's own lines, in a replica's process,
     go to the workspace's log; a video model keeps a keyframe every `keyframe_interval` frames."""
     log: Path | None = ws.log("ais_bench_api") if choice.backend == Backend.ASCEND.value else None
-    return SessionRecipe(choice.absolute(), device, batch_size, log, keyframe_interval)
+    return SessionRecipe(choice.absolute(), device, batch_size, log, keyframe_interval, compiled)

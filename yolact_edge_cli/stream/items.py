@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..backends.base import RunTimes
 from ..metrics.results import Detections
 
 
@@ -25,6 +26,7 @@ class Item:
     # a video frame's position among its video's frames that run (with --vid-stride not its
     # frame number): the keyframe schedule counts these
     rank: int | None = None
+    prepared: bool = False  # `source` holds prep's tensor (.bin/.npy), read as it is (infer)
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,13 @@ class VideoSource:
 
 @dataclass(frozen=True)
 class Frames:
-    """A video given as its frames' image files, in order (eval on per-frame annotations): each
-    decoded where images are, all run in order as one video."""
+    """Items that run in order on one replica, as one source: a video given as its frames' image
+    files (eval on per-frame annotations), each decoded where images are; or one batch of
+    prepared samples (infer: each its own image, `rank` None), so the engine batches them as
+    ais_bench groups them (data.binio.group)."""
 
-    source: str                # what names the video (its id)
-    items: tuple[Item, ...]    # its frames: absolute image paths, `frame` their position
+    source: str                # what names the video (its id) or the batch
+    items: tuple[Item, ...]    # its frames (absolute image paths, `frame` their position) or samples
 
 
 def frames_of(video: VideoSource) -> Iterator[Item]:
@@ -107,3 +111,5 @@ class Prediction:
     times: dict[str, float] = field(default_factory=dict)
     replica: int = 0                  # which of the engine's replicas ran it
     keyframe: bool | None = None      # a video model's: whether it ran as a keyframe (docs/video.md)
+    outputs: list[np.ndarray] | None = None  # the model's own outputs, where the run has no host part (infer)
+    batch_times: RunTimes | None = None  # on the first item of each batch: that batch's run (infer's summary)

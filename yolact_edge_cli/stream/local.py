@@ -16,13 +16,13 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Generic
 
 from ..backends import ModelInfo, Session
-from ..host import HostSpec
 from ..parallel import process_pool
 from .items import Prediction, Unit, numbered
 from .schedule import Group, Schedule
-from .stages import Pair, PrepareSpec, SessionRecipe, batching, behind_inference, post, prepare_item, run_group
+from .stages import HostT, Pair, PrepareSpec, SessionRecipe, batching, behind_inference, post, prepare_item, run_group
 
 
 def _warm() -> None:
@@ -93,7 +93,8 @@ class LocalEngine:
         return f"{self.workers} workers per stage"
 
     @contextlib.contextmanager
-    def open(self, recipe: SessionRecipe, host_for: Callable[[ModelInfo], HostSpec]) -> Iterator[LocalRun]:
+    def open(self, recipe: SessionRecipe,
+             host_for: Callable[[ModelInfo], HostT]) -> Iterator[LocalRun[HostT]]:
         """The pools start before a session opens, so no worker is forked from a process whose
         runtime threads are already running; what the model takes (dtype, layout, batch) and
         the host part are read from the first replica's session."""
@@ -118,16 +119,17 @@ class LocalEngine:
                 session = recipe.open()
                 stack.callback(session.close)
                 info, device, replicas = session.info, session.device, [_InProcess(session)]
+            host = host_for(info)
             batch_size, spec = batching(info, recipe.batch_size, self.keep_images)
             window = self.window or max(4 * batch_size * len(replicas), 2 * self.workers, 2)
-            yield LocalRun(info, device, host_for(info), replicas, batch_size, spec, window, prep_pool, host_pool)
+            yield LocalRun(info, device, host, replicas, batch_size, spec, window, prep_pool, host_pool)
 
 
 @dataclass
-class LocalRun:
+class LocalRun(Generic[HostT]):
     info: ModelInfo
     device: str  # what the sessions opened on (an NPU's id, say), the replicas' joined
-    host: HostSpec
+    host: HostT
     replicas: list
     batch_size: int
     spec: PrepareSpec
@@ -163,7 +165,7 @@ class LocalRun:
         while sent and sent[0].handle[0].done():
             group = sent.popleft()
             ran = group.handle[0].result()
-            group.handle[1] = [None if outputs is None else self.host_pool.submit(
+            group.handle[1] = [None if outputs is None or self.host is None else self.host_pool.submit(
                 post, self.host, outputs, prediction.width, prediction.height) for prediction, outputs in ran]
 
     @staticmethod
@@ -181,11 +183,13 @@ class LocalRun:
         while group.handle[1] is None:
             sent[0].handle[0].result()
             self._post_finished(sent)
-        prediction, _ = group.handle[0].result()[place]
+        prediction, outputs = group.handle[0].result()[place]
         given = group.members[place][0]
         prediction.image, prediction.replica = given.image, group.replica
         future = group.handle[1][place]
-        if future is not None:
+        if self.host is None:
+            prediction.outputs = outputs
+        elif future is not None:
             prediction.detections, host_times = future.result()
             prediction.times.update(host_times)
         schedule.done(group)

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic
 
 from ..backends import ModelInfo, Session
 from ..errors import UsageError
@@ -40,7 +40,7 @@ from .ray_cluster import (
     replicas_phrase,
 )
 from .schedule import Group, Schedule
-from .stages import WORKER_NICENESS, Pair, PrepareSpec, SessionRecipe, batching, finish, prepare_item, run_group
+from .stages import WORKER_NICENESS, HostT, Pair, PrepareSpec, SessionRecipe, batching, finish, prepare_item, run_group
 
 _niced = False
 
@@ -83,7 +83,7 @@ class Replica:
         return done[0] if len(done) == 1 else tuple(done)
 
 
-def _post(pair: tuple[Prediction, list | None], host: HostSpec) -> Prediction:
+def _post(pair: tuple[Prediction, list | None], host: HostSpec | None) -> Prediction:
     _behind_replicas()
     return finish(*pair, host)
 
@@ -108,7 +108,8 @@ class RayEngine:
         return math.ceil((self.settings.replicas or 1) * self.settings.resources.get("CPU", 1.0))
 
     @contextlib.contextmanager
-    def open(self, recipe: SessionRecipe, host_for: Callable[[ModelInfo], HostSpec]) -> Iterator[RayRun]:
+    def open(self, recipe: SessionRecipe,
+             host_for: Callable[[ModelInfo], HostT]) -> Iterator[RayRun[HostT]]:
         backend, device = recipe.choice.backend or "", recipe.device
         cores = os.cpu_count() or 1
         cpus = self._cpu_replicas(backend, device)
@@ -133,19 +134,19 @@ class RayEngine:
             for replica in replicas:
                 stack.callback(ray.kill, replica)
             info = ray.get(replicas[0].describe.remote())
-            batch_size, spec = batching(info, recipe.batch_size, self.keep_images)
             host = host_for(info)
-            if host.weights is not None:
+            batch_size, spec = batching(info, recipe.batch_size, self.keep_images)
+            if host is not None and host.weights is not None:
                 host = replace(host, weights=absolute_source(host.weights))
             yield RayRun(info, device, host, replicas, batch_size, spec,
                          window=max(4 * batch_size * count, 8))
 
 
 @dataclass
-class RayRun:
+class RayRun(Generic[HostT]):
     info: ModelInfo
     device: str  # as given: each replica has its own
-    host: HostSpec
+    host: HostT
     replicas: list
     batch_size: int
     spec: PrepareSpec
@@ -157,7 +158,8 @@ class RayRun:
         import ray
 
         read = ray.remote(_read).options(_generator_backpressure_num_objects=self.window)
-        post_task, host = ray.remote(_post), ray.put(self.host)  # made once: Ray exports a function per ray.remote
+        post_task = ray.remote(_post)  # made once: Ray exports a function per ray.remote
+        host: Any = ray.put(self.host)
 
         def post(pair) -> Any:
             return post_task.remote(pair, host)

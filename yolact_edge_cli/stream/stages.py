@@ -9,18 +9,24 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-from ..backends import ModelInfo, Session
+from ..backends import ModelInfo, Session, timed_run
 from ..backends.temporal import TemporalSession
 from ..choices import InputLayout
+from ..data import binio
 from ..errors import InputError, UsageError
 from ..host import HostPipeline, HostSpec
 from ..metrics.results import Detections
 from ..resolve import ModelChoice, session_for
 from ..timing import StageTimes
 from .items import Item, Prediction
+
+# The host part a run gives its outputs: a HostSpec, or None where each prediction carries the
+# model's outputs themselves (infer)
+HostT = TypeVar("HostT", bound=HostSpec | None)
 
 # Niceness of the pools' workers. On a CPU backend the inference's threads share the cores with
 # them, and an inference thread that waits for a core holds up all of its op's threads: the
@@ -43,13 +49,14 @@ class SessionRecipe:
     batch_size: int | None = None
     log: Path | None = None
     keyframe_interval: int | None = None  # a video model's (None: the reference's)
+    compiled: bool = False  # torch.compile (the torch backend on CUDA)
 
     def on(self, device: str) -> SessionRecipe:
         return dataclasses.replace(self, device=device)
 
     def open(self) -> Session:
         return session_for(self.choice.absolute(), device=self.device, batch_size=self.batch_size,
-                           keyframe_interval=self.keyframe_interval)
+                           compiled=self.compiled, keyframe_interval=self.keyframe_interval)
 
     def open_in_worker(self) -> Session:
         """The one session of a worker process that runs nothing else (a replica, a device),
@@ -79,11 +86,15 @@ class PrepareSpec:
 
 
 def prepare_item(item: Item, spec: PrepareSpec) -> tuple[Prediction, np.ndarray | None]:
-    """Decode (cv2.imread's rules) and preprocess exactly as `prep` does."""
-    from ..data.preprocess import prepare, read_image
+    """Decode (cv2.imread's rules) and preprocess exactly as `prep` does; a prepared sample
+    (infer's .bin) is read as it is, and a wrong one fails the run (nothing to skip it for)."""
+    from ..data.preprocess import prepare, read_image, sample_shape
 
     started = time.perf_counter()
     bare = dataclasses.replace(item, pixels=None)
+    if item.prepared:
+        tensor = binio.read_sample(Path(item.source), np.dtype(spec.input_dtype), sample_shape(spec.input_layout))
+        return Prediction(bare, times={"decode": time.perf_counter() - started}), tensor
     if item.error is not None:
         return Prediction(bare, error=item.error), None
     try:
@@ -112,20 +123,25 @@ Pair = tuple[Prediction, np.ndarray | None]  # a prepared item and its tensor (N
 
 def run_group(session: Session, group: list[Pair], batch_size: int) -> list[tuple[Prediction, list | None]]:
     """One batch through the session (padded with copies of its first input, as ais_bench
-    pads); each good item's outputs with its batch dimension; failed items as they are. Items
-    are told apart by their place in the group, not their index (Ray's numbers them later)."""
+    pads); each good item's outputs with its batch dimension, the batch's run times on its first
+    good item; failed items as they are. Items are told apart by their place in the group, not
+    their index (Ray's numbers them later). A video model's frames run one by one (its state);
+    still images batch as any model's, each a keyframe."""
     good = [k for k, (_, tensor) in enumerate(group) if tensor is not None]
     outputs_at: dict[int, list[np.ndarray]] = {}
-    if isinstance(session, TemporalSession):
+    if isinstance(session, TemporalSession) and any(group[k][0].item.rank is not None for k in good):
         _run_frames(session, group, good, outputs_at)
     elif good:
         tensors = [tensor for _, tensor in group if tensor is not None]
         started = time.perf_counter()
-        outputs = session.run(np.stack(tensors + [tensors[0]] * (batch_size - len(tensors))))
+        outputs, times = timed_run(session, np.stack(tensors + [tensors[0]] * (batch_size - len(tensors))))
         share = (time.perf_counter() - started) / len(good)
+        group[good[0]][0].batch_times = times
         for j, k in enumerate(good):
             outputs_at[k] = [np.ascontiguousarray(o[j:j + 1]) for o in outputs]
             group[k][0].times["inference"] = share
+            if isinstance(session, TemporalSession):
+                group[k][0].keyframe = True
     return [(prediction, outputs_at.get(k)) for k, (prediction, _) in enumerate(group)]
 
 
@@ -157,9 +173,14 @@ def post(spec: HostSpec, outputs: list[np.ndarray], width: int, height: int) -> 
     return detections, times
 
 
-def finish(prediction: Prediction, outputs: list | None, host: HostSpec) -> Prediction:
-    """A prediction with its host part done (where it has outputs)."""
-    if outputs is not None:
+def finish(prediction: Prediction, outputs: list | None, host: HostSpec | None) -> Prediction:
+    """A prediction with its host part done (where it has outputs), or with its outputs as the
+    model gave them where the run has no host part (infer)."""
+    if outputs is None:
+        return prediction
+    if host is None:
+        prediction.outputs = outputs
+    else:
         prediction.detections, host_times = post(host, outputs, prediction.width, prediction.height)
         prediction.times.update(host_times)
     return prediction

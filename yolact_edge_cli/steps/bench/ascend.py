@@ -11,20 +11,21 @@ from ...errors import UsageError
 from ...records import ConvertRecord
 from ...resolve import in_process, om_model, parse_devices
 from ...workspace import Workspace, sha256_file
-from .common import DEFAULT_BATCH_SIZES, BenchResult, BenchRow, rounded, row_from_times, sweep, time_batch
+from .common import DEFAULT_BATCH_SIZES, BenchOptions, BenchResult, BenchRow, rounded, row_from_times, sweep, time_batch
 
 
-def run_ascend(ws: Workspace, model: Path | None, device: str, batch_sizes, loop: int, warmup: int,
-            max_seconds: float, mode: str) -> BenchResult:
+def run_ascend(ws: Workspace, options: BenchOptions) -> BenchResult:
     """Each batch size on its own .om (or the dynamic one with --dymBatch), through an
     InferSession loop or `python3 -m ais_bench --loop`."""
     from ...ascend import aisbench
 
-    device_id = parse_devices(device)[0]
-    mode = aisbench.resolve_mode(mode)
+    model, loop, warmup, max_seconds = options.model, options.loop, options.warmup, options.max_seconds
+
+    device_id = parse_devices(options.device)[0]
+    mode = aisbench.resolve_mode(options.ais_bench)
     convert = ws.load(ConvertRecord)
     oms = convert.oms if convert else []
-    sizes = tuple(batch_sizes) if batch_sizes else tuple(
+    sizes = tuple(options.batch_sizes) if options.batch_sizes else tuple(
         sorted({m.batch_size for m in oms if m.batch_size}) or DEFAULT_BATCH_SIZES[:1])
     first = om_model(ws, model, sizes[0]).path
     result = BenchResult(backend="ascend", device=f"npu:{device_id}", model=str(first),

@@ -1,22 +1,63 @@
-"""What every bench mode shares: the result rows, timing a batch size, sweeping batch sizes,
-and appending a run to results/bench.json."""
+"""What every bench mode shares: its options, the result rows, timing a batch size, sweeping
+batch sizes, and appending a run to results/bench.json."""
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ... import plots
 from ...backends import RunTimes, timed_run
+from ...choices import AisBenchMode, Backend, Engine
 from ...console import progress_bar
+from ...errors import UsageError
 from ...records import BenchRecord
 from ...workspace import Workspace, append_to_log
+
+if TYPE_CHECKING:
+    from ...stream.ray_cluster import RaySettings
 
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32, 64)
 
 
 CPU_BATCH_SIZES = (1, 4, 8)  # the larger ones take minutes each on a CPU
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What `yedge bench` measures, and how, with each default (the CLI reads them here)."""
+
+    # the model, and what runs it
+    backend: str = Backend.AUTO.value
+    model: Path | None = None
+    device: str = "cpu"
+    precision: str | None = None
+    compiled: bool = False                 # torch.compile (the torch backend on CUDA)
+    ais_bench: str = AisBenchMode.AUTO.value
+    # inference: each batch size timed `loop` times after `warmup` untimed runs, within
+    # `max_seconds` (None: the model's static batch, or a list for a dynamic one)
+    batch_sizes: tuple[int, ...] | None = None
+    loop: int = 100
+    warmup: int = 10
+    max_seconds: float = 60.0
+    keyframe_interval: int | None = None   # a video model's schedule (bench/video.py)
+    # the whole path on `images` images: per stage on prepared inputs, or the streaming engine's
+    stages: bool = False
+    stream: bool = False
+    images: int = 10
+    workers: int | None = None             # host worker processes; None: one per CPU
+    engine: str = Engine.LOCAL.value       # --stream's
+    ray: RaySettings | None = None
+    pictures: bool = True                  # drawn beside results/bench.json
+
+    def check(self) -> None:
+        if self.loop < 1 or self.warmup < 0:
+            raise UsageError("--loop must be ≥ 1 and --warmup ≥ 0", hint="e.g. --loop 100 --warmup 10")
+        if self.stream and self.stages:
+            raise UsageError("--stream and --stages are two views of the whole path", hint="pick one")
 
 
 @dataclass
