@@ -45,8 +45,8 @@ def main() -> None:
         shutil.copy(DATA / name, images / name)
     random_weights.run(root / "weights.pth")
     export.run(ws, root / "weights.pth")
-    prep.run(ws, images, DATA / "golden" / "eval_mini" / "instances_mini.json", workers=1)
-    convert.run(ws, batch_sizes=(1,))
+    prep.run(ws, images, DATA / "golden" / "eval_mini" / "instances_mini.json", prep.PrepOptions(workers=1))
+    convert.run(ws, convert.ConvertOptions(batch_sizes=(1,)))
     sample = ws.bin_dir / "0.bin"
     timings: dict[str, list[float]] = {"1 NPU": [], "2 NPUs": []}
     for run in range(args.runs):
@@ -58,8 +58,8 @@ def main() -> None:
                     shutil.copy(sample, folder / f"{i}.bin")
                     os.chmod(folder / f"{i}.bin", 0o644)
             started = time.perf_counter()
-            infer.run(ws, backend="ascend", device=devices, inputs=folder, ais_bench="api",
-                      run_name=f"r{run}_{devices.replace(',', '_')}")
+            infer.run(ws, infer.InferOptions(backend="ascend", device=devices, inputs=folder, ais_bench="api",
+                                             run_name=f"r{run}_{devices.replace(',', '_')}"))
             timings[label].append(time.perf_counter() - started)
     one, two = statistics.median(timings["1 NPU"]), statistics.median(timings["2 NPUs"])
     print(f"emulated NPUs, {args.inputs} inputs per NPU, median of {args.runs} runs (wall, infer.run)")

@@ -59,13 +59,13 @@ def main() -> None:
 
     for workers in (1, 2):
         ws = Workspace(args.out / f"prep{workers}")
-        result = prep.run(ws, args.out / "images", annotations, workers=workers)
+        result = prep.run(ws, args.out / "images", annotations, prep.PrepOptions(workers=workers))
         report[f"prep_img_per_s_workers{workers}"] = result.images_per_second
 
     for layout in ("fpn", "head"):
         ws = Workspace(args.out / f"ws_{layout}")
-        prep.run(ws, args.out / "images", annotations, workers=2)
-        export.run(ws, weights, layout=layout, dynamic_batch=True)
+        prep.run(ws, args.out / "images", annotations, prep.PrepOptions(workers=2))
+        export.run(ws, weights, export.ExportOptions(layout=layout, dynamic_batch=True))
         infer.run(ws)
         for workers in (1, 2):
             evaluate.run(ws, evaluate.EvalOptions(workers=1))  # warm the page cache and imports

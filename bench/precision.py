@@ -78,7 +78,7 @@ def main() -> None:
         held_out = DATA / "coffee.png"
         ws = Workspace(root / "ws")
         random_weights.run(root / "random.pth", config=args.config, **CONFIDENT)
-        export.run(ws, root / "random.pth", layout=args.layout)
+        export.run(ws, root / "random.pth", export.ExportOptions(layout=args.layout))
         files = {"fp32": ws.default_onnx}
         for name, options in (("ort int8 mix", {}), ("ort int8 all", {"quantize_all": True})):
             files[name] = root / f"{name.replace(' ', '_')}.onnx"

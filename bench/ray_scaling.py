@@ -84,7 +84,7 @@ def overhead(count: int) -> None:
         cv2.imwrite(str(folder / f"{i:04d}.png"), np.roll(photos[i % 2], 13 * i, axis=1))
     random_weights.run(root / "weights.pth", config=MOBILENET)
     ws = Workspace(root / "ws")
-    export.run(ws, root / "weights.pth", config=MOBILENET)
+    export.run(ws, root / "weights.pth", export.ExportOptions(config=MOBILENET))
     started = time.perf_counter()
     import ray
 

@@ -206,7 +206,7 @@ def _workflow(root: Path, count: int, layout: str = "fpn") -> tuple[Path, Path, 
     annotations.write_text(json.dumps(data))
     random_weights.run(root / "weights.pth")
     ws = Workspace(root / "ws")
-    export.run(ws, root / "weights.pth", layout=layout)
+    export.run(ws, root / "weights.pth", export.ExportOptions(layout=layout))
     return folder, annotations, ws.root
 
 
@@ -225,7 +225,7 @@ def disk(count: int) -> None:
     ws = Workspace(ws_root)
     base = _tree_bytes(ws.root)
     prep.run(ws, folder, annotations)
-    infer.run(ws, backend="onnxruntime")
+    infer.run(ws, infer.InferOptions(backend="onnxruntime"))
     evaluate.run(ws)
     files_bytes = _tree_bytes(ws.root) - base
     print(f"{count} images: streaming eval wrote {stream_bytes / 1e6:.2f} MB; prep → infer → eval wrote "
@@ -243,7 +243,7 @@ def predict_vs_infer(count: int, layout: str) -> None:
     started = time.perf_counter()
     prep.run(ws, folder, annotations)
     prepped = time.perf_counter()
-    infer.run(ws, backend="onnxruntime")
+    infer.run(ws, infer.InferOptions(backend="onnxruntime"))
     inferred = time.perf_counter()
     evaluate.run(ws, evaluate.EvalOptions(score_threshold=0.3))
     evaluated = time.perf_counter()

@@ -86,9 +86,9 @@ def prepared(tmp_path_factory, checkpoint):
         if key not in built:
             root = tmp_path_factory.mktemp("prepared")
             ws = Workspace(root / "ws")
-            export.run(ws, checkpoint(config), **export_options)
-            prep.run(ws, copy_sample_images(root / "images"), MINI_ANNOTATIONS, workers=1)
-            infer.run(ws, backend="onnxruntime")
+            export.run(ws, checkpoint(config), export.ExportOptions(**export_options))
+            prep.run(ws, copy_sample_images(root / "images"), MINI_ANNOTATIONS, prep.PrepOptions(workers=1))
+            infer.run(ws, infer.InferOptions(backend="onnxruntime"))
             built[key] = ws
         return clone_workspace(built[key], dest)
 

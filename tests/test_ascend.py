@@ -78,11 +78,20 @@ def test_atc_argv_dynamic_batch():
     assert job.argv()[-4:] == ["--input_shape", "image:-1,3,550,550", "--dynamic_batch_size", "1,2,4,8"]
 
 
+MBV2 = "yolact_edge_mobilenetv2_config"
+
+
 @pytest.fixture(scope="module")
 def onnx_workspace(tmp_path_factory, prepared):
-    """A workspace with a dynamic-batch export of the seed-0 ResNet-50 and the two sample images
-    prepared and run through onnxruntime."""
-    return prepared(tmp_path_factory.mktemp("ascend") / "ws", dynamic_batch=True)
+    """A workspace with a dynamic-batch export of the seed-0 MobileNetV2 (which architecture runs
+    is not the point here) and the two sample images prepared and run through onnxruntime."""
+    return prepared(tmp_path_factory.mktemp("ascend") / "ws", MBV2, dynamic_batch=True)
+
+
+@pytest.fixture(scope="module")
+def r50_workspace(tmp_path_factory, prepared):
+    """The same with the seed-0 ResNet-50, whose mAP on the two photos is the reference's golden."""
+    return prepared(tmp_path_factory.mktemp("ascend-r50") / "ws", dynamic_batch=True)
 
 
 def _clone(onnx_workspace, tmp_path) -> Workspace:
@@ -91,7 +100,7 @@ def _clone(onnx_workspace, tmp_path) -> Workspace:
 
 def test_convert_dry_run_needs_no_npu(onnx_workspace, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
-    result = convert.run(onnx_workspace, soc_version="Ascend310P3", batch_sizes=(1, 4, 8), dry_run=True)
+    result = convert.run(onnx_workspace, convert.ConvertOptions(soc_version="Ascend310P3", batch_sizes=(1, 4, 8), dry_run=True))
     assert [argv[argv.index("--input_shape") + 1] for argv in result.argv] == \
         ["image:1,3,550,550", "image:4,3,550,550", "image:8,3,550,550"]
     assert onnx_workspace.step("convert") is None
@@ -99,13 +108,13 @@ def test_convert_dry_run_needs_no_npu(onnx_workspace, monkeypatch):
 
 def test_convert_detects_the_soc_and_records_models(ascend, onnx_workspace, tmp_path):
     ws = _clone(onnx_workspace, tmp_path)
-    result = convert.run(ws, batch_sizes=(1, 4))
+    result = convert.run(ws, convert.ConvertOptions(batch_sizes=(1, 4)))
     assert result.soc_version == "Ascend310P3"
     models = ws.step("convert")["outputs"]["models"]
     assert [m["om"] for m in models] == ["models/yolact_edge_bs1.om", "models/yolact_edge_bs4.om"]
     assert all(m["soc_version"] == "Ascend310P3" and len(m["onnx_sha256"]) == 64 for m in models)
     assert "ATC run success" in (ws.logs_dir / "atc_bs4.log").read_text()
-    dynamic = convert.run(ws, soc_version="Ascend310P3", dynamic_batch=(1, 2, 4))
+    dynamic = convert.run(ws, convert.ConvertOptions(soc_version="Ascend310P3", dynamic_batch=(1, 2, 4)))
     om = dynamic.models[0]["om"]
     assert om.startswith("models/yolact_edge_dynamic_linux_") and om.endswith(".om")
     assert len(ws.step("convert")["outputs"]["models"]) == 3
@@ -148,10 +157,10 @@ def _assert_same_outputs(a: Path, b: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", ["api", "cli"])
-def test_workflow_through_ais_bench_equals_onnxruntime(ascend, onnx_workspace, tmp_path, mode):
-    ws = _clone(onnx_workspace, tmp_path)
-    convert.run(ws, batch_sizes=(1, 4))
-    result = infer.run(ws, backend="ascend", device="0", run_name="npu", ais_bench=mode, batch_size=4)
+def test_workflow_through_ais_bench_equals_onnxruntime(ascend, r50_workspace, tmp_path, mode):
+    ws = _clone(r50_workspace, tmp_path)
+    convert.run(ws, convert.ConvertOptions(batch_sizes=(1, 4)))
+    result = infer.run(ws, infer.InferOptions(backend="ascend", device="0", run_name="npu", ais_bench=mode, batch_size=4))
     assert result.backend == "ascend" and result.batch_size == 4 and result.computed == 2
     _assert_same_outputs(ws.outputs_dir / "npu", ws.outputs_dir / "onnxruntime")
     summary = json.loads((ws.outputs_dir / "npu_summary.json").read_text())
@@ -173,8 +182,8 @@ def test_workflow_through_ais_bench_equals_onnxruntime(ascend, onnx_workspace, t
 def test_multi_device_run_merges_into_one_folder(ascend, onnx_workspace, tmp_path, mode):
     ascend.setenv("FAKE_NPU_DEVICES", "0,1")
     ws = _clone(onnx_workspace, tmp_path)
-    convert.run(ws, batch_sizes=(1,))
-    result = infer.run(ws, backend="ascend", device="0,1", run_name="multi", ais_bench=mode)
+    convert.run(ws, convert.ConvertOptions(batch_sizes=(1,)))
+    result = infer.run(ws, infer.InferOptions(backend="ascend", device="0,1", run_name="multi", ais_bench=mode))
     assert result.device == "npu:0,1" and result.computed == 2
     _assert_same_outputs(ws.outputs_dir / "multi", ws.outputs_dir / "onnxruntime")
     summary = json.loads((ws.outputs_dir / "multi_summary.json").read_text())
@@ -183,7 +192,7 @@ def test_multi_device_run_merges_into_one_folder(ascend, onnx_workspace, tmp_pat
 
 def test_soc_mismatch_is_refused(ascend, onnx_workspace, tmp_path):
     ws = _clone(onnx_workspace, tmp_path)
-    convert.run(ws, soc_version="Ascend910B3")
+    convert.run(ws, convert.ConvertOptions(soc_version="Ascend910B3"))
     proc = run_cli("-w", ws.root, "infer", "--backend", "ascend", env=fake_env())
     assert_clean_failure(proc, "built for Ascend910B3", "Ascend310P3", "--soc-version Ascend310P3", code=3)
 
@@ -193,20 +202,20 @@ def test_ais_bench_constraints_are_checked_first(ascend, onnx_workspace, tmp_pat
     convert.run(ws)
     (ws.inputs_dir / "bin_file" / "0.bin").chmod(0o666)
     with pytest.raises(InputError, match="writable by group or others"):
-        infer.run(ws, backend="ascend")
+        infer.run(ws, infer.InferOptions(backend="ascend"))
     (ws.inputs_dir / "bin_file" / "0.bin").chmod(0o644)
     spaced = Workspace(tmp_path / "a space")
     import shutil
 
     shutil.copytree(ws.root, spaced.root)
     with pytest.raises(InputError, match="only A-Z a-z 0-9"):
-        infer.run(spaced, backend="ascend", model=spaced.models_dir / "yolact_edge_bs1.om")
+        infer.run(spaced, infer.InferOptions(backend="ascend", model=spaced.models_dir / "yolact_edge_bs1.om"))
 
 
 def test_fp16_outputs_are_read_by_eval(ascend, onnx_workspace, tmp_path):
     ws = _clone(onnx_workspace, tmp_path)
-    convert.run(ws, atc_args=("--output_type=FP16",))
-    infer.run(ws, backend="ascend", run_name="fp16", ais_bench="cli")
+    convert.run(ws, convert.ConvertOptions(atc_args=("--output_type=FP16",)))
+    infer.run(ws, infer.InferOptions(backend="ascend", run_name="fp16", ais_bench="cli"))
     assert (ws.outputs_dir / "fp16" / "0_0.bin").stat().st_size == 256 * 69 * 69 * 2
     result = evaluate.run(ws, evaluate.EvalOptions(workers=1))
     assert result.output_dtype == "float16" and result.images == 2
@@ -281,17 +290,16 @@ def test_aipp_model_takes_uint8_hwc_pixels(ascend, onnx_workspace, tmp_path, mod
     from yolact_edge_cli.model.config import MEANS_BGR, STD_BGR
 
     ws = _clone(onnx_workspace, tmp_path)
-    result = convert.run(ws, aipp=True)
+    result = convert.run(ws, convert.ConvertOptions(aipp=True))
     assert "--insert_op_conf" in result.argv[0]
     config = (ws.models_dir / "aipp.cfg").read_text()
     assert "input_format : RGB888_U8" in config and "min_chn_0 : 123.68" in config
     model = ws.step("convert")["outputs"]["models"][0]
     assert (model["input_dtype"], model["input_layout"], model["aipp"]) == ("uint8", "nhwc", True)
     with pytest.raises(InputError, match="takes uint8 nhwc inputs but they were prepared as float32 nchw"):
-        infer.run(ws, backend="ascend", ais_bench=mode)
-    prep.run(ws, copy_sample_images(tmp_path / "images"),
-             MINI_ANNOTATIONS, workers=1, dtype="uint8", layout="nhwc")
-    infer.run(ws, backend="ascend", run_name="aipp", ais_bench=mode)
+        infer.run(ws, infer.InferOptions(backend="ascend", ais_bench=mode))
+    prep.run(ws, copy_sample_images(tmp_path / "images"), MINI_ANNOTATIONS, prep.PrepOptions(workers=1, dtype="uint8", layout="nhwc"))
+    infer.run(ws, infer.InferOptions(backend="ascend", run_name="aipp", ais_bench=mode))
     pixels = np.fromfile(ws.inputs_dir / "bin_file" / "1.bin", np.uint8).reshape(550, 550, 3)
     normalised = ((pixels.astype(np.float32) - np.float32(MEANS_BGR[::-1])) / np.float32(STD_BGR[::-1]))
     session = ort.InferenceSession(str(ws.default_onnx), providers=["CPUExecutionProvider"])
@@ -300,7 +308,7 @@ def test_aipp_model_takes_uint8_hwc_pixels(ascend, onnx_workspace, tmp_path, mod
         got = np.fromfile(ws.outputs_dir / "aipp" / f"1_{k}.bin", np.float32).reshape(want.shape)
         assert np.abs(got - want).max() <= 1e-3
     with pytest.raises(InputError, match="only an .om converted with --aipp takes"):
-        infer.run(ws, backend="onnxruntime")
+        infer.run(ws, infer.InferOptions(backend="onnxruntime"))
 
 
 def test_compare_om_with_onnx(ascend, onnx_workspace, tmp_path):
@@ -317,14 +325,14 @@ def test_an_om_names_its_checkpoint_through_convert(ascend, onnx_workspace, tmp_
     """The chain through an .om: converted from checkpoint A's ONNX, then B exported and not
     converted; the .om's outputs are A's, so eval refuses B's heads for them."""
     ws = _clone(onnx_workspace, tmp_path)
-    convert.run(ws, batch_sizes=(1,))
+    convert.run(ws, convert.ConvertOptions(batch_sizes=(1,)))
     assert ws.step("convert")["outputs"]["models"][0]["weights_sha256"] == \
         ws.step("export")["inputs"]["weights_sha256"]
-    export.run(ws, checkpoint(seed=1), dynamic_batch=True)
-    infer.run(ws, backend="ascend", run_name="npu", ais_bench="api")
+    export.run(ws, checkpoint(MBV2, seed=1), export.ExportOptions(dynamic_batch=True))
+    infer.run(ws, infer.InferOptions(backend="ascend", run_name="npu", ais_bench="api"))
     with pytest.raises(InputError, match="npu was computed from .* but the host-side heads would come from"):
         evaluate.run(ws, evaluate.EvalOptions(workers=1))
-    assert evaluate.run(ws, evaluate.EvalOptions(weights=checkpoint(), workers=1)).images == 2
+    assert evaluate.run(ws, evaluate.EvalOptions(weights=checkpoint(MBV2), workers=1)).images == 2
 
 
 # --- as the real tools behave (issue: the Ascend path on its first run on a real NPU host) ------
@@ -345,9 +353,9 @@ def test_cli_inputs_are_chunked_under_the_argument_limit():
 
 def test_cli_mode_in_several_runs_gives_the_same_outputs(ascend, onnx_workspace, tmp_path, monkeypatch):
     ws = _clone(onnx_workspace, tmp_path)
-    convert.run(ws, batch_sizes=(1,))
+    convert.run(ws, convert.ConvertOptions(batch_sizes=(1,)))
     monkeypatch.setattr(aisbench, "MAX_ARGUMENT_BYTES", 10)  # one input per run
-    result = infer.run(ws, backend="ascend", run_name="npu", ais_bench="cli")
+    result = infer.run(ws, infer.InferOptions(backend="ascend", run_name="npu", ais_bench="cli"))
     assert result.computed == 2
     assert len(list(ws.logs_dir.glob("ais_bench_npu_device0_*.log"))) == 2
     _assert_same_outputs(ws.outputs_dir / "npu", ws.outputs_dir / "onnxruntime")
@@ -360,11 +368,11 @@ def test_output_folders_pass_ais_bench_rules_whatever_the_umask(ascend, onnx_wor
     import stat
 
     ws = _clone(onnx_workspace, tmp_path)
-    convert.run(ws, batch_sizes=(1,))
+    convert.run(ws, convert.ConvertOptions(batch_sizes=(1,)))
     shutil.rmtree(ws.outputs_dir)
     old = os.umask(0o002)
     try:
-        infer.run(ws, backend="ascend", run_name="npu", ais_bench="cli")
+        infer.run(ws, infer.InferOptions(backend="ascend", run_name="npu", ais_bench="cli"))
     finally:
         os.umask(old)
     assert stat.S_IMODE(ws.outputs_dir.stat().st_mode) == 0o775  # untouched
@@ -378,7 +386,7 @@ def test_a_run_name_ais_bench_refuses_is_a_usage_error_up_front(tmp_path):
 
 def test_bench_in_cli_mode_leaves_no_outputs_behind(ascend, onnx_workspace, tmp_path):
     ws = _clone(onnx_workspace, tmp_path)
-    convert.run(ws, batch_sizes=(1,))
+    convert.run(ws, convert.ConvertOptions(batch_sizes=(1,)))
     rows = bench.run(ws, bench.BenchOptions(backend="ascend", batch_sizes=(1,), loop=2, warmup=0, ais_bench="cli")).rows
     assert rows[0].latency_p90_ms is not None  # the per-run times were read from the summary
     assert not list(ws.root.rglob("pure_infer_data_*")) and not list(ws.root.rglob("*_summary.json"))[1:]
@@ -388,7 +396,7 @@ def test_the_emulator_refuses_output_paths_as_the_tool_does(ascend, onnx_workspa
     import subprocess
 
     ws = _clone(onnx_workspace, tmp_path)
-    convert.run(ws, batch_sizes=(1,))
+    convert.run(ws, convert.ConvertOptions(batch_sizes=(1,)))
     om = next(ws.models_dir.glob("*.om"))
     output = tmp_path / "out"
     output.mkdir(mode=0o775)
@@ -445,9 +453,9 @@ def test_a_static_om_given_with_model_gets_no_dym_batch(ascend, onnx_workspace, 
     """ais_bench refuses --dymBatch on a static .om: whether to pass it is read from the .om
     itself (ais_bench's description of it), not from the manifest, which does not know this file."""
     ws = _clone(onnx_workspace, tmp_path)
-    convert.run(ws, batch_sizes=(1,))
+    convert.run(ws, convert.ConvertOptions(batch_sizes=(1,)))
     om = _standalone_om(ws, tmp_path)
-    result = infer.run(ws, backend="ascend", model=om, run_name="npu", ais_bench="cli")
+    result = infer.run(ws, infer.InferOptions(backend="ascend", model=om, run_name="npu", ais_bench="cli"))
     assert result.batch_size == 1 and result.computed == 2
     _assert_same_outputs(ws.outputs_dir / "npu", ws.outputs_dir / "onnxruntime")
     assert not any("--dymBatch" in log.read_text() for log in ws.logs_dir.glob("ais_bench_npu_*.log"))
@@ -461,7 +469,7 @@ def test_the_emulator_refuses_dym_batch_on_a_static_om(ascend, onnx_workspace, t
     import subprocess
 
     ws = _clone(onnx_workspace, tmp_path)
-    convert.run(ws, batch_sizes=(1,))
+    convert.run(ws, convert.ConvertOptions(batch_sizes=(1,)))
     argv = aisbench.cli_argv(ws.models_dir / "yolact_edge_bs1.om", loop=1, dym_batch=1)
     proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **fake_env()})
     assert proc.returncode == 1 and "not a dynamic batch model" in proc.stdout
@@ -472,11 +480,11 @@ def test_an_om_taking_fp16_refuses_float32_inputs_of_the_same_size(ascend, onnx_
     """ais_bench compares byte sizes only: a batch-2 .om with an fp16 input takes one float32
     file as its whole batch. The .om's own input dtype is checked, whatever the manifest says."""
     ws = _clone(onnx_workspace, tmp_path)
-    convert.run(ws, batch_sizes=(2,), atc_args=("--input_fp16_nodes=image",))
+    convert.run(ws, convert.ConvertOptions(batch_sizes=(2,), atc_args=("--input_fp16_nodes=image",)))
     om = ws.models_dir / "yolact_edge_bs2.om"
     assert (ws.inputs_dir / "bin_file" / "0.bin").stat().st_size == 2 * 3 * 550 * 550 * 2
     with pytest.raises(InputError, match="this .om takes float16 nchw inputs but they were prepared as float32"):
-        infer.run(ws, backend="ascend", model=om, run_name="fp16", ais_bench=mode)
+        infer.run(ws, infer.InferOptions(backend="ascend", model=om, run_name="fp16", ais_bench=mode))
     assert not list((ws.outputs_dir / "fp16").glob("*.bin"))
 
 
@@ -484,7 +492,7 @@ def test_the_emulator_compares_byte_sizes_without_converting(ascend, onnx_worksp
     from ais_bench.infer.interface import InferSession
 
     ws = _clone(onnx_workspace, tmp_path)
-    convert.run(ws, batch_sizes=(1,), atc_args=("--input_fp16_nodes=image",))
+    convert.run(ws, convert.ConvertOptions(batch_sizes=(1,), atc_args=("--input_fp16_nodes=image",)))
     session = InferSession(0, str(ws.models_dir / "yolact_edge_bs1.om"))
     with pytest.raises(RuntimeError, match="size 3630000 does not match the model's 1815000"):
         session.infer([np.zeros((1, 3, 550, 550), np.float32)])
@@ -497,8 +505,8 @@ def test_npu_compute_time_is_the_execute_alone_and_copies_are_apart(ascend, onnx
     JSON of the CLI), the same way in both modes; H2D and D2H are reported beside it."""
     ascend.setenv("FAKE_ACL_TRACE", str(tmp_path / "trace.jsonl"))
     ws = _clone(onnx_workspace, tmp_path)
-    convert.run(ws, batch_sizes=(1,))
-    infer.run(ws, backend="ascend", run_name="npu", ais_bench=mode)
+    convert.run(ws, convert.ConvertOptions(batch_sizes=(1,)))
+    infer.run(ws, infer.InferOptions(backend="ascend", run_name="npu", ais_bench=mode))
     # the CLI's warm-up run is traced too but not counted, as ais_bench does
     executes = _trace(tmp_path / "trace.jsonl")[-2:]
     summary = json.loads((ws.outputs_dir / "npu_summary.json").read_text())
@@ -529,8 +537,8 @@ def test_api_mode_runs_one_process_per_npu(ascend, onnx_workspace, tmp_path):
     ascend.setenv("FAKE_NPU_DEVICES", "0,1")
     ascend.setenv("FAKE_ACL_TRACE", str(tmp_path / "trace.jsonl"))
     ws = _clone(onnx_workspace, tmp_path)
-    convert.run(ws, batch_sizes=(1,))
-    result = infer.run(ws, backend="ascend", device="0,1", run_name="multi", ais_bench="api")
+    convert.run(ws, convert.ConvertOptions(batch_sizes=(1,)))
+    result = infer.run(ws, infer.InferOptions(backend="ascend", device="0,1", run_name="multi", ais_bench="api"))
     assert result.computed == 2
     pids = {t["device"]: t["pid"] for t in _trace(tmp_path / "trace.jsonl")}
     assert set(pids) == {0, 1} and pids[0] != pids[1] and os.getpid() not in pids.values()
@@ -540,9 +548,9 @@ def test_api_mode_runs_one_process_per_npu(ascend, onnx_workspace, tmp_path):
 def test_a_device_failing_in_its_process_is_one_clear_error(ascend, onnx_workspace, tmp_path):
     ascend.setenv("FAKE_NPU_DEVICES", "0")
     ws = _clone(onnx_workspace, tmp_path)
-    convert.run(ws, batch_sizes=(1,))
+    convert.run(ws, convert.ConvertOptions(batch_sizes=(1,)))
     with pytest.raises(EnvironmentProblem, match="ais_bench failed on npu:1: .*acl open device 1 failed"):
-        infer.run(ws, backend="ascend", device="1,0", run_name="multi", ais_bench="api")
+        infer.run(ws, infer.InferOptions(backend="ascend", device="1,0", run_name="multi", ais_bench="api"))
 
 
 def _toolkit(tmp_path: Path, version: str) -> Path:

@@ -23,8 +23,8 @@ def workspace(tmp_path_factory, checkpoint):
     root = tmp_path_factory.mktemp("bench")
     images = copy_sample_images(root / "images")
     ws = Workspace(root / "ws")
-    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"), dynamic_batch=True)
-    prep.run(ws, images, DATA / "golden" / "eval_mini" / "instances_mini.json", workers=1)
+    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"), export.ExportOptions(dynamic_batch=True))
+    prep.run(ws, images, DATA / "golden" / "eval_mini" / "instances_mini.json", prep.PrepOptions(workers=1))
     return ws
 
 
@@ -74,7 +74,7 @@ def test_stages(workspace):
 
 def test_torch_backend_and_static_batch(tmp_path, checkpoint):
     ws = Workspace(tmp_path / "ws")
-    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"), batch_size=2)
+    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"), export.ExportOptions(batch_size=2))
     proc = run_cli("-w", ws.root, "--json", "bench", "--loop", "2", "--warmup", "0")
     assert proc.returncode == 0, proc.stderr
     assert [row["batch_size"] for row in json.loads(proc.stdout)["rows"]] == [2]

@@ -77,7 +77,7 @@ def test_a_model_against_itself_matches_every_detection_eval_keeps(workspace, tm
     annotations = tmp_path / "tiny.json"
     annotations.write_text(json.dumps({"images": [{"id": 1, "file_name": "tiny.png", "width": 8, "height": 8}],
                                        "annotations": [], "categories": [{"id": 1, "name": "person"}]}))
-    prep.run(ws, folder, annotations, workers=1, all_images=True)
+    prep.run(ws, folder, annotations, prep.PrepOptions(workers=1, all_images=True))
     proc = run_cli("-w", ws.root, "--json", "compare", ws.default_onnx, ws.default_onnx, "--num-inputs", "1")
     assert proc.returncode == 0, proc.stderr
     found = json.loads(proc.stdout)["detections"]

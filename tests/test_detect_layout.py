@@ -174,7 +174,7 @@ def test_the_torch_backend_runs_the_detect_layout(detect_ws, head_ws, tmp_path):
     files = {}
     for name, source in (("detect", detect_ws), ("head", head_ws)):
         ws = clone_workspace(source, tmp_path / name)
-        infer.run(ws, backend="torch", run_name="torch")
+        infer.run(ws, infer.InferOptions(backend="torch", run_name="torch"))
         evaluate.run(ws, evaluate.EvalOptions(workers=1), outputs=ws.outputs_dir / "torch")
         files[name] = [(ws.results_dir / "torch" / f).read_bytes()
                        for f in ("bbox_detections.json", "mask_detections.json")]

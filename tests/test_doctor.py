@@ -35,8 +35,8 @@ def test_ascend_host_and_stale_artifacts(tmp_path, checkpoint, monkeypatch):
         monkeypatch.setenv(key, value)
     ws = Workspace(tmp_path / "ws")
     export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"))
-    prep.run(ws, copy_sample_images(tmp_path / "images"), MINI, workers=1)
-    infer.run(ws, backend="onnxruntime")  # `auto` would pick ascend on this (emulated) NPU host
+    prep.run(ws, copy_sample_images(tmp_path / "images"), MINI, prep.PrepOptions(workers=1))
+    infer.run(ws, infer.InferOptions(backend="onnxruntime"))  # `auto` would pick ascend on this (emulated) NPU host
     convert.run(ws)
     proc = run_cli("-w", ws.root, "--json", "doctor", env=fake_env())
     assert proc.returncode == 0, proc.stdout
@@ -57,7 +57,7 @@ def test_ascend_host_and_stale_artifacts(tmp_path, checkpoint, monkeypatch):
 def test_inputs_of_another_dtype(tmp_path, checkpoint):
     ws = Workspace(tmp_path / "ws")
     export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"))
-    prep.run(ws, copy_sample_images(tmp_path / "images"), MINI, workers=1, dtype="uint8")
+    prep.run(ws, copy_sample_images(tmp_path / "images"), MINI, prep.PrepOptions(workers=1, dtype="uint8"))
     proc = run_cli("-w", ws.root, "--json", "doctor", env={"PATH": "/usr/bin:/bin"})
     assert proc.returncode == 3
     check = _checks(proc)["inputs"]

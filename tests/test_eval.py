@@ -122,7 +122,7 @@ def test_zero_detections_and_images_without_ground_truth(tmp_path, checkpoint):
     ann_path.write_text(json.dumps(annotations))
     ws = Workspace(tmp_path / "ws")
     export.run(ws, checkpoint("yolact_edge_mobilenetv2_config", bg_bias=1000.0))
-    prep.run(ws, images, ann_path, workers=1, all_images=True)
+    prep.run(ws, images, ann_path, prep.PrepOptions(workers=1, all_images=True))
     assert ws.read_ids() == [2, 1, 7]
     infer.run(ws)
     result = evaluate.run(ws, evaluate.EvalOptions(workers=1))

@@ -50,8 +50,8 @@ def test_the_fast_cases_hold_every_config_layout_and_batch_kind():
 def test_export_matches_pytorch(config, layout, batch, checkpoint, tmp_path):
     ws = Workspace(tmp_path / "ws")
     dynamic = batch == "dynamic"
-    result = export.run(ws, checkpoint(config), config="auto", layout=layout,
-                        batch_size=1 if dynamic else int(batch), dynamic_batch=dynamic)
+    result = export.run(ws, checkpoint(config), export.ExportOptions(
+        config="auto", layout=layout, batch_size=1 if dynamic else int(batch), dynamic_batch=dynamic))
     path = ws.default_onnx
     assert result.onnx == str(path) and path.exists()
     assert result.config == config

@@ -111,8 +111,8 @@ def test_export_passes_its_check_for_every_config_layout_and_photo(tmp_path, che
     from yolact_edge_cli.steps import export
     from yolact_edge_cli.workspace import Workspace
 
-    result = export.run(Workspace(tmp_path / "ws"), checkpoint(config), layout=layout,
-                        check_images=[*PHOTOS, export.SAMPLE_IMAGE])
+    result = export.run(Workspace(tmp_path / "ws"), checkpoint(config),
+                        export.ExportOptions(layout=layout, check_images=(*PHOTOS, export.SAMPLE_IMAGE)))
     limit = 1e-4 * 10  # relative to outputs' scale; softmax and tanh outputs are within 1
     assert result.max_abs_diff and all(v <= limit for v in result.max_abs_diff.values())
     if layout == "detect":

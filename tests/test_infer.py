@@ -30,7 +30,7 @@ def test_natural_sort_grouping_padding_and_names(tmp_path):
 
 def _workspace(tmp_path, checkpoint, **export_options) -> Workspace:
     ws = Workspace(tmp_path / "ws")
-    export.run(ws, checkpoint(MBV2), **export_options)
+    export.run(ws, checkpoint(MBV2), export.ExportOptions(**export_options))
     folder = ws.inputs_dir / "bin_file"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -69,7 +69,7 @@ def test_batch1_writes_six_outputs_per_sample_and_the_summary(batch1):
 
 def test_batch3_pads_the_last_batch_and_drops_padding_outputs(tmp_path, checkpoint, batch1):
     ws = _workspace(tmp_path, checkpoint, batch_size=3)
-    result = infer.run(ws, run_name="bs3")
+    result = infer.run(ws, infer.InferOptions(run_name="bs3"))
     assert result.batch_size == 3
     summary = json.loads((ws.outputs_dir / "bs3_summary.json").read_text())
     assert summary["NPU_compute_time"]["count"] == 2  # two batches: 3 files, then 1 + 2 padding
@@ -83,7 +83,7 @@ def test_batch3_pads_the_last_batch_and_drops_padding_outputs(tmp_path, checkpoi
 
 def test_dynamic_batch_model_with_batch_size(tmp_path, checkpoint, batch1):
     ws = _workspace(tmp_path, checkpoint, dynamic_batch=True)
-    result = infer.run(ws, batch_size=3, run_name="dyn")
+    result = infer.run(ws, infer.InferOptions(batch_size=3, run_name="dyn"))
     assert result.batch_size == 3
     ours, reference = _outputs(ws.outputs_dir / "dyn"), _outputs(batch1[0].outputs_dir / "onnxruntime")
     assert ours.keys() == reference.keys()
@@ -93,7 +93,7 @@ def test_dynamic_batch_model_with_batch_size(tmp_path, checkpoint, batch1):
 
 def test_torch_backend_agrees_with_onnxruntime(batch1):
     ws, _ = batch1
-    result = infer.run(ws, backend="torch", run_name="torch", batch_size=2)
+    result = infer.run(ws, infer.InferOptions(backend="torch", run_name="torch", batch_size=2))
     assert result.backend == "torch" and result.batch_size == 2
     ours, reference = _outputs(ws.outputs_dir / "torch"), _outputs(ws.outputs_dir / "onnxruntime")
     assert ours.keys() == reference.keys()
@@ -115,7 +115,7 @@ def test_rerun_resumes(batch1):
 def test_static_batch_mismatch_and_wrong_input_size(tmp_path, checkpoint):
     ws = _workspace(tmp_path, checkpoint)
     with pytest.raises(Exception, match="static batch of 1"):
-        infer.run(ws, batch_size=4)
+        infer.run(ws, infer.InferOptions(batch_size=4))
     (ws.inputs_dir / "bin_file" / "1.bin").write_bytes(np.zeros(10, np.float32).tobytes())
     proc = run_cli("-w", ws.root, "infer")
     assert_clean_failure(proc, "1.bin", "the model takes 3630000", code=3)
@@ -134,7 +134,7 @@ def test_uint8_model_normalises_in_graph(tmp_path, checkpoint):
     from .conftest import DATA
 
     ws = Workspace(tmp_path / "ws")
-    result = export.run(ws, checkpoint(MBV2), input_dtype="uint8")
+    result = export.run(ws, checkpoint(MBV2), export.ExportOptions(input_dtype="uint8"))
     assert result.inputs[0]["dtype"] == "uint8"
     folder = ws.inputs_dir / "bin_file"
     folder.mkdir(parents=True)

@@ -29,7 +29,7 @@ def reference(tmp_path_factory, checkpoint):
     annotations = make_coco_set(root / "images", IMAGES)
     ws = Workspace(root / "ws")
     export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"))
-    prep.run(ws, root / "images", annotations, workers=2)
+    prep.run(ws, root / "images", annotations, prep.PrepOptions(workers=2))
     infer.run(ws)
     evaluate.run(ws, evaluate.EvalOptions(workers=2))
     return ws

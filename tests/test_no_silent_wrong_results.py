@@ -81,7 +81,7 @@ def test_bench_stages_refuses_a_model_of_another_checkpoint(reexported):
 def test_prep_rerun_after_infer_is_caught_by_infer_eval_compare_and_show(base, tmp_path):
     """The run folder and the eval results were made on prepared inputs that are gone."""
     ws = _copy(base, tmp_path)
-    prep.run(ws, copy_sample_images(tmp_path / "images"), MINI, workers=1, limit=1)
+    prep.run(ws, copy_sample_images(tmp_path / "images"), MINI, prep.PrepOptions(workers=1, limit=1))
     proc = run_cli("-w", ws.root, "eval")
     assert_clean_failure(proc, "other prepared inputs", "--overwrite", code=3)
     proc = run_cli("-w", ws.root, "compare", ws.outputs_dir / "onnxruntime", ws.outputs_dir / "onnxruntime")
@@ -137,7 +137,7 @@ def test_origin_of_each_model_kind(base, tmp_path, checkpoint):
 
 def test_metrics_name_the_run_evaluated_and_each_run_keeps_its_results(base, tmp_path, checkpoint):
     ws = _copy(base, tmp_path)
-    infer.run(ws, backend="torch")
+    infer.run(ws, infer.InferOptions(backend="torch"))
     torch_metrics = evaluate.run(ws, evaluate.EvalOptions(workers=1))  # the last infer: torch
     result = evaluate.run(ws, evaluate.EvalOptions(workers=1), outputs=ws.outputs_dir / "onnxruntime")
     latest = json.loads((ws.results_dir / "metrics.json").read_text())

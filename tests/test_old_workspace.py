@@ -24,7 +24,7 @@ def test_a_workspace_of_the_previous_version_still_works(tmp_path, checkpoint):
     images = copy_sample_images(tmp_path / "images")
     fresh = Workspace(tmp_path / "fresh")
     export.run(fresh, weights)
-    prep.run(fresh, images, MINI, workers=1)
+    prep.run(fresh, images, MINI, prep.PrepOptions(workers=1))
     infer.run(fresh)
     expected = evaluate.run(fresh, evaluate.EvalOptions(workers=1))
 

@@ -26,7 +26,7 @@ def images(tmp_path):
 
 def test_bins_equal_the_golden_input_and_ids_follow_annotation_order(tmp_path, images):
     ws = Workspace(tmp_path / "ws")
-    result = prep.run(ws, images, MINI, workers=2)
+    result = prep.run(ws, images, MINI, prep.PrepOptions(workers=2))
     assert result.images == 2 and result.written == 2
     assert json.loads((ws.inputs_dir / "ids.json").read_text()) == {"ids": [2, 1]}
     astronaut = np.fromfile(ws.inputs_dir / "bin_file" / "1.bin", dtype=np.float32)
@@ -39,14 +39,14 @@ def test_bins_equal_the_golden_input_and_ids_follow_annotation_order(tmp_path, i
 
 def test_rerun_skips_complete_files_and_redoes_partial_ones(tmp_path, images):
     ws = Workspace(tmp_path / "ws")
-    prep.run(ws, images, MINI, workers=1)
+    prep.run(ws, images, MINI, prep.PrepOptions(workers=1))
     reference = {p.name: p.read_bytes() for p in (ws.inputs_dir / "bin_file").iterdir()}
     (ws.inputs_dir / "ids.json").unlink()
     (ws.inputs_dir / "bin_file" / "1.bin").write_bytes(b"partial")
-    result = prep.run(ws, images, MINI, workers=1)
+    result = prep.run(ws, images, MINI, prep.PrepOptions(workers=1))
     assert result.written == 1 and result.skipped_existing == 1
     assert {p.name: p.read_bytes() for p in (ws.inputs_dir / "bin_file").iterdir()} == reference
-    assert prep.run(ws, images, MINI, workers=1).written == 0
+    assert prep.run(ws, images, MINI, prep.PrepOptions(workers=1)).written == 0
 
 
 def test_killed_prep_resumes_with_identical_files(tmp_path):
@@ -69,7 +69,7 @@ def test_killed_prep_resumes_with_identical_files(tmp_path):
     assert proc.returncode == 0, proc.stderr
     resumed = {p.name: p.read_bytes() for p in bins.glob("*.bin")}
     fresh = Workspace(tmp_path / "fresh")
-    prep.run(fresh, folder, annotations, workers=1)
+    prep.run(fresh, folder, annotations, prep.PrepOptions(workers=1))
     assert resumed == {p.name: p.read_bytes() for p in (fresh.inputs_dir / "bin_file").glob("*.bin")}
     assert len(resumed) == 60
     assert not list(bins.glob(".*.tmp"))
@@ -101,9 +101,9 @@ def test_image_variants_behave_like_cv2_imread_and_corrupt_ones_are_reported(tmp
     annotations, names = _write_variants(folder)
     ws = Workspace(tmp_path / "ws")
     with pytest.raises(InputError, match="1 image.*corrupt.jpg"):
-        prep.run(ws, folder, annotations, workers=1)
+        prep.run(ws, folder, annotations, prep.PrepOptions(workers=1))
     assert not (ws.inputs_dir / "ids.json").exists()
-    result = prep.run(ws, folder, annotations, workers=1, skip_bad=True)
+    result = prep.run(ws, folder, annotations, prep.PrepOptions(workers=1, skip_bad=True))
     assert [b["file"].endswith("corrupt.jpg") for b in result.bad] == [True]
     assert json.loads((ws.inputs_dir / "ids.json").read_text()) == {"ids": [1, 2, 3]}
     for pos, name in enumerate(names[:3]):
@@ -115,13 +115,13 @@ def test_image_variants_behave_like_cv2_imread_and_corrupt_ones_are_reported(tmp
 
 def test_uint8_inputs(tmp_path, images):
     ws = Workspace(tmp_path / "ws")
-    prep.run(ws, images, MINI, dtype="uint8", limit=1)
+    prep.run(ws, images, MINI, prep.PrepOptions(dtype="uint8", limit=1))
     data = np.fromfile(ws.inputs_dir / "bin_file" / "0.bin", dtype=np.uint8)
     assert data.size == 3 * 550 * 550
     assert ws.step("prep")["options"]["dtype"] == "uint8"
     # un-normalising the float32 input gives the same pixels within rounding
     float_ws = Workspace(tmp_path / "f")
-    prep.run(float_ws, images, MINI, limit=1)
+    prep.run(float_ws, images, MINI, prep.PrepOptions(limit=1))
     normalised = np.fromfile(float_ws.inputs_dir / "bin_file" / "0.bin", dtype=np.float32).reshape(3, 550, 550)
     pixels = normalised * np.array([58.40, 57.12, 57.38])[:, None, None] + \
         np.array([123.68, 116.78, 103.94])[:, None, None]

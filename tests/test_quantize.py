@@ -130,8 +130,8 @@ def test_int8_finds_the_confident_detections_of_float32(tmp_path, checkpoint):
     from yolact_edge_cli.steps import export, prep
 
     ws = Workspace(tmp_path / "ws")
-    export.run(ws, checkpoint(conf_gain=4.0, bg_bias=14.0), layout="head")
-    prep.run(ws, copy_sample_images(tmp_path / "images"), MINI_ANNOTATIONS, workers=1)
+    export.run(ws, checkpoint(conf_gain=4.0, bg_bias=14.0), export.ExportOptions(layout="head"))
+    prep.run(ws, copy_sample_images(tmp_path / "images"), MINI_ANNOTATIONS, prep.PrepOptions(workers=1))
     proc = run_cli("-w", ws.root, "--json", "quantize")
     assert proc.returncode == 0, proc.stderr
     found = json.loads(proc.stdout)["detections"]

@@ -37,7 +37,7 @@ def workspace(tmp_path_factory, prepared):
     with pytest.MonkeyPatch.context() as patch:
         for key, value in fake_env().items():
             patch.setenv(key, value)
-        convert.run(ws, batch_sizes=(1,))
+        convert.run(ws, convert.ConvertOptions(batch_sizes=(1,)))
     return ws
 
 

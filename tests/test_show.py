@@ -19,7 +19,7 @@ def test_show_draws_masks_and_ground_truth(tmp_path, checkpoint):
     assert_clean_failure(run_cli("-w", ws.root, "show"), "no evaluation results", "yedge eval", code=3)
     export.run(ws, checkpoint())
     images = copy_sample_images(tmp_path / "images")
-    prep.run(ws, images, MINI, workers=1)
+    prep.run(ws, images, MINI, prep.PrepOptions(workers=1))
     infer.run(ws)
     evaluate.run(ws, evaluate.EvalOptions(workers=1))
     proc = run_cli("-w", ws.root, "--json", "show", "--gt", "--score-threshold", "0.45")

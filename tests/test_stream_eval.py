@@ -40,7 +40,7 @@ def _same_results(ws, run: str) -> None:
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
 def test_streaming_gives_the_files_of_prep_infer_eval(workspace, backend):
     if backend != "onnxruntime":
-        infer.run(workspace, backend=backend)
+        infer.run(workspace, infer.InferOptions(backend=backend))
     evaluate.run(workspace, evaluate.EvalOptions(workers=1), outputs=workspace.outputs_dir / backend)
     before = sorted(p.name for p in workspace.root.rglob("*") if p.is_file())
     proc = run_cli("-w", workspace.root, "--json", "eval", "--images", workspace.step("prep")["inputs"]["images"],

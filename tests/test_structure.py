@@ -118,7 +118,7 @@ def test_the_head_and_detect_layouts_run_without_torch(tmp_path, checkpoint, lay
     from yolact_edge_cli.workspace import Workspace
 
     ws = Workspace(tmp_path / "ws")
-    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"), layout=layout)
+    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"), export.ExportOptions(layout=layout))
     poisoned = tmp_path / "no_torch" / "torch"
     poisoned.mkdir(parents=True)
     (poisoned / "__init__.py").write_text("raise ImportError('torch imported by a torch-free command')\n")

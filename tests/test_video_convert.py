@@ -21,7 +21,8 @@ def video_exports(checkpoint, tmp_path_factory):
     made = {}
     for name, dynamic in (("static", False), ("dynamic", True)):
         ws = Workspace(tmp_path_factory.mktemp(f"video-{name}"))
-        export.run(ws, checkpoint("yolact_edge_vid_minimal_resnet50_config"), dynamic_batch=dynamic)
+        export.run(ws, checkpoint("yolact_edge_vid_minimal_resnet50_config"),
+                   export.ExportOptions(dynamic_batch=dynamic))
         made[name] = ws
     return made
 
@@ -32,7 +33,7 @@ def _clone(ws: Workspace, tmp_path) -> Workspace:
 
 def test_both_graphs_become_an_om(ascend, video_exports, tmp_path):
     ws = _clone(video_exports["static"], tmp_path)
-    result = convert.run(ws, soc_version="Ascend310P3")
+    result = convert.run(ws, convert.ConvertOptions(soc_version="Ascend310P3"))
     keyframe_argv, nonkey_argv = result.argv
     assert keyframe_argv[keyframe_argv.index("--input_shape") + 1] == "image:1,3,550,550"
     assert nonkey_argv[nonkey_argv.index("--input_shape") + 1] == "image:1,3,550,550;" + KEY_SHAPES.format(b=1)
@@ -49,7 +50,7 @@ def test_both_graphs_become_an_om(ascend, video_exports, tmp_path):
 
 def test_a_dynamic_batch_video_model(ascend, video_exports, tmp_path):
     ws = _clone(video_exports["dynamic"], tmp_path)
-    result = convert.run(ws, soc_version="Ascend310P3", dynamic_batch=(1, 4))
+    result = convert.run(ws, convert.ConvertOptions(soc_version="Ascend310P3", dynamic_batch=(1, 4)))
     nonkey_argv = result.argv[1]
     assert nonkey_argv[nonkey_argv.index("--input_shape") + 1] == "image:-1,3,550,550;" + KEY_SHAPES.format(b=-1)
     assert nonkey_argv[nonkey_argv.index("--dynamic_batch_size") + 1] == "1,4"
@@ -109,7 +110,7 @@ def test_predict_runs_both_om_on_the_npu_with_the_keyframe_schedule(ascend, vide
     from .test_video_predict import write_sequence
 
     ws = _clone(video_exports["static"], tmp_path)
-    convert.run(ws, soc_version="Ascend310P3")
+    convert.run(ws, convert.ConvertOptions(soc_version="Ascend310P3"))
     clip = write_sequence(tmp_path / "clip", 5)
     lines = {}
     for backend in ("ascend", "onnxruntime"):
@@ -130,7 +131,7 @@ def test_infer_runs_a_video_om_through_the_api_and_refuses_the_cli(ascend, video
     from .conftest import MINI_ANNOTATIONS, copy_sample_images
 
     ws = _clone(video_exports["static"], tmp_path)
-    convert.run(ws, soc_version="Ascend310P3")
+    convert.run(ws, convert.ConvertOptions(soc_version="Ascend310P3"))
     images = copy_sample_images(tmp_path / "images")
     proc = run_cli("-w", ws.root, "prep", "--images", images, "--annotations", MINI_ANNOTATIONS, "--workers", "1")
     assert proc.returncode == 0, proc.stderr

@@ -125,5 +125,5 @@ def r50_workspace_for_labels(checkpoint, tmp_path_factory):
     from yolact_edge_cli.workspace import Workspace
 
     ws = Workspace(tmp_path_factory.mktemp("r50-labels"))
-    export.run(ws, checkpoint(), layout="detect")
+    export.run(ws, checkpoint(), export.ExportOptions(layout="detect"))
     return ws

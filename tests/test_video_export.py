@@ -27,7 +27,7 @@ HEAD = ["loc", "conf", "mask", "proto"]
 def exported(request, checkpoint, tmp_path_factory):
     config, layout = request.param
     ws = Workspace(tmp_path_factory.mktemp("video-export"))
-    result = export.run(ws, checkpoint(config), layout=layout)
+    result = export.run(ws, checkpoint(config), export.ExportOptions(layout=layout))
     return config, layout, ws, result
 
 
@@ -83,9 +83,8 @@ def test_detect_layout_and_dynamic_batch_pass_their_check(layout, checkpoint, tm
     """export compares both graphs with PyTorch (the non-keyframe one on shifted check images,
     whose flows are not zero); a dynamic batch runs them at batch 2."""
     dynamic = layout == "fpn"
-    result = export.run(Workspace(tmp_path / "ws"), checkpoint("yolact_edge_vid_resnet50_config"),
-                        layout=layout, dynamic_batch=dynamic,
-                        check_images=[DATA / "astronaut.png", DATA / "coffee.png"])
+    result = export.run(Workspace(tmp_path / "ws"), checkpoint("yolact_edge_vid_resnet50_config"), export.ExportOptions(
+        layout=layout, dynamic_batch=dynamic, check_images=(DATA / "astronaut.png", DATA / "coffee.png")))
     assert result.non_keyframe is not None
     limit = 1e-4 * 10  # relative to outputs' scale
     for diffs in (result.max_abs_diff, result.non_keyframe["max_abs_diff"]):

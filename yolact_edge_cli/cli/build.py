@@ -21,6 +21,10 @@ from ..options import (
     precision_of,
 )
 from ..render import emit
+from ..steps.convert import ConvertOptions
+from ..steps.export import ExportOptions
+from ..steps.infer import InferOptions
+from ..steps.prep import PrepOptions
 from .app import Settings, command
 
 
@@ -28,15 +32,16 @@ from .app import Settings, command
 def export(
     ctx: typer.Context,
     weights: Path = typer.Option(..., "--weights", help="YolactEdge/YOLACT .pth checkpoint (a state_dict)."),
-    config: str = typer.Option("auto", "--config", help="Model config, or 'auto' to pick the one "
+    config: str = typer.Option(ExportOptions.config, "--config", help="Model config, or 'auto' to pick the one "
                                "whose keys the checkpoint has: the ResNet-50, ResNet-101 "
                                "(yolact_edge_config) and MobileNetV2 image configs and the video "
                                "configs yolact_edge_vid_*; their names: docs/model.md §1."),
-    batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Static batch dimension."),
+    batch_size: int = typer.Option(ExportOptions.batch_size, "--batch-size", "-b", min=1,
+                                   help="Static batch dimension."),
     dynamic_batch: bool = flag("--dynamic-batch", help="Make the batch dimension dynamic."),
     opset: int | None = typer.Option(None, "--opset", min=11, help="ONNX opset \\[default: 11, what "
                                      "atc accepts; 16 for a video checkpoint, whose warp needs GridSample]."),
-    layout: Layout = typer.Option(Layout.FPN, "--layout", help="fpn: P3–P7 + proto, the Ascend "
+    layout: Layout = typer.Option(Layout(ExportOptions.layout), "--layout", help="fpn: P3–P7 + proto, the Ascend "
                                   "recipe's six outputs; head: loc/conf/mask/proto, heads on the device "
                                   "too; detect: boxes, scores, classes, coefficients, count and proto, Detect "
                                   "(fast NMS, top 100) on the device too, the host left with the masks."),
@@ -45,7 +50,7 @@ def export(
     check_images: list[Path] | None = typer.Option(None, "--check-image", help="Image for the "
                                                     "onnxruntime-vs-PyTorch check; repeat it for several "
                                                     "\\[default: bundled photo]."),
-    input_dtype: InputDtype = typer.Option(InputDtype.FLOAT32, "--input-dtype", help="float32 "
+    input_dtype: InputDtype = typer.Option(InputDtype(ExportOptions.input_dtype), "--input-dtype", help="float32 "
                                            "(normalised, the recipe's) or uint8 (RGB pixels; "
                                            "normalised in the graph)."),
 ) -> None:
@@ -56,9 +61,9 @@ def export(
     from ..steps import export as step
 
     settings: Settings = ctx.obj
-    result = step.run(settings.workspace, weights, config=config, batch_size=batch_size,
-                      dynamic_batch=dynamic_batch, opset=opset, layout=layout.value, output=output,
-                      check_images=check_images, input_dtype=input_dtype.value)
+    result = step.run(settings.workspace, weights, ExportOptions(
+        config=config, layout=layout.value, batch_size=batch_size, dynamic_batch=dynamic_batch, opset=opset,
+        input_dtype=input_dtype.value, output=output, check_images=tuple(check_images) if check_images else None))
     emit(result, settings.json)
 
 
@@ -101,9 +106,9 @@ def prep(
     annotations: Path = typer.Option(..., "--annotations", help="COCO instances_*.json."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N images."),
     workers: Workers = None,
-    dtype: InputDtype = typer.Option(InputDtype.FLOAT32, "--dtype", help="float32 (the recipe's "
+    dtype: InputDtype = typer.Option(InputDtype(PrepOptions.dtype), "--dtype", help="float32 (the recipe's "
                                      ".bin) or uint8 (4× smaller; export with --input-dtype uint8)."),
-    layout: InputLayout = typer.Option(InputLayout.NCHW, "--layout", help="nchw (the model's), or "
+    layout: InputLayout = typer.Option(InputLayout(PrepOptions.layout), "--layout", help="nchw (the model's), or "
                                        "nhwc: uint8 HWC pixels for an .om converted with --aipp."),
     all_images: bool = flag("--all-images", help="Also images without annotations."),
     skip_bad: bool = flag("--skip-bad", help="Leave out unreadable images instead of failing."),
@@ -112,8 +117,9 @@ def prep(
     from ..steps import prep as step
 
     settings: Settings = ctx.obj
-    result = step.run(settings.workspace, images, annotations, limit=limit, workers=workers,
-                      dtype=dtype.value, all_images=all_images, skip_bad=skip_bad, layout=layout.value)
+    result = step.run(settings.workspace, images, annotations, PrepOptions(
+        limit=limit, workers=workers, dtype=dtype.value, layout=layout.value, all_images=all_images,
+        skip_bad=skip_bad))
     emit(result, settings.json)
 
 
@@ -121,8 +127,10 @@ def prep(
 def convert(
     ctx: typer.Context,
     model: Path | None = typer.Option(None, "--model", help="ONNX \\[default: what export wrote]."),
-    soc_version: str = typer.Option("auto", "--soc-version", help="auto (from npu-smi) or e.g. Ascend310P3."),
-    batch_sizes: str = typer.Option("1", "--batch-sizes", "-b", help="Comma list: one .om per batch size."),
+    soc_version: str = typer.Option(ConvertOptions.soc_version, "--soc-version",
+                                    help="auto (from npu-smi) or e.g. Ascend310P3."),
+    batch_sizes: str = typer.Option(",".join(map(str, ConvertOptions.batch_sizes)), "--batch-sizes", "-b",
+                                    help="Comma list: one .om per batch size."),
     dynamic_batch: str | None = typer.Option(None, "--dynamic-batch", help="Comma list, e.g. "
                                                 "1,2,4,8: one dynamic-batch .om instead."),
     precision_mode: PrecisionMode | None = typer.Option(None, "--precision-mode", help="atc's "
@@ -139,35 +147,35 @@ def convert(
     from ..steps import convert as step
 
     settings: Settings = ctx.obj
-    result = step.run(settings.workspace, model=model, soc_version=soc_version,
-                      batch_sizes=parse_ints(batch_sizes, "--batch-sizes"),
-                      dynamic_batch=parse_ints(dynamic_batch, "--dynamic-batch") if dynamic_batch else (),
-                      precision_mode=precision_mode.value if precision_mode else None,
-                      atc_args=tuple(atc_arg), aipp=aipp, dry_run=dry_run,
-                      precision=precision.value if precision else None)
+    result = step.run(settings.workspace, ConvertOptions(
+        model=model, soc_version=soc_version, batch_sizes=parse_ints(batch_sizes, "--batch-sizes"),
+        dynamic_batch=parse_ints(dynamic_batch, "--dynamic-batch") if dynamic_batch else (),
+        precision_mode=precision_mode.value if precision_mode else None,
+        precision=precision.value if precision else None, aipp=aipp, atc_args=tuple(atc_arg), dry_run=dry_run))
     emit(result, settings.json)
 
 
 @command(locks=True)
 def infer(
     ctx: typer.Context,
-    backend: BackendOption = Backend.AUTO,
+    backend: BackendOption = Backend(InferOptions.backend),
     model: ModelOption = None,
-    device: DeviceOption = "cpu",
+    device: DeviceOption = InferOptions.device,
     precision: PrecisionOption = None,
     half: HalfFlag = False,
     compiled: CompileFlag = False,
     batch_size: BatchSizeOption = None,
     run_name: str | None = typer.Option(None, "--run", help="Output folder name under "
                                            "outputs/ \\[default: the backend's name]."),
-    ais_bench: AisBenchOption = AisBenchMode.AUTO,
+    ais_bench: AisBenchOption = AisBenchMode(InferOptions.ais_bench),
     overwrite: bool = flag("--overwrite", help="Replace a run folder's outputs of another model or other inputs."),
 ) -> None:
     """Run the model over the prepared inputs, writing ais_bench-style outputs (resumable)."""
     from ..steps import infer as step
 
     settings: Settings = ctx.obj
-    result = step.run(settings.workspace, backend=backend.value, model=model, device=device,
-                      precision=precision_of(precision, half), batch_size=batch_size, run_name=run_name,
-                      ais_bench=ais_bench.value, overwrite=overwrite, compiled=compiled)
+    result = step.run(settings.workspace, InferOptions(
+        backend=backend.value, model=model, device=device, precision=precision_of(precision, half),
+        batch_size=batch_size, compiled=compiled, ais_bench=ais_bench.value, run_name=run_name,
+        overwrite=overwrite))
     emit(result, settings.json)

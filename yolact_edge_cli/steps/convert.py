@@ -62,13 +62,29 @@ def _non_keyframe_of(onnx: Path, graph) -> _NonKeyframe | None:
     return _NonKeyframe(companion, more, frozenset(node.op_type for node in twin.node))
 
 
-def run(ws: Workspace, *, model: Path | None = None, soc_version: str = "auto",
-        batch_sizes: tuple[int, ...] = (1,), dynamic_batch: tuple[int, ...] = (),
-        precision_mode: str | None = None, atc_args: tuple[str, ...] = (), aipp: bool = False,
-        dry_run: bool = False, precision: str | None = None) -> ConvertResult:
+@dataclass(frozen=True)
+class ConvertOptions:
+    """What `yedge convert` asks of atc, with each default (the CLI reads them here)."""
+
+    model: Path | None = None              # None: what export wrote
+    soc_version: str = "auto"              # auto: npu-smi's
+    batch_sizes: tuple[int, ...] = (1,)    # one .om per batch size
+    dynamic_batch: tuple[int, ...] = ()    # one dynamic-batch .om of these instead
+    precision_mode: str | None = None      # atc's --precision_mode (None: atc's force_fp16)
+    precision: str | None = None           # int8: the INT8 model of `yedge quantize`, through AMCT
+    aipp: bool = False                     # normalise on the device: the .om takes uint8 HWC pixels
+    atc_args: tuple[str, ...] = ()         # passed to atc as they are
+    dry_run: bool = False                  # print the atc command lines; run nothing
+
+
+def run(ws: Workspace, options: ConvertOptions = ConvertOptions()) -> ConvertResult:
     from ..ascend import amct, cann, npu_smi
     from ..ascend import atc as atc_driver
     from ..model.contract import non_keyframe_graph
+
+    model, soc_version, batch_sizes, dynamic_batch, precision_mode, precision, aipp, atc_args, dry_run = (
+        options.model, options.soc_version, options.batch_sizes, options.dynamic_batch, options.precision_mode,
+        options.precision, options.aipp, options.atc_args, options.dry_run)
 
     if precision not in (None, Precision.INT8.value):
         raise UsageError(f"convert --precision {precision}: atc's --precision-mode sets fp16, fp32 or bf16",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..choices import Layout
+from ..choices import InputDtype, Layout
 from ..console import stage
 from ..errors import AccuracyError, UsageError
 from ..provenance import onnx_metadata
@@ -137,12 +137,26 @@ def _opset_for(cfg, opset: int | None, highest: int) -> int:
     return opset
 
 
-def run(ws: Workspace, weights: Path, *, config: str = "auto", batch_size: int = 1,
-        dynamic_batch: bool = False, opset: int | None = None, layout: str = "fpn",
-        output: Path | None = None, check_images: list[Path] | None = None,
-        input_dtype: str = "float32") -> ExportResult:
+@dataclass(frozen=True)
+class ExportOptions:
+    """What `yedge export` makes of a checkpoint, with each default (the CLI reads them here)."""
+
+    config: str = "auto"               # told from the checkpoint's keys
+    layout: str = Layout.FPN.value     # the Ascend recipe's six outputs
+    batch_size: int = 1                # static
+    dynamic_batch: bool = False
+    opset: int | None = None           # None: 11 (what atc accepts), 16 for a video checkpoint
+    input_dtype: str = InputDtype.FLOAT32.value
+    output: Path | None = None         # None: the workspace's models/yolact_edge.onnx
+    check_images: tuple[Path, ...] | None = None  # None: the bundled photo
+
+
+def run(ws: Workspace, weights: Path, options: ExportOptions = ExportOptions()) -> ExportResult:
     """Export, check and record the model: one graph, or for a video checkpoint its keyframe
     graph at `output` and its non-keyframe graph beside it (contract.non_keyframe_graph)."""
+    config, layout, batch_size, dynamic_batch, opset, input_dtype, output, check_images = (
+        options.config, options.layout, options.batch_size, options.dynamic_batch, options.opset,
+        options.input_dtype, options.output, options.check_images)
     from ..data.preprocess import INPUT_DTYPES, prepare, read_image
     from ..model.checkpoint import load_model
     from ..model.config import get_config

@@ -75,10 +75,27 @@ class _Ran:
     options: dict
 
 
-def run(ws: Workspace, *, backend: str = "auto", model: Path | None = None, device: str = "cpu",
-        precision: str | None = None, batch_size: int | None = None, run_name: str | None = None,
-        inputs: Path | None = None, ais_bench: str = "auto", overwrite: bool = False,
-        compiled: bool = False) -> InferResult:
+@dataclass(frozen=True)
+class InferOptions:
+    """What runs the model over the prepared inputs, and where its outputs go, with each default
+    (the CLI reads them here)."""
+
+    backend: str = Backend.AUTO.value
+    model: Path | None = None
+    device: str = "cpu"                  # cpu or cuda; for ascend NPU ids (0 or 0,1)
+    precision: str | None = None         # None: fp32, or on ascend the .om's own
+    batch_size: int | None = None        # None: the model's static batch, else 1
+    compiled: bool = False               # torch.compile (the torch backend on CUDA)
+    ais_bench: str = AisBenchMode.AUTO.value
+    run_name: str | None = None          # the folder under outputs/; None: the backend's name
+    inputs: Path | None = None           # None: the workspace's inputs/bin_file
+    overwrite: bool = False              # replace a run folder's outputs of another model or inputs
+
+
+def run(ws: Workspace, options: InferOptions = InferOptions()) -> InferResult:
+    backend, model, device, precision, batch_size, compiled, ais_bench, run_name, inputs, overwrite = (
+        options.backend, options.model, options.device, options.precision, options.batch_size,
+        options.compiled, options.ais_bench, options.run_name, options.inputs, options.overwrite)
     if batch_size is not None and batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}",
                          hint="e.g. --batch-size 8, or drop it for the model's batch")

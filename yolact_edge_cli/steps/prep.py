@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..choices import InputDtype, InputLayout
 from ..console import progress_bar
 from ..data.coco import warn_size_mismatches
 from ..data.preprocess import sample_shape
@@ -61,9 +62,21 @@ def _prep_one(task: tuple[int, str, str, str, str]) -> tuple[int, str | None, tu
     return pos, None, (image.shape[1], image.shape[0])
 
 
-def run(ws: Workspace, images: Path, annotations: Path, *, limit: int | None = None,
-        workers: int | None = None, dtype: str = "float32", all_images: bool = False,
-        skip_bad: bool = False, layout: str = "nchw") -> PrepResult:
+@dataclass(frozen=True)
+class PrepOptions:
+    """How `yedge prep` prepares the images, with each default (the CLI reads them here)."""
+
+    limit: int | None = None             # only the first N images
+    workers: int | None = None           # None: one per CPU
+    dtype: str = InputDtype.FLOAT32.value  # the recipe's .bin
+    layout: str = InputLayout.NCHW.value   # the model's; nhwc: HWC pixels for an AIPP .om
+    all_images: bool = False             # also images without annotations
+    skip_bad: bool = False               # leave unreadable images out instead of failing
+
+
+def run(ws: Workspace, images: Path, annotations: Path, options: PrepOptions = PrepOptions()) -> PrepResult:
+    limit, workers, dtype, layout, all_images, skip_bad = (
+        options.limit, options.workers, options.dtype, options.layout, options.all_images, options.skip_bad)
     from ..data.coco import image_info, image_order, load_coco
     from ..data.preprocess import INPUT_DTYPES, INPUT_LAYOUTS
 
