@@ -23,6 +23,7 @@ from ..records import InferRecord, PrepRecord
 from ..resolve import ModelChoice, choose_backend, model_for, parse_devices
 from ..stream.engine import engine_for, recipe_for
 from ..stream.items import Frames, Item
+from ..stream.stages import batching
 from ..workspace import Workspace, atomic_path, remove_stale_temp, sha256_file
 
 
@@ -292,7 +293,7 @@ def _run_ascend(ws, choice: ModelChoice, device, batch_size, files, in_dir, clai
         raise UsageError("ais_bench's CLI would write a video model's key state among the outputs", path=om,
                          hint="infer it with --ais-bench api (each image a keyframe)")
     _check_om(info, om, input_dtype, input_layout, batch_size)
-    per_batch = info.batch_size or batch_size or 1
+    per_batch, _ = batching(info, batch_size, keep_images=False)
     claim.take()
     todo = _pending(files, run_dir, info.layout, per_batch)
     pending = [f for b in todo for f in b.files]
