@@ -82,7 +82,7 @@ def main() -> None:
         files = {"fp32": ws.default_onnx}
         for name, options in (("ort int8 mix", {}), ("ort int8 all", {"quantize_all": True})):
             files[name] = root / f"{name.replace(' ', '_')}.onnx"
-            quantize.run(ws, images=photos, output=files[name], min_cosine=-1.0, **options)
+            quantize.run(ws, quantize.QuantizeOptions(images=photos, output=files[name], min_cosine=-1.0, **options))
         if importlib.util.find_spec("nncf"):
             calibration = sorted(photos.iterdir())
             files["nncf int8 mix"] = nncf_int8(ws.default_onnx, root / "nncf_mix.onnx", calibration, True)

@@ -162,7 +162,7 @@ def test_eval_gives_the_head_layouts_files_and_the_reference_ap(detect_ws, head_
         assert result.yolact_ap[kind]["all"] == pytest.approx(reference[kind]["all"], abs=1e-4)
     proc = run_cli("-w", ws.root, "eval", "--nms", "traditional")
     assert_clean_failure(proc, "--nms traditional runs on the host", "--layout fpn or --layout head", code=2)
-    shown = show.run(ws, images=2)
+    shown = show.run(ws, show.ShowOptions(images=2))
     assert len(shown.pictures) == 2 and shown.detections_drawn > 0
 
 

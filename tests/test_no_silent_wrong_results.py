@@ -27,7 +27,7 @@ def base(tmp_path_factory, prepared):
     """export (checkpoint A) → prep (the two sample photos) → infer (onnxruntime) → eval → show."""
     ws = prepared(tmp_path_factory.mktemp("base") / "ws", MBV2)
     evaluate.run(ws, evaluate.EvalOptions(workers=1))
-    show.run(ws, images=1)
+    show.run(ws, show.ShowOptions(images=1))
     return ws
 
 

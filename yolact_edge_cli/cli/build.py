@@ -25,6 +25,7 @@ from ..steps.convert import ConvertOptions
 from ..steps.export import ExportOptions
 from ..steps.infer import InferOptions
 from ..steps.prep import PrepOptions
+from ..steps.quantize import QuantizeOptions
 from .app import Settings, command
 
 
@@ -72,16 +73,18 @@ def quantize(
     ctx: typer.Context,
     images: Path | None = typer.Option(None, "--images", help="Photos to calibrate on (any, no annotations) "
                                        "\\[default: the prepared inputs]."),
-    num_images: int = typer.Option(100, "--num-images", "-n", min=1, help="Calibrate on at most this many "
-                                   "(a few more are held out to check the result)."),
-    method: QuantMethod = typer.Option(QuantMethod.MINMAX, "--method", help="How activation ranges are "
-                                       "calibrated."),
+    num_images: int = typer.Option(QuantizeOptions.num_images, "--num-images", "-n", min=1,
+                                   help="Calibrate on at most this many (a few more are held out to "
+                                        "check the result)."),
+    method: QuantMethod = typer.Option(QuantMethod(QuantizeOptions.method), "--method",
+                                       help="How activation ranges are calibrated."),
     keep_float: list[str] | None = typer.Option(None, "--keep-float", help="Conv nodes whose name matches "
                                                 "this pattern stay float; repeat it \\[default: the FPN "
                                                 "and the prediction heads, as YolactEdge's recipe]."),
     quantize_all: bool = flag("--all", help="Quantize every Conv, the FPN and heads too."),
-    min_cosine: float = typer.Option(0.999, "--min-cosine", min=-1.0, max=1.0, help="Fail (exit 5, "
-                                     "nothing written) when an output's cosine to float32 is lower."),
+    min_cosine: float = typer.Option(QuantizeOptions.min_cosine, "--min-cosine", min=-1.0, max=1.0,
+                                     help="Fail (exit 5, nothing written) when an output's cosine "
+                                          "to float32 is lower."),
     max_map_drop: float | None = typer.Option(None, "--max-map-drop", min=0.0, help="Fail (exit 5, nothing "
                                               "written) when INT8's box mAP on the held-out prepared "
                                               "images is more than this many points below float32's."),
@@ -93,9 +96,9 @@ def quantize(
     from ..steps import quantize as step
 
     settings: Settings = ctx.obj
-    result = step.run(settings.workspace, images=images, num_images=num_images, method=method.value,
-                      keep_float=keep_float, quantize_all=quantize_all, min_cosine=min_cosine,
-                      max_map_drop=max_map_drop, output=output)
+    result = step.run(settings.workspace, QuantizeOptions(
+        images=images, num_images=num_images, method=method.value, keep_float=tuple(keep_float) if keep_float else None,
+        quantize_all=quantize_all, min_cosine=min_cosine, max_map_drop=max_map_drop, output=output))
     emit(result, settings.json)
 
 

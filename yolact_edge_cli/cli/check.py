@@ -6,9 +6,11 @@ from pathlib import Path
 import typer
 
 from ..choices import Backend, Precision
-from ..model.config import DEFAULT_CONFIG, RANDOM_BG_BIAS, RANDOM_CONF_GAIN, RANDOM_MASK_BIAS, SHOW_SCORE_THRESHOLD
+from ..model.config import DEFAULT_CONFIG, RANDOM_BG_BIAS, RANDOM_CONF_GAIN, RANDOM_MASK_BIAS
 from ..options import NumImages, ScoreThreshold, flag, parse_ints
 from ..render import emit
+from ..steps.compare import CompareOptions
+from ..steps.show import ShowOptions
 from .app import Settings, command, emit_then_fail, failure
 
 
@@ -34,9 +36,10 @@ def compare(
     ctx: typer.Context,
     a: Path = typer.Argument(..., help="A model (.onnx, .pth, .om) or an outputs/<run> folder."),
     b: Path = typer.Argument(..., help="The reference to compare A with (same kinds)."),
-    num_inputs: int = typer.Option(4, "--num-inputs", min=1, help="How many prepared inputs to compare on."),
-    atol: float = typer.Option(1e-4, "--atol", min=0.0, help="Allowed absolute difference per output."),
-    rtol: float = typer.Option(1e-3, "--rtol", min=0.0, help="Plus this times B's largest magnitude."),
+    num_inputs: int = typer.Option(CompareOptions.inputs, "--num-inputs", min=1,
+                                   help="How many prepared inputs to compare on."),
+    atol: float = typer.Option(CompareOptions.atol, "--atol", min=0.0, help="Allowed absolute difference per output."),
+    rtol: float = typer.Option(CompareOptions.rtol, "--rtol", min=0.0, help="Plus this times B's largest magnitude."),
     a_backend: Backend = typer.Option(Backend.AUTO, "--a-backend", show_default=False, help="What runs model A, "
                                       "e.g. openvino for an .onnx \\[default: by its suffix]."),
     a_precision: Precision | None = typer.Option(None, "--a-precision", show_default=False, help="Model A's "
@@ -55,17 +58,17 @@ def compare(
     settings: Settings = ctx.obj
     runners = [step.Runner(None if backend == Backend.AUTO else backend.value, precision.value if precision else None)
                for backend, precision in ((a_backend, a_precision), (b_backend, b_precision))]
-    result = step.run(settings.workspace, a, b, inputs=num_inputs, atol=atol, rtol=rtol,
-                      runner_a=runners[0], runner_b=runners[1])
+    result = step.run(settings.workspace, a, b, CompareOptions(inputs=num_inputs, atol=atol, rtol=rtol,
+                                                               runner_a=runners[0], runner_b=runners[1]))
     emit_then_fail(settings, result, failure(lambda: step.check(result, atol, rtol)))
 
 
 @command(locks=True)
 def show(
     ctx: typer.Context,
-    num_images: NumImages = 8,
+    num_images: NumImages = ShowOptions.images,
     ids: str | None = typer.Option(None, "--ids", help="Comma list of COCO image ids instead."),
-    score_threshold: ScoreThreshold = SHOW_SCORE_THRESHOLD,
+    score_threshold: ScoreThreshold = ShowOptions.score_threshold,
     gt: bool = flag("--gt", help="Ground truth beside each picture."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Folder \\[default: results/vis]."),
 ) -> None:
@@ -73,9 +76,8 @@ def show(
     from ..steps import show as step
 
     settings: Settings = ctx.obj
-    chosen = list(parse_ints(ids, "--ids")) if ids else None
-    result = step.run(settings.workspace, images=num_images, ids=chosen, score_threshold=score_threshold,
-                      gt=gt, out=output)
+    result = step.run(settings.workspace, ShowOptions(images=num_images, ids=parse_ints(ids, "--ids") if ids else None,
+                                                      score_threshold=score_threshold, gt=gt, out=output))
     emit(result, settings.json)
 
 

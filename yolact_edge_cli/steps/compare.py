@@ -164,8 +164,21 @@ def _origin(ws: Workspace, source: Path) -> Origin | None:
     return model_origin(ws, source)
 
 
-def run(ws: Workspace, a: Path, b: Path, *, inputs: int = 4, atol: float = 1e-4,
-        rtol: float = 1e-3, runner_a: Runner = Runner(), runner_b: Runner = Runner()) -> CompareResult:
+@dataclass(frozen=True)
+class CompareOptions:
+    """On how many inputs `yedge compare` compares, what runs each side and what it allows, with
+    each default (the CLI reads them here)."""
+
+    inputs: int = 4           # the first prepared inputs
+    atol: float = 1e-4        # allowed absolute difference per output ...
+    rtol: float = 1e-3        # ... plus this times B's largest magnitude
+    runner_a: Runner = Runner()
+    runner_b: Runner = Runner()
+
+
+def run(ws: Workspace, a: Path, b: Path, options: CompareOptions = CompareOptions()) -> CompareResult:
+    inputs, atol, rtol, runner_a, runner_b = (
+        options.inputs, options.atol, options.rtol, options.runner_a, options.runner_b)
     if inputs < 1:
         raise UsageError(f"--num-inputs must be at least 1, got {inputs}", hint="e.g. --num-inputs 4")
     ids = ws.read_ids()[:inputs]

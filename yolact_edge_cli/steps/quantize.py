@@ -30,8 +30,21 @@ from ..workspace import Workspace, atomic_path, sha256_file
 QDQ_OPSET = 13
 # Conv nodes kept float unless --all: the FPN and the prediction heads (YolactEdge's recipe).
 DEFAULT_KEEP_FLOAT = ("*fpn_phase*", "*prediction_layers*")
-DEFAULT_NUM_IMAGES = 100
-DEFAULT_MIN_COSINE = 0.999
+
+
+@dataclass(frozen=True)
+class QuantizeOptions:
+    """How `yedge quantize` calibrates, what it keeps float and when it fails, with each default
+    (the CLI reads them here)."""
+
+    images: Path | None = None             # photos to calibrate on; None: the prepared images
+    num_images: int = 100                  # at most this many calibrate (the rest check)
+    method: str = QuantMethod.MINMAX.value
+    keep_float: tuple[str, ...] | None = None  # Conv name patterns; None: DEFAULT_KEEP_FLOAT
+    quantize_all: bool = False             # every Conv, the FPN and heads too
+    min_cosine: float = 0.999              # fail below this cosine with fp32 on any output
+    max_map_drop: float | None = None      # fail when the mAP drops more (annotated check images)
+    output: Path | None = None             # None: the workspace's models/
 
 
 @dataclass
@@ -52,11 +65,12 @@ class QuantizeResult:
         return fields | {"outputs": self.agreement.outputs, "detections": self.agreement.detections()}
 
 
-def run(ws: Workspace, *, images: Path | None = None, num_images: int = DEFAULT_NUM_IMAGES,
-        method: str = QuantMethod.MINMAX.value, keep_float: list[str] | None = None, quantize_all: bool = False,
-        min_cosine: float = DEFAULT_MIN_COSINE, max_map_drop: float | None = None,
-        output: Path | None = None) -> QuantizeResult:
+def run(ws: Workspace, options: QuantizeOptions = QuantizeOptions()) -> QuantizeResult:
     import onnx
+
+    images, num_images, method, keep_float, quantize_all, min_cosine, max_map_drop, output = (
+        options.images, options.num_images, options.method, options.keep_float, options.quantize_all,
+        options.min_cosine, options.max_map_drop, options.output)
 
     if method not in QuantMethod.values():
         raise UsageError(f"unknown method {method!r}", hint="use --method minmax, entropy or percentile")

@@ -37,8 +37,21 @@ def _write_png(path: Path, image: np.ndarray) -> None:
         tmp.write_bytes(data.tobytes())
 
 
-def run(ws: Workspace, *, images: int = 8, ids: list[int] | None = None, score_threshold: float = SHOW_SCORE_THRESHOLD,
-        gt: bool = False, out: Path | None = None) -> ShowResult:
+@dataclass(frozen=True)
+class ShowOptions:
+    """Which evaluated images `yedge show` draws, and how, with each default (the CLI reads them
+    here)."""
+
+    images: int = 8                        # the first N evaluated images ...
+    ids: tuple[int, ...] | None = None     # ... or these COCO image ids
+    score_threshold: float = SHOW_SCORE_THRESHOLD
+    gt: bool = False                       # the ground truth beside each picture
+    out: Path | None = None                # None: results/vis
+
+
+def run(ws: Workspace, options: ShowOptions = ShowOptions()) -> ShowResult:
+    images, ids, score_threshold, gt, out = (
+        options.images, options.ids, options.score_threshold, options.gt, options.out)
     import cv2
 
     from ..data.coco import load_coco
@@ -62,7 +75,7 @@ def run(ws: Workspace, *, images: int = 8, ids: list[int] | None = None, score_t
     detections = json.loads(ws.resolve(evaluated_run.segm).read_text())
     boxes = json.loads(ws.resolve(evaluated_run.bbox).read_text())
     evaluated = _evaluated_ids(ws, evaluated_run)
-    chosen = ids or evaluated[:images]
+    chosen = list(ids) if ids else evaluated[:images]
     unknown = [i for i in chosen if i not in evaluated]
     if unknown:
         raise InputError(f"image id(s) {', '.join(map(str, unknown))} were not evaluated",
