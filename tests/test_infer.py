@@ -112,6 +112,16 @@ def test_rerun_resumes(batch1):
     assert _outputs(run_dir) == before
 
 
+def test_a_rerun_with_nothing_to_compute_keeps_the_measured_summary(batch1):
+    ws, _ = batch1
+    summary = ws.outputs_dir / "onnxruntime_summary.json"
+    before = summary.read_bytes()
+    result = infer.run(ws)
+    assert result.computed == 0 and result.skipped_existing == 4
+    assert summary.read_bytes() == before and json.loads(before)["NPU_compute_time"]["count"] > 0
+    assert result.throughput == round(json.loads(before)["throughput"], 2)
+
+
 def test_static_batch_mismatch_and_wrong_input_size(tmp_path, checkpoint):
     ws = _workspace(tmp_path, checkpoint)
     with pytest.raises(Exception, match="static batch of 1"):

@@ -59,7 +59,8 @@ ScoreThreshold = Annotated[float, typer.Option("--score-threshold", min=0.0, max
 DeviceOption = Annotated[str, typer.Option("--device", help="cpu or cuda; for ascend NPU ids, e.g. 0 or 0,1 "
                                                         "(inputs are split across them).")]
 BatchSizeOption = Annotated[int | None, typer.Option("--batch-size", "-b", min=1,
-                                                     help="Batch for dynamic-batch models and torch.")]
+                                                     help="Batch for dynamic-batch models and torch "
+                                                          "\\[default: the model's static batch, else 1].")]
 EngineOption = Annotated[Engine, typer.Option("--engine", help="local (this host's processes) or ray "
                                               "(a Ray cluster: --ray-address, else RAY_ADDRESS, else "
                                               "a local one; needs yedge\\[ray]).")]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from ..choices import AisBenchMode, Backend, InputDtype, InputLayout, Layout, PrecisionMode, QuantMethod
+from ..choices import AisBenchMode, Backend, InputDtype, InputLayout, Layout, Precision, PrecisionMode, QuantMethod
 from ..options import (
     AisBenchOption,
     BackendOption,
@@ -143,7 +143,9 @@ def convert(
     aipp: bool = flag("--aipp", help="Normalise on the device with AIPP: the .om then "
                               "takes uint8 RGB HWC pixels (prep --dtype uint8 --layout nhwc)."),
     dry_run: bool = flag("--dry-run", help="Print the atc command lines; run nothing."),
-    precision: PrecisionOption = None,
+    precision: Precision | None = typer.Option(None, "--precision", help="int8 only: the INT8 model "
+                                               "of `yedge quantize`, through CANN's AMCT, then atc "
+                                               "(fp16, fp32, bf16: --precision-mode)."),
 ) -> None:
     """Convert the ONNX to .om with atc (soc_version from npu-smi), one model per batch size;
     --precision int8: the INT8 model of `yedge quantize`, through CANN's AMCT, then atc."""

@@ -30,7 +30,7 @@ def natural_key(name: str) -> list:
 def list_input_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise InputError("input folder not found", path=folder,
-                         hint="run `yedge prep` first, or pass the folder of .bin files")
+                         hint="run `yedge prep` first")
     files = [p for p in folder.iterdir() if p.is_file() and p.name.endswith(INPUT_SUFFIXES)]
     if not files:
         raise InputError("no .bin or .npy inputs in this folder", path=folder,
@@ -98,7 +98,8 @@ def read_sample(path: Path, dtype: np.dtype, sample_shape: tuple[int, ...]) -> n
         raise InputError(
             f"input has {len(raw)} bytes, the model takes {expected} "
             f"({np.dtype(dtype).name} {list(sample_shape)})", path=path,
-            hint="prepare inputs with the dtype the model was exported for (prep --dtype)")
+            hint="rerun `yedge prep` (it rewrites damaged inputs), with the --dtype the model was "
+                 "exported for")
     return np.frombuffer(raw, dtype=dtype).reshape(sample_shape)
 
 
