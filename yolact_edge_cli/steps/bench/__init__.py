@@ -4,7 +4,6 @@ per image on prepared inputs; --stream the streaming engine's stages; --backends
 table of speed against accuracy. One module per mode."""
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 
 from ...backends.temporal import TemporalSession
@@ -38,7 +37,7 @@ def run(ws: Workspace, options: BenchOptions = BenchOptions()) -> BenchResult:
         result = BenchResult(backend=backend, device=options.device, model=str(choice.path),
                              model_sha256=sha256_file(choice.path) if choice.path.is_file() else "",
                              mode="stream" if options.engine == Engine.LOCAL.value else f"stream ({options.engine})",
-                             workers=max(1, options.workers or os.cpu_count() or 1))
+                             workers=options.worker_count)
         engine = engine_for(ws, options.engine, options.ray, backend=backend, device=options.device,
                             workers=result.workers or 1)
         result.stages_ms = run_stream(ws, engine, recipe_for(ws, choice, options.device, batch), options.images)
@@ -56,7 +55,7 @@ def run(ws: Workspace, options: BenchOptions = BenchOptions()) -> BenchResult:
                          model_sha256=sha256_file(source) if source.is_file() else "",
                          mode="stages" if options.stages else "inference")
     if options.stages:
-        result.workers = max(1, options.workers or os.cpu_count() or 1)
+        result.workers = options.worker_count
         session = session_for(choice, device=options.device, batch_size=1, compiled=options.compiled)
         result.stages_ms, result.host_images_per_s = run_stages(ws, session, source, options.images, result.workers)
     else:

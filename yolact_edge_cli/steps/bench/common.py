@@ -2,6 +2,7 @@
 batch sizes, and appending a run to results/bench.json."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +53,11 @@ class BenchOptions:
     engine: str = Engine.LOCAL.value       # --stream's
     ray: RaySettings | None = None
     pictures: bool = True                  # drawn beside results/bench.json
+
+    @property
+    def worker_count(self) -> int:
+        """The host workers of --stages and --stream: --workers, else one per CPU."""
+        return max(1, self.workers or os.cpu_count() or 1)
 
     def check(self) -> None:
         if self.loop < 1 or self.warmup < 0:
