@@ -40,13 +40,19 @@ lint: install
 	$(BIN)/ruff check yolact_edge_cli tests bench
 	$(BIN)/mypy
 
+# pytest-xdist: one worker per core, each test sent to whichever worker is free (worksteal); what
+# the tests build (checkpoints, exports, prepared workspaces) is built once and shared
+# (tests/conftest.py). TEST_WORKERS=0 runs everything in this one process.
+TEST_WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist worksteal
+
 test: install lint
-	$(BIN)/python -m pytest -q --durations=15
+	$(PYTEST)
 
 # the inner loop: unit and in-process tests, no whole workflows, Ray, Ascend or end-to-end runs
 # (about 3 minutes on 2 cores); `make test` runs everything and is what CI runs
 test-fast: install
-	$(BIN)/python -m pytest -q --durations=15 -m "not slow and not ray and not ascend and not e2e"
+	$(PYTEST) -m "not slow and not ray and not ascend and not e2e"
 
 demo: install
 	$(YEDGE) -w "$(DEMO_WS)" random-weights -o "$(DEMO_WEIGHTS)"

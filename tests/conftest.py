@@ -15,24 +15,61 @@ import torch
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[1]
 
-torch.set_num_threads(2)
+# one thread per xdist worker: the workers share the cores
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
+
+
+# The longest tests, started first: begun last, one of them would run alone at the end while the
+# other workers idle (with pytest-xdist each worker takes its tests in this order).
+LONGEST_FIRST = ("tests/test_exact_on_every_cpu.py::test_the_exactness_tests_pass_under_an_instruction_set_limit",)
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))
 
 
 @pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory):
-    """checkpoint(config, **constants) → path of a random .pth, generated once per session."""
+def shared_dir(tmp_path_factory) -> Path:
+    """A folder every process of this test run shares: with pytest-xdist, the parent of the
+    workers' own base folders (each worker's is `<base>/popen-gwN`); alone, this session's own."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def built_once(path: Path, build) -> Path:
+    """`path`, made by `build(path)` once for the whole run: whichever worker takes the lock
+    first builds it, the others wait and reuse it. A build that failed half-way leaves no mark
+    and is tried again from nothing by the next test that needs it."""
+    from filelock import FileLock
+
+    done = path.with_name(path.name + ".done")
+    with FileLock(str(path) + ".lock"):
+        if not done.exists():
+            if path.is_dir():
+                shutil.rmtree(path)
+            path.unlink(missing_ok=True)
+            build(path)
+            done.touch()
+    return path
+
+
+def _key(*parts) -> str:
+    """A short file-name-safe name for a cache entry (its config and options)."""
+    import hashlib
+
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
+
+
+@pytest.fixture(scope="session")
+def checkpoint(shared_dir):
+    """checkpoint(config, **constants) → path of a random .pth, generated once per test run."""
     from yolact_edge_cli.steps import random_weights
 
-    cache: dict[tuple, Path] = {}
-    folder = tmp_path_factory.mktemp("checkpoints")
-
     def make(config: str = "yolact_edge_resnet50_config", **constants) -> Path:
-        key = (config, tuple(sorted(constants.items())))
-        if key not in cache:
-            path = folder / f"{config}_{len(cache)}.pth"
-            random_weights.run(path, config=config, **constants)
-            cache[key] = path
-        return cache[key]
+        path = shared_dir / f"{config}_{_key(sorted(constants.items()))}.pth"
+        return built_once(path, lambda dest: random_weights.run(dest, config=config, **constants))
 
     return make
 
@@ -61,36 +98,56 @@ def ascend(monkeypatch):
     return monkeypatch
 
 
+# What a workspace copy links to instead of copying: models, prepared inputs and model outputs,
+# which yedge only ever replaces (atomic writes), never writes into; a test that changes one in
+# place takes its own copy first (own_copy). An .om is copied: atc writes over its output file.
+LINKED_SUFFIXES = {".onnx", ".bin", ".pth"}
+
+
 def clone_workspace(ws, dest: Path):
-    """A copy of a workspace at `dest`, its manifest's paths inside it moved along."""
+    """A copy of a workspace at `dest`, its manifest's paths inside it moved along. Models and
+    outputs are hard links to the originals (LINKED_SUFFIXES), everything else is copied."""
     from yolact_edge_cli.workspace import Workspace
 
-    shutil.copytree(ws.root, dest, symlinks=False)
+    def link_or_copy(source: str, target: str) -> None:
+        if Path(source).suffix in LINKED_SUFFIXES:
+            os.link(source, target)
+        else:
+            shutil.copy2(source, target)
+
+    shutil.copytree(ws.root, dest, symlinks=False, copy_function=link_or_copy)
     clone = Workspace(dest)
     clone.manifest_path.write_text(clone.manifest_path.read_text().replace(str(ws.root), str(clone.root)))
     return clone
 
 
+def own_copy(path: Path) -> Path:
+    """`path` made a file of its own (no longer a hard link of a cached one), for a test that
+    changes the file in place (its mode, say) without changing the other copies."""
+    data = path.read_bytes()
+    path.unlink()
+    path.write_bytes(data)
+    return path
+
+
 @pytest.fixture(scope="session")
-def prepared(tmp_path_factory, checkpoint):
+def prepared(shared_dir, checkpoint):
     """prepared(dest, config, **export_options) → a copy at `dest` of a workspace where export,
     prep (the two sample photos of the mini COCO set) and infer (onnxruntime) ran; each distinct
-    one is built once per session, so modules share the work and never each other's changes."""
+    one is built once per test run, so modules share the work and never each other's changes."""
     from yolact_edge_cli.steps import export, infer, prep
     from yolact_edge_cli.workspace import Workspace
 
-    built: dict[tuple, Workspace] = {}
+    def build(root: Path, config: str, export_options: dict) -> None:
+        ws = Workspace(root / "ws")
+        export.run(ws, checkpoint(config), export.ExportOptions(**export_options))
+        prep.run(ws, copy_sample_images(root / "images"), MINI_ANNOTATIONS, prep.PrepOptions(workers=1))
+        infer.run(ws, infer.InferOptions(backend="onnxruntime"))
 
     def make(dest: Path, config: str = "yolact_edge_resnet50_config", **export_options):
-        key = (config, tuple(sorted(export_options.items())))
-        if key not in built:
-            root = tmp_path_factory.mktemp("prepared")
-            ws = Workspace(root / "ws")
-            export.run(ws, checkpoint(config), export.ExportOptions(**export_options))
-            prep.run(ws, copy_sample_images(root / "images"), MINI_ANNOTATIONS, prep.PrepOptions(workers=1))
-            infer.run(ws, infer.InferOptions(backend="onnxruntime"))
-            built[key] = ws
-        return clone_workspace(built[key], dest)
+        root = shared_dir / f"prepared-{config}-{_key(sorted(export_options.items()))}"
+        built_once(root, lambda folder: build(folder, config, export_options))
+        return clone_workspace(Workspace(root / "ws"), dest)
 
     return make
 
@@ -100,14 +157,14 @@ VIDEO_CONFIG = "yolact_edge_vid_minimal_resnet50_config"
 
 
 @pytest.fixture(scope="session")
-def video_ws(checkpoint, tmp_path_factory):
-    """A workspace with the video config's export (fpn layout, its two graphs), made once."""
+def video_ws(checkpoint, shared_dir, tmp_path_factory):
+    """A workspace with the video config's export (fpn layout, its two graphs): exported once
+    per test run, a copy of its own for each worker (its tests write results into it)."""
     from yolact_edge_cli.steps import export
     from yolact_edge_cli.workspace import Workspace
 
-    ws = Workspace(tmp_path_factory.mktemp("video-ws"))
-    export.run(ws, checkpoint(VIDEO_CONFIG))
-    return ws
+    root = built_once(shared_dir / "video-ws", lambda folder: export.run(Workspace(folder), checkpoint(VIDEO_CONFIG)))
+    return clone_workspace(Workspace(root), tmp_path_factory.mktemp("video-ws") / "ws")
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from .conftest import (
     clone_workspace,
     copy_sample_images,
     fake_env,
+    own_copy,
     run_cli,
 )
 
@@ -200,7 +201,7 @@ def test_soc_mismatch_is_refused(ascend, onnx_workspace, tmp_path):
 def test_ais_bench_constraints_are_checked_first(ascend, onnx_workspace, tmp_path):
     ws = _clone(onnx_workspace, tmp_path)
     convert.run(ws)
-    (ws.inputs_dir / "bin_file" / "0.bin").chmod(0o666)
+    own_copy(ws.inputs_dir / "bin_file" / "0.bin").chmod(0o666)
     with pytest.raises(InputError, match="writable by group or others"):
         infer.run(ws, infer.InferOptions(backend="ascend"))
     (ws.inputs_dir / "bin_file" / "0.bin").chmod(0o644)

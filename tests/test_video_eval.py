@@ -6,7 +6,7 @@ import pytest
 
 from yolact_edge_cli.model.config import YOUTUBE_VIS
 
-from .conftest import DATA, MINI_ANNOTATIONS, assert_clean_failure, run_cli
+from .conftest import DATA, MINI_ANNOTATIONS, assert_clean_failure, clone_workspace, run_cli
 from .test_video_predict import write_sequence
 
 pytestmark = pytest.mark.slow  # whole video workflows (the model itself: test_video_model)
@@ -56,31 +56,39 @@ def _results(ws) -> list[dict]:
     return json.loads(next(ws.results_dir.glob("*/bbox_detections.json")).read_text())
 
 
-def test_frames_run_per_video_with_the_keyframe_schedule(video_ws, frames):
-    result = _eval(video_ws, frames, "per_frame.json", "--keyframe-interval", "3")
+@pytest.fixture(scope="module")
+def every_third(video_ws, frames, tmp_path_factory):
+    """(workspace, eval's JSON): the clips evaluated once with --keyframe-interval 3, in a
+    workspace of their own, for the tests that read that run."""
+    ws = clone_workspace(video_ws, tmp_path_factory.mktemp("every-third") / "ws")
+    return ws, _eval(ws, frames, "per_frame.json", "--keyframe-interval", "3")
+
+
+def test_frames_run_per_video_with_the_keyframe_schedule(every_third):
+    ws, result = every_third
     assert (result["images"], result["videos"], result["keyframes"]) == (2 * FRAMES, 2, 4)  # frames 0 and 3
     assert result["keyframe_interval"] == 3
-    entries = _results(video_ws)
+    entries = _results(ws)
     assert {e["category_id"] for e in entries} <= set(YOUTUBE_VIS.category_ids)
     assert [e["image_id"] for e in entries] == sorted(
         (e["image_id"] for e in entries), key=lambda i: (i // 100, i % 100))  # per video, in frame order
 
 
 @pytest.mark.slow
-def test_show_draws_a_video_models_results(video_ws, frames):
+def test_show_draws_a_video_models_results(every_third):
     """Its category ids (truck is 29, which COCO lacks) are named from YouTube-VIS."""
-    _eval(video_ws, frames, "per_frame.json", "--keyframe-interval", "3")
-    proc = run_cli("-w", video_ws.root, "show", "--num-images", "2", "--json")
+    ws, _ = every_third
+    proc = run_cli("-w", ws.root, "show", "--num-images", "2", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["detections_drawn"] > 0
 
 
 @pytest.mark.slow
-def test_eval_results_are_predicts_detections_of_the_same_frames(video_ws, frames, tmp_path):
+def test_eval_results_are_predicts_detections_of_the_same_frames(every_third, frames, tmp_path):
     """The keyframe schedule runs the same on a video's frames in eval and in predict --sequence."""
-    _eval(video_ws, frames, "per_frame.json", "--keyframe-interval", "3")
-    entries = _results(video_ws)
-    proc = run_cli("-w", video_ws.root, "predict", frames / "a", "--sequence", "--keyframe-interval", "3",
+    ws, _ = every_third
+    entries = _results(ws)
+    proc = run_cli("-w", ws.root, "predict", frames / "a", "--sequence", "--keyframe-interval", "3",
                    "-o", tmp_path / "p", "--no-save-video")
     assert proc.returncode == 0, proc.stderr
     for line in map(json.loads, (tmp_path / "p" / "predictions.jsonl").read_text().splitlines()):
