@@ -1,4 +1,5 @@
-"""Shared fixtures: generated random checkpoints (built once per session) and a CLI runner."""
+"""Shared fixtures: random checkpoints and workspaces (built once per test run, shared by the
+pytest-xdist workers) and a CLI runner."""
 from __future__ import annotations
 
 import json
@@ -10,13 +11,20 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # The workers share the cores: one thread each, in this process and in the commands it
+    # starts alike (a test may compare what the two compute, and some kernels' bits depend on
+    # the thread count).
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+import torch  # noqa: E402  (after the thread count it reads)
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[1]
 
-# one thread per xdist worker: the workers share the cores
-torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
+if "OMP_NUM_THREADS" not in os.environ:
+    torch.set_num_threads(2)
 
 
 # The longest tests, started first: begun last, one of them would run alone at the end while the
