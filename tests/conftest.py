@@ -139,6 +139,23 @@ def own_copy(path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def exported(shared_dir, checkpoint):
+    """exported(dest, config, **export_options) → a copy at `dest` of a workspace where only
+    export ran (the checkpoint of `config`, seed 0); each distinct one is exported once per test
+    run."""
+    from yolact_edge_cli.steps import export
+    from yolact_edge_cli.workspace import Workspace
+
+    def make(dest: Path, config: str = "yolact_edge_resnet50_config", **export_options):
+        root = shared_dir / f"exported-{config}-{_key(sorted(export_options.items()))}"
+        built_once(root, lambda folder: export.run(Workspace(folder), checkpoint(config),
+                                                   export.ExportOptions(**export_options)))
+        return clone_workspace(Workspace(root), dest)
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def prepared(shared_dir, checkpoint):
     """prepared(dest, config, **export_options) → a copy at `dest` of a workspace where export,
     prep (the two sample photos of the mini COCO set) and infer (onnxruntime) ran; each distinct

@@ -9,7 +9,7 @@ from yolact_edge_cli.backends import ModelInfo, open_session
 from yolact_edge_cli.errors import UsageError
 from yolact_edge_cli.records import ExportRecord
 from yolact_edge_cli.resolve import ModelChoice
-from yolact_edge_cli.steps import bench, export, prep
+from yolact_edge_cli.steps import bench, prep
 from yolact_edge_cli.workspace import Workspace
 
 from .conftest import DATA, assert_clean_failure, copy_sample_images, run_cli
@@ -19,11 +19,10 @@ ROW_FIELDS = {"batch_size", "loops", "throughput", "latency_mean_ms", "latency_p
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory, checkpoint):
+def workspace(tmp_path_factory, exported):
     root = tmp_path_factory.mktemp("bench")
     images = copy_sample_images(root / "images")
-    ws = Workspace(root / "ws")
-    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"), export.ExportOptions(dynamic_batch=True))
+    ws = exported(root / "ws", "yolact_edge_mobilenetv2_config", dynamic_batch=True)
     prep.run(ws, images, DATA / "golden" / "eval_mini" / "instances_mini.json", prep.PrepOptions(workers=1))
     return ws
 
@@ -72,9 +71,8 @@ def test_stages(workspace):
     assert result["workers"] == 2
 
 
-def test_torch_backend_and_static_batch(tmp_path, checkpoint):
-    ws = Workspace(tmp_path / "ws")
-    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"), export.ExportOptions(batch_size=2))
+def test_torch_backend_and_static_batch(tmp_path, exported):
+    ws = exported(tmp_path / "ws", "yolact_edge_mobilenetv2_config", batch_size=2)
     proc = run_cli("-w", ws.root, "--json", "bench", "--loop", "2", "--warmup", "0")
     assert proc.returncode == 0, proc.stderr
     assert [row["batch_size"] for row in json.loads(proc.stdout)["rows"]] == [2]

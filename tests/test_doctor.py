@@ -3,8 +3,7 @@ import json
 
 import pytest
 
-from yolact_edge_cli.steps import convert, export, infer, prep
-from yolact_edge_cli.workspace import Workspace
+from yolact_edge_cli.steps import convert, export, prep
 
 from .conftest import DATA, copy_sample_images, run_cli
 from .test_ascend import fake_env
@@ -30,13 +29,10 @@ def test_empty_workspace_and_plain_machine(tmp_path):
 
 
 @pytest.mark.ascend
-def test_ascend_host_and_stale_artifacts(tmp_path, checkpoint, monkeypatch):
+def test_ascend_host_and_stale_artifacts(tmp_path, checkpoint, prepared, monkeypatch):
+    ws = prepared(tmp_path / "ws", "yolact_edge_mobilenetv2_config")  # its infer ran on onnxruntime
     for key, value in fake_env().items():
         monkeypatch.setenv(key, value)
-    ws = Workspace(tmp_path / "ws")
-    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"))
-    prep.run(ws, copy_sample_images(tmp_path / "images"), MINI, prep.PrepOptions(workers=1))
-    infer.run(ws, infer.InferOptions(backend="onnxruntime"))  # `auto` would pick ascend on this (emulated) NPU host
     convert.run(ws)
     proc = run_cli("-w", ws.root, "--json", "doctor", env=fake_env())
     assert proc.returncode == 0, proc.stdout
@@ -54,9 +50,8 @@ def test_ascend_host_and_stale_artifacts(tmp_path, checkpoint, monkeypatch):
     assert checks["outputs/onnxruntime"]["fix"] == "`yedge infer --backend onnxruntime --run onnxruntime --overwrite`"
 
 
-def test_inputs_of_another_dtype(tmp_path, checkpoint):
-    ws = Workspace(tmp_path / "ws")
-    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"))
+def test_inputs_of_another_dtype(tmp_path, exported):
+    ws = exported(tmp_path / "ws", "yolact_edge_mobilenetv2_config")
     prep.run(ws, copy_sample_images(tmp_path / "images"), MINI, prep.PrepOptions(workers=1, dtype="uint8"))
     proc = run_cli("-w", ws.root, "--json", "doctor", env={"PATH": "/usr/bin:/bin"})
     assert proc.returncode == 3

@@ -28,9 +28,8 @@ def test_natural_sort_grouping_padding_and_names(tmp_path):
     assert [len(b.files) for b in binio.group(files, 1)] == [1] * 6
 
 
-def _workspace(tmp_path, checkpoint, **export_options) -> Workspace:
-    ws = Workspace(tmp_path / "ws")
-    export.run(ws, checkpoint(MBV2), export.ExportOptions(**export_options))
+def _workspace(tmp_path, exported, **export_options) -> Workspace:
+    ws = exported(tmp_path / "ws", MBV2, **export_options)
     folder = ws.inputs_dir / "bin_file"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -44,9 +43,9 @@ def _outputs(run_dir: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def batch1(tmp_path_factory, checkpoint):
+def batch1(tmp_path_factory, exported):
     tmp = tmp_path_factory.mktemp("batch1")
-    ws = _workspace(tmp, checkpoint)
+    ws = _workspace(tmp, exported)
     result = infer.run(ws)
     return ws, result
 
@@ -67,8 +66,8 @@ def test_batch1_writes_six_outputs_per_sample_and_the_summary(batch1):
     assert set(summary["NPU_compute_time"]) == {"min", "max", "mean", "median", "percentile(99%)", "count"}
 
 
-def test_batch3_pads_the_last_batch_and_drops_padding_outputs(tmp_path, checkpoint, batch1):
-    ws = _workspace(tmp_path, checkpoint, batch_size=3)
+def test_batch3_pads_the_last_batch_and_drops_padding_outputs(tmp_path, exported, batch1):
+    ws = _workspace(tmp_path, exported, batch_size=3)
     result = infer.run(ws, infer.InferOptions(run_name="bs3"))
     assert result.batch_size == 3
     summary = json.loads((ws.outputs_dir / "bs3_summary.json").read_text())
@@ -81,8 +80,8 @@ def test_batch3_pads_the_last_batch_and_drops_padding_outputs(tmp_path, checkpoi
         assert np.abs(a - b).max() <= 1e-4, name
 
 
-def test_dynamic_batch_model_with_batch_size(tmp_path, checkpoint, batch1):
-    ws = _workspace(tmp_path, checkpoint, dynamic_batch=True)
+def test_dynamic_batch_model_with_batch_size(tmp_path, exported, batch1):
+    ws = _workspace(tmp_path, exported, dynamic_batch=True)
     result = infer.run(ws, infer.InferOptions(batch_size=3, run_name="dyn"))
     assert result.batch_size == 3
     ours, reference = _outputs(ws.outputs_dir / "dyn"), _outputs(batch1[0].outputs_dir / "onnxruntime")
@@ -122,8 +121,8 @@ def test_a_rerun_with_nothing_to_compute_keeps_the_measured_summary(batch1):
     assert result.throughput == round(json.loads(before)["throughput"], 2)
 
 
-def test_static_batch_mismatch_and_wrong_input_size(tmp_path, checkpoint):
-    ws = _workspace(tmp_path, checkpoint)
+def test_static_batch_mismatch_and_wrong_input_size(tmp_path, exported):
+    ws = _workspace(tmp_path, exported)
     with pytest.raises(Exception, match="static batch of 1"):
         infer.run(ws, infer.InferOptions(batch_size=4))
     (ws.inputs_dir / "bin_file" / "1.bin").write_bytes(np.zeros(10, np.float32).tobytes())
@@ -131,8 +130,8 @@ def test_static_batch_mismatch_and_wrong_input_size(tmp_path, checkpoint):
     assert_clean_failure(proc, "1.bin", "the model takes 3630000", code=3)
 
 
-def test_model_input_dtype_must_match_prepared_dtype(tmp_path, checkpoint):
-    ws = _workspace(tmp_path, checkpoint)
+def test_model_input_dtype_must_match_prepared_dtype(tmp_path, exported):
+    ws = _workspace(tmp_path, exported)
     ws.save(PrepRecord(dtype="uint8"))
     with pytest.raises(InputError, match="takes float32 input but the inputs were prepared as uint8"):
         infer.run(ws)

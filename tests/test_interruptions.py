@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from yolact_edge_cli.steps import evaluate, export, infer, prep
+from yolact_edge_cli.steps import evaluate, infer, prep
 from yolact_edge_cli.workspace import Workspace
 
 from .conftest import make_coco_set, run_cli
@@ -23,12 +23,11 @@ IMAGES = 40
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, checkpoint):
+def reference(tmp_path_factory, exported):
     """A complete workspace: export (MobileNetV2), prep, infer, eval — the results to match."""
     root = tmp_path_factory.mktemp("interrupt")
     annotations = make_coco_set(root / "images", IMAGES)
-    ws = Workspace(root / "ws")
-    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"))
+    ws = exported(root / "ws", "yolact_edge_mobilenetv2_config")
     prep.run(ws, root / "images", annotations, prep.PrepOptions(workers=2))
     infer.run(ws)
     evaluate.run(ws, evaluate.EvalOptions(workers=2))

@@ -6,21 +6,14 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from yolact_edge_cli.steps import evaluate, export, infer, prep
-from yolact_edge_cli.workspace import Workspace
+from yolact_edge_cli.steps import evaluate
 
-from .conftest import DATA, assert_clean_failure, copy_sample_images, run_cli
-
-MINI = DATA / "golden" / "eval_mini" / "instances_mini.json"
+from .conftest import DATA, assert_clean_failure, run_cli
 
 
-def test_show_draws_masks_and_ground_truth(tmp_path, checkpoint):
-    ws = Workspace(tmp_path / "ws")
-    assert_clean_failure(run_cli("-w", ws.root, "show"), "no evaluation results", "yedge eval", code=3)
-    export.run(ws, checkpoint())
-    images = copy_sample_images(tmp_path / "images")
-    prep.run(ws, images, MINI, prep.PrepOptions(workers=1))
-    infer.run(ws)
+def test_show_draws_masks_and_ground_truth(tmp_path, prepared):
+    assert_clean_failure(run_cli("-w", tmp_path / "empty", "show"), "no evaluation results", "yedge eval", code=3)
+    ws = prepared(tmp_path / "ws")  # the seed-0 ResNet-50 on the two sample photos
     evaluate.run(ws, evaluate.EvalOptions(workers=1))
     proc = run_cli("-w", ws.root, "--json", "show", "--gt", "--score-threshold", "0.45")
     assert proc.returncode == 0, proc.stderr
@@ -35,7 +28,7 @@ def test_show_draws_masks_and_ground_truth(tmp_path, checkpoint):
     mask = mask_utils.decode({"size": top["segmentation"]["size"],
                               "counts": top["segmentation"]["counts"].encode()}).astype(bool)
     assert mask.sum() > 100
-    original = cv2.imread(str(images / "astronaut.png"))
+    original = cv2.imread(str(DATA / "astronaut.png"))
     picture = cv2.imread(str(ws.results_dir / "vis" / "1.png"))
     assert picture.shape == (512, 512 * 2 + 8, 3)  # detections | ground truth
     drawn = picture[:, :512]

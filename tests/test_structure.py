@@ -109,16 +109,12 @@ def test_ray_is_imported_only_for_engine_ray():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", ["head", "detect"])
-def test_the_head_and_detect_layouts_run_without_torch(tmp_path, checkpoint, layout):
+def test_the_head_and_detect_layouts_run_without_torch(tmp_path, exported, layout):
     """The whole commands, worker processes included: prep, infer on onnxruntime, eval (from the
     run folder, on two workers, and streaming) and predict never import torch where the model's
     graph holds the heads (only the fpn layout's heads run in PyTorch on the host). A `torch`
     that refuses to be imported comes first on every process's path."""
-    from yolact_edge_cli.steps import export
-    from yolact_edge_cli.workspace import Workspace
-
-    ws = Workspace(tmp_path / "ws")
-    export.run(ws, checkpoint("yolact_edge_mobilenetv2_config"), export.ExportOptions(layout=layout))
+    ws = exported(tmp_path / "ws", "yolact_edge_mobilenetv2_config", layout=layout)
     poisoned = tmp_path / "no_torch" / "torch"
     poisoned.mkdir(parents=True)
     (poisoned / "__init__.py").write_text("raise ImportError('torch imported by a torch-free command')\n")

@@ -128,10 +128,5 @@ def test_keyframe_interval_needs_streaming(video_ws):
 
 
 @pytest.fixture(scope="module")
-def r50_workspace_for_labels(checkpoint, tmp_path_factory):
-    from yolact_edge_cli.steps import export
-    from yolact_edge_cli.workspace import Workspace
-
-    ws = Workspace(tmp_path_factory.mktemp("r50-labels"))
-    export.run(ws, checkpoint(), export.ExportOptions(layout="detect"))
-    return ws
+def r50_workspace_for_labels(exported, tmp_path_factory):
+    return exported(tmp_path_factory.mktemp("r50-labels") / "ws", layout="detect")
