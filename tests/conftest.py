@@ -36,13 +36,20 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))
 
 
+# A folder the caller gives for what the tests build: tests/test_exact_on_every_cpu.py gives its
+# instruction-set reruns one, so that they build once between them.
+SHARED_DIR_VARIABLE = "YEDGE_TEST_SHARED_DIR"
+
+
 @pytest.fixture(scope="session")
 def shared_dir(tmp_path_factory) -> Path:
-    """A folder every process of this test run shares: with pytest-xdist, the parent of the
-    workers' own base folders (each worker's is `<base>/popen-gwN`); alone, this session's own."""
+    """A folder every process of this test run shares: $YEDGE_TEST_SHARED_DIR where set; with
+    pytest-xdist, the parent of the workers' own base folders (each worker's is
+    `<base>/popen-gwN`); alone, this session's own."""
     base = tmp_path_factory.getbasetemp()
-    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared"
-    folder.mkdir(exist_ok=True)
+    given = os.environ.get(SHARED_DIR_VARIABLE)
+    folder = Path(given) if given else (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared"
+    folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
@@ -182,14 +189,10 @@ VIDEO_CONFIG = "yolact_edge_vid_minimal_resnet50_config"
 
 
 @pytest.fixture(scope="session")
-def video_ws(checkpoint, shared_dir, tmp_path_factory):
+def video_ws(exported, tmp_path_factory):
     """A workspace with the video config's export (fpn layout, its two graphs): exported once
     per test run, a copy of its own for each worker (its tests write results into it)."""
-    from yolact_edge_cli.steps import export
-    from yolact_edge_cli.workspace import Workspace
-
-    root = built_once(shared_dir / "video-ws", lambda folder: export.run(Workspace(folder), checkpoint(VIDEO_CONFIG)))
-    return clone_workspace(Workspace(root), tmp_path_factory.mktemp("video-ws") / "ws")
+    return exported(tmp_path_factory.mktemp("video-ws") / "ws", VIDEO_CONFIG)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,13 @@ and PyTorch pick depends on the CPU, so here those tests run again with each lib
 its own documented environment variable, to what an older or another vendor's CPU offers: AVX2
 (AMD Zen, Intel before AVX-512) and SSE4.2. onnxruntime has no such switch: it runs its own
 kernels for this CPU in every case (docs/model.md, "Exactness").
+
+The two reruns build their checkpoints, exports and prepared workspaces once between them (the
+first to need one builds it under its limit, conftest.built_once): those are the inputs of the
+comparisons, each test's two paths still run in its own rerun under its own limit. Onnxruntime's
+outputs in a prepared workspace are the same bits under either limit (it has no switch), and the
+two run on the same threads. The main run's builds are not shared: its workers compute on one
+thread.
 """
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, SHARED_DIR_VARIABLE
 
 ISA_LIMITS = {
     "avx2": {"OPENBLAS_CORETYPE": "Haswell", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2",
@@ -45,12 +52,12 @@ def _has_avx2() -> bool:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("limit", list(ISA_LIMITS))
-def test_the_exactness_tests_pass_under_an_instruction_set_limit(limit, tmp_path):
+def test_the_exactness_tests_pass_under_an_instruction_set_limit(limit, tmp_path, shared_dir):
     if sys.platform != "linux" or os.uname().machine != "x86_64":
         pytest.skip("the limits are x86-64 instruction sets")
     if limit == "avx2" and not _has_avx2():
         pytest.skip("this CPU has no AVX2")
-    env = {**os.environ, **ISA_LIMITS[limit]}
+    env = {**os.environ, **ISA_LIMITS[limit], SHARED_DIR_VARIABLE: str(shared_dir / "instruction-set-reruns")}
     env.pop("PYTEST_ADDOPTS", None)
     if "PYTEST_XDIST_WORKER" in env:
         # a plain pytest session of its own, on the threads a user's process would have (not the

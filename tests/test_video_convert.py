@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from yolact_edge_cli.steps import convert, export
+from yolact_edge_cli.steps import convert
 from yolact_edge_cli.workspace import Workspace
 
-from .conftest import assert_clean_failure, clone_workspace, fake_env, run_cli
+from .conftest import VIDEO_CONFIG, assert_clean_failure, clone_workspace, fake_env, run_cli
 from .fakes import fakeom
 
 pytestmark = pytest.mark.ascend
@@ -16,15 +16,10 @@ KEY_SHAPES = "key_p4:{b},256,35,35;key_p5:{b},256,18,18;key_lateral:{b},256,69,6
 
 
 @pytest.fixture(scope="module")
-def video_exports(checkpoint, tmp_path_factory):
+def video_exports(exported, tmp_path_factory):
     """A static (batch 1) and a dynamic-batch export of the minimal video config."""
-    made = {}
-    for name, dynamic in (("static", False), ("dynamic", True)):
-        ws = Workspace(tmp_path_factory.mktemp(f"video-{name}"))
-        export.run(ws, checkpoint("yolact_edge_vid_minimal_resnet50_config"),
-                   export.ExportOptions(dynamic_batch=dynamic))
-        made[name] = ws
-    return made
+    return {name: exported(tmp_path_factory.mktemp(f"video-{name}") / "ws", VIDEO_CONFIG, dynamic_batch=dynamic)
+            for name, dynamic in (("static", False), ("dynamic", True))}
 
 
 def _clone(ws: Workspace, tmp_path) -> Workspace:
