@@ -50,7 +50,7 @@ test: install lint
 	$(PYTEST)
 
 # the inner loop: unit and in-process tests, no whole workflows, Ray, Ascend or end-to-end runs
-# (under 2 minutes on 2 cores); `make test` runs everything and is what CI runs
+# (2–3 minutes on 2 cores); `make test` runs everything and is what CI runs
 test-fast: install
 	$(PYTEST) -m "not slow and not ray and not ascend and not e2e"
 

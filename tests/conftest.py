@@ -70,11 +70,11 @@ def built_once(path: Path, build) -> Path:
     return path
 
 
-def _key(*parts) -> str:
-    """A short file-name-safe name for a cache entry (its config and options)."""
+def _key(options: dict) -> str:
+    """A short file-name-safe name for a cache entry's options."""
     import hashlib
 
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
+    return hashlib.sha256(repr(sorted(options.items())).encode()).hexdigest()[:12]
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +83,7 @@ def checkpoint(shared_dir):
     from yolact_edge_cli.steps import random_weights
 
     def make(config: str = "yolact_edge_resnet50_config", **constants) -> Path:
-        path = shared_dir / f"{config}_{_key(sorted(constants.items()))}.pth"
+        path = shared_dir / f"{config}_{_key(constants)}.pth"
         return built_once(path, lambda dest: random_weights.run(dest, config=config, **constants))
 
     return make
@@ -146,38 +146,47 @@ def own_copy(path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def exported(shared_dir, checkpoint):
-    """exported(dest, config, **export_options) → a copy at `dest` of a workspace where only
-    export ran (the checkpoint of `config`, seed 0); each distinct one is exported once per test
-    run."""
+def export_cache(shared_dir, checkpoint):
+    """export_cache(config, export_options) → the workspace where only export ran (the
+    checkpoint of `config`, seed 0), exported once per test run; never written to: tests take
+    copies (exported, prepared)."""
     from yolact_edge_cli.steps import export
     from yolact_edge_cli.workspace import Workspace
 
-    def make(dest: Path, config: str = "yolact_edge_resnet50_config", **export_options):
-        root = shared_dir / f"exported-{config}-{_key(sorted(export_options.items()))}"
+    def get(config: str, export_options: dict):
+        root = shared_dir / f"exported-{config}-{_key(export_options)}"
         built_once(root, lambda folder: export.run(Workspace(folder), checkpoint(config),
                                                    export.ExportOptions(**export_options)))
-        return clone_workspace(Workspace(root), dest)
+        return Workspace(root)
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def exported(export_cache):
+    """exported(dest, config, **export_options) → a copy at `dest` of export_cache's workspace."""
+
+    def make(dest: Path, config: str = "yolact_edge_resnet50_config", **export_options):
+        return clone_workspace(export_cache(config, export_options), dest)
 
     return make
 
 
 @pytest.fixture(scope="session")
-def prepared(shared_dir, checkpoint):
+def prepared(shared_dir, export_cache):
     """prepared(dest, config, **export_options) → a copy at `dest` of a workspace where export,
     prep (the two sample photos of the mini COCO set) and infer (onnxruntime) ran; each distinct
     one is built once per test run, so modules share the work and never each other's changes."""
-    from yolact_edge_cli.steps import export, infer, prep
+    from yolact_edge_cli.steps import infer, prep
     from yolact_edge_cli.workspace import Workspace
 
     def build(root: Path, config: str, export_options: dict) -> None:
-        ws = Workspace(root / "ws")
-        export.run(ws, checkpoint(config), export.ExportOptions(**export_options))
+        ws = clone_workspace(export_cache(config, export_options), root / "ws")
         prep.run(ws, copy_sample_images(root / "images"), MINI_ANNOTATIONS, prep.PrepOptions(workers=1))
         infer.run(ws, infer.InferOptions(backend="onnxruntime"))
 
     def make(dest: Path, config: str = "yolact_edge_resnet50_config", **export_options):
-        root = shared_dir / f"prepared-{config}-{_key(sorted(export_options.items()))}"
+        root = shared_dir / f"prepared-{config}-{_key(export_options)}"
         built_once(root, lambda folder: build(folder, config, export_options))
         return clone_workspace(Workspace(root / "ws"), dest)
 
